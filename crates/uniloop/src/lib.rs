@@ -1,0 +1,74 @@
+//! One blocking [`wait`](Runtime::wait) for everything a single-threaded
+//! server must react to: socket readiness, completions posted by other
+//! threads, wake-ups and timers.
+//!
+//! * **Sockets** — register anything with a file descriptor (a socket on
+//!   Windows) under a 64-bit [`Token`] of your choosing; level-triggered by
+//!   default, edge or oneshot on request ([`Trigger`]).
+//! * **Completions** — a [`Poster`] (`Clone + Send + Sync`) posts
+//!   `(key, data)` pairs from any thread. Every post arrives exactly once,
+//!   both values intact, in order per posting thread. Posts go through a
+//!   user-space queue; the kernel is only involved when the loop is asleep,
+//!   so a burst of posts costs about one syscall.
+//! * **Timers** — one-shot or periodic, in the loop, cancellable by
+//!   [`TimerId`]; a million pending timers are fine.
+//! * **Nothing lost** — when more is ready than fits in [`Events`], the rest
+//!   comes with the next `wait`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::net::TcpListener;
+//! use std::time::Duration;
+//! use uniloop::{Event, Events, Interest, Runtime, Token};
+//!
+//! let mut rt = Runtime::new()?;
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! listener.set_nonblocking(true)?;
+//! rt.register(&listener, Token(0), Interest::READABLE)?;
+//!
+//! // A worker thread reports back through the loop.
+//! let poster = rt.poster();
+//! let worker = std::thread::spawn(move || poster.post(1, 1234));
+//! rt.add_timer(9, Duration::from_millis(10), None);
+//!
+//! let mut events = Events::with_capacity(64);
+//! let (mut got_completion, mut got_timer) = (false, false);
+//! while !(got_completion && got_timer) {
+//!     rt.wait(&mut events, Some(Duration::from_secs(10)))?;
+//!     for event in &events {
+//!         match *event {
+//!             Event::Io { token, ready } => println!("{token:?} is {ready:?}"),
+//!             Event::Completion { key: 1, data } => { assert_eq!(data, 1234); got_completion = true }
+//!             Event::Timer { key: 9, .. } => got_timer = true,
+//!             other => println!("{other:?}"),
+//!         }
+//!     }
+//! }
+//! worker.join().unwrap().unwrap();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Portability
+//!
+//! | OS | backends | tested |
+//! |---|---|---|
+//! | Linux | [`Backend::Epoll`] (default), [`Backend::Poll`] | natively in CI, the contract suite on both |
+//! | other Unix | [`Backend::Poll`] | builds; not run in CI |
+//!
+//! Edge triggering needs a backend that does it natively
+//! ([`Backend::supports`]); elsewhere it is refused with
+//! [`std::io::ErrorKind::Unsupported`], never emulated approximately.
+
+mod completion;
+mod event;
+mod runtime;
+mod sync;
+mod sys;
+mod timer;
+
+pub use crate::completion::{Closed, Poster};
+pub use crate::event::{Event, Events, Interest, Readiness, Token, Trigger};
+pub use crate::runtime::{Backend, Builder, Runtime};
+pub use crate::sys::AsSource;
+pub use crate::timer::TimerId;

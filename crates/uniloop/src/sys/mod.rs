@@ -1,0 +1,70 @@
+//! The OS backends, and the contract every one of them honours.
+//!
+//! Everything above this module (runtime, timers, completions, queue,
+//! workers) is written once; platform `cfg`s live here and nowhere else.
+//!
+//! # What a backend provides
+//!
+//! * **`Selector`** — one per runtime; the only thing that blocks.
+//!   * `Selector::new(Backend) -> io::Result<(Selector, Waker)>`: creates the
+//!     OS object and its doorbell. Fails with `ErrorKind::Unsupported` for a
+//!     backend this build does not have.
+//!   * `register(source, slot, Interest, Trigger)`, `reregister(..)`,
+//!     `deregister(source)`: `slot` is the runtime's `u64` name for the
+//!     registration (never the user's token, never an fd). The runtime has
+//!     already rejected duplicates, unknown sources and unsupported triggers,
+//!     so a backend only reports what the OS says (a bad fd, say).
+//!   * `select(out, max, timeout) -> io::Result<bool>`: waits at most
+//!     `timeout` (`None` = forever, `Some(ZERO)` = poll; sub-millisecond
+//!     timeouts round *up*), appends at most `max` `(slot, Readiness)` pairs to
+//!     `out`, and returns whether the doorbell rang (it is drained before
+//!     returning, and is never reported as a slot). Readiness that did not
+//!     fit stays with the OS (or the backend) for the next call; nothing is
+//!     dropped. Level-triggered readiness that did not fit is reported
+//!     round-robin, so no source starves another. `EINTR` is returned as
+//!     `ErrorKind::Interrupted`; the runtime retries with the remaining time.
+//!   * Level, edge and oneshot as `Backend::supports` says; a oneshot
+//!     registration is reported once and then disarmed until `reregister`.
+//! * **`Waker`** — the doorbell: `Send + Sync`, implements
+//!   [`Notify`](crate::completion::Notify) (never blocks; ringing twice before
+//!   a drain is the same as once), and outlives the selector, so a `Poster`
+//!   that rings after the runtime is gone touches a live object.
+//! * **`AsSource` / `Source<'a>` / `RawSource`** — what can be registered
+//!   (`AsFd` on Unix, `AsSocket` on Windows), the borrowed form handed to the
+//!   selector, and the raw key the runtime's registry uses.
+//!
+//! # Readiness mapping
+//!
+//! Each OS condition maps to its own [`Readiness`](crate::Readiness) flag:
+//! readable, writable, read-closed (the peer's FIN), write-closed (hang-up),
+//! error, priority.
+
+use std::io;
+
+use crate::Backend;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use self::unix::AsSource;
+#[cfg(unix)]
+pub(crate) use self::unix::{raw_source, RawSource, Selector, Waker};
+
+#[cfg(not(unix))]
+compile_error!(
+    "uniloop supports Unix-like systems (epoll, poll, kqueue) and, with the IOCP backend, Windows"
+);
+
+/// The best backend this build offers.
+pub(crate) fn default_backend() -> Backend {
+    unix::default_backend()
+}
+
+/// Whether this build can create `backend`.
+pub(crate) fn is_available(backend: Backend) -> bool {
+    unix::is_available(backend)
+}
+
+pub(crate) fn unsupported(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, what.to_string())
+}

@@ -1,0 +1,148 @@
+//! Unix backends: epoll (Linux, Android), poll (everywhere).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+use crate::{Backend, Interest, Readiness, Trigger};
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod epoll;
+mod poll;
+mod waker;
+
+pub(crate) use self::waker::Waker;
+
+/// What [`Runtime::register`](crate::Runtime::register) accepts: anything
+/// with a file descriptor (`AsFd`) on Unix, anything with a socket
+/// (`AsSocket`) on Windows.
+///
+/// Implemented for every such type; it cannot be implemented by hand.
+pub trait AsSource: private::Sealed {
+    #[doc(hidden)]
+    fn as_source(&self) -> Source<'_>;
+}
+
+impl<T: AsFd + ?Sized> AsSource for T {
+    fn as_source(&self) -> Source<'_> {
+        self.as_fd()
+    }
+}
+
+mod private {
+    pub trait Sealed {}
+    impl<T: std::os::fd::AsFd + ?Sized> Sealed for T {}
+}
+
+pub(crate) type Source<'a> = BorrowedFd<'a>;
+pub(crate) type RawSource = RawFd;
+
+pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
+    source.as_raw_fd()
+}
+
+pub(crate) fn default_backend() -> Backend {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        Backend::Epoll
+    } else {
+        Backend::Poll
+    }
+}
+
+pub(crate) fn is_available(backend: Backend) -> bool {
+    match backend {
+        Backend::Epoll => cfg!(any(target_os = "linux", target_os = "android")),
+        Backend::Poll => true,
+        Backend::Kqueue | Backend::Iocp => false,
+    }
+}
+
+/// One selector per runtime; an enum rather than a `dyn` so `select` is a
+/// direct call.
+#[derive(Debug)]
+pub(crate) enum Selector {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    Epoll(epoll::Selector),
+    Poll(poll::Selector),
+}
+
+impl Selector {
+    pub(crate) fn new(backend: Backend) -> io::Result<(Selector, Waker)> {
+        let waker = Waker::new()?;
+        let selector = match backend {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Backend::Epoll => Selector::Epoll(epoll::Selector::new(&waker)?),
+            Backend::Poll => Selector::Poll(poll::Selector::new(&waker)),
+            #[allow(unreachable_patterns)]
+            other => {
+                return Err(super::unsupported(&format!(
+                    "the {other:?} backend is not available on this platform"
+                )))
+            }
+        };
+        Ok((selector, waker))
+    }
+
+    pub(crate) fn register(
+        &mut self,
+        fd: Source<'_>,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Selector::Epoll(s) => s.register(fd, slot, interest, trigger),
+            Selector::Poll(s) => s.register(fd, slot, interest, trigger),
+        }
+    }
+
+    pub(crate) fn reregister(
+        &mut self,
+        fd: Source<'_>,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Selector::Epoll(s) => s.reregister(fd, slot, interest, trigger),
+            Selector::Poll(s) => s.reregister(fd, slot, interest, trigger),
+        }
+    }
+
+    pub(crate) fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Selector::Epoll(s) => s.deregister(fd),
+            Selector::Poll(s) => s.deregister(fd),
+        }
+    }
+
+    pub(crate) fn select(
+        &mut self,
+        out: &mut Vec<(u64, Readiness)>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<bool> {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Selector::Epoll(s) => s.select(out, max, timeout),
+            Selector::Poll(s) => s.select(out, max, timeout),
+        }
+    }
+}
+
+/// A timeout in whole milliseconds for `poll(2)`/`epoll_wait(2)`: rounded up
+/// (a 100 µs timeout must not become a busy 0 ms poll), clamped to `i32`;
+/// `-1` for "forever". A clamped wait just returns early and the runtime
+/// waits again for the rest.
+pub(crate) fn timeout_ms(timeout: Option<Duration>) -> i32 {
+    match timeout {
+        None => -1,
+        Some(t) => {
+            let ms = t.as_nanos().div_ceil(1_000_000);
+            i32::try_from(ms).unwrap_or(i32::MAX)
+        }
+    }
+}

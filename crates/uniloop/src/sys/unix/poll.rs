@@ -1,0 +1,217 @@
+//! The poll(2) backend: the portable fallback, selectable on every Unix so
+//! CI exercises it on Linux too.
+//!
+//! No fixed fd limit: the `pollfd` array grows with registrations (the
+//! reference C runtime wrote past its 4096-entry arrays). Level and oneshot
+//! are supported; edge is not, because poll(2) only knows the current state
+//! and an edge emulation without hooking the caller's I/O would either repeat
+//! (that is level) or miss data that arrives after a drain. The runtime
+//! rejects it with `ErrorKind::Unsupported`.
+//!
+//! `libc::pollfd` rather than rustix's `PollFd`: a disarmed oneshot entry
+//! needs a negative fd (which poll(2) skips, even for hang-ups), and a
+//! `BorrowedFd` cannot hold one.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use super::{timeout_ms, Source, Waker};
+use crate::{Interest, Readiness, Trigger};
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    fd: RawFd,
+    slot: u64,
+    oneshot: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Selector {
+    /// `fds[0]` is the doorbell; `fds[i]` belongs to `entries[i - 1]`.
+    fds: Vec<libc::pollfd>,
+    entries: Vec<Entry>,
+    index: HashMap<RawFd, usize>,
+    /// Where the next scan starts, so that when more sources are ready than
+    /// fit in one `select`, the rest come first next time (round-robin).
+    cursor: usize,
+}
+
+impl Selector {
+    pub(crate) fn new(waker: &Waker) -> Selector {
+        Selector {
+            fds: vec![libc::pollfd {
+                fd: waker.fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }],
+            entries: Vec::new(),
+            index: HashMap::new(),
+            cursor: 0,
+        }
+    }
+
+    pub(crate) fn register(
+        &mut self,
+        fd: Source<'_>,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        // poll(2) would only flag a bad fd later (POLLNVAL); say so now, as
+        // epoll_ctl does.
+        rustix::io::fcntl_getfd(fd)?;
+        let raw = fd.as_raw_fd();
+        let entry = Entry {
+            fd: raw,
+            slot,
+            oneshot: check(trigger)?,
+        };
+        self.index.insert(raw, self.entries.len());
+        self.entries.push(entry);
+        self.fds.push(libc::pollfd {
+            fd: raw,
+            events: events(interest),
+            revents: 0,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn reregister(
+        &mut self,
+        fd: Source<'_>,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        let i = *self.index.get(&raw).ok_or_else(not_found)?;
+        self.entries[i] = Entry {
+            fd: raw,
+            slot,
+            oneshot: check(trigger)?,
+        };
+        // Re-arms a disarmed oneshot entry too.
+        self.fds[i + 1] = libc::pollfd {
+            fd: raw,
+            events: events(interest),
+            revents: 0,
+        };
+        Ok(())
+    }
+
+    pub(crate) fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
+        let i = self.index.remove(&fd.as_raw_fd()).ok_or_else(not_found)?;
+        self.entries.swap_remove(i);
+        self.fds.swap_remove(i + 1);
+        if let Some(moved) = self.entries.get(i) {
+            self.index.insert(moved.fd, i);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn select(
+        &mut self,
+        out: &mut Vec<(u64, Readiness)>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<bool> {
+        let nfds = libc::nfds_t::try_from(self.fds.len())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: `fds` is a live, exclusively borrowed array of `nfds`
+        // initialised `pollfd`s; poll(2) writes only their `revents`.
+        let n = unsafe { libc::poll(self.fds.as_mut_ptr(), nfds, timeout_ms(timeout)) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut left = n as usize;
+        let woken = self.fds[0].revents != 0;
+        if woken {
+            left -= 1;
+        }
+        let len = self.entries.len();
+        let start = if len == 0 { 0 } else { self.cursor % len };
+        let mut k = 0;
+        while left > 0 && k < len {
+            let i = (start + k) % len;
+            k += 1;
+            let pfd = &mut self.fds[i + 1];
+            if pfd.revents == 0 {
+                continue;
+            }
+            left -= 1;
+            if out.len() >= max {
+                // Report it first next time.
+                self.cursor = i;
+                return Ok(woken);
+            }
+            out.push((self.entries[i].slot, readiness(pfd.revents)));
+            if self.entries[i].oneshot {
+                pfd.fd = -1;
+            }
+        }
+        self.cursor = start + k;
+        Ok(woken)
+    }
+}
+
+fn check(trigger: Trigger) -> io::Result<bool> {
+    match trigger {
+        Trigger::Level => Ok(false),
+        Trigger::Oneshot => Ok(true),
+        Trigger::Edge => Err(crate::sys::unsupported(
+            "the poll backend cannot do edge-triggered readiness",
+        )),
+    }
+}
+
+fn not_found() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        "source is not registered with the poll selector",
+    )
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const RDHUP: libc::c_short = libc::POLLRDHUP;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const RDHUP: libc::c_short = 0;
+
+fn events(interest: Interest) -> libc::c_short {
+    let mut e = 0;
+    if interest.is_readable() {
+        e |= libc::POLLIN | RDHUP;
+    }
+    if interest.is_writable() {
+        e |= libc::POLLOUT;
+    }
+    if interest.is_priority() {
+        e |= libc::POLLPRI;
+    }
+    e
+}
+
+fn readiness(revents: libc::c_short) -> Readiness {
+    let mut r = Readiness::EMPTY;
+    if revents & libc::POLLIN != 0 {
+        r |= Readiness::READABLE;
+    }
+    if revents & libc::POLLOUT != 0 {
+        r |= Readiness::WRITABLE;
+    }
+    if revents & libc::POLLPRI != 0 {
+        r |= Readiness::PRIORITY;
+    }
+    if revents & (RDHUP | libc::POLLHUP) != 0 {
+        r |= Readiness::READ_CLOSED;
+    }
+    if revents & libc::POLLHUP != 0 {
+        r |= Readiness::WRITE_CLOSED;
+    }
+    // POLLNVAL: the fd was closed while registered.
+    if revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        r |= Readiness::ERROR | Readiness::WRITE_CLOSED;
+    }
+    r
+}

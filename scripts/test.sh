@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, docs, every test, the loom models.
+# This is the README's test command and what .ci/run calls. It installs
+# whatever it needs, so it works on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "rustfmt"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all --check
+
+step "platform cfgs stay inside sys/"
+if grep -rnE 'cfg\((any\()?(target_os|unix|windows|target_family)' crates/uniloop/src \
+    | grep -v '/src/sys/'; then
+  echo "platform cfg outside crates/uniloop/src/sys (see shared/DESIGN.md)"; exit 1
+fi
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "tests (native)"
+cargo test --workspace
+
+step "loom models"
+# A separate target dir: the cfg changes every crate's fingerprint.
+LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg uniloop_loom" \
+  cargo test -p uniloop --lib --release --target-dir target/loom -- loom
+
+echo
+echo "all checks passed"
