@@ -54,6 +54,7 @@
 //! | OS | backends | tested |
 //! |---|---|---|
 //! | Linux | [`Backend::Epoll`] (default), [`Backend::Poll`] | natively in CI, the contract suite on both |
+//! | macOS, iOS, FreeBSD, OpenBSD, NetBSD, DragonFly | [`Backend::Kqueue`] (default), [`Backend::Poll`] | type-checked and linted in CI |
 //! | other Unix | [`Backend::Poll`] | builds; not run in CI |
 //!
 //! Edge triggering needs a backend that does it natively

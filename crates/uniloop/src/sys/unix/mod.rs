@@ -8,6 +8,8 @@ use crate::{Backend, Interest, Readiness, Trigger};
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
+#[cfg(uniloop_kqueue)]
+mod kqueue;
 mod poll;
 mod waker;
 
@@ -44,6 +46,8 @@ pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
 pub(crate) fn default_backend() -> Backend {
     if cfg!(any(target_os = "linux", target_os = "android")) {
         Backend::Epoll
+    } else if cfg!(uniloop_kqueue) {
+        Backend::Kqueue
     } else {
         Backend::Poll
     }
@@ -53,7 +57,8 @@ pub(crate) fn is_available(backend: Backend) -> bool {
     match backend {
         Backend::Epoll => cfg!(any(target_os = "linux", target_os = "android")),
         Backend::Poll => true,
-        Backend::Kqueue | Backend::Iocp => false,
+        Backend::Kqueue => cfg!(uniloop_kqueue),
+        Backend::Iocp => false,
     }
 }
 
@@ -63,24 +68,33 @@ pub(crate) fn is_available(backend: Backend) -> bool {
 pub(crate) enum Selector {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     Epoll(epoll::Selector),
+    #[cfg(uniloop_kqueue)]
+    Kqueue(kqueue::Selector),
     Poll(poll::Selector),
 }
 
 impl Selector {
     pub(crate) fn new(backend: Backend) -> io::Result<(Selector, Waker)> {
-        let waker = Waker::new()?;
-        let selector = match backend {
+        match backend {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            Backend::Epoll => Selector::Epoll(epoll::Selector::new(&waker)?),
-            Backend::Poll => Selector::Poll(poll::Selector::new(&waker)),
-            #[allow(unreachable_patterns)]
-            other => {
-                return Err(super::unsupported(&format!(
-                    "the {other:?} backend is not available on this platform"
-                )))
+            Backend::Epoll => {
+                let waker = Waker::new()?;
+                Ok((Selector::Epoll(epoll::Selector::new(&waker)?), waker))
             }
-        };
-        Ok((selector, waker))
+            #[cfg(uniloop_kqueue)]
+            Backend::Kqueue => {
+                let (selector, waker) = kqueue::Selector::new()?;
+                Ok((Selector::Kqueue(selector), waker))
+            }
+            Backend::Poll => {
+                let waker = Waker::new()?;
+                Ok((Selector::Poll(poll::Selector::new(&waker)), waker))
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(super::unsupported(&format!(
+                "the {other:?} backend is not available on this platform"
+            ))),
+        }
     }
 
     pub(crate) fn register(
@@ -93,6 +107,8 @@ impl Selector {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Selector::Epoll(s) => s.register(fd, slot, interest, trigger),
+            #[cfg(uniloop_kqueue)]
+            Selector::Kqueue(s) => s.register(fd, slot, interest, trigger),
             Selector::Poll(s) => s.register(fd, slot, interest, trigger),
         }
     }
@@ -107,6 +123,8 @@ impl Selector {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Selector::Epoll(s) => s.reregister(fd, slot, interest, trigger),
+            #[cfg(uniloop_kqueue)]
+            Selector::Kqueue(s) => s.reregister(fd, slot, interest, trigger),
             Selector::Poll(s) => s.reregister(fd, slot, interest, trigger),
         }
     }
@@ -115,6 +133,8 @@ impl Selector {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Selector::Epoll(s) => s.deregister(fd),
+            #[cfg(uniloop_kqueue)]
+            Selector::Kqueue(s) => s.deregister(fd),
             Selector::Poll(s) => s.deregister(fd),
         }
     }
@@ -128,6 +148,8 @@ impl Selector {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Selector::Epoll(s) => s.select(out, max, timeout),
+            #[cfg(uniloop_kqueue)]
+            Selector::Kqueue(s) => s.select(out, max, timeout),
             Selector::Poll(s) => s.select(out, max, timeout),
         }
     }

@@ -12,11 +12,16 @@ use crate::completion::Notify;
 
 #[derive(Debug)]
 pub(crate) struct Waker {
-    /// The end the loop polls and drains.
-    read: OwnedFd,
+    /// The end the loop polls and drains; `None` for a kqueue `EVFILT_USER`
+    /// doorbell, which lives on the kqueue itself.
+    read: Option<OwnedFd>,
     /// The end producers write; `None` when it is the same fd (eventfd).
     #[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
     write: Option<OwnedFd>,
+    /// The kqueue whose `EVFILT_USER` event is the doorbell. Shared with the
+    /// selector so that ringing after the runtime is gone stays harmless.
+    #[cfg(uniloop_evfilt_user)]
+    kqueue: Option<crate::sync::Arc<OwnedFd>>,
 }
 
 impl Waker {
@@ -25,7 +30,7 @@ impl Waker {
         use rustix::event::{eventfd, EventfdFlags};
         let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         Ok(Waker {
-            read: fd,
+            read: Some(fd),
             write: None,
         })
     }
@@ -40,20 +45,36 @@ impl Waker {
             fcntl_setfl(fd, fcntl_getfl(fd)? | OFlags::NONBLOCK)?;
         }
         Ok(Waker {
-            read,
+            read: Some(read),
             write: Some(write),
+            #[cfg(uniloop_evfilt_user)]
+            kqueue: None,
         })
     }
 
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.read.as_fd()
+    #[cfg(uniloop_evfilt_user)]
+    pub(crate) fn kqueue(kq: crate::sync::Arc<OwnedFd>) -> Waker {
+        Waker {
+            read: None,
+            write: None,
+            kqueue: Some(kq),
+        }
     }
 
-    /// Empties the doorbell after the selector saw it readable.
+    /// The fd the selector watches. Only fd doorbells are handed to the
+    /// epoll and poll selectors, which are the callers.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.read.as_ref().expect("an fd doorbell").as_fd()
+    }
+
+    /// Empties the doorbell after the selector saw it ring.
     pub(crate) fn drain(&self) {
+        let Some(read) = &self.read else {
+            return; // EVFILT_USER with EV_CLEAR resets itself.
+        };
         let mut buf = [0u8; 64];
         loop {
-            match rustix::io::read(&self.read, &mut buf) {
+            match rustix::io::read(read, &mut buf) {
                 // An eventfd read takes the whole counter at once; a pipe
                 // may need several reads.
                 Ok(n) if n == buf.len() => continue,
@@ -67,7 +88,13 @@ impl Waker {
 
 impl Notify for Waker {
     fn notify(&self) -> io::Result<()> {
-        let fd = self.write.as_ref().unwrap_or(&self.read);
+        #[cfg(uniloop_evfilt_user)]
+        if let Some(kq) = &self.kqueue {
+            return super::kqueue::trigger_user(kq);
+        }
+        let Some(fd) = self.write.as_ref().or(self.read.as_ref()) else {
+            return Ok(());
+        };
         loop {
             match rustix::io::write(fd, &1u64.to_ne_bytes()) {
                 // Full (eventfd counter or pipe): it is already rung.
