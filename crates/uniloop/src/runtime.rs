@@ -385,12 +385,15 @@ impl Runtime {
             (self.turn & 1) as usize
         };
         let mut now = start;
+        // Set once a blocking select has returned: I/O was just polled with
+        // the whole buffer free, so the next pass need not poll it again.
+        let mut io_polled = false;
         loop {
             self.shared.begin_pass();
             let more = self.collect(events, now, events.capacity() - reserve);
             let expired = timeout == Some(Duration::ZERO) || deadline.is_some_and(|d| now >= d);
             if more || !events.is_empty() || expired {
-                if events.room() > 0 {
+                if events.room() > 0 && !io_polled {
                     match self.poll_io(events, Some(Duration::ZERO)) {
                         Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
                         _ => {}
@@ -408,6 +411,7 @@ impl Runtime {
             if self.shared.prepare_sleep() {
                 let r = self.poll_io(events, block);
                 self.shared.finish_sleep();
+                io_polled = r.is_ok();
                 match r {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
