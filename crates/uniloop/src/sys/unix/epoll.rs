@@ -3,14 +3,13 @@
 //! runtime's slot number; the doorbell uses `u64::MAX`, which no slot takes.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::event::Timespec;
 
-use super::{timeout_ms, Source, Waker};
+use super::{timeout_ms, EventBuf, Source, Waker};
 use crate::{Interest, Readiness, Trigger};
 
 const WAKER: u64 = u64::MAX;
@@ -18,21 +17,7 @@ const WAKER: u64 = u64::MAX;
 #[derive(Debug)]
 pub(crate) struct Selector {
     ep: OwnedFd,
-    buf: EventBuf,
-}
-
-/// The `epoll_wait` output buffer.
-struct EventBuf(Vec<MaybeUninit<epoll::Event>>);
-
-// SAFETY: `epoll::Event` is `!Send` only because its data union can hold a
-// pointer; this selector stores nothing but `u64` slot numbers in it, so the
-// buffer is plain bytes and may move between threads with the runtime.
-unsafe impl Send for EventBuf {}
-
-impl std::fmt::Debug for EventBuf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "EventBuf({})", self.0.len())
-    }
+    buf: EventBuf<epoll::Event>,
 }
 
 impl Selector {
@@ -41,7 +26,7 @@ impl Selector {
         epoll::add(&ep, waker.fd(), EventData::new_u64(WAKER), EventFlags::IN)?;
         Ok(Selector {
             ep,
-            buf: EventBuf(Vec::new()),
+            buf: EventBuf::new(),
         })
     }
 
@@ -91,10 +76,6 @@ impl Selector {
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<bool> {
-        let max = max.max(1);
-        if self.buf.0.len() < max {
-            self.buf.0.resize(max, MaybeUninit::uninit());
-        }
         // Whole milliseconds, rounded up, so rustix takes the plain
         // `epoll_pwait` path (no `epoll_pwait2` needed on old kernels).
         let ts = timeout.map(|_| {
@@ -104,7 +85,7 @@ impl Selector {
                 tv_nsec: i64::from(ms % 1000) * 1_000_000,
             }
         });
-        let (ready, _) = epoll::wait(&self.ep, &mut self.buf.0[..max], ts.as_ref())?;
+        let (ready, _) = epoll::wait(&self.ep, self.buf.space(max), ts.as_ref())?;
         let mut woken = false;
         for ev in ready.iter() {
             let data = ev.data.u64();

@@ -23,11 +23,10 @@
 #![allow(clippy::unnecessary_cast)]
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use super::{Source, Waker};
+use super::{EventBuf, Source, Waker};
 use crate::sync::Arc;
 use crate::{Interest, Readiness, Trigger};
 
@@ -37,20 +36,7 @@ const WAKER: u64 = u64::MAX;
 #[derive(Debug)]
 pub(crate) struct Selector {
     kq: Arc<OwnedFd>,
-    buf: EventBuf,
-}
-
-/// The `kevent` output buffer.
-struct EventBuf(Vec<MaybeUninit<libc::kevent>>);
-
-// SAFETY: `libc::kevent` is `!Send` only because `udata` is a pointer; this
-// selector stores plain slot numbers there, never a pointer it dereferences.
-unsafe impl Send for EventBuf {}
-
-impl std::fmt::Debug for EventBuf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "EventBuf({})", self.0.len())
-    }
+    buf: EventBuf<libc::kevent>,
 }
 
 fn kevent(ident: usize, filter: i32, flags: u32, fflags: u32, slot: u64) -> libc::kevent {
@@ -80,7 +66,7 @@ impl Selector {
         let kq = Arc::new(kq);
         let mut selector = Selector {
             kq: kq.clone(),
-            buf: EventBuf(Vec::new()),
+            buf: EventBuf::new(),
         };
         let waker = doorbell(&mut selector, kq)?;
         Ok((selector, waker))
@@ -185,10 +171,6 @@ impl Selector {
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<bool> {
-        let max = max.max(1);
-        if self.buf.0.len() < max {
-            self.buf.0.resize(max, MaybeUninit::uninit());
-        }
         // kevent takes nanoseconds: no rounding needed, and no busy poll for
         // a sub-millisecond timeout.
         let ts = timeout.map(|t| libc::timespec {
@@ -198,7 +180,8 @@ impl Selector {
         let ts_ptr = ts
             .as_ref()
             .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: the event list is `max` writable entries we own; the
+        let space = self.buf.space(max);
+        // SAFETY: the event list is `space`, writable entries we own; the
         // change list is empty; `ts_ptr` is null or points at `ts`, alive
         // for the call.
         let n = unsafe {
@@ -206,8 +189,8 @@ impl Selector {
                 self.kq.as_raw_fd(),
                 std::ptr::null(),
                 0,
-                self.buf.0.as_mut_ptr().cast::<libc::kevent>(),
-                max as _,
+                space.as_mut_ptr().cast::<libc::kevent>(),
+                space.len() as _,
                 ts_ptr,
             )
         };
@@ -215,7 +198,7 @@ impl Selector {
             return Err(io::Error::last_os_error());
         }
         let mut woken = false;
-        for slot in &self.buf.0[..n as usize] {
+        for slot in &space[..n as usize] {
             // SAFETY: kevent initialised the first `n` entries.
             let ev = unsafe { slot.assume_init_ref() };
             let data = ev.udata as u64;

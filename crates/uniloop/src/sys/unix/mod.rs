@@ -1,6 +1,7 @@
 //! Unix backends: epoll (Linux, Android), poll (everywhere).
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
@@ -152,6 +153,37 @@ impl Selector {
             Selector::Kqueue(s) => s.select(out, max, timeout),
             Selector::Poll(s) => s.select(out, max, timeout),
         }
+    }
+}
+
+/// A reusable output buffer for the OS's event records (`epoll_event`,
+/// `kevent`).
+pub(crate) struct EventBuf<T>(Vec<MaybeUninit<T>>);
+
+// SAFETY: the record types are `!Send` only because their user-data field can
+// hold a pointer. Our selectors store plain slot numbers there and never
+// dereference it, so the buffer is plain bytes and may move between threads
+// with its runtime.
+unsafe impl<T> Send for EventBuf<T> {}
+
+impl<T> EventBuf<T> {
+    pub(crate) fn new() -> Self {
+        EventBuf(Vec::new())
+    }
+
+    /// Room for exactly `max` records (at least one).
+    pub(crate) fn space(&mut self, max: usize) -> &mut [MaybeUninit<T>] {
+        let max = max.max(1);
+        if self.0.len() < max {
+            self.0.resize_with(max, MaybeUninit::uninit);
+        }
+        &mut self.0[..max]
+    }
+}
+
+impl<T> std::fmt::Debug for EventBuf<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EventBuf({})", self.0.len())
     }
 }
 
