@@ -289,4 +289,108 @@ mod tests {
             timers.heap.len()
         );
     }
+
+    mod model {
+        //! `Timers` against a naive model: a list of live timers, fired by
+        //! scanning for the smallest `(deadline, insertion order)`.
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Add {
+                key: u64,
+                delay_ms: u64,
+                period_ms: Option<u64>,
+            },
+            Cancel(usize),
+            Advance(u64),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (any::<u64>(), 0..50u64, proptest::option::weighted(0.3, 1..20u64))
+                    .prop_map(|(key, delay_ms, period_ms)| Op::Add { key, delay_ms, period_ms }),
+                2 => any::<usize>().prop_map(Op::Cancel),
+                3 => (0..30u64).prop_map(Op::Advance),
+            ]
+        }
+
+        struct Model {
+            /// (deadline ms, order, key, period ms, id)
+            live: Vec<(u64, u64, u64, u64, TimerId)>,
+            order: u64,
+        }
+
+        impl Model {
+            fn pop_due(&mut self, now: u64) -> Option<(u64, TimerId)> {
+                let i = (0..self.live.len())
+                    .filter(|&i| self.live[i].0 <= now)
+                    .min_by_key(|&i| (self.live[i].0, self.live[i].1))?;
+                let (deadline, _, key, period, id) = self.live[i];
+                match (now - deadline).checked_div(period) {
+                    None => {
+                        self.live.remove(i);
+                    }
+                    Some(missed) => {
+                        self.live[i].0 = deadline + period * (missed + 1);
+                        self.live[i].1 = self.order;
+                        self.order += 1;
+                    }
+                }
+                Some((key, id))
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn matches_model(ops in proptest::collection::vec(op(), 1..200)) {
+                let start = Instant::now();
+                let mut timers = Timers::new();
+                // Pin the epoch so model milliseconds map exactly.
+                timers.epoch = start;
+                let mut model = Model { live: Vec::new(), order: 0 };
+                let mut ids: Vec<TimerId> = Vec::new();
+                let mut now = 0u64;
+                let at = |ms: u64| start + Duration::from_millis(ms);
+                for op in ops {
+                    match op {
+                        Op::Add { key, delay_ms, period_ms } => {
+                            let id = timers.add(
+                                key,
+                                Duration::from_millis(delay_ms),
+                                period_ms.map(Duration::from_millis),
+                                at(now),
+                            );
+                            model.live.push((now + delay_ms, model.order, key, period_ms.unwrap_or(0), id));
+                            model.order += 1;
+                            ids.push(id);
+                        }
+                        Op::Cancel(i) if !ids.is_empty() => {
+                            let id = ids[i % ids.len()];
+                            let in_model = model.live.iter().position(|t| t.4 == id);
+                            prop_assert_eq!(timers.cancel(id), in_model.is_some());
+                            if let Some(p) = in_model {
+                                model.live.remove(p);
+                            }
+                        }
+                        Op::Cancel(_) => {}
+                        Op::Advance(ms) => {
+                            now += ms;
+                            loop {
+                                let got = timers.pop_due(at(now));
+                                prop_assert_eq!(got, model.pop_due(now));
+                                if got.is_none() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    prop_assert_eq!(timers.len(), model.live.len());
+                    let next = model.live.iter().map(|t| t.0).min().map(at);
+                    prop_assert_eq!(timers.next_deadline(), next);
+                }
+            }
+        }
+    }
 }
