@@ -85,6 +85,12 @@ pub(crate) struct Shared<N> {
     wake_pending: AtomicBool,
     closed: AtomicBool,
     notifier: N,
+    /// Test-only tallies: doorbell rings and sleeps, for asserting that a
+    /// burst rings at most once per sleep.
+    #[cfg(test)]
+    pub(crate) rings: std::sync::atomic::AtomicUsize,
+    #[cfg(test)]
+    pub(crate) sleeps: std::sync::atomic::AtomicUsize,
 }
 
 impl<N: Notify> Shared<N> {
@@ -95,6 +101,10 @@ impl<N: Notify> Shared<N> {
             wake_pending: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             notifier,
+            #[cfg(test)]
+            rings: Default::default(),
+            #[cfg(test)]
+            sleeps: Default::default(),
         }
     }
 
@@ -126,6 +136,9 @@ impl<N: Notify> Shared<N> {
 
     fn notify(&self) {
         if self.state.swap(NOTIFIED, Ordering::AcqRel) == SLEEPING {
+            #[cfg(test)]
+            self.rings
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // An error here means the doorbell itself is broken (its fd
             // closed under us); there is nobody to report it to, and the item
             // is already queued for the next wait.
@@ -141,9 +154,16 @@ impl<N: Notify> Shared<N> {
     /// Consumer: `true` if the loop may block now; `false` if something was
     /// published since `begin_pass` and another pass is needed.
     pub(crate) fn prepare_sleep(&self) -> bool {
-        self.state
+        let ok = self
+            .state
             .compare_exchange(AWAKE, SLEEPING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+        #[cfg(test)]
+        if ok {
+            self.sleeps
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        ok
     }
 
     /// Consumer: the OS wait returned.

@@ -548,3 +548,59 @@ impl Registry {
             .map(|(_, token)| token)
     }
 }
+
+#[cfg(all(test, not(uniloop_loom)))]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use super::*;
+
+    /// A burst posted while the loop is busy rings the doorbell zero times.
+    #[test]
+    fn no_ring_while_the_loop_is_awake() {
+        for backend in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+            let mut rt = Runtime::builder().backend(backend).build().unwrap();
+            let poster = rt.poster();
+            std::thread::spawn(move || {
+                for i in 0..10_000 {
+                    poster.post(1, i).unwrap();
+                }
+            })
+            .join()
+            .unwrap();
+            assert_eq!(rt.shared.rings.load(Relaxed), 0, "{backend:?}");
+            let mut events = Events::with_capacity(16_384);
+            assert_eq!(rt.wait(&mut events, Some(Duration::ZERO)).unwrap(), 10_000);
+        }
+    }
+
+    /// While the loop sleeps and wakes, a producer rings at most once per
+    /// sleep, however many posts it makes.
+    #[test]
+    fn at_most_one_ring_per_sleep() {
+        const N: u64 = 200_000;
+        for backend in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+            let mut rt = Runtime::builder().backend(backend).build().unwrap();
+            let poster = rt.poster();
+            let producer = std::thread::spawn(move || {
+                for i in 0..N {
+                    poster.post(1, i).unwrap();
+                }
+            });
+            let mut events = Events::with_capacity(256);
+            let mut got = 0;
+            while got < N {
+                got += rt.wait(&mut events, Some(Duration::from_secs(20))).unwrap() as u64;
+            }
+            producer.join().unwrap();
+            let rings = rt.shared.rings.load(Relaxed);
+            let sleeps = rt.shared.sleeps.load(Relaxed);
+            eprintln!("{backend:?}: {N} posts, {rings} doorbell rings, {sleeps} sleeps");
+            assert!(
+                rings <= sleeps,
+                "{backend:?}: {rings} rings for {sleeps} sleeps"
+            );
+            assert!((rings as u64) < N, "{backend:?}: one ring per post");
+        }
+    }
+}
