@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The Windows (IOCP) build and tests, run under Wine on Linux:
+# `cargo test -p uniloop --target x86_64-pc-windows-gnu` with Wine as the
+# test runner. Installs what it needs when missing; see shared/WINE.md.
+#
+# Everything Windows-specific is passed here (environment variables), not
+# in .cargo/config.toml, so a plain `cargo test` stays native.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET=x86_64-pc-windows-gnu
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+WINE_DIR="$PWD/$TARGET_DIR/wine"
+
+if ! command -v wine >/dev/null || ! command -v x86_64-w64-mingw32-gcc >/dev/null; then
+  echo "installing wine and mingw-w64"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq wine wine64 gcc-mingw-w64-x86-64 >/dev/null
+fi
+if ! rustup target list --installed | grep -qx "$TARGET"; then
+  rustup target add "$TARGET"
+fi
+
+# Wine 8.0 has no bcryptprimitives.dll, which Rust's std imports (ProcessPrng).
+mkdir -p "$WINE_DIR/dll"
+DLL="$WINE_DIR/dll/bcryptprimitives.dll"
+if [ ! -f "$DLL" ] || [ scripts/wine/bcryptprimitives.c -nt "$DLL" ] \
+    || [ scripts/wine/bcryptprimitives.def -nt "$DLL" ]; then
+  x86_64-w64-mingw32-gcc -O2 -shared -s -o "$DLL" \
+    scripts/wine/bcryptprimitives.c scripts/wine/bcryptprimitives.def -ladvapi32
+fi
+
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+export WINEPREFIX="$WINE_DIR/prefix"
+export WINEDEBUG=-all
+export WINEPATH="$WINE_DIR/dll"
+# No display here; keep Wine from trying to start one.
+unset DISPLAY
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test -p uniloop --target "$TARGET" "$@" 2>&1 | tee "$log" || status=$?
+echo
+echo "Windows (Wine) test results:"
+grep -E '^test result:' "$log" || true
+if [ "$status" -ne 0 ]; then
+  echo "Windows tests FAILED (exit $status)"
+  exit "$status"
+fi
+if ! grep -qE '^test result:' "$log"; then
+  echo "Windows tests: no test ran"
+  exit 1
+fi
