@@ -26,6 +26,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 step "tests (native)"
 cargo test --workspace
 
+step "tests (Windows, under Wine)"
+# The IOCP backend: builds for x86_64-pc-windows-gnu and runs the same
+# contract suite plus tests/windows.rs under Wine (installs what it needs).
+bash scripts/test-windows.sh
+
 step "loom models"
 # A separate target dir: the cfg changes every crate's fingerprint.
 LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg uniloop_loom" \
