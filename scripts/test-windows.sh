@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 
 TARGET=x86_64-pc-windows-gnu
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-WINE_DIR="$PWD/$TARGET_DIR/wine"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$PWD/$TARGET_DIR" ;; esac
+# The Wine prefix (~700 MB, made on first use) and the stand-in DLL.
+WINE_DIR="$TARGET_DIR/wine"
 
 if ! command -v wine >/dev/null || ! command -v x86_64-w64-mingw32-gcc >/dev/null; then
   echo "installing wine and mingw-w64"
