@@ -1,13 +1,14 @@
 //! IOCP-specific behaviour: listeners through `AFD_POLL_ACCEPT`, polls in
-//! flight when a socket is deregistered or the runtime dropped, many
-//! sockets on one port, and connect failures.
+//! flight when a socket is deregistered or re-registered, many sockets on
+//! one port, connect failures and resets. Dropping a runtime with polls in
+//! flight is in `windows_drop.rs`, alone in its process so that counting
+//! handles is not disturbed by other tests.
 #![cfg(windows)]
 
 mod util;
 
-use std::io::{self, ErrorKind, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::windows::io::AsRawSocket;
+use std::io::{ErrorKind, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
@@ -22,32 +23,6 @@ fn io_events(events: &[Event]) -> Vec<(Token, Readiness)> {
             _ => None,
         })
         .collect()
-}
-
-/// Handles open in this process (sockets and AFD handles are handles).
-/// Wine answers 0; see [`handle_high_water`].
-fn handle_count() -> u32 {
-    use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
-    let mut n = 0;
-    // SAFETY: the pseudo-handle needs no closing; `n` is a valid out-pointer.
-    let ok = unsafe { GetProcessHandleCount(GetCurrentProcess(), &mut n) };
-    assert_ne!(
-        ok,
-        0,
-        "GetProcessHandleCount: {}",
-        io::Error::last_os_error()
-    );
-    n
-}
-
-/// The largest of 256 fresh handle values. Wine hands out the lowest free
-/// handle slot, so every handle leaked below the probe pushes this up by
-/// one slot (4); it is the leak check that works under Wine.
-fn handle_high_water() -> u64 {
-    let probes: Vec<UdpSocket> = (0..256)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    probes.iter().map(|s| s.as_raw_socket()).max().unwrap()
 }
 
 #[test]
@@ -139,46 +114,6 @@ fn reregister_with_poll_pending_takes_the_new_interest() {
 }
 
 #[test]
-fn drop_runtime_with_polls_pending_leaks_no_handles() {
-    fn round() {
-        let mut rt = Runtime::new().unwrap();
-        let pairs: Vec<_> = (0..40).map(|_| tcp_pair()).collect();
-        for (i, (_, server)) in pairs.iter().enumerate() {
-            rt.register(server, Token(i as u64), Interest::READABLE)
-                .unwrap();
-        }
-        let mut events = Events::with_capacity(64);
-        // Issue every poll; nothing is readable, so all stay in flight.
-        assert_eq!(poll_now(&mut rt, &mut events), vec![]);
-        // Some deregistered with their poll in flight, some data arriving.
-        for (_, server) in &pairs[..10] {
-            rt.deregister(server).unwrap();
-        }
-        send(&pairs[20].0, b"x");
-        let poster = rt.poster();
-        drop(rt);
-        // The doorbell outlives the runtime: ringing it is harmless.
-        assert!(poster.wake().is_err());
-        drop(pairs);
-    }
-    // The first round warms up whatever Winsock and the test harness keep.
-    round();
-    let (before, before_high) = (handle_count(), handle_high_water());
-    for _ in 0..20 {
-        round();
-    }
-    let (after, after_high) = (handle_count(), handle_high_water());
-    assert!(
-        after <= before + 8,
-        "handles grew from {before} to {after} over 20 runtimes"
-    );
-    assert!(
-        after_high <= before_high + 4 * 8,
-        "handle values grew from {before_high} to {after_high} over 20 runtimes"
-    );
-}
-
-#[test]
 fn two_thousand_registered_one_active() {
     const N: usize = 2_000;
     let mut rt = Runtime::new().unwrap();
@@ -248,4 +183,90 @@ fn reset_then_read_gives_error_or_eof() {
         other => panic!("after a reset: {other:?}"),
     }
     rt.deregister(&server).unwrap();
+}
+
+/// Not a pass/fail test: the numbers behind the design choice of one
+/// doorbell packet per sleep rather than one port packet per post. Run with
+/// `bash scripts/test-windows.sh --test windows -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_doorbell_vs_packet_per_post() {
+    use std::ptr::null_mut;
+    use std::sync::Arc;
+
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE};
+    use windows_sys::Win32::System::IO::{
+        CreateIoCompletionPort, GetQueuedCompletionStatusEx, PostQueuedCompletionStatus,
+        OVERLAPPED, OVERLAPPED_ENTRY,
+    };
+
+    const N: u64 = 200_000;
+
+    // 1. The runtime: user-space queue, the port rung only when asleep.
+    let mut rt = Runtime::new().unwrap();
+    let poster = rt.poster();
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        for i in 0..N {
+            poster.post(1, i).unwrap();
+        }
+    });
+    let mut events = Events::with_capacity(1024);
+    let (mut got, mut waits) = (0u64, 0u64);
+    while got < N {
+        got += rt.wait(&mut events, Some(GUARD)).unwrap() as u64;
+        waits += 1;
+    }
+    producer.join().unwrap();
+    let queue = start.elapsed();
+
+    // 2. One port packet per post (key in the completion key, data in the
+    // OVERLAPPED pointer), drained in batches of 1024.
+    struct Port(HANDLE);
+    // SAFETY: a port handle may be used from any thread.
+    unsafe impl Send for Port {}
+    // SAFETY: as above; every use is a thread-safe kernel call.
+    unsafe impl Sync for Port {}
+    // SAFETY: creating a fresh port: no file handle, no existing port.
+    let port = Arc::new(Port(unsafe {
+        CreateIoCompletionPort(INVALID_HANDLE_VALUE, null_mut(), 0, 1)
+    }));
+    assert!(!port.0.is_null());
+    let start = Instant::now();
+    let producer = {
+        let port = port.clone();
+        std::thread::spawn(move || {
+            for i in 0..N {
+                // SAFETY: the port is live until joined; the "OVERLAPPED"
+                // is only a number carried back, never dereferenced.
+                let ok = unsafe {
+                    PostQueuedCompletionStatus(port.0, 0, 1, (i + 1) as usize as *const OVERLAPPED)
+                };
+                assert_ne!(ok, 0);
+            }
+        })
+    };
+    let mut entries = [OVERLAPPED_ENTRY::default(); 1024];
+    let (mut got, mut dequeues) = (0u64, 0u64);
+    while got < N {
+        let mut n = 0u32;
+        // SAFETY: `entries` is a live array of 1024 entries.
+        let ok = unsafe {
+            GetQueuedCompletionStatusEx(port.0, entries.as_mut_ptr(), 1024, &mut n, 20_000, 0)
+        };
+        assert_ne!(ok, 0);
+        got += u64::from(n);
+        dequeues += 1;
+    }
+    producer.join().unwrap();
+    let packets = start.elapsed();
+    // SAFETY: the port is ours and no longer used.
+    unsafe { CloseHandle(port.0) };
+
+    eprintln!(
+        "{N} posts: user-space queue + doorbell {queue:?} ({:.0} ns/post, {waits} waits); \
+         one packet per post {packets:?} ({:.0} ns/post, {N} PostQueuedCompletionStatus, {dequeues} dequeues)",
+        queue.as_nanos() as f64 / N as f64,
+        packets.as_nanos() as f64 / N as f64,
+    );
 }
