@@ -275,7 +275,9 @@ impl Selector {
         for packet in &packets[..n] {
             match packet.lpCompletionKey {
                 WAKE_KEY => woken = true,
-                AFD_KEY => self.complete(packet.lpOverlapped as usize - 1),
+                // A null context cannot come from us; `wrapping_sub` turns it
+                // into an index no slot has.
+                AFD_KEY => self.complete((packet.lpOverlapped as usize).wrapping_sub(1)),
                 _ => {}
             }
         }
@@ -479,7 +481,7 @@ impl Drop for Selector {
                 if packet.lpCompletionKey != AFD_KEY {
                     continue;
                 }
-                let index = packet.lpOverlapped as usize - 1;
+                let index = (packet.lpOverlapped as usize).wrapping_sub(1);
                 if let Some(reg) = self.slots.get_mut(index).and_then(Option::as_mut) {
                     if reg.pending.take().is_some() {
                         self.in_flight -= 1;
