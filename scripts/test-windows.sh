@@ -38,8 +38,12 @@ export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
 export WINEPREFIX="$WINE_DIR/prefix"
 export WINEDEBUG=-all
 export WINEPATH="$WINE_DIR/dll"
-# No display here; keep Wine from trying to start one.
+# No display here; keep Wine from trying to start one, and from offering
+# to install Mono and Gecko into a new prefix (the tests need neither).
 unset DISPLAY
+export WINEDLLOVERRIDES="mscoree,mshtml="
+# Leave no wineserver behind for this prefix (it lingers a few seconds).
+trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
 
 # cargo's own `test result:` lines are the record; a failing test makes
 # cargo, and so this script (set -e), exit non-zero.
