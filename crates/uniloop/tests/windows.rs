@@ -270,3 +270,19 @@ fn measure_doorbell_vs_packet_per_post() {
         packets.as_nanos() as f64 / N as f64,
     );
 }
+
+#[test]
+fn closing_a_registered_socket_reports_nothing() {
+    let mut rt = Runtime::new().unwrap();
+    let (client, server) = tcp_pair();
+    rt.register(&server, Token(1), Interest::READABLE).unwrap();
+    let mut events = Events::with_capacity(8);
+    // The poll is in flight when the socket goes (AFD_POLL_LOCAL_CLOSE).
+    assert_eq!(poll_now(&mut rt, &mut events), vec![]);
+    drop(server);
+    send(&client, b"x");
+    for _ in 0..3 {
+        let got = io_events(&poll_now(&mut rt, &mut events));
+        assert_eq!(got, vec![], "a closed socket is as if deregistered");
+    }
+}
