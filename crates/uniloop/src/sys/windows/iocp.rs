@@ -563,3 +563,44 @@ fn readiness(events: u32) -> Readiness {
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_interest_asks_for_disconnect_and_accept() {
+        let e = afd_events(Interest::READABLE);
+        for bit in [afd::POLL_RECEIVE, afd::POLL_ACCEPT, afd::POLL_DISCONNECT] {
+            assert_ne!(e & bit, 0, "{bit:#x}");
+        }
+        assert_eq!(e & afd::POLL_SEND, 0);
+        // Errors and a local close are always asked for.
+        let w = afd_events(Interest::WRITABLE);
+        for bit in [
+            afd::POLL_SEND,
+            afd::POLL_ABORT,
+            afd::POLL_CONNECT_FAIL,
+            afd::POLL_LOCAL_CLOSE,
+        ] {
+            assert_ne!(w & bit, 0, "{bit:#x}");
+        }
+        assert_eq!(w & afd::POLL_RECEIVE, 0);
+    }
+
+    #[test]
+    fn afd_bits_map_to_their_own_flags() {
+        assert_eq!(readiness(afd::POLL_RECEIVE), Readiness::READABLE);
+        assert_eq!(readiness(afd::POLL_ACCEPT), Readiness::READABLE);
+        assert_eq!(readiness(afd::POLL_SEND), Readiness::WRITABLE);
+        assert_eq!(readiness(afd::POLL_RECEIVE_EXPEDITED), Readiness::PRIORITY);
+        assert_eq!(
+            readiness(afd::POLL_DISCONNECT),
+            Readiness::READABLE | Readiness::READ_CLOSED
+        );
+        let failed = Readiness::ERROR | Readiness::READ_CLOSED | Readiness::WRITE_CLOSED;
+        assert_eq!(readiness(afd::POLL_ABORT), failed);
+        assert_eq!(readiness(afd::POLL_CONNECT_FAIL), failed);
+        assert_eq!(readiness(0), Readiness::EMPTY);
+    }
+}
