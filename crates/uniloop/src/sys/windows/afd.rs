@@ -104,11 +104,11 @@ impl Afd {
     pub(super) fn new(port: HANDLE, key: usize) -> io::Result<Afd> {
         // Any name under `\Device\Afd\` opens the device; the suffix only
         // shows up in handle listings.
-        let name: Vec<u16> = r"\Device\Afd\Uniloop".encode_utf16().collect();
+        let wide: Vec<u16> = r"\Device\Afd\Uniloop".encode_utf16().collect();
         let name = UNICODE_STRING {
-            Length: (name.len() * 2) as u16,
-            MaximumLength: (name.len() * 2) as u16,
-            Buffer: name.as_ptr() as *mut u16,
+            Length: (wide.len() * 2) as u16,
+            MaximumLength: (wide.len() * 2) as u16,
+            Buffer: wide.as_ptr() as *mut u16,
         };
         let attributes = OBJECT_ATTRIBUTES {
             Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
@@ -122,7 +122,7 @@ impl Afd {
         // SAFETY: IO_STATUS_BLOCK is plain data; all-zero is a valid value.
         let mut iosb: IO_STATUS_BLOCK = unsafe { zeroed() };
         // SAFETY: every pointer names a live local for the duration of the
-        // call (`name`'s buffer outlives `attributes`); the open is
+        // call (`wide` outlives `name`, which outlives `attributes`); the open is
         // synchronous, so `iosb` is not written after the call returns.
         let status = unsafe {
             NtCreateFile(
