@@ -26,6 +26,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 step "tests (native)"
 cargo test --workspace
 
+step "tests (Windows, under Wine)"
+# The IOCP backend: builds for x86_64-pc-windows-gnu and runs the same
+# contract suite plus tests/windows.rs under Wine (installs what it needs).
+bash scripts/test-windows.sh
+
 step "kqueue backend: type-check and lint (macOS, FreeBSD, NetBSD)"
 # These targets cannot run here; clippy over --all-targets also type-checks
 # the contract suite's kqueue module. NetBSD has no EVFILT_USER, so it

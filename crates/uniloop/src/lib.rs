@@ -56,6 +56,7 @@
 //! | Linux | [`Backend::Epoll`] (default), [`Backend::Poll`] | natively in CI, the contract suite on both |
 //! | macOS, iOS, FreeBSD, OpenBSD, NetBSD, DragonFly | [`Backend::Kqueue`] (default), [`Backend::Poll`] | type-checked and linted in CI |
 //! | other Unix | [`Backend::Poll`] | builds; not run in CI |
+//! | Windows | [`Backend::Iocp`] | cross-built in CI, the contract suite under Wine |
 //!
 //! Edge triggering needs a backend that does it natively
 //! ([`Backend::supports`]); elsewhere it is refused with

@@ -27,8 +27,8 @@ use crate::{Event, Events, Interest, Readiness, Token, Trigger};
 ///
 /// ```
 /// use uniloop::{Backend, Trigger};
-/// assert!(Backend::Poll.is_available());
-/// assert!(!Backend::Poll.supports(Trigger::Edge));
+/// assert!(Backend::native().is_available());
+/// assert!(!Backend::Poll.supports(Trigger::Edge)); // on every platform
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Backend {
@@ -79,8 +79,10 @@ impl Backend {
 ///
 /// ```
 /// use uniloop::{Backend, Runtime};
-/// let rt = Runtime::builder().backend(Backend::Poll).build()?;
-/// assert_eq!(rt.backend(), Backend::Poll);
+/// // Force the portable fallback where this platform has it (Unix).
+/// let backend = if Backend::Poll.is_available() { Backend::Poll } else { Backend::native() };
+/// let rt = Runtime::builder().backend(backend).build()?;
+/// assert_eq!(rt.backend(), backend);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone, Default)]

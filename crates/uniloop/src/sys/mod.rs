@@ -46,23 +46,27 @@ use crate::Backend;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub use self::unix::AsSource;
-#[cfg(unix)]
-pub(crate) use self::unix::{raw_source, RawSource, Selector, Waker};
+use self::unix as imp;
 
-#[cfg(not(unix))]
-compile_error!(
-    "uniloop supports Unix-like systems (epoll, poll, kqueue) and, with the IOCP backend, Windows"
-);
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use self::windows as imp;
+
+#[cfg(not(any(unix, windows)))]
+compile_error!("uniloop supports Unix-like systems (epoll, poll, kqueue) and Windows (IOCP)");
+
+pub use self::imp::AsSource;
+pub(crate) use self::imp::{raw_source, RawSource, Selector, Waker};
 
 /// The best backend this build offers.
 pub(crate) fn default_backend() -> Backend {
-    unix::default_backend()
+    imp::default_backend()
 }
 
 /// Whether this build can create `backend`.
 pub(crate) fn is_available(backend: Backend) -> bool {
-    unix::is_available(backend)
+    imp::is_available(backend)
 }
 
 pub(crate) fn unsupported(what: &str) -> io::Error {

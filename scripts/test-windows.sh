@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The Windows (IOCP) build and tests, run under Wine on Linux:
+# `cargo test -p uniloop --target x86_64-pc-windows-gnu` with Wine as the
+# test runner. Installs what it needs when missing; see shared/WINE.md.
+#
+# Everything Windows-specific is passed here (environment variables), not
+# in .cargo/config.toml, so a plain `cargo test` stays native.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET=x86_64-pc-windows-gnu
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$PWD/$TARGET_DIR" ;; esac
+# The Wine prefix (~700 MB, made on first use) and the stand-in DLL.
+WINE_DIR="$TARGET_DIR/wine"
+
+if ! command -v wine >/dev/null || ! command -v x86_64-w64-mingw32-gcc >/dev/null; then
+  echo "installing wine and mingw-w64"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq wine wine64 gcc-mingw-w64-x86-64 >/dev/null
+fi
+if ! rustup target list --installed | grep -qx "$TARGET"; then
+  rustup target add "$TARGET"
+fi
+
+# Wine 8.0 has no bcryptprimitives.dll, which Rust's std imports (ProcessPrng).
+mkdir -p "$WINE_DIR/dll"
+DLL="$WINE_DIR/dll/bcryptprimitives.dll"
+if [ ! -f "$DLL" ] || [ scripts/wine/bcryptprimitives.c -nt "$DLL" ] \
+    || [ scripts/wine/bcryptprimitives.def -nt "$DLL" ]; then
+  x86_64-w64-mingw32-gcc -O2 -shared -s -o "$DLL" \
+    scripts/wine/bcryptprimitives.c scripts/wine/bcryptprimitives.def -ladvapi32
+fi
+
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+export WINEPREFIX="$WINE_DIR/prefix"
+export WINEDEBUG=-all
+export WINEPATH="$WINE_DIR/dll"
+# No display here; keep Wine from trying to start one, and from offering
+# to install Mono and Gecko into a new prefix (the tests need neither).
+unset DISPLAY
+export WINEDLLOVERRIDES="mscoree,mshtml="
+# Leave no wineserver behind for this prefix (it lingers a few seconds).
+trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
+
+# cargo's own `test result:` lines are the record; a failing test makes
+# cargo, and so this script (set -e), exit non-zero.
+cargo test -p uniloop --target "$TARGET" "$@"
+echo "Windows (Wine) tests passed"
