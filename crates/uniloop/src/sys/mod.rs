@@ -29,6 +29,9 @@
 //!   [`Notify`](crate::completion::Notify) (never blocks; ringing twice before
 //!   a drain is the same as once), and outlives the selector, so a `Poster`
 //!   that rings after the runtime is gone touches a live object.
+//! * **`console`** — `stdin_kind()`, and `stdin_reader()` giving a
+//!   `Reader` whose `read` blocks until stdin has data, ends, or the paired
+//!   `Stopper` fires (so a blocked console read can always be stopped).
 //! * **`AsSource` / `Source<'a>` / `RawSource`** — what can be registered
 //!   (`AsFd` on Unix, `AsSocket` on Windows), the borrowed form handed to the
 //!   selector, and the raw key the runtime's registry uses.
@@ -47,6 +50,8 @@ use crate::Backend;
 mod unix;
 #[cfg(unix)]
 pub use self::unix::AsSource;
+#[cfg(unix)]
+pub(crate) use self::unix::console;
 #[cfg(unix)]
 pub(crate) use self::unix::{raw_source, RawSource, Selector, Waker};
 

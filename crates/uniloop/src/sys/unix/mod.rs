@@ -8,6 +8,7 @@ use crate::{Backend, Interest, Readiness, Trigger};
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
+pub(crate) mod console;
 mod poll;
 mod waker;
 
