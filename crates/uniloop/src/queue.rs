@@ -994,7 +994,7 @@ mod loom_tests {
     #[test]
     fn loom_close_wakes_blocked_popper_and_pusher() {
         loom::model(|| {
-            let q = Queue::bounded(1, Overflow::Block);
+            let q = Queue::<u32>::bounded(1, Overflow::Block);
             let popper = {
                 let q = q.clone();
                 loom::thread::spawn(move || q.pop())
