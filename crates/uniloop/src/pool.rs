@@ -288,8 +288,8 @@ fn work<R>(jobs: &Queue<Job<R>>, shared: &Shared<R>) {
     // `pop` fails only once the queue is closed and empty.
     while let Ok((id, job)) = jobs.pop() {
         shared.running.fetch_add(1, Ordering::AcqRel);
-        let result = catch_unwind(AssertUnwindSafe(|| job.run()))
-            .map_err(|p| JobPanicked(panic_message(p)));
+        let result =
+            catch_unwind(AssertUnwindSafe(|| job.run())).map_err(|p| JobPanicked(panic_message(p)));
         // The result is stored before the completion is posted, so the
         // loop's `take_result` on that completion finds it.
         shared
@@ -332,7 +332,9 @@ impl<R> WorkerPool<R> {
         self.jobs.close();
         let cancelled = self.jobs.clear() as u64;
         for mut w in std::mem::take(&mut self.workers) {
-            let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             // A worker that is still busy is detached by dropping it.
             let _ = w.join_timeout(left);
         }

@@ -101,8 +101,11 @@ pub enum Overflow {
 /// same queue. It is `Send + Sync` when `T: Send`. Dropping the last handle
 /// drops the items still inside (their destructors run).
 ///
-/// See the [module source](self) for the parking and signal protocols and
-/// their memory orderings.
+/// Pushes and pops never take a lock or make a syscall unless a party is
+/// blocked; [`signal`](Queue::signal) wakes a [`Runtime`](crate::Runtime)
+/// with one completion per burst. Both protocols and their memory orderings
+/// are written down at the top of `src/queue.rs` and model-checked with
+/// loom.
 ///
 /// # Examples
 ///

@@ -270,12 +270,9 @@ impl WorkerBuilder {
 
 fn run<R, F: FnOnce(StopToken) -> R>(body: F, stop: StopToken, outcome: &Outcome<R>) {
     // Fails if a stop was signalled first: the state stays `Stopping`.
-    let _ = outcome.state.compare_exchange(
-        STARTING,
-        RUNNING,
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    );
+    let _ = outcome
+        .state
+        .compare_exchange(STARTING, RUNNING, Ordering::AcqRel, Ordering::Acquire);
     let result = catch_unwind(AssertUnwindSafe(|| body(stop))).map_err(panic_message);
     let state = if result.is_ok() { FINISHED } else { PANICKED };
     let mut slot = lock(&outcome.slot);

@@ -110,7 +110,13 @@ fn a_regular_file_on_stdin() {
     assert!(ok);
     assert_eq!(
         out,
-        ["console: File", "line \"one\"", "line \"two\"", "eof", "stopped true, after eof: None"]
+        [
+            "console: File",
+            "line \"one\"",
+            "line \"two\"",
+            "eof",
+            "stopped true, after eof: None"
+        ]
     );
 }
 
@@ -123,7 +129,10 @@ fn an_empty_stdin_gives_only_eof() {
         .unwrap();
     let (out, ok) = output_within_guard(child);
     assert!(ok);
-    assert_eq!(out, ["console: File", "eof", "stopped true, after eof: None"]);
+    assert_eq!(
+        out,
+        ["console: File", "eof", "stopped true, after eof: None"]
+    );
 }
 
 /// `stop` returns while the reader is blocked on a pipe that is open and
@@ -143,7 +152,11 @@ fn stop_unblocks_a_read_on_an_open_empty_pipe() {
     assert!(ok);
     assert_eq!(
         out,
-        ["console: Pipe".to_string(), line("first"), "stopped true".to_string()]
+        [
+            "console: Pipe".to_string(),
+            line("first"),
+            "stopped true".to_string()
+        ]
     );
     drop(stdin); // only now does the pipe close
 }

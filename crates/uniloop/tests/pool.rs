@@ -158,5 +158,9 @@ fn a_dropped_runtime_does_not_break_the_pool() {
     drop(rt);
     let id = pool.submit(|| 3).unwrap();
     let report = pool.shutdown(GUARD);
-    assert_eq!(report.completed + report.cancelled, 1, "job {id:?} vanished");
+    assert_eq!(
+        report.completed + report.cancelled,
+        1,
+        "job {id:?} vanished"
+    );
 }

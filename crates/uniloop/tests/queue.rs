@@ -202,7 +202,10 @@ fn pop_blocks_until_a_push() {
 #[test]
 fn timeouts() {
     let q = Queue::bounded(1, Overflow::Block);
-    assert_eq!(q.pop_timeout(Duration::from_millis(5)), Err(PopError::Timeout));
+    assert_eq!(
+        q.pop_timeout(Duration::from_millis(5)),
+        Err(PopError::Timeout)
+    );
     q.push(1).unwrap();
     assert!(matches!(
         q.push_timeout(2, Duration::from_millis(5)),
@@ -287,7 +290,10 @@ fn signal_posts_one_completion_per_burst_to_the_runtime() {
         matches!(e, Event::Completion { key: KEY, .. })
     });
     assert_eq!(seen, [Event::Completion { key: KEY, data: 0 }]);
-    assert!(poll_now(&mut rt, &mut events).is_empty(), "a burst flooded the loop");
+    assert!(
+        poll_now(&mut rt, &mut events).is_empty(),
+        "a burst flooded the loop"
+    );
 
     let drained: Vec<_> = std::iter::from_fn(|| q.try_pop()).collect();
     assert_eq!(drained.len(), 20);
@@ -333,7 +339,10 @@ fn signal_with_a_producer_thread_loses_nothing() {
     let mut completions = 0;
     let start = std::time::Instant::now();
     while next < N {
-        assert!(start.elapsed() < GUARD, "the loop was left asleep at item {next}");
+        assert!(
+            start.elapsed() < GUARD,
+            "the loop was left asleep at item {next}"
+        );
         rt.wait(&mut events, Some(GUARD)).unwrap();
         for e in &events {
             assert_eq!(*e, Event::Completion { key: KEY, data: 0 });
@@ -418,7 +427,10 @@ fn stress_4_producers_2_consumers_every_item_exactly_once() {
     let mut all: Vec<u64> = consumers.iter().flat_map(guarded).collect();
     all.sort_unstable();
     assert_eq!(all.len() as u64, PRODUCERS * EACH);
-    assert!(all.iter().copied().eq(0..PRODUCERS * EACH), "lost or duplicated");
+    assert!(
+        all.iter().copied().eq(0..PRODUCERS * EACH),
+        "lost or duplicated"
+    );
     let s = q.stats();
     assert_eq!((s.pushed, s.popped), (PRODUCERS * EACH, PRODUCERS * EACH));
 }

@@ -49,9 +49,9 @@ use crate::Backend;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub use self::unix::AsSource;
-#[cfg(unix)]
 pub(crate) use self::unix::console;
+#[cfg(unix)]
+pub use self::unix::AsSource;
 #[cfg(unix)]
 pub(crate) use self::unix::{raw_source, RawSource, Selector, Waker};
 

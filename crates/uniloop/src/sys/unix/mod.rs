@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::{Backend, Interest, Readiness, Trigger};
 
+pub(crate) mod console;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
-pub(crate) mod console;
 mod poll;
 mod waker;
 
