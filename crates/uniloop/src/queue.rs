@@ -12,10 +12,13 @@
 //! a counter of such sleepers lets the other side skip the mutex and the
 //! futex wake unless somebody is actually asleep.
 //!
-//! Under `--cfg uniloop_loom` the ring is a `Mutex<VecDeque>` instead:
-//! `ArrayQueue` spins on std atomics that loom can neither see nor schedule
-//! (the same swap `sync::FifoQueue` makes for `SegQueue`). The mutex ring is
-//! linearizable too, which is the only property the protocols below rely on.
+//! Under `--cfg uniloop_loom` the ring is `queue/loom_ring.rs` instead: a
+//! line-for-line port of `ArrayQueue`'s algorithm onto loom's atomics
+//! (`ArrayQueue` spins on std atomics that loom can neither see nor
+//! schedule; `sync::FifoQueue` swaps `SegQueue` out for the same reason).
+//! It keeps `ArrayQueue`'s memory orderings — a push publishes with a
+//! release store, an emptiness check is plain loads — rather than a mutex,
+//! whose extra synchronisation would hide a missing fence from the model.
 //!
 //! # Parking protocol (no lost wake-up, no needless wake)
 //!
@@ -829,66 +832,7 @@ fn _assert_send_and_sync() {
 }
 
 #[cfg(uniloop_loom)]
-mod loom_ring {
-    use std::collections::VecDeque;
-
-    use crate::sync::Mutex;
-
-    /// `ArrayQueue`'s interface over a mutex, for the loom models.
-    pub(super) struct Ring<T> {
-        items: Mutex<VecDeque<T>>,
-        capacity: usize,
-    }
-
-    impl<T> Ring<T> {
-        pub(super) fn new(capacity: usize) -> Self {
-            Ring {
-                items: Mutex::new(VecDeque::with_capacity(capacity)),
-                capacity,
-            }
-        }
-
-        pub(super) fn push(&self, value: T) -> Result<(), T> {
-            let mut items = self.items.lock().unwrap();
-            if items.len() == self.capacity {
-                return Err(value);
-            }
-            items.push_back(value);
-            Ok(())
-        }
-
-        pub(super) fn force_push(&self, value: T) -> Option<T> {
-            let mut items = self.items.lock().unwrap();
-            let old = if items.len() == self.capacity {
-                items.pop_front()
-            } else {
-                None
-            };
-            items.push_back(value);
-            old
-        }
-
-        pub(super) fn pop(&self) -> Option<T> {
-            self.items.lock().unwrap().pop_front()
-        }
-
-        pub(super) fn len(&self) -> usize {
-            self.items.lock().unwrap().len()
-        }
-
-        pub(super) fn is_empty(&self) -> bool {
-            self.len() == 0
-        }
-
-        pub(super) fn is_full(&self) -> bool {
-            self.len() == self.capacity
-        }
-
-        pub(super) fn capacity(&self) -> usize {
-            self.capacity
-        }
-    }
-}
+mod loom_ring;
 
 #[cfg(all(test, uniloop_loom))]
 mod loom_tests {
