@@ -66,10 +66,17 @@ use std::error::Error;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::CachePadded;
+use crossbeam_utils::{Backoff, CachePadded};
 
 use crate::sync::{fence, Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::Poster;
+
+/// Whether a party about to block first spins briefly (crossbeam's
+/// `Backoff`: a few busy iterations, then a few `yield_now`s). The other
+/// side is usually about to act, and parking costs two syscalls plus a
+/// syscall for every push or pop that sees the sleeper before it leaves.
+/// Off under loom: spinning only multiplies the interleavings to explore.
+const SPIN: bool = !cfg!(uniloop_loom);
 
 #[cfg(not(uniloop_loom))]
 type Ring<T> = crossbeam_queue::ArrayQueue<T>;
@@ -164,7 +171,6 @@ struct Inner<T> {
     lock: Mutex<()>,
     not_empty: Condvar,
     not_full: Condvar,
-    pushed: CachePadded<AtomicUsize>,
     popped: CachePadded<AtomicUsize>,
     dropped: AtomicUsize,
     rejected: AtomicUsize,
@@ -332,7 +338,6 @@ impl<T> Queue<T> {
                 lock: Mutex::new(()),
                 not_empty: Condvar::new(),
                 not_full: Condvar::new(),
-                pushed: CachePadded::new(AtomicUsize::new(0)),
                 popped: CachePadded::new(AtomicUsize::new(0)),
                 dropped: AtomicUsize::new(0),
                 rejected: AtomicUsize::new(0),
@@ -593,13 +598,18 @@ impl<T> Queue<T> {
     pub fn stats(&self) -> QueueStats {
         let inner = &*self.inner;
         let count = |a: &AtomicUsize| a.load(Ordering::Relaxed) as u64;
+        let popped = count(&inner.popped);
+        let dropped = count(&inner.dropped);
+        let len = inner.ring.len();
         QueueStats {
             capacity: inner.ring.capacity(),
-            len: inner.ring.len(),
+            len,
             high_water: inner.high_water.load(Ordering::Relaxed),
-            pushed: count(&inner.pushed),
-            popped: count(&inner.popped),
-            dropped: count(&inner.dropped),
+            // Every accepted item is popped, dropped or still queued, so
+            // pushes need no counter of their own on the hot path.
+            pushed: popped + dropped + len as u64,
+            popped,
+            dropped,
             rejected: count(&inner.rejected),
         }
     }
@@ -648,7 +658,6 @@ impl<T> Inner<T> {
     /// `SeqCst` fence that pairs with a sleeper's (or a draining consumer's)
     /// fence, then the checks that decide whether anyone must be told.
     fn after_push(&self) {
-        self.pushed.fetch_add(1, Ordering::Relaxed);
         let len = self.ring.len();
         if len > self.high_water.load(Ordering::Relaxed) {
             self.high_water.fetch_max(len, Ordering::Relaxed);
@@ -713,12 +722,17 @@ impl<T> Inner<T> {
     }
 
     fn pop_until(&self, deadline: Option<Instant>) -> Result<T, PopError> {
+        let backoff = Backoff::new();
         loop {
             if let Some(v) = self.try_pop() {
                 return Ok(v);
             }
             if self.closed.load(Ordering::SeqCst) {
                 return self.try_pop().ok_or(PopError::Closed);
+            }
+            if SPIN && !backoff.is_completed() {
+                backoff.snooze();
+                continue;
             }
             let left = match remaining(deadline) {
                 Some(Some(left)) => Some(left),
@@ -737,6 +751,7 @@ impl<T> Inner<T> {
     }
 
     fn push_until(&self, mut value: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
+        let backoff = Backoff::new();
         loop {
             if self.closed.load(Ordering::SeqCst) {
                 return Err(PushError::Closed(value));
@@ -747,6 +762,10 @@ impl<T> Inner<T> {
                     return Ok(());
                 }
                 Err(back) => value = back,
+            }
+            if SPIN && !backoff.is_completed() {
+                backoff.snooze();
+                continue;
             }
             let left = match remaining(deadline) {
                 Some(Some(left)) => Some(left),
