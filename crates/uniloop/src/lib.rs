@@ -63,14 +63,22 @@
 //! [`std::io::ErrorKind::Unsupported`], never emulated approximately.
 
 mod completion;
+mod console;
 mod event;
+mod pool;
+mod queue;
 mod runtime;
 mod sync;
 mod sys;
 mod timer;
+mod worker;
 
 pub use crate::completion::{Closed, Poster};
+pub use crate::console::{Console, ConsoleEvent, ConsoleKind};
 pub use crate::event::{Event, Events, Interest, Readiness, Token, Trigger};
+pub use crate::pool::{JobId, JobPanicked, ShutdownReport, SubmitError, WorkerPool};
+pub use crate::queue::{Overflow, PopError, PushError, Queue, QueueStats};
 pub use crate::runtime::{Backend, Builder, Runtime};
 pub use crate::sys::AsSource;
 pub use crate::timer::TimerId;
+pub use crate::worker::{JoinError, StopToken, Worker, WorkerBuilder, WorkerState};

@@ -29,6 +29,9 @@
 //!   [`Notify`](crate::completion::Notify) (never blocks; ringing twice before
 //!   a drain is the same as once), and outlives the selector, so a `Poster`
 //!   that rings after the runtime is gone touches a live object.
+//! * **`console`** — `stdin_kind()`, and `stdin_reader()` giving a
+//!   `Reader` whose `read` blocks until stdin has data, ends, or the paired
+//!   `Stopper` fires (so a blocked console read can always be stopped).
 //! * **`AsSource` / `Source<'a>` / `RawSource`** — what can be registered
 //!   (`AsFd` on Unix, `AsSocket` on Windows), the borrowed form handed to the
 //!   selector, and the raw key the runtime's registry uses.
@@ -57,7 +60,7 @@ use self::windows as imp;
 compile_error!("uniloop supports Unix-like systems (epoll, poll, kqueue) and Windows (IOCP)");
 
 pub use self::imp::AsSource;
-pub(crate) use self::imp::{raw_source, RawSource, Selector, Waker};
+pub(crate) use self::imp::{console, raw_source, RawSource, Selector, Waker};
 
 /// The best backend this build offers.
 pub(crate) fn default_backend() -> Backend {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::{Backend, Interest, Readiness, Trigger};
 
+pub(crate) mod console;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
 #[cfg(uniloop_kqueue)]

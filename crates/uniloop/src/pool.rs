@@ -1,0 +1,370 @@
+//! [`WorkerPool`]: N [`Worker`]s over one bounded job [`Queue`]; every
+//! finished job posts `(key, job_id)` to the runtime and leaves its result
+//! for [`WorkerPool::take_result`].
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
+use crate::worker::panic_message;
+use crate::{Overflow, Poster, PushError, Queue, Worker};
+
+/// The job queue's capacity for [`WorkerPool::new`].
+pub(crate) const DEFAULT_JOB_CAPACITY: usize = 1024;
+
+/// The correlation id of a submitted job: the `data` of the completion
+/// `(key, id)` posted when it finishes.
+///
+/// # Examples
+///
+/// ```
+/// use uniloop::JobId;
+/// let id = JobId(7);
+/// assert_eq!(id.0, 7);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(pub u64);
+
+/// A job panicked; the panic was caught in the pool's thread. Holds the
+/// panic message.
+///
+/// # Examples
+///
+/// ```
+/// use uniloop::JobPanicked;
+/// let p = JobPanicked("boom".into());
+/// assert_eq!(p.to_string(), "the job panicked: boom");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct JobPanicked(pub String);
+
+impl fmt::Display for JobPanicked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the job panicked: {}", self.0)
+    }
+}
+
+impl Error for JobPanicked {}
+
+/// Why [`WorkerPool::submit`] refused a job; the job is handed back.
+///
+/// `Debug` does not require `F: Debug`.
+///
+/// # Examples
+///
+/// ```
+/// use uniloop::SubmitError;
+/// let e = SubmitError::Full(|| 1);
+/// let job = e.into_inner();
+/// assert_eq!(job(), 1);
+/// ```
+pub enum SubmitError<F> {
+    /// The job queue is full.
+    Full(F),
+    /// The pool is shutting down.
+    Closed(F),
+}
+
+impl<F> SubmitError<F> {
+    /// The job that was not submitted.
+    pub fn into_inner(self) -> F {
+        match self {
+            SubmitError::Full(f) | SubmitError::Closed(f) => f,
+        }
+    }
+}
+
+impl<F> fmt::Debug for SubmitError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubmitError::Full(_) => "Full(..)",
+            SubmitError::Closed(_) => "Closed(..)",
+        })
+    }
+}
+
+impl<F> fmt::Display for SubmitError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubmitError::Full(_) => "the pool's job queue is full",
+            SubmitError::Closed(_) => "the pool is shutting down",
+        })
+    }
+}
+
+impl<F> Error for SubmitError<F> {}
+
+/// What [`WorkerPool::shutdown`] found.
+///
+/// # Examples
+///
+/// ```
+/// use uniloop::ShutdownReport;
+/// let r = ShutdownReport::default();
+/// assert_eq!((r.completed, r.cancelled, r.unfinished), (0, 0, 0));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ShutdownReport {
+    /// Jobs that ran to the end (returned or panicked) over the pool's life.
+    pub completed: u64,
+    /// Jobs still queued at shutdown; they were dropped without running.
+    pub cancelled: u64,
+    /// Jobs still running when the timeout passed; their threads were
+    /// detached and will post their completion if they ever finish.
+    pub unfinished: u64,
+}
+
+/// A job as the queue holds it: runnable, or convertible back to the
+/// caller's closure type when it has to be handed back.
+trait JobFn<R>: Send {
+    fn run(self: Box<Self>) -> R;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<R, F: FnOnce() -> R + Send + 'static> JobFn<R> for F {
+    fn run(self: Box<Self>) -> R {
+        self()
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+type Job<R> = (JobId, Box<dyn JobFn<R>>);
+
+struct Shared<R> {
+    results: Mutex<HashMap<JobId, Result<R, JobPanicked>>>,
+    completed: AtomicUsize,
+    running: AtomicUsize,
+    poster: Poster,
+    key: u64,
+}
+
+/// N worker threads over one bounded job queue. Each finished job stores
+/// its result and posts the completion `(key, job_id)` to the runtime.
+///
+/// Dropping the pool without [`shutdown`](WorkerPool::shutdown) cancels the
+/// queued jobs and lets running ones finish in the background; it never
+/// blocks.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use uniloop::{Event, Events, Runtime, WorkerPool};
+///
+/// const JOBS: u64 = 3;
+/// let mut rt = Runtime::new()?;
+/// let pool = WorkerPool::new(2, &rt.poster(), JOBS)?;
+/// let id = pool.submit(|| 6 * 7).unwrap();
+///
+/// let mut events = Events::with_capacity(8);
+/// loop {
+///     rt.wait(&mut events, Some(Duration::from_secs(10)))?;
+///     if events.iter().any(|e| *e == Event::Completion { key: JOBS, data: id.0 }) {
+///         break;
+///     }
+/// }
+/// assert_eq!(pool.take_result(id), Some(Ok(42)));
+/// let report = pool.shutdown(Duration::from_secs(10));
+/// assert_eq!(report.completed, 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct WorkerPool<R> {
+    jobs: Queue<Job<R>>,
+    workers: Vec<Worker<()>>,
+    shared: Arc<Shared<R>>,
+    next_id: AtomicUsize,
+}
+
+impl<R: Send + 'static> WorkerPool<R> {
+    /// Starts `threads` workers over a job queue of
+    /// 1,024 jobs; finished jobs post `(key, id)`
+    /// through `poster`.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] if `threads` is 0; the OS error if a
+    /// thread cannot be created (the threads already started are stopped).
+    pub fn new(threads: usize, poster: &Poster, key: u64) -> io::Result<WorkerPool<R>> {
+        Self::with_capacity(threads, DEFAULT_JOB_CAPACITY, poster, key)
+    }
+
+    /// As [`new`](WorkerPool::new), with a job queue of `capacity` jobs.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] if `threads` or `capacity` is 0; the
+    /// OS error if a thread cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use uniloop::{Runtime, WorkerPool};
+    /// let rt = Runtime::new()?;
+    /// let pool = WorkerPool::<()>::with_capacity(1, 16, &rt.poster(), 1)?;
+    /// assert_eq!(pool.threads(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_capacity(
+        threads: usize,
+        capacity: usize,
+        poster: &Poster,
+        key: u64,
+    ) -> io::Result<WorkerPool<R>> {
+        if threads == 0 || capacity == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a worker pool needs at least one thread and room for one job",
+            ));
+        }
+        let jobs: Queue<Job<R>> = Queue::bounded(capacity, Overflow::Reject);
+        let shared = Arc::new(Shared {
+            results: Mutex::new(HashMap::new()),
+            completed: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            poster: poster.clone(),
+            key,
+        });
+        let mut workers = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let (q, sh) = (jobs.clone(), shared.clone());
+            let spawned = Worker::builder()
+                .name(format!("uniloop-pool-{i}"))
+                .spawn(move |_stop| work(&q, &sh));
+            match spawned {
+                Ok(w) => workers.push(w),
+                Err(e) => {
+                    jobs.close();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(WorkerPool {
+            jobs,
+            workers,
+            shared,
+            next_id: AtomicUsize::new(0),
+        })
+    }
+
+    /// Queues `job`; returns the id its completion will carry.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError::Full`] when the job queue is full,
+    /// [`SubmitError::Closed`] during shutdown; both hand the job back.
+    pub fn submit<F>(&self, job: F) -> Result<JobId, SubmitError<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+    {
+        let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed) as u64);
+        match self.jobs.try_push((id, Box::new(job))) {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                let full = matches!(e, PushError::Full(_));
+                let (_, boxed) = e.into_inner();
+                let job = *boxed
+                    .into_any()
+                    .downcast::<F>()
+                    .unwrap_or_else(|_| unreachable!("the job was boxed as F just above"));
+                Err(if full {
+                    SubmitError::Full(job)
+                } else {
+                    SubmitError::Closed(job)
+                })
+            }
+        }
+    }
+}
+
+fn work<R>(jobs: &Queue<Job<R>>, shared: &Shared<R>) {
+    // `pop` fails only once the queue is closed and empty.
+    while let Ok((id, job)) = jobs.pop() {
+        shared.running.fetch_add(1, Ordering::AcqRel);
+        let result =
+            catch_unwind(AssertUnwindSafe(|| job.run())).map_err(|p| JobPanicked(panic_message(p)));
+        // The result is stored before the completion is posted, so the
+        // loop's `take_result` on that completion finds it.
+        shared
+            .results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, result);
+        shared.completed.fetch_add(1, Ordering::AcqRel);
+        shared.running.fetch_sub(1, Ordering::AcqRel);
+        let _ = shared.poster.post(shared.key, id.0);
+    }
+}
+
+impl<R> WorkerPool<R> {
+    /// Takes the result of a finished job: `None` if it has not finished
+    /// (or its result was already taken).
+    pub fn take_result(&self, id: JobId) -> Option<Result<R, JobPanicked>> {
+        self.shared
+            .results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+    }
+
+    /// The number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Jobs queued and not yet started.
+    pub fn queued(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Stops the pool: queued jobs are cancelled (dropped unrun), running
+    /// jobs get up to `timeout` to finish, and threads still busy after that
+    /// are detached. Results not yet taken are dropped.
+    pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
+        let deadline = Instant::now().checked_add(timeout);
+        self.jobs.close();
+        let cancelled = self.jobs.clear() as u64;
+        for mut w in std::mem::take(&mut self.workers) {
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            // A worker that is still busy is detached by dropping it.
+            let _ = w.join_timeout(left);
+        }
+        ShutdownReport {
+            completed: self.shared.completed.load(Ordering::Acquire) as u64,
+            cancelled,
+            unfinished: self.shared.running.load(Ordering::Acquire) as u64,
+        }
+    }
+}
+
+impl<R> Drop for WorkerPool<R> {
+    fn drop(&mut self) {
+        self.jobs.close();
+        self.jobs.clear();
+    }
+}
+
+impl<R> fmt::Debug for WorkerPool<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("threads", &self.workers.len())
+            .field("queued", &self.jobs.len())
+            .field("running", &self.shared.running.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_and_sync() {
+    fn assert<T: Send + Sync>() {}
+    assert::<WorkerPool<String>>();
+}

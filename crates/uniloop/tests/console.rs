@@ -1,0 +1,162 @@
+//! `Console`: runs `examples/console.rs` as a real process with stdin
+//! piped (or redirected from a file) and checks what the loop received.
+//! Reference defect 5: `add_console` detected the type and registered
+//! nothing; here every line arrives as an event and EOF is one.
+#![cfg(unix)]
+
+mod util;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+
+use util::GUARD;
+
+/// The longest line delivered whole (`Console::MAX_LINE`).
+const MAX_LINE: usize = uniloop::Console::MAX_LINE;
+
+/// Builds the example (a no-op when it is current: a plain `cargo test`
+/// already built it) and returns its path.
+fn example(name: &str) -> PathBuf {
+    let mut p = std::env::current_exe().unwrap();
+    let release = p.components().any(|c| c.as_os_str() == "release");
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "-q", "-p", "uniloop", "--example", name]);
+    if release {
+        build.arg("--release");
+    }
+    assert!(build.status().unwrap().success(), "building example {name}");
+    p.pop();
+    p.pop();
+    p.push("examples");
+    p.push(name);
+    p
+}
+
+/// The child's whole stdout and its exit status, or a failure if it has
+/// not exited within the guard time (then it is killed).
+#[track_caller]
+fn output_within_guard(mut child: Child) -> (Vec<String>, bool) {
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).unwrap();
+        let _ = tx.send(s);
+    });
+    let Ok(text) = rx.recv_timeout(GUARD) else {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("the example did not finish within the guard time");
+    };
+    let ok = child.wait().unwrap().success();
+    (text.lines().map(str::to_owned).collect(), ok)
+}
+
+fn line(s: &str) -> String {
+    format!("line {s:?}")
+}
+
+#[test]
+fn piped_lines_crlf_invalid_utf8_long_lines_and_one_eof() {
+    let mut child = Command::new(example("console"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = Vec::new();
+    input.extend_from_slice(b"hello\nwindows\r\nbad \xff\xfe byte\n\n");
+    input.extend_from_slice(&vec![b'x'; 2 * MAX_LINE + 10]);
+    input.extend_from_slice(b"\nlast without newline");
+    let mut stdin = child.stdin.take().unwrap();
+    // Written from a thread: the example's output pipe must be drained at
+    // the same time.
+    let writer = thread::spawn(move || stdin.write_all(&input).unwrap());
+    let (out, ok) = output_within_guard(child);
+    writer.join().unwrap();
+    assert!(ok, "the example failed: {out:?}");
+    let xs = |n| line(&"x".repeat(n));
+    assert_eq!(
+        out,
+        [
+            "console: Pipe".to_string(),
+            line("hello"),
+            line("windows"),
+            line("bad \u{fffd}\u{fffd} byte"),
+            line(""),
+            xs(MAX_LINE),
+            xs(MAX_LINE),
+            xs(10),
+            line("last without newline"),
+            "eof".to_string(),
+            "stopped true, after eof: None".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn a_regular_file_on_stdin() {
+    let path = std::env::temp_dir().join(format!("uniloop-console-{}.txt", std::process::id()));
+    std::fs::write(&path, b"one\r\ntwo\n").unwrap();
+    let child = Command::new(example("console"))
+        .stdin(std::fs::File::open(&path).unwrap())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, ok) = output_within_guard(child);
+    std::fs::remove_file(&path).unwrap();
+    assert!(ok);
+    assert_eq!(
+        out,
+        [
+            "console: File",
+            "line \"one\"",
+            "line \"two\"",
+            "eof",
+            "stopped true, after eof: None"
+        ]
+    );
+}
+
+#[test]
+fn an_empty_stdin_gives_only_eof() {
+    let child = Command::new(example("console"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, ok) = output_within_guard(child);
+    assert!(ok);
+    assert_eq!(
+        out,
+        ["console: File", "eof", "stopped true, after eof: None"]
+    );
+}
+
+/// `stop` returns while the reader is blocked on a pipe that is open and
+/// empty: the test holds the write end open throughout.
+#[test]
+fn stop_unblocks_a_read_on_an_open_empty_pipe() {
+    let mut child = Command::new(example("console"))
+        .arg("--stop-after-first-line")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"first\n").unwrap();
+    stdin.flush().unwrap();
+    let (out, ok) = output_within_guard(child);
+    assert!(ok);
+    assert_eq!(
+        out,
+        [
+            "console: Pipe".to_string(),
+            line("first"),
+            "stopped true".to_string()
+        ]
+    );
+    drop(stdin); // only now does the pipe close
+}
