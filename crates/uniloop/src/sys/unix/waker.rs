@@ -95,13 +95,44 @@ impl Notify for Waker {
         let Some(fd) = self.write.as_ref().or(self.read.as_ref()) else {
             return Ok(());
         };
+        let mut drained = false;
         loop {
             match rustix::io::write(fd, &1u64.to_ne_bytes()) {
-                // Full (eventfd counter or pipe): it is already rung.
-                Ok(_) | Err(Errno::AGAIN) => return Ok(()),
+                Ok(_) => return Ok(()),
+                // A full pipe is already rung (the poll and kqueue selectors
+                // watch it level-triggered). A full eventfd counter (2^64 - 2
+                // rings without a drain) would make no new edge for an
+                // edge-triggered epoll registration: empty it and ring again.
+                Err(Errno::AGAIN) if self.write.is_none() && !drained => {
+                    self.drain();
+                    drained = true;
+                }
+                Err(Errno::AGAIN) => return Ok(()),
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::*;
+
+    /// An eventfd whose counter is full cannot take another write; ringing
+    /// must still produce a fresh edge (epoll watches it edge-triggered).
+    #[test]
+    fn ringing_a_full_eventfd_empties_it_and_rings_again() {
+        let waker = Waker::new().unwrap();
+        let full = u64::MAX - 1; // the largest value an eventfd holds
+        rustix::io::write(waker.fd(), &full.to_ne_bytes()).unwrap();
+        waker.notify().unwrap();
+        let mut buf = [0u8; 8];
+        rustix::io::read(waker.fd(), &mut buf).unwrap();
+        assert_eq!(
+            u64::from_ne_bytes(buf),
+            1,
+            "the ring after the drain is the only one left"
+        );
     }
 }
