@@ -45,6 +45,10 @@ export WINEDLLOVERRIDES="mscoree,mshtml="
 # Leave no wineserver behind for this prefix (it lingers a few seconds).
 trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
 
+# tests/console.rs runs examples/console.exe: cargo cannot be started from
+# inside Wine to build it, and `cargo test --test X` does not build examples.
+cargo build -q -p uniloop --examples --target "$TARGET"
+
 # cargo's own `test result:` lines are the record; a failing test makes
 # cargo, and so this script (set -e), exit non-zero.
 cargo test -p uniloop --target "$TARGET" "$@"

@@ -2,7 +2,9 @@
 //! piped (or redirected from a file) and checks what the loop received.
 //! Reference defect 5: `add_console` detected the type and registered
 //! nothing; here every line arrives as an event and EOF is one.
-#![cfg(unix)]
+//!
+//! Runs natively on Unix and under Wine for Windows (pipe, file and NUL
+//! stdin; a real console is tested in `windows_console.rs`).
 
 mod util;
 
@@ -17,21 +19,25 @@ use util::GUARD;
 /// The longest line delivered whole (`Console::MAX_LINE`).
 const MAX_LINE: usize = uniloop::Console::MAX_LINE;
 
-/// Builds the example (a no-op when it is current: a plain `cargo test`
-/// already built it) and returns its path.
+/// The example's path. On Unix it is built first (a no-op when it is
+/// current: a plain `cargo test` already built it); under Wine, cargo (a
+/// Linux program) cannot be started, and `cargo test` has built it.
 fn example(name: &str) -> PathBuf {
     let mut p = std::env::current_exe().unwrap();
-    let release = p.components().any(|c| c.as_os_str() == "release");
-    let mut build = Command::new(env!("CARGO"));
-    build.args(["build", "-q", "-p", "uniloop", "--example", name]);
-    if release {
-        build.arg("--release");
+    if cfg!(unix) {
+        let release = p.components().any(|c| c.as_os_str() == "release");
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "-q", "-p", "uniloop", "--example", name]);
+        if release {
+            build.arg("--release");
+        }
+        assert!(build.status().unwrap().success(), "building example {name}");
     }
-    assert!(build.status().unwrap().success(), "building example {name}");
+    // target/[triple/]<profile>/deps/<this test> -> .../<profile>/examples/<name>
     p.pop();
     p.pop();
     p.push("examples");
-    p.push(name);
+    p.push(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     p
 }
 

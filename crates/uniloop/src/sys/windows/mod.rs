@@ -6,6 +6,7 @@ use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 use crate::Backend;
 
 mod afd;
+pub(crate) mod console;
 mod iocp;
 mod port;
 
