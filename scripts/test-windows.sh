@@ -52,4 +52,16 @@ cargo build -q -p uniloop --examples --target "$TARGET"
 # cargo's own `test result:` lines are the record; a failing test makes
 # cargo, and so this script (set -e), exit non-zero.
 cargo test -p uniloop --target "$TARGET" "$@"
+
+# A real console: Wine gives one when stdin is a terminal (shared/WINE.md),
+# so run that test binary again on a pseudo-terminal made by script(1).
+# Run under cargo above it had no console and said it skipped.
+if [ $# -eq 0 ]; then
+  cargo test -q -p uniloop --target "$TARGET" --test windows_console --no-run
+  exe=$(ls -t "$TARGET_DIR/$TARGET"/debug/deps/windows_console-*.exe | head -n 1)
+  out=$(script -qec "wine '$exe' --nocapture" /dev/null </dev/null | tr -d '\r')
+  printf '%s\n' "$out" | grep -E 'test |SKIPPED' || true
+  printf '%s\n' "$out" | grep -q 'SKIPPED' && { echo "a real console could not be had under script(1)"; exit 1; }
+  printf '%s\n' "$out" | grep -q '1 passed; 0 failed' || { echo "real-console test failed"; exit 1; }
+fi
 echo "Windows (Wine) tests passed"
