@@ -322,6 +322,11 @@ impl Runtime {
     /// resumes on its schedule; it does not fire the missed periods in a
     /// burst. A zero period is rounded up to 1 ms.
     ///
+    /// Timers have a resolution of 1 ms and never fire early: a deadline is
+    /// rounded up to the next whole millisecond (of the loop's timer clock),
+    /// so a timer fires up to 1 ms after its exact deadline, plus however
+    /// late the loop gets to `wait`.
+    ///
     /// # Examples
     ///
     /// ```
