@@ -17,8 +17,8 @@
 //! Costs: insert is an O(1) append; cancel is O(1) (timers live in a slab, a
 //! [`TimerId`] is a slot plus a generation, and each wheel slot keeps a live
 //! count, so its bit is cleared and its memory freed when the last live timer
-//! in it goes; a slot mostly of cancelled entries is compacted, amortised
-//! O(1), so memory tracks live timers). Advancing drains the level-0 slot of
+//! in it goes; a slot more than three-quarters cancelled entries is
+//! compacted, amortised O(1), so memory tracks live timers). Advancing drains the level-0 slot of
 //! each tick that has come and moves a higher slot's entries one level down
 //! when its time comes, so an entry moves at most once per level; due entries
 //! are sorted by sequence (usually a no-op check) because a cascade can
@@ -96,11 +96,11 @@ struct Slot {
     timer: Option<Timer>,
 }
 
-/// A wheel, overflow or due-list entry. Stale (its timer cancelled or
-/// rescheduled) when the slab's timer no longer has this `seq`.
+/// A wheel, overflow or due-list entry (16 bytes: the tick is in the slab,
+/// which is read anyway to tell live entries). Stale (its timer cancelled
+/// or rescheduled) when the slab's timer no longer has this `seq`.
 #[derive(Clone, Copy)]
 struct Entry {
-    tick: u64,
     seq: u64,
     slot: u32,
 }
@@ -117,6 +117,9 @@ pub(crate) struct Timers {
     /// The last tick processed: every timer with `tick <= elapsed` is in
     /// `due`, every other one in the wheel or overflow.
     elapsed: u64,
+    /// The `now` the wheel was last advanced to: `pop_due` is called once
+    /// per event with the same `now`, which needs no second look.
+    advanced_to: Option<Instant>,
     /// `LEVELS * SLOTS` buckets, level-major.
     wheel: Box<[Bucket]>,
     occupied: [u64; LEVELS],
@@ -143,8 +146,12 @@ fn place(tick: u64, elapsed: u64) -> Option<(usize, usize)> {
     Some((level, slot))
 }
 
-fn is_live(slots: &[Slot], e: &Entry) -> bool {
-    matches!(&slots[e.slot as usize].timer, Some(t) if t.seq == e.seq)
+/// The entry's timer, if the entry is live.
+fn live_timer<'a>(slots: &'a [Slot], e: &Entry) -> Option<&'a Timer> {
+    slots[e.slot as usize]
+        .timer
+        .as_ref()
+        .filter(|t| t.seq == e.seq)
 }
 
 impl Timers {
@@ -152,6 +159,7 @@ impl Timers {
         Timers {
             epoch: Instant::now(),
             elapsed: 0,
+            advanced_to: None,
             wheel: (0..LEVELS * SLOTS).map(|_| Bucket::default()).collect(),
             occupied: [0; LEVELS],
             overflow: Bucket::default(),
@@ -216,19 +224,19 @@ impl Timers {
             }
         };
         self.live += 1;
-        self.insert(Entry { tick, seq, slot });
+        self.insert(Entry { seq, slot }, tick);
         TimerId::new(slot, self.slots[slot as usize].generation)
     }
 
     /// Files a live entry: due now if its tick has been processed (it then
     /// has the largest sequence, so the due list stays in order), else in
     /// its wheel slot or the overflow.
-    fn insert(&mut self, e: Entry) {
-        if e.tick <= self.elapsed {
+    fn insert(&mut self, e: Entry, tick: u64) {
+        if tick <= self.elapsed {
             self.due.push(e);
             return;
         }
-        let bucket = match place(e.tick, self.elapsed) {
+        let bucket = match place(tick, self.elapsed) {
             Some((level, slot)) => {
                 self.occupied[level] |= 1 << slot;
                 &mut self.wheel[level * SLOTS + slot]
@@ -273,11 +281,11 @@ impl Timers {
         bucket.live -= 1;
         if bucket.live == 0 {
             bucket.entries = Vec::new();
-        } else if bucket.entries.len() > 64 && bucket.entries.len() > 2 * bucket.live as usize {
+        } else if bucket.entries.len() > 64 && bucket.entries.len() > 4 * bucket.live as usize {
             // Mostly stale: compact, amortised O(1) per cancel, so memory
             // tracks the live count.
             let slots = &self.slots;
-            bucket.entries.retain(|e| is_live(slots, e));
+            bucket.entries.retain(|e| live_timer(slots, e).is_some());
         }
         true
     }
@@ -314,6 +322,10 @@ impl Timers {
 
     /// Processes every tick up to the one `now` is in.
     fn advance(&mut self, now: Instant) {
+        if self.advanced_to == Some(now) {
+            return;
+        }
+        self.advanced_to = Some(now);
         let target = self.ns(now) / TICK_NS;
         if target <= self.elapsed {
             return;
@@ -344,8 +356,8 @@ impl Timers {
                 self.due.extend_from_slice(&entries);
             } else {
                 for e in entries {
-                    if is_live(&self.slots, &e) {
-                        self.insert(e);
+                    if let Some(tick) = live_timer(&self.slots, &e).map(|t| t.tick) {
+                        self.insert(e, tick);
                     }
                 }
             }
@@ -359,10 +371,10 @@ impl Timers {
 
     /// Drops stale entries from the front of the due list; returns the
     /// first live one.
-    fn due_front(&mut self) -> Option<Entry> {
+    fn due_front(&mut self) -> Option<(Entry, u64)> {
         while let Some(e) = self.due.get(self.due_head) {
-            if is_live(&self.slots, e) {
-                return Some(*e);
+            if let Some(t) = live_timer(&self.slots, e) {
+                return Some((*e, t.tick));
             }
             self.due_head += 1;
         }
@@ -376,8 +388,8 @@ impl Timers {
     /// one in a higher level. Never later than the true next deadline, and
     /// after `has_due(now)` found nothing, later than `now`.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        if let Some(e) = self.due_front() {
-            return Some(self.instant(e.tick));
+        if let Some((_, tick)) = self.due_front() {
+            return Some(self.instant(tick));
         }
         self.next_expiration().map(|(start, _)| self.instant(start))
     }
@@ -393,13 +405,12 @@ impl Timers {
     /// (missed periods are skipped, not fired in a burst).
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(u64, TimerId)> {
         self.advance(now);
-        let e = self.due_front()?;
+        let (e, _) = self.due_front()?;
         self.due_head += 1;
         if self.due_head > 1024 && self.due_head * 2 > self.due.len() {
             self.due.drain(..self.due_head);
             self.due_head = 0;
         }
-        let now = self.ns(now);
         let slot = e.slot;
         let s = &self.slots[slot as usize];
         let id = TimerId::new(slot, s.generation);
@@ -407,7 +418,7 @@ impl Timers {
             let timer = s.timer.as_ref().expect("live entry has a timer");
             (timer.key, timer.period, timer.deadline)
         };
-        if let Some(missed) = now.saturating_sub(deadline).checked_div(period) {
+        if let Some(missed) = self.ns(now).saturating_sub(deadline).checked_div(period) {
             let next = deadline.saturating_add(period.saturating_mul(missed + 1));
             let seq = self.bump_seq();
             let tick = next.div_ceil(TICK_NS);
@@ -416,7 +427,7 @@ impl Timers {
                 timer.deadline = next;
                 timer.tick = tick;
             }
-            self.insert(Entry { tick, seq, slot });
+            self.insert(Entry { seq, slot }, tick);
         } else {
             // Period 0: a one-shot timer.
             self.release(slot as usize);
@@ -493,7 +504,7 @@ mod tests {
         }
         assert!(timers.len() < 10_000);
         assert!(
-            timers.stored() <= 2 * timers.len() + 64 * LEVELS * SLOTS,
+            timers.stored() <= 4 * timers.len() + 64 * LEVELS * SLOTS,
             "{} entries kept for {} timers",
             timers.stored(),
             timers.len()
