@@ -10,21 +10,23 @@
 //! slots, a slot of level `i` spanning `64^i` ticks, so the wheel covers
 //! 2^36 ms (~2.2 years) ahead; anything further waits in an overflow list
 //! that is re-sorted into the wheel once per 2^36 ms. Each level has a `u64`
-//! occupancy bitmap and each slot a `Vec` of `(tick, sequence, slab index)`
+//! occupancy bitmap and each slot a `Vec` of 16-byte `(sequence, slab index)`
 //! entries. A timer's level is picked from the highest bit in which its tick
 //! differs from the wheel's current tick.
 //!
 //! Costs: insert is an O(1) append; cancel is O(1) (timers live in a slab, a
 //! [`TimerId`] is a slot plus a generation, and each wheel slot keeps a live
-//! count, so its bit is cleared and its memory freed when the last live timer
-//! in it goes; a slot more than three-quarters cancelled entries is
-//! compacted, amortised O(1), so memory tracks live timers). Advancing drains the level-0 slot of
-//! each tick that has come and moves a higher slot's entries one level down
-//! when its time comes, so an entry moves at most once per level; due entries
-//! are sorted by sequence (usually a no-op check) because a cascade can
-//! append an older timer after a newer one. [`Timers::next_deadline`] is
-//! exact for level 0 and otherwise the start of the earliest occupied
-//! higher slot, a lower bound: the loop wakes there, cascades and asks again.
+//! count, so its bit is cleared and its memory freed when the last live
+//! timer in it goes; a slot more than three-quarters cancelled is compacted,
+//! amortised O(1), so memory tracks live timers). Advancing drains the
+//! level-0 slot of each tick that has come and moves a higher slot's live
+//! entries one level down when its time comes, so an entry moves at most
+//! once per level. Due entries of one tick fire in sequence (insertion)
+//! order: a slot takes its one cascade before any direct insert, so it is
+//! normally in order already, and it is checked and sorted if not.
+//! `Timers::next_deadline` is exact for level 0 and otherwise the start of
+//! the earliest occupied higher slot, a lower bound: the loop wakes there,
+//! cascades and asks again.
 //!
 //! Written here rather than taken from a crate because the timer crates on
 //! offer either run their own thread or are tied to an async executor.
@@ -33,6 +35,7 @@
 
 use std::fmt;
 use std::time::{Duration, Instant};
+
 /// Names a timer made by [`Runtime::add_timer`](crate::Runtime::add_timer);
 /// used to cancel it and reported in [`Event::Timer`](crate::Event::Timer).
 ///
