@@ -176,7 +176,10 @@ impl Timers {
     }
 
     fn ns(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+        let d = t.saturating_duration_since(self.epoch);
+        d.as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()))
     }
 
     fn instant(&self, tick: u64) -> Instant {
@@ -355,8 +358,11 @@ impl Timers {
             // older timer after a newer one, so restore insertion order.
             let from = self.due.len();
             if matches!(at, Some((0, _))) {
-                // Stale ones are skipped when popped.
-                self.due.extend_from_slice(&entries);
+                // Dropping stale entries here, in one pass of independent
+                // loads, also brings the slab lines in for the pops to come.
+                let slots = &self.slots;
+                self.due
+                    .extend(entries.iter().filter(|e| live_timer(slots, e).is_some()));
             } else {
                 for e in entries {
                     if let Some(tick) = live_timer(&self.slots, &e).map(|t| t.tick) {
