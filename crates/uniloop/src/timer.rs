@@ -378,8 +378,10 @@ impl Timers {
                 }
             };
             // Entries of this very tick go to the due list: a level-0 slot
-            // holds nothing else, a cascade may hold some. Either may have an
-            // older timer after a newer one, so restore insertion order.
+            // holds nothing else, a cascade may hold some. They must fire in
+            // insertion order: a slot takes its one cascade before any
+            // direct insert, so they normally are in order; check, and sort
+            // if not.
             let from = self.due.len();
             if matches!(at, Some((0, _))) {
                 // Dropping stale entries here, in one pass of independent
@@ -552,6 +554,27 @@ mod tests {
         // (A stale due entry goes when next_deadline looks at it.)
         assert_eq!(timers.next_deadline(), None);
         assert_eq!(timers.stored(), 0);
+        assert_eq!(timers.occupied, [0; LEVELS]);
+    }
+
+    #[test]
+    fn a_cascade_drops_stale_entries() {
+        let start = Instant::now();
+        let mut timers = Timers::new();
+        timers.epoch = start;
+        let ms = Duration::from_millis;
+        // a and c share a level-1 slot; a's cancelled entry stays there
+        // (c keeps the slot live) and b reuses a's slab slot.
+        let a = timers.add(1, ms(100), None, start);
+        let c = timers.add(3, ms(100), None, start);
+        assert!(timers.cancel(a));
+        let b = timers.add(2, ms(200), None, start);
+        assert_eq!(a.slot(), b.slot());
+        // Cascade a and c's slot: a's entry must not be re-filed as b's.
+        assert_eq!(timers.pop_due(start + ms(64)), None);
+        assert!(timers.cancel(b));
+        assert!(timers.cancel(c));
+        assert_eq!(timers.next_deadline(), None, "an empty wheel wakes nobody");
         assert_eq!(timers.occupied, [0; LEVELS]);
     }
 
