@@ -317,10 +317,15 @@ impl Runtime {
     /// and then every `period` if one is given.
     ///
     /// Timers run in the loop: no thread per timer. Timers with the same
-    /// deadline fire in the order they were added. A periodic timer that
-    /// falls behind (the loop was busy for several periods) fires once and
-    /// resumes on its schedule; it does not fire the missed periods in a
-    /// burst. A zero period is rounded up to 1 ms.
+    /// deadline (to the millisecond) fire in the order they were added. A
+    /// periodic timer that falls behind (the loop was busy for several
+    /// periods) fires once and resumes on its schedule; it does not fire the
+    /// missed periods in a burst. A zero period is rounded up to 1 ms.
+    ///
+    /// Timers have a resolution of 1 ms and never fire early: a deadline is
+    /// rounded up to the next whole millisecond (of the loop's timer clock),
+    /// so a timer fires up to 1 ms after its exact deadline, plus however
+    /// late the loop gets to `wait`.
     ///
     /// # Examples
     ///

@@ -2,19 +2,37 @@
 //! callback on a foreign thread. Expiries are [`Event::Timer`]s returned by
 //! `wait`, whose timeout is shortened to the earliest deadline.
 //!
-//! A binary min-heap keyed by `(deadline, sequence)` gives O(log n) insert and
-//! expiry and fires equal deadlines in insertion order (the libuv rule).
-//! Timers live in a slab, so a [`TimerId`] is a slot plus a generation and
-//! cancelling is O(1): the heap entry goes stale and is skipped when it
-//! surfaces; the heap is compacted when stale entries outnumber live ones, so
-//! cancel-heavy workloads do not grow it without bound. Written here rather
-//! than taken from a crate because the timer crates on offer either run their
-//! own thread or are tied to an async executor.
+//! **Resolution 1 ms, never early**: a deadline is rounded *up* to a whole
+//! millisecond tick since the wheel's epoch, and a timer is due once that
+//! tick has begun. Equal ticks fire in insertion order (the libuv rule).
+//!
+//! A hierarchical timing wheel (the kernel/tokio design): 6 levels of 64
+//! slots, a slot of level `i` spanning `64^i` ticks, so the wheel covers
+//! 2^36 ms (~2.2 years) ahead; anything further waits in an overflow list
+//! that is re-sorted into the wheel once per 2^36 ms. Each level has a `u64`
+//! occupancy bitmap and each slot a `Vec` of 16-byte `(sequence, slab index)`
+//! entries. A timer's level is picked from the highest bit in which its tick
+//! differs from the wheel's current tick.
+//!
+//! Costs: insert is an O(1) append; cancel is O(1) (timers live in a slab, a
+//! [`TimerId`] is a slot plus a generation, and each wheel slot keeps a live
+//! count, so its bit is cleared and its memory freed when the last live
+//! timer in it goes; a slot more than three-quarters cancelled is compacted,
+//! amortised O(1), so memory tracks live timers). Advancing drains the
+//! level-0 slot of each tick that has come and moves a higher slot's live
+//! entries one level down when its time comes, so an entry moves at most
+//! once per level. Due entries of one tick fire in sequence (insertion)
+//! order: a slot takes its one cascade before any direct insert, so it is
+//! normally in order already, and it is checked and sorted if not.
+//! `Timers::next_deadline` is exact for level 0 and otherwise the start of
+//! the earliest occupied higher slot, a lower bound: the loop wakes there,
+//! cascades and asks again.
+//!
+//! Written here rather than taken from a crate because the timer crates on
+//! offer either run their own thread or are tied to an async executor.
 //!
 //! [`Event::Timer`]: crate::Event::Timer
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -55,11 +73,24 @@ impl fmt::Debug for TimerId {
 /// loop spin, so it is rounded up to this.
 pub(crate) const MIN_PERIOD: Duration = Duration::from_millis(1);
 
+/// One tick of the wheel: the timer resolution.
+const TICK_NS: u64 = 1_000_000;
+const LEVELS: usize = 6;
+const SLOT_BITS: u32 = 6;
+const SLOTS: usize = 1 << SLOT_BITS;
+/// Ticks covered by the whole wheel; a tick differing from the current one
+/// at or above this bit goes to the overflow list.
+const WHEEL_BITS: u32 = SLOT_BITS * LEVELS as u32;
+
 struct Timer {
     key: u64,
     /// Nanoseconds; 0 for one-shot.
     period: u64,
-    /// The sequence number of this timer's live heap entry.
+    /// Deadline in ns since the epoch (periodic timers step from it).
+    deadline: u64,
+    /// `deadline` rounded up to whole ticks: where the timer sits.
+    tick: u64,
+    /// The sequence number of this timer's live entry.
     seq: u64,
 }
 
@@ -68,23 +99,99 @@ struct Slot {
     timer: Option<Timer>,
 }
 
-/// `(deadline in ns since the wheel's epoch, insertion sequence, slot)`.
-type Entry = Reverse<(u64, u64, u32)>;
+/// A wheel, overflow or due-list entry (16 bytes: the tick is in the slab,
+/// which is read anyway to tell live entries). Stale (its timer cancelled
+/// or rescheduled) when the slab's timer no longer has this `seq`.
+#[derive(Clone, Copy)]
+struct Entry {
+    seq: u64,
+    slot: u32,
+}
+
+#[derive(Default)]
+struct Bucket {
+    entries: Vec<Entry>,
+    /// Live entries in `entries`; the occupancy bit is set iff this is > 0.
+    live: u32,
+}
 
 pub(crate) struct Timers {
     epoch: Instant,
-    heap: BinaryHeap<Entry>,
+    /// The last tick processed: every timer with `tick <= elapsed` is in
+    /// `due`, every other one in the wheel or overflow.
+    elapsed: u64,
+    /// The `now` the wheel was last advanced to: `pop_due` is called once
+    /// per event with the same `now`, which needs no second look.
+    advanced_to: Option<Instant>,
+    /// `LEVELS * SLOTS` buckets, level-major.
+    wheel: Box<[Bucket]>,
+    occupied: [u64; LEVELS],
+    overflow: Bucket,
+    /// Due entries in (tick, sequence) order, from `due_head` on.
+    due: Vec<Entry>,
+    due_head: usize,
     slots: Vec<Slot>,
     free: Vec<u32>,
     next_seq: u64,
     live: usize,
 }
 
+/// Where an entry for `tick` lives when the wheel stands at `elapsed`
+/// (`tick > elapsed`): `Some((level, slot))`, or `None` for the overflow.
+fn place(tick: u64, elapsed: u64) -> Option<(usize, usize)> {
+    debug_assert!(tick > elapsed);
+    let high = 63 - (tick ^ elapsed).leading_zeros();
+    if high >= WHEEL_BITS {
+        return None;
+    }
+    let level = (high / SLOT_BITS) as usize;
+    let slot = ((tick >> (SLOT_BITS * level as u32)) as usize) & (SLOTS - 1);
+    Some((level, slot))
+}
+
+/// How many entries ahead a drain or cascade prefetches the slab: its slots
+/// are scattered, so each is a cache miss, and misses issued early overlap.
+const PREFETCH: usize = 8;
+
+/// Hints the CPU to fetch the slab slot `entries[i]` points at.
+#[inline(always)]
+fn prefetch(slots: &[Slot], entries: &[Entry], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(s) = entries.get(i).and_then(|e| slots.get(e.slot as usize)) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let first = (s as *const Slot).cast::<i8>();
+        // A slot may straddle two cache lines: fetch both ends.
+        let last = first.wrapping_add(std::mem::size_of::<Slot>() - 1);
+        // SAFETY: a prefetch is only a hint; it never faults and does not
+        // change memory (`last` is inside the same slot).
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(first);
+            _mm_prefetch::<_MM_HINT_T0>(last);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (slots, entries, i);
+}
+
+/// The entry's timer, if the entry is live.
+fn live_timer<'a>(slots: &'a [Slot], e: &Entry) -> Option<&'a Timer> {
+    slots[e.slot as usize]
+        .timer
+        .as_ref()
+        .filter(|t| t.seq == e.seq)
+}
+
 impl Timers {
     pub(crate) fn new() -> Timers {
         Timers {
             epoch: Instant::now(),
-            heap: BinaryHeap::new(),
+            elapsed: 0,
+            advanced_to: None,
+            wheel: (0..LEVELS * SLOTS).map(|_| Bucket::default()).collect(),
+            occupied: [0; LEVELS],
+            overflow: Bucket::default(),
+            due: Vec::new(),
+            due_head: 0,
             slots: Vec::new(),
             free: Vec::new(),
             next_seq: 0,
@@ -93,7 +200,18 @@ impl Timers {
     }
 
     fn ns(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+        let d = t.saturating_duration_since(self.epoch);
+        d.as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()))
+    }
+
+    fn instant(&self, tick: u64) -> Instant {
+        let d = Duration::from_nanos(tick.saturating_mul(TICK_NS));
+        // Past what `Instant` holds: any far instant is a valid lower bound.
+        self.epoch
+            .checked_add(d)
+            .unwrap_or_else(|| self.epoch + Duration::from_secs(u64::from(u32::MAX)))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -113,7 +231,14 @@ impl Timers {
             u64::try_from(p.max(MIN_PERIOD).as_nanos()).unwrap_or(u64::MAX)
         });
         let seq = self.bump_seq();
-        let timer = Timer { key, period, seq };
+        let tick = deadline.div_ceil(TICK_NS);
+        let timer = Timer {
+            key,
+            period,
+            deadline,
+            tick,
+            seq,
+        };
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize].timer = Some(timer);
@@ -129,8 +254,27 @@ impl Timers {
             }
         };
         self.live += 1;
-        self.heap.push(Reverse((deadline, seq, slot)));
+        self.insert(Entry { seq, slot }, tick);
         TimerId::new(slot, self.slots[slot as usize].generation)
+    }
+
+    /// Files a live entry: due now if its tick has been processed (it then
+    /// has the largest sequence, so the due list stays in order), else in
+    /// its wheel slot or the overflow.
+    fn insert(&mut self, e: Entry, tick: u64) {
+        if tick <= self.elapsed {
+            self.due.push(e);
+            return;
+        }
+        let bucket = match place(tick, self.elapsed) {
+            Some((level, slot)) => {
+                self.occupied[level] |= 1 << slot;
+                &mut self.wheel[level * SLOTS + slot]
+            }
+            None => &mut self.overflow,
+        };
+        bucket.entries.push(e);
+        bucket.live += 1;
     }
 
     fn bump_seq(&mut self) -> u64 {
@@ -140,19 +284,38 @@ impl Timers {
     }
 
     pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
-        let Some(slot) = self.slots.get_mut(id.slot()) else {
+        let Some(slot) = self.slots.get(id.slot()) else {
             return false;
         };
-        if slot.generation != id.generation() || slot.timer.is_none() {
+        if slot.generation != id.generation() {
             return false;
         }
+        let Some(tick) = slot.timer.as_ref().map(|t| t.tick) else {
+            return false;
+        };
         self.release(id.slot());
-        // Compact once stale entries clearly dominate, so memory tracks the
-        // live count; amortised O(1) per cancel.
-        if self.heap.len() > 1024 && self.heap.len() > 2 * self.live {
+        if tick <= self.elapsed {
+            // In the due list: skipped as stale when it surfaces.
+            return true;
+        }
+        let bucket = match place(tick, self.elapsed) {
+            Some((level, slot)) => {
+                let bucket = &mut self.wheel[level * SLOTS + slot];
+                if bucket.live == 1 {
+                    self.occupied[level] &= !(1 << slot);
+                }
+                bucket
+            }
+            None => &mut self.overflow,
+        };
+        bucket.live -= 1;
+        if bucket.live == 0 {
+            bucket.entries = Vec::new();
+        } else if bucket.entries.len() > 64 && bucket.entries.len() > 4 * bucket.live as usize {
+            // Mostly stale: compact, amortised O(1) per cancel, so memory
+            // tracks the live count.
             let slots = &self.slots;
-            self.heap
-                .retain(|Reverse((_, seq, slot))| is_live(slots, *slot, *seq));
+            bucket.entries.retain(|e| live_timer(slots, e).is_some());
         }
         true
     }
@@ -165,65 +328,159 @@ impl Timers {
         self.live -= 1;
     }
 
-    /// Drops stale entries from the top of the heap, then returns the
-    /// earliest live deadline.
-    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        self.skip_stale();
-        self.heap
-            .peek()
-            .map(|Reverse((deadline, _, _))| self.epoch + Duration::from_nanos(*deadline))
+    /// The start tick of the earliest occupied wheel slot or overflow
+    /// round, with its bucket (`None` = the overflow).
+    fn next_expiration(&self) -> Option<(u64, Option<(usize, usize)>)> {
+        for level in 0..LEVELS {
+            let shift = SLOT_BITS * level as u32;
+            let digit = ((self.elapsed >> shift) as usize) & (SLOTS - 1);
+            // A level only holds slots after its current digit (an entry is
+            // cascaded when its slot's time comes).
+            let past = u64::MAX >> (63 - digit);
+            debug_assert_eq!(self.occupied[level] & past, 0);
+            let ahead = self.occupied[level] & !past;
+            if ahead != 0 {
+                // Any occupied slot of a lower level starts before every
+                // slot of a higher one, so the first non-empty level wins.
+                let slot = ahead.trailing_zeros() as usize;
+                let level_start = self.elapsed & !((1u64 << (shift + SLOT_BITS)) - 1);
+                return Some((level_start + ((slot as u64) << shift), Some((level, slot))));
+            }
+        }
+        (self.overflow.live > 0).then(|| (((self.elapsed >> WHEEL_BITS) + 1) << WHEEL_BITS, None))
     }
 
-    fn skip_stale(&mut self) {
-        while let Some(Reverse((_, seq, slot))) = self.heap.peek() {
-            if is_live(&self.slots, *slot, *seq) {
-                return;
-            }
-            self.heap.pop();
+    /// Processes every tick up to the one `now` is in.
+    fn advance(&mut self, now: Instant) {
+        if self.advanced_to == Some(now) {
+            return;
         }
+        self.advanced_to = Some(now);
+        let target = self.ns(now) / TICK_NS;
+        if target <= self.elapsed {
+            return;
+        }
+        while let Some((start, at)) = self.next_expiration() {
+            if start > target {
+                break;
+            }
+            self.elapsed = start;
+            let entries = match at {
+                Some((level, slot)) => {
+                    self.occupied[level] &= !(1 << slot);
+                    let bucket = &mut self.wheel[level * SLOTS + slot];
+                    bucket.live = 0;
+                    std::mem::take(&mut bucket.entries)
+                }
+                None => {
+                    self.overflow.live = 0;
+                    std::mem::take(&mut self.overflow.entries)
+                }
+            };
+            // Entries of this very tick go to the due list: a level-0 slot
+            // holds nothing else, a cascade may hold some. They must fire in
+            // insertion order: a slot takes its one cascade before any
+            // direct insert, so they normally are in order; check, and sort
+            // if not.
+            let from = self.due.len();
+            if matches!(at, Some((0, _))) {
+                // Dropping stale entries here, in one pass of independent
+                // loads, also brings the slab lines in for the pops to come.
+                let slots = &self.slots;
+                self.due
+                    .extend(entries.iter().enumerate().filter_map(|(i, e)| {
+                        prefetch(slots, &entries, i + PREFETCH);
+                        live_timer(slots, e).map(|_| *e)
+                    }));
+            } else {
+                for (i, &e) in entries.iter().enumerate() {
+                    prefetch(&self.slots, &entries, i + PREFETCH);
+                    if let Some(tick) = live_timer(&self.slots, &e).map(|t| t.tick) {
+                        self.insert(e, tick);
+                    }
+                }
+            }
+            let fresh = &mut self.due[from..];
+            if !fresh.windows(2).all(|w| w[0].seq < w[1].seq) {
+                fresh.sort_unstable_by_key(|e| e.seq);
+            }
+        }
+        self.elapsed = target;
+    }
+
+    /// Drops stale entries from the front of the due list; returns the
+    /// first live one.
+    fn due_front(&mut self) -> Option<(Entry, u64)> {
+        while let Some(e) = self.due.get(self.due_head) {
+            if let Some(t) = live_timer(&self.slots, e) {
+                return Some((*e, t.tick));
+            }
+            self.due_head += 1;
+        }
+        self.due.clear();
+        self.due_head = 0;
+        None
+    }
+
+    /// The earliest deadline, or a lower bound of it: exact for a timer in
+    /// level 0 (or already due), the start of the earliest occupied slot for
+    /// one in a higher level. Never later than the true next deadline, and
+    /// after `has_due(now)` found nothing, later than `now`.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        if let Some((_, tick)) = self.due_front() {
+            return Some(self.instant(tick));
+        }
+        self.next_expiration().map(|(start, _)| self.instant(start))
     }
 
     /// Whether a timer is due at `now`.
     pub(crate) fn has_due(&mut self, now: Instant) -> bool {
-        let now = self.ns(now);
-        self.skip_stale();
-        matches!(self.heap.peek(), Some(Reverse((deadline, _, _))) if *deadline <= now)
+        self.advance(now);
+        self.due_front().is_some()
     }
 
     /// Removes the earliest timer due at `now` and returns its key and id;
     /// a periodic timer is rescheduled to its next deadline after `now`
     /// (missed periods are skipped, not fired in a burst).
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(u64, TimerId)> {
-        let now = self.ns(now);
-        self.skip_stale();
-        let &Reverse((deadline, _, slot)) = self.heap.peek()?;
-        if deadline > now {
-            return None;
+        self.advance(now);
+        let (e, _) = self.due_front()?;
+        self.due_head += 1;
+        if self.due_head > 1024 && self.due_head * 2 > self.due.len() {
+            self.due.drain(..self.due_head);
+            self.due_head = 0;
         }
-        self.heap.pop();
+        let slot = e.slot;
         let s = &self.slots[slot as usize];
         let id = TimerId::new(slot, s.generation);
-        let (key, period) = {
+        let (key, period, deadline) = {
             let timer = s.timer.as_ref().expect("live entry has a timer");
-            (timer.key, timer.period)
+            (timer.key, timer.period, timer.deadline)
         };
-        if let Some(missed) = (now - deadline).checked_div(period) {
+        if let Some(missed) = self.ns(now).saturating_sub(deadline).checked_div(period) {
             let next = deadline.saturating_add(period.saturating_mul(missed + 1));
             let seq = self.bump_seq();
+            let tick = next.div_ceil(TICK_NS);
             if let Some(timer) = self.slots[slot as usize].timer.as_mut() {
                 timer.seq = seq;
+                timer.deadline = next;
+                timer.tick = tick;
             }
-            self.heap.push(Reverse((next, seq, slot)));
+            self.insert(Entry { seq, slot }, tick);
         } else {
             // Period 0: a one-shot timer.
             self.release(slot as usize);
         }
         Some((key, id))
     }
-}
 
-fn is_live(slots: &[Slot], slot: u32, seq: u64) -> bool {
-    matches!(&slots[slot as usize].timer, Some(t) if t.seq == seq)
+    /// Entries held in the wheel, overflow and due list, stale included.
+    #[cfg(test)]
+    fn stored(&self) -> usize {
+        self.wheel.iter().map(|b| b.entries.len()).sum::<usize>()
+            + self.overflow.entries.len()
+            + (self.due.len() - self.due_head)
+    }
 }
 
 #[cfg(test)]
@@ -273,21 +530,104 @@ mod tests {
     }
 
     #[test]
-    fn heap_is_compacted_after_mass_cancel() {
+    fn memory_tracks_live_timers_after_mass_cancel() {
         let now = Instant::now();
         let mut timers = Timers::new();
-        let ids: Vec<_> = (0..10_000)
+        // All in one high-level slot (same deadline), plus spread ones.
+        let mut ids: Vec<_> = (0..10_000)
             .map(|k| timers.add(k, Duration::from_secs(60), None, now))
             .collect();
-        for id in &ids[..9_000] {
-            assert!(timers.cancel(*id));
+        ids.extend((0..10_000).map(|k| timers.add(k, Duration::from_millis(k), None, now)));
+        for id in ids.iter().step_by(10).chain(&ids[..9_000]) {
+            timers.cancel(*id);
         }
-        assert_eq!(timers.len(), 1_000);
+        assert!(timers.len() < 10_000);
         assert!(
-            timers.heap.len() <= 2_048,
-            "heap kept {} entries",
-            timers.heap.len()
+            timers.stored() <= 4 * timers.len() + 64 * LEVELS * SLOTS,
+            "{} entries kept for {} timers",
+            timers.stored(),
+            timers.len()
         );
+        for id in &ids {
+            timers.cancel(*id);
+        }
+        // (A stale due entry goes when next_deadline looks at it.)
+        assert_eq!(timers.next_deadline(), None);
+        assert_eq!(timers.stored(), 0);
+        assert_eq!(timers.occupied, [0; LEVELS]);
+    }
+
+    #[test]
+    fn a_cascade_drops_stale_entries() {
+        let start = Instant::now();
+        let mut timers = Timers::new();
+        timers.epoch = start;
+        let ms = Duration::from_millis;
+        // a and c share a level-1 slot; a's cancelled entry stays there
+        // (c keeps the slot live) and b reuses a's slab slot.
+        let a = timers.add(1, ms(100), None, start);
+        let c = timers.add(3, ms(100), None, start);
+        assert!(timers.cancel(a));
+        let b = timers.add(2, ms(200), None, start);
+        assert_eq!(a.slot(), b.slot());
+        // Cascade a and c's slot: a's entry must not be re-filed as b's.
+        assert_eq!(timers.pop_due(start + ms(64)), None);
+        assert!(timers.cancel(b));
+        assert!(timers.cancel(c));
+        assert_eq!(timers.next_deadline(), None, "an empty wheel wakes nobody");
+        assert_eq!(timers.occupied, [0; LEVELS]);
+    }
+
+    #[test]
+    fn resolution_is_one_millisecond_never_early() {
+        let start = Instant::now();
+        let mut timers = Timers::new();
+        timers.epoch = start;
+        let at = |us: u64| start + Duration::from_micros(us);
+        let id = timers.add(1, Duration::from_micros(1_300), None, at(0));
+        assert_eq!(timers.next_deadline(), Some(at(2_000)));
+        assert!(!timers.has_due(at(1_300)));
+        assert!(!timers.has_due(at(1_999)));
+        assert_eq!(timers.pop_due(at(2_000)), Some((1, id)));
+    }
+
+    #[test]
+    fn far_timers_cascade_and_overflow() {
+        let start = Instant::now();
+        let mut timers = Timers::new();
+        timers.epoch = start;
+        let day = Duration::from_secs(86_400);
+        // ~3 years is past the wheel's 2^36 ms: the overflow list.
+        let delays = [
+            day * 1100,
+            day * 3,
+            Duration::from_secs(3_600),
+            Duration::from_millis(70),
+        ];
+        let ids: Vec<_> = delays
+            .iter()
+            .enumerate()
+            .map(|(k, d)| timers.add(k as u64, *d, None, start))
+            .collect();
+        let mut now = start;
+        for k in (0..delays.len()).rev() {
+            // Follow next_deadline as the loop would: lower bounds, never late.
+            let mut wakes = 0;
+            loop {
+                let next = timers.next_deadline().unwrap();
+                assert!(next > now, "no busy loop");
+                assert!(next <= start + delays[k]);
+                now = next;
+                wakes += 1;
+                if let Some(got) = timers.pop_due(now) {
+                    assert_eq!(got, (k as u64, ids[k]));
+                    assert_eq!(now, start + delays[k]);
+                    break;
+                }
+                assert!(wakes < 20);
+            }
+        }
+        assert_eq!(timers.next_deadline(), None);
     }
 
     mod model {
@@ -313,6 +653,10 @@ mod tests {
                     .prop_map(|(key, delay_ms, period_ms)| Op::Add { key, delay_ms, period_ms }),
                 2 => any::<usize>().prop_map(Op::Cancel),
                 3 => (0..30u64).prop_map(Op::Advance),
+                // Far timers and long jumps: cascades from the high levels.
+                1 => (any::<u64>(), 0..(4 * 86_400_000u64), proptest::option::weighted(0.3, 1..7_200_000u64))
+                    .prop_map(|(key, delay_ms, period_ms)| Op::Add { key, delay_ms, period_ms }),
+                1 => (0..(8 * 3_600_000u64)).prop_map(Op::Advance),
             ]
         }
 
@@ -387,8 +731,17 @@ mod tests {
                         }
                     }
                     prop_assert_eq!(timers.len(), model.live.len());
-                    let next = model.live.iter().map(|t| t.0).min().map(at);
-                    prop_assert_eq!(timers.next_deadline(), next);
+                    // A lower bound (exact in level 0), never a busy loop
+                    // when nothing is due, `None` iff no live timers.
+                    let exact = model.live.iter().map(|t| t.0).min();
+                    let next = timers.next_deadline();
+                    prop_assert_eq!(next.is_none(), exact.is_none());
+                    if let (Some(next), Some(exact)) = (next, exact) {
+                        prop_assert!(next <= at(exact), "{:?} > {}", next.duration_since(start), exact);
+                        if exact > now {
+                            prop_assert!(next > at(now), "busy loop: {:?} <= {}", next.duration_since(start), now);
+                        }
+                    }
                 }
             }
         }
