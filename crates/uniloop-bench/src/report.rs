@@ -263,7 +263,10 @@ impl CaseResult {
             .iter()
             .map(|g| match g {
                 Goal::RatioAtLeast { peer, min } => {
-                    let r = systems.iter().find(|s| &s.name == peer).and_then(|s| s.ratio);
+                    let r = systems
+                        .iter()
+                        .find(|s| &s.name == peer)
+                        .and_then(|s| s.ratio);
                     GoalResult {
                         text: format!("uniloop ÷ {peer} ≥ {min:.2}×"),
                         measured: r,
@@ -311,7 +314,7 @@ pub(crate) fn fmt_value(v: f64, unit: &str) -> String {
         } else {
             (v, "")
         };
-        format!("{} {prefix}{unit}", sig3(scaled))
+        format!("{}{prefix} {unit}", sig3(scaled))
     } else if unit.is_empty() {
         sig3(v)
     } else {
@@ -335,7 +338,7 @@ fn sig3(v: f64) -> String {
 
 fn fmt_ratio(r: Option<f64>) -> String {
     match r {
-        Some(r) if r.is_finite() => format!("{r:.2}×"),
+        Some(r) if r.is_finite() => format!("{}×", sig3(r)),
         Some(_) => "n/a (peer 0)".to_string(),
         None => "—".to_string(),
     }
@@ -352,7 +355,11 @@ pub(crate) fn table(c: &CaseResult) -> String {
         s,
         "   figure: {} ({} is better), median of {}; ratio = uniloop ÷ peer",
         c.unit,
-        if c.higher_is_better { "higher" } else { "lower" },
+        if c.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        },
         c.reps
     );
     let _ = writeln!(
@@ -537,11 +544,7 @@ fn to_json(machine: &Machine, cfg: &Config, results: &[CaseResult]) -> String {
         let _ = writeln!(s, "      \"notes\": [{}],", notes.join(", "));
         let errors: Vec<String> = c.errors.iter().map(|n| json_str(n)).collect();
         let _ = writeln!(s, "      \"errors\": [{}]", errors.join(", "));
-        let _ = writeln!(
-            s,
-            "    }}{}",
-            if ci + 1 < results.len() { "," } else { "" }
-        );
+        let _ = writeln!(s, "    }}{}", if ci + 1 < results.len() { "," } else { "" });
     }
     let _ = writeln!(s, "  ]\n}}");
     s
@@ -674,7 +677,11 @@ pub(crate) fn to_svg(machine: &Machine, results: &[CaseResult]) -> String {
     for (i, r) in rows.iter().enumerate() {
         let y = top + row_h * i as f64;
         let x = x_of(r.advantage);
-        let (x0, w) = if x >= one { (one, x - one) } else { (x, one - x) };
+        let (x0, w) = if x >= one {
+            (one, x - one)
+        } else {
+            (x, one - x)
+        };
         let fill = if r.advantage >= 1.0 {
             "#3a7d44"
         } else {

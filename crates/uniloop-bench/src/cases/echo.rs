@@ -139,14 +139,23 @@ fn generate(addr: SocketAddr, conns: usize, duration: Duration) -> io::Result<f6
 fn echo_once(mut s: &TcpStream, buf: &mut [u8]) -> io::Result<bool> {
     match s.read(buf) {
         Ok(0) => Ok(false),
-        Ok(n) => {
-            s.write_all(&buf[..n])?;
-            Ok(true)
-        }
+        Ok(n) => match s.write_all(&buf[..n]) {
+            Ok(()) => Ok(true),
+            Err(e) if gone(&e) => Ok(false),
+            Err(e) => Err(e),
+        },
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(false),
+        Err(e) if gone(&e) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// The generator resets its connections when it stops.
+fn gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
 }
 
 fn serve_uniloop(listener: TcpListener, conns: usize) -> io::Result<()> {
@@ -160,7 +169,10 @@ fn serve_uniloop(listener: TcpListener, conns: usize) -> io::Result<()> {
     let mut buf = [0u8; 4096];
     while streams.len() < conns || open > 0 {
         if rt.wait(&mut events, Some(Duration::from_secs(30)))? == 0 {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "uniloop: idle 30 s"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "uniloop: idle 30 s",
+            ));
         }
         for ev in &events {
             let Event::Io { token, .. } = *ev else {
@@ -243,14 +255,17 @@ fn serve_mio(listener: TcpListener, conns: usize) -> io::Result<()> {
                         alive = false;
                         break;
                     }
-                    Ok(n) => {
-                        s.write_all(&buf[..n])?;
-                        if n < buf.len() {
+                    Ok(n) => match s.write_all(&buf[..n]) {
+                        Ok(()) if n < buf.len() => break,
+                        Ok(()) => {}
+                        Err(e) if gone(&e) => {
+                            alive = false;
                             break;
                         }
-                    }
+                        Err(e) => return Err(e),
+                    },
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    Err(e) if gone(&e) => {
                         alive = false;
                         break;
                     }

@@ -102,8 +102,12 @@ fn uniloop(n: usize, backend: uniloop::Backend, d: Duration) -> io::Result<f64> 
             rt.wait(&mut events, Some(Duration::from_secs(5)))?;
             for ev in &events {
                 match *ev {
-                    Event::Io { token: Token(0), .. } => bounce(&a)?,
-                    Event::Io { token: Token(1), .. } => bounce(&b)?,
+                    Event::Io {
+                        token: Token(0), ..
+                    } => bounce(&a)?,
+                    Event::Io {
+                        token: Token(1), ..
+                    } => bounce(&b)?,
                     _ => return Err(io::Error::other("idle: an idle socket woke")),
                 }
             }
@@ -117,10 +121,7 @@ fn mio_loop(n: usize, d: Duration) -> io::Result<f64> {
     use mio::net::{UdpSocket as MioUdp, UnixStream as MioUnix};
     use mio::{Events, Interest, Poll, Token};
     let mut poll = Poll::new()?;
-    let mut idle: Vec<MioUdp> = idle_sockets(n)?
-        .into_iter()
-        .map(MioUdp::from_std)
-        .collect();
+    let mut idle: Vec<MioUdp> = idle_sockets(n)?.into_iter().map(MioUdp::from_std).collect();
     for (i, s) in idle.iter_mut().enumerate() {
         poll.registry()
             .register(s, Token(i + 2), Interest::READABLE)?;

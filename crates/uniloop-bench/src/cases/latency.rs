@@ -14,20 +14,25 @@ use crate::Config;
 
 pub(crate) fn case(cfg: &Config) -> Case {
     let n: usize = cfg.pick(100_000, 10_000);
-    Case::new("latency", "latency", "wake latency (ping-pong)", "round trips/s")
-        .method(&format!(
-            "{n} round trips between two threads, each blocked in its own loop; \
+    Case::new(
+        "latency",
+        "latency",
+        "wake latency (ping-pong)",
+        "round trips/s",
+    )
+    .method(&format!(
+        "{n} round trips between two threads, each blocked in its own loop; \
              p50/p99 are round-trip times"
-        ))
-        .system("uniloop (post)", Role::Subject, move || uniloop(n))
-        .system("mio Waker", Role::Peer, move || mio_waker(n))
-        .system("polling notify", Role::Peer, move || polling_notify(n))
-        .system("tokio current_thread + mpsc", Role::Peer, move || {
-            tokio_mpsc(n)
-        })
-        .system("raw eventfd + epoll", Role::Limit, move || raw(n))
-        .goal_at_least("raw eventfd + epoll", 1.0 / 1.1)
-        .note("goal \"within 1.1× raw eventfd\" is read as round trips/s ≥ raw ÷ 1.1")
+    ))
+    .system("uniloop (post)", Role::Subject, move || uniloop(n))
+    .system("mio Waker", Role::Peer, move || mio_waker(n))
+    .system("polling notify", Role::Peer, move || polling_notify(n))
+    .system("tokio current_thread + mpsc", Role::Peer, move || {
+        tokio_mpsc(n)
+    })
+    .system("raw eventfd + epoll", Role::Limit, move || raw(n))
+    .goal_at_least("raw eventfd + epoll", 1.0 / 1.1)
+    .note("goal \"within 1.1× raw eventfd\" is read as round trips/s ≥ raw ÷ 1.1")
 }
 
 /// Round trips/s plus p50/p99 in µs from per-trip times.

@@ -41,7 +41,9 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
             case.system("crossbeam-channel bounded", Role::Peer, move || {
                 crossbeam(producers, n)
             })
-            .system("flume bounded", Role::Peer, move || flume_bounded(producers, n))
+            .system("flume bounded", Role::Peer, move || {
+                flume_bounded(producers, n)
+            })
             .system("std sync_channel", Role::Peer, move || {
                 std_sync(producers, n)
             })

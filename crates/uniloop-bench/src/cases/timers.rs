@@ -41,9 +41,7 @@ pub(crate) fn case(cfg: &Config) -> Case {
 fn deadlines(n: usize, range: Duration) -> Vec<Duration> {
     let mut rng = Rng::new(0x5eed);
     let r = range.as_nanos() as u64;
-    (0..n)
-        .map(|_| Duration::from_nanos(rng.below(r)))
-        .collect()
+    (0..n).map(|_| Duration::from_nanos(rng.below(r))).collect()
 }
 
 fn sample(n: usize, cpu: Duration, insert_cancel: Duration) -> Sample {
