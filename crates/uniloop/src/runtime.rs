@@ -385,12 +385,17 @@ impl Runtime {
             (self.turn & 1) as usize
         };
         let mut now = start;
+        // Whether the OS was just asked for readiness (a blocking select
+        // that returned) with room for everything, and had no I/O. Asking
+        // again straight away would cost a syscall per wake-up and find
+        // nothing: a wake-up from another thread is exactly that case.
+        let mut io_fresh = false;
         loop {
             self.shared.begin_pass();
             let more = self.collect(events, now, events.capacity() - reserve);
             let expired = timeout == Some(Duration::ZERO) || deadline.is_some_and(|d| now >= d);
             if more || !events.is_empty() || expired {
-                if events.room() > 0 {
+                if events.room() > 0 && !io_fresh {
                     match self.poll_io(events, Some(Duration::ZERO)) {
                         Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
                         _ => {}
@@ -405,11 +410,12 @@ impl Runtime {
                 (Some(d), None) | (None, Some(d)) => Some(d.saturating_duration_since(now)),
                 (Some(a), Some(b)) => Some(a.min(b).saturating_duration_since(now)),
             };
+            io_fresh = false;
             if self.shared.prepare_sleep() {
                 let r = self.poll_io(events, block);
                 self.shared.finish_sleep();
                 match r {
-                    Ok(()) => {}
+                    Ok(()) => io_fresh = true,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
