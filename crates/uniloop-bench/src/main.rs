@@ -2,7 +2,7 @@
 //! channels) and against hand-written limits.
 //!
 //! ```text
-//! cargo run --release -p uniloop-bench -- [--quick] [--reps N] [--out DIR] [CASE...]
+//! cargo run --release -p uniloop-bench -- [--quick] [--reps N] [--out DIR] [--only SYSTEM] [CASE...]
 //! ```
 //!
 //! Each case runs every system back to back, repetition by repetition
@@ -30,6 +30,8 @@ static ALLOC: alloc::Counting = alloc::Counting;
 pub(crate) struct Config {
     pub(crate) quick: bool,
     pub(crate) reps: usize,
+    /// Only systems whose name contains this (for profiling one system).
+    pub(crate) only: Option<String>,
 }
 
 impl Config {
@@ -55,7 +57,7 @@ const CASES: [&str; 7] = [
 
 fn usage() -> String {
     format!(
-        "usage: uniloop-bench [--quick] [--reps N] [--out DIR] [CASE...]\n\
+        "usage: uniloop-bench [--quick] [--reps N] [--out DIR] [--only SYSTEM] [CASE...]\n\
          cases: {} (default: all)",
         CASES.join(", ")
     )
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
     let mut quick = false;
     let mut reps = None;
     let mut out = None;
+    let mut only = None;
     let mut selected = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -73,6 +76,10 @@ fn main() -> ExitCode {
             "--reps" => match args.next().and_then(|n| n.parse::<usize>().ok()) {
                 Some(n) if n > 0 => reps = Some(n),
                 _ => return bad_usage("--reps needs a positive number"),
+            },
+            "--only" => match args.next() {
+                Some(name) => only = Some(name),
+                None => return bad_usage("--only needs part of a system's name"),
             },
             "--out" => match args.next() {
                 Some(dir) => out = Some(PathBuf::from(dir)),
@@ -92,6 +99,7 @@ fn main() -> ExitCode {
     let cfg = Config {
         quick,
         reps: reps.unwrap_or(if quick { 3 } else { 5 }),
+        only,
     };
     let out = out.unwrap_or_else(|| PathBuf::from("target/bench"));
 
@@ -146,6 +154,9 @@ fn bad_usage(msg: &str) -> ExitCode {
 /// Runs every system of `case`, repetition by repetition.
 fn run_case(mut case: Case, cfg: &Config) -> CaseResult {
     let reps = case.reps.unwrap_or(cfg.reps);
+    if let Some(only) = &cfg.only {
+        case.systems.retain(|s| s.name.contains(only.as_str()));
+    }
     let mut samples: Vec<Vec<report::Sample>> = vec![Vec::new(); case.systems.len()];
     let mut errors = Vec::new();
     for rep in 1..=reps {

@@ -7,7 +7,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{check_stall, join, STALL};
+use super::{check_stall, join, tokio_rt, STALL};
 use crate::report::{Case, Role, Sample};
 use crate::sys::{epoll_events, Epoll, EventFd};
 use crate::Config;
@@ -157,7 +157,7 @@ fn polling_cq(n: u64) -> io::Result<Sample> {
 }
 
 fn tokio_mpsc(n: u64) -> io::Result<Sample> {
-    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let rt = tokio_rt()?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();
     let start = Instant::now();
     let producer = thread::spawn(move || -> io::Result<()> {

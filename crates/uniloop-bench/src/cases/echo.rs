@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, SockRef, Socket, Type};
 
 use super::join;
+use super::tokio_rt;
 use crate::report::{Case, Role, Sample};
 use crate::sys::{epoll_events, Epoll};
 use crate::Config;
@@ -284,9 +285,7 @@ fn serve_mio(listener: TcpListener, conns: usize) -> io::Result<()> {
 
 fn serve_tokio(listener: TcpListener, conns: usize) -> io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
+    let rt = tokio_rt()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let mut tasks = Vec::with_capacity(conns);

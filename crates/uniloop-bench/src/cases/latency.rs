@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{check_stall, join, STALL};
+use super::{check_stall, join, tokio_rt, STALL};
 use crate::report::{Case, Role, Sample};
 use crate::sys::{epoll_events, Epoll, EventFd};
 use crate::Config;
@@ -180,7 +180,7 @@ fn tokio_mpsc(n: usize) -> io::Result<Sample> {
     let (to_b, mut b_rx) = unbounded_channel::<u64>();
     let (to_a, mut a_rx) = unbounded_channel::<u64>();
     let echo = thread::spawn(move || -> io::Result<()> {
-        let rt = tokio::runtime::Builder::new_current_thread().build()?;
+        let rt = tokio_rt()?;
         rt.block_on(async move {
             while let Some(v) = b_rx.recv().await {
                 if to_a.send(v).is_err() {
@@ -190,7 +190,7 @@ fn tokio_mpsc(n: usize) -> io::Result<Sample> {
         });
         Ok(())
     });
-    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let rt = tokio_rt()?;
     let r = rt.block_on(async {
         let mut rtts = Vec::with_capacity(n);
         for i in 0..100 {

@@ -5,6 +5,7 @@
 use std::io;
 use std::net::UdpSocket;
 
+use super::tokio_rt;
 use crate::alloc::measure;
 use crate::report::{Case, Role, Sample};
 
@@ -109,9 +110,7 @@ fn mio_sockets() -> io::Result<Sample> {
 
 fn tokio_sockets() -> io::Result<Sample> {
     let socks = sockets()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
+    let rt = tokio_rt()?;
     let _guard = rt.enter();
     let mut registered = Vec::with_capacity(SOCKETS);
     let (bytes, r) = measure(|| -> io::Result<()> {
@@ -190,9 +189,7 @@ fn uniloop_timers() -> io::Result<Sample> {
 
 fn tokio_timers() -> io::Result<Sample> {
     use std::time::Duration;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()?;
+    let rt = tokio_rt()?;
     let _guard = rt.enter();
     let mut queue = tokio_util::time::DelayQueue::new();
     let (bytes, keys) = measure(|| {

@@ -50,3 +50,13 @@ pub(crate) fn join<T>(h: std::thread::JoinHandle<io::Result<T>>) -> io::Result<T
 
 /// A generous bound on any one run.
 pub(crate) const STALL: Duration = Duration::from_secs(120);
+
+/// A tokio `current_thread` runtime configured the way
+/// `#[tokio::main(flavor = "current_thread")]` does it: every driver
+/// enabled, so it parks in epoll like the other loops (without the I/O
+/// driver it would park on a futex and could not wait for sockets).
+pub(crate) fn tokio_rt() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}

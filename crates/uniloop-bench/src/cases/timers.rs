@@ -11,7 +11,7 @@ use std::collections::BinaryHeap;
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::{check_stall, STALL};
+use super::{check_stall, tokio_rt, STALL};
 use crate::report::{Case, Role, Sample};
 use crate::sys::{thread_cpu_time, Rng};
 use crate::Config;
@@ -88,9 +88,7 @@ fn uniloop(n: usize, range: Duration) -> io::Result<Sample> {
 fn tokio_delay_queue(n: usize, range: Duration) -> io::Result<Sample> {
     use tokio_util::time::DelayQueue;
     let ds = deadlines(n, range);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()?;
+    let rt = tokio_rt()?;
     rt.block_on(async move {
         let cpu0 = thread_cpu_time();
         let start = Instant::now();
