@@ -221,6 +221,8 @@ fn median(v: &[f64]) -> f64 {
 /// A goal with its outcome.
 #[derive(Clone, Debug)]
 pub(crate) struct GoalResult {
+    /// The row the goal is about.
+    pub(crate) system: String,
     pub(crate) text: String,
     pub(crate) measured: Option<f64>,
     pub(crate) met: Option<bool>,
@@ -268,6 +270,7 @@ impl CaseResult {
                         .find(|s| &s.name == peer)
                         .and_then(|s| s.ratio);
                     GoalResult {
+                        system: peer.clone(),
                         text: format!("uniloop ÷ {peer} ≥ {min:.2}×"),
                         measured: r,
                         met: r.map(|r| r >= *min),
@@ -276,6 +279,7 @@ impl CaseResult {
                 Goal::ValueAtMost { system, max } => {
                     let v = systems.iter().find(|s| &s.name == system).map(|s| s.median);
                     GoalResult {
+                        system: system.clone(),
                         text: format!("{system}: {} ≤ {max:.2}", case.unit),
                         measured: v,
                         met: v.map(|v| v <= *max),
@@ -705,7 +709,72 @@ pub(crate) fn to_svg(machine: &Machine, results: &[CaseResult]) -> String {
     s
 }
 
-/// Writes `results.json`, `results.csv` and `chart.svg` under `dir`.
+/// The ratio table as Markdown (what the README's Performance section shows).
+fn to_markdown(machine: &Machine, cfg: &Config, results: &[CaseResult]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}; {} run, median of {} interleaved repetitions.\n",
+        machine.describe(),
+        if cfg.quick { "--quick" } else { "full" },
+        cfg.reps
+    );
+    let _ = writeln!(
+        s,
+        "| case | system | figure | uniloop ÷ system | goal |\n|---|---|---|---|---|"
+    );
+    for c in results {
+        for r in &c.systems {
+            let goal = c
+                .goals
+                .iter()
+                .zip(&goal_systems(c))
+                .filter(|(_, name)| **name == r.name)
+                .map(|(g, _)| {
+                    let outcome = match g.met {
+                        Some(true) => "met",
+                        Some(false) => "**missed**",
+                        None => "not measured",
+                    };
+                    format!("{} — {outcome}", g.text)
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let ratio = if r.role == Role::Subject {
+                "—".to_string()
+            } else {
+                fmt_ratio(r.ratio)
+            };
+            let name = match r.role {
+                Role::Limit => format!("{} (limit)", r.name),
+                Role::Subject => format!("**{}**", r.name),
+                _ => r.name.clone(),
+            };
+            let extras: Vec<String> = r
+                .extras
+                .iter()
+                .map(|(n, v, u)| format!("{n} {}", fmt_value(*v, u)))
+                .collect();
+            let figure = if extras.is_empty() {
+                fmt_value(r.median, c.unit)
+            } else {
+                format!("{} ({})", fmt_value(r.median, c.unit), extras.join(", "))
+            };
+            let _ = writeln!(s, "| {} | {name} | {figure} | {ratio} | {goal} |", c.key);
+        }
+        for n in c.notes.iter().filter(|n| n.contains("not yet available")) {
+            let _ = writeln!(s, "| {} | uniloop::Queue | — | — | {n} |", c.key);
+        }
+    }
+    s
+}
+
+/// The system each goal of `c` is about, in goal order.
+fn goal_systems(c: &CaseResult) -> Vec<String> {
+    c.goals.iter().map(|g| g.system.clone()).collect()
+}
+
+/// Writes `results.json`, `results.csv`, `summary.md` and `chart.svg` under `dir`.
 pub(crate) fn write_all(
     dir: &Path,
     machine: &Machine,
@@ -716,6 +785,7 @@ pub(crate) fn write_all(
     let files = [
         ("results.json", to_json(machine, cfg, results)),
         ("results.csv", to_csv(results)),
+        ("summary.md", to_markdown(machine, cfg, results)),
         ("chart.svg", to_svg(machine, results)),
     ];
     let mut written = Vec::new();
