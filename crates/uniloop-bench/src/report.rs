@@ -612,7 +612,9 @@ pub(crate) fn to_svg(machine: &Machine, results: &[CaseResult]) -> String {
     for c in results {
         for r in &c.systems {
             let Some(ratio) = r.ratio else { continue };
-            if ratio <= 0.0 {
+            // Other uniloop backends are not peers; a peer that uses 0 bytes
+            // has no finite ratio (the tables say so).
+            if r.role == Role::Uniloop || ratio <= 0.0 || !ratio.is_finite() {
                 continue;
             }
             let advantage = if c.higher_is_better {
@@ -627,11 +629,7 @@ pub(crate) fn to_svg(machine: &Machine, results: &[CaseResult]) -> String {
             rows.push(Row {
                 label: format!("{} · {}{}", c.key, r.name, kind),
                 advantage,
-                text: if ratio.is_finite() {
-                    format!("{ratio:.2}×")
-                } else {
-                    "peer 0".to_string()
-                },
+                text: fmt_ratio(Some(ratio)),
             });
         }
     }
