@@ -84,6 +84,13 @@ pub(crate) enum Goal {
     RatioAtLeast { peer: String, min: f64 },
     /// The named system's own figure is at most `max`.
     ValueAtMost { system: String, max: f64 },
+    /// `subject's extra ÷ peer's extra ≤ max` (for a lower-is-better
+    /// secondary figure such as a p50 latency).
+    ExtraRatioAtMost {
+        peer: String,
+        extra: &'static str,
+        max: f64,
+    },
 }
 
 /// One table: a set of systems measured the same way.
@@ -156,6 +163,15 @@ impl Case {
     pub(crate) fn goal_value_at_most(mut self, system: &str, max: f64) -> Case {
         self.goals.push(Goal::ValueAtMost {
             system: system.to_string(),
+            max,
+        });
+        self
+    }
+
+    pub(crate) fn goal_extra_at_most(mut self, peer: &str, extra: &'static str, max: f64) -> Case {
+        self.goals.push(Goal::ExtraRatioAtMost {
+            peer: peer.to_string(),
+            extra,
             max,
         });
         self
@@ -274,6 +290,22 @@ impl CaseResult {
                         text: format!("uniloop ÷ {peer} ≥ {min:.2}×"),
                         measured: r,
                         met: r.map(|r| r >= *min),
+                    }
+                }
+                Goal::ExtraRatioAtMost { peer, extra, max } => {
+                    let get =
+                        |s: &SystemResult| s.extras.iter().find(|e| e.0 == *extra).map(|e| e.1);
+                    let subject = systems.iter().find(|s| s.role == Role::Subject);
+                    let other = systems.iter().find(|s| &s.name == peer);
+                    let r = match (subject.and_then(get), other.and_then(get)) {
+                        (Some(u), Some(p)) => Some(u / p),
+                        _ => None,
+                    };
+                    GoalResult {
+                        system: peer.clone(),
+                        text: format!("uniloop {extra} ÷ {peer} {extra} ≤ {max:.2}×"),
+                        measured: r,
+                        met: r.map(|r| r <= *max),
                     }
                 }
                 Goal::ValueAtMost { system, max } => {

@@ -24,15 +24,30 @@ pub(crate) fn case(cfg: &Config) -> Case {
         "{n} round trips between two threads, each blocked in its own loop; \
              p50/p99 are round-trip times"
     ))
-    .system("uniloop (post)", Role::Subject, move || uniloop(n))
+    .system("uniloop (wake)", Role::Subject, move || uniloop_wake(n))
+    .system(
+        "uniloop (post, carries key + data)",
+        Role::Uniloop,
+        move || uniloop(n),
+    )
     .system("mio Waker", Role::Peer, move || mio_waker(n))
     .system("polling notify", Role::Peer, move || polling_notify(n))
     .system("tokio current_thread + mpsc", Role::Peer, move || {
         tokio_mpsc(n)
     })
     .system("raw eventfd + epoll", Role::Limit, move || raw(n))
+    .goal_extra_at_most("raw eventfd + epoll", "p50", 1.1)
     .goal_at_least("raw eventfd + epoll", 1.0 / 1.1)
-    .note("goal \"within 1.1× raw eventfd\" is read as round trips/s ≥ raw ÷ 1.1")
+    .note(
+        "goal \"within 1.1× raw eventfd\", checked two ways: p50 round-trip time ≤ 1.1× raw's, \
+         and round trips/s ≥ raw ÷ 1.1 (the mean, more exposed to a noisy machine)",
+    )
+    .note("raw: edge-triggered eventfd, never read back: one write + one epoll_wait per hop")
+    .note(
+        "the uniloop row uses Poster::wake, like mio's Waker and the raw eventfd (no payload); \
+         the post row carries a (key, data) completion each way through the user-space queue, \
+         like tokio's mpsc",
+    )
 }
 
 /// Round trips/s plus p50/p99 in µs from per-trip times.
@@ -99,6 +114,46 @@ fn uniloop(n: usize) -> io::Result<Sample> {
         }
     });
     to_b.post(1, STOP)?;
+    join(echo)?;
+    r
+}
+
+fn uniloop_wake(n: usize) -> io::Result<Sample> {
+    use uniloop::{Event, Events, Runtime};
+    let mut a = Runtime::new()?;
+    let mut b = Runtime::new()?;
+    let to_a = a.poster();
+    let to_b = b.poster();
+    let stop = Arc::new(AtomicBool::new(false));
+    let echo = {
+        let stop = stop.clone();
+        thread::spawn(move || -> io::Result<()> {
+            let mut events = Events::with_capacity(64);
+            loop {
+                b.wait(&mut events, None)?;
+                if stop.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                if events.iter().any(|e| *e == Event::Wake) {
+                    to_a.wake()?;
+                }
+            }
+        })
+    };
+    let mut events = Events::with_capacity(64);
+    let start = Instant::now();
+    let r = drive(n, |_| {
+        to_b.wake()?;
+        loop {
+            a.wait(&mut events, Some(Duration::from_secs(5)))?;
+            if events.iter().any(|e| *e == Event::Wake) {
+                return Ok(());
+            }
+            check_stall(start, STALL, "uniloop")?;
+        }
+    });
+    stop.store(true, Ordering::Release);
+    to_b.wake()?;
     join(echo)?;
     r
 }
