@@ -240,6 +240,8 @@ pub(crate) struct GoalResult {
     /// The row the goal is about.
     pub(crate) system: String,
     pub(crate) text: String,
+    /// The goal as said on the row of `system` (the summary table).
+    pub(crate) short: String,
     pub(crate) measured: Option<f64>,
     pub(crate) met: Option<bool>,
 }
@@ -288,6 +290,7 @@ impl CaseResult {
                     GoalResult {
                         system: peer.clone(),
                         text: format!("uniloop ÷ {peer} ≥ {min:.2}×"),
+                        short: format!("uniloop ÷ this ≥ {min:.2}×"),
                         measured: r,
                         met: r.map(|r| r >= *min),
                     }
@@ -304,6 +307,7 @@ impl CaseResult {
                     GoalResult {
                         system: peer.clone(),
                         text: format!("uniloop {extra} ÷ {peer} {extra} ≤ {max:.2}×"),
+                        short: format!("{extra}: uniloop ÷ this ≤ {max:.2}×"),
                         measured: r,
                         met: r.map(|r| r <= *max),
                     }
@@ -313,6 +317,7 @@ impl CaseResult {
                     GoalResult {
                         system: system.clone(),
                         text: format!("{system}: {} ≤ {max:.2}", case.unit),
+                        short: format!("{} ≤ {max:.2}", case.unit),
                         measured: v,
                         met: v.map(|v| v <= *max),
                     }
@@ -766,7 +771,8 @@ fn to_markdown(machine: &Machine, cfg: &Config, results: &[CaseResult]) -> Strin
                         Some(false) => "**missed**",
                         None => "not measured",
                     };
-                    format!("{} — {outcome}", g.text)
+                    let m = g.measured.map_or(String::new(), |m| format!(" ({m:.2})"));
+                    format!("{}: {outcome}{m}", g.short)
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
