@@ -45,5 +45,10 @@ step "loom models"
 LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg uniloop_loom" \
   cargo test -p uniloop --lib --release --target-dir target/loom -- loom
 
+step "benchmark smoke run (CI: checks every case runs; no pass/fail on the numbers)"
+# --quick finishes in under 2 minutes on 2 cores; the binary exits non-zero
+# only if a case fails to run.
+cargo run --release -p uniloop-bench -- --quick
+
 echo
 echo "all checks passed"

@@ -48,9 +48,11 @@
 //!    synchronizes-with `P` and the drain after `B` sees the push.
 //! 2. `P` between `B` and `prepare_sleep`'s CAS `S`: `S` reads `NOTIFIED` and
 //!    fails, the loop does another pass, and that pass's `B` is case 1.
-//! 3. `P` after `S`: `P` reads `SLEEPING` and rings the doorbell. The doorbell
-//!    is level-triggered in the OS (an eventfd stays readable until drained),
-//!    so the blocked — or not yet blocked — OS wait returns.
+//! 3. `P` after `S`: `P` reads `SLEEPING` and rings the doorbell. A ring is
+//!    kept by the OS until a wait sees it — a level-triggered doorbell stays
+//!    readable until drained (poll), an edge-triggered eventfd queues its edge
+//!    on the epoll ready list at the write (epoll) — so the blocked, or not
+//!    yet blocked, OS wait returns.
 //!
 //! A ring can also arrive when the loop already woke for another reason; the
 //! doorbell is then drained on the next OS wait and costs one spurious pass,

@@ -17,8 +17,10 @@
 //!   * `select(out, max, timeout) -> io::Result<bool>`: waits at most
 //!     `timeout` (`None` = forever, `Some(ZERO)` = poll; sub-millisecond
 //!     timeouts round *up*), appends at most `max` `(slot, Readiness)` pairs to
-//!     `out`, and returns whether the doorbell rang (it is drained before
-//!     returning, and is never reported as a slot). Readiness that did not
+//!     `out`, and returns whether the doorbell rang and needs draining (the
+//!     runtime then drains it; an edge-triggered doorbell, as on epoll, needs
+//!     none and reports `false`); the doorbell is never reported as a slot.
+//!     Readiness that did not
 //!     fit stays with the OS (or the backend) for the next call; nothing is
 //!     dropped. Level-triggered readiness that did not fit is reported
 //!     round-robin, so no source starves another. `EINTR` is returned as

@@ -1,0 +1,357 @@
+//! TCP echo over loopback: a server on one thread (the system under test),
+//! and the same hand-written epoll load generator for every system on the
+//! calling thread. Each connection sends 64 bytes, waits for the 64-byte
+//! echo, and sends again.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, SockRef, Socket, Type};
+
+use super::join;
+use super::tokio_rt;
+use crate::report::{Case, Role, Sample};
+use crate::sys::{epoll_events, Epoll};
+use crate::Config;
+
+const MSG: usize = 64;
+
+pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
+    let secs = cfg.pick(5.0, 0.5);
+    [64usize, 1000]
+        .into_iter()
+        .map(|conns| {
+            let d = Duration::from_secs_f64(secs);
+            Case::new(
+                "echo",
+                &format!("echo-{conns}"),
+                &format!("TCP echo, {conns} connections"),
+                "round trips/s",
+            )
+            .method(&format!(
+                "{conns} loopback connections, {MSG}-byte request/response, round trips counted for {secs} s \
+                 after a warm-up; one load generator (raw epoll, same for every system) on the calling thread"
+            ))
+            .system("uniloop (epoll)", Role::Subject, move || {
+                run(conns, d, serve_uniloop)
+            })
+            .system("mio", Role::Peer, move || run(conns, d, serve_mio))
+            .system("tokio current_thread", Role::Peer, move || {
+                run(conns, d, serve_tokio)
+            })
+            .system("raw epoll loop", Role::Limit, move || {
+                run(conns, d, serve_raw)
+            })
+            .goal_at_least("mio", 1.0)
+            .goal_at_least("raw epoll loop", 0.95)
+        })
+        .collect()
+}
+
+type Serve = fn(TcpListener, usize) -> io::Result<()>;
+
+fn run(conns: usize, duration: Duration, serve: Serve) -> io::Result<Sample> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.listen(4096)?;
+    socket.set_nonblocking(true)?;
+    let listener: TcpListener = socket.into();
+    let addr = listener.local_addr()?;
+    let server = thread::spawn(move || serve(listener, conns));
+    let r = generate(addr, conns, duration);
+    // The generator closed every connection: the server sees EOF on each
+    // and returns.
+    let s = join(server);
+    let rate = r?;
+    s?;
+    Ok(Sample::new(rate))
+}
+
+/// Connects `conns` clients and keeps one request in flight on each.
+fn generate(addr: SocketAddr, conns: usize, duration: Duration) -> io::Result<f64> {
+    let mut streams = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        // Close with RST: no TIME_WAIT pile-up across runs.
+        SockRef::from(&s).set_linger(Some(Duration::ZERO))?;
+        s.set_nonblocking(true)?;
+        streams.push(s);
+    }
+    let ep = Epoll::new()?;
+    let request = [0x5au8; MSG];
+    let mut got = vec![0usize; conns];
+    for (i, s) in streams.iter_mut().enumerate() {
+        ep.add(s.as_raw_fd(), i as u64, libc::EPOLLIN as u32)?;
+        s.write_all(&request)?;
+    }
+    let mut events = epoll_events(1024);
+    let mut buf = [0u8; MSG];
+    let warmup = duration / 5;
+    let start = Instant::now();
+    let mut counted: u64 = 0;
+    let mut measuring = None;
+    loop {
+        let now = Instant::now();
+        match measuring {
+            None if now - start >= warmup => {
+                measuring = Some(now);
+                counted = 0;
+            }
+            Some(t) if now - t >= duration => break,
+            _ => {}
+        }
+        let n = ep.wait(&mut events, 5000)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "echo: no response for 5 s",
+            ));
+        }
+        for ev in &events[..n] {
+            let i = ev.u64 as usize;
+            let s = &mut streams[i];
+            match s.read(&mut buf[..MSG - got[i]]) {
+                Ok(0) => return Err(io::Error::other("echo: server closed a connection")),
+                Ok(k) => {
+                    got[i] += k;
+                    if got[i] == MSG {
+                        got[i] = 0;
+                        counted += 1;
+                        if s.write(&request)? != MSG {
+                            return Err(io::Error::other("echo: short write"));
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let elapsed = measuring.map_or(Duration::ZERO, |t| t.elapsed());
+    Ok(counted as f64 / elapsed.as_secs_f64())
+}
+
+/// Echoes whatever `s` has; `Ok(false)` when the peer is gone.
+fn echo_once(mut s: &TcpStream, buf: &mut [u8]) -> io::Result<bool> {
+    match s.read(buf) {
+        Ok(0) => Ok(false),
+        Ok(n) => match s.write_all(&buf[..n]) {
+            Ok(()) => Ok(true),
+            Err(e) if gone(&e) => Ok(false),
+            Err(e) => Err(e),
+        },
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
+        Err(e) if gone(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The generator resets its connections when it stops.
+fn gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
+}
+
+fn serve_uniloop(listener: TcpListener, conns: usize) -> io::Result<()> {
+    use uniloop::{Event, Events, Interest, Runtime, Token};
+    const LISTENER: Token = Token(u64::MAX);
+    let mut rt = Runtime::new()?;
+    rt.register(&listener, LISTENER, Interest::READABLE)?;
+    let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
+    let mut open = 0;
+    let mut events = Events::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    while streams.len() < conns || open > 0 {
+        if rt.wait(&mut events, Some(Duration::from_secs(30)))? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "uniloop: idle 30 s",
+            ));
+        }
+        for ev in &events {
+            let Event::Io { token, .. } = *ev else {
+                continue;
+            };
+            if token == LISTENER {
+                loop {
+                    match listener.accept() {
+                        Ok((s, _)) => {
+                            s.set_nonblocking(true)?;
+                            s.set_nodelay(true)?;
+                            rt.register(&s, Token(streams.len() as u64), Interest::READABLE)?;
+                            streams.push(Some(s));
+                            open += 1;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+            } else if let Some(s) = streams[token.0 as usize].as_ref() {
+                if !echo_once(s, &mut buf)? {
+                    rt.deregister(s)?;
+                    streams[token.0 as usize] = None;
+                    open -= 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn serve_mio(listener: TcpListener, conns: usize) -> io::Result<()> {
+    use mio::net::{TcpListener as MioListener, TcpStream as MioStream};
+    use mio::{Events, Interest, Poll, Token};
+    const LISTENER: Token = Token(usize::MAX);
+    let mut poll = Poll::new()?;
+    let mut listener = MioListener::from_std(listener);
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut streams: Vec<Option<MioStream>> = Vec::with_capacity(conns);
+    let mut accepted = 0;
+    let mut open = 0;
+    let mut events = Events::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    while accepted < conns || open > 0 {
+        poll.poll(&mut events, Some(Duration::from_secs(30)))?;
+        if events.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "mio: idle 30 s"));
+        }
+        for ev in events.iter() {
+            if ev.token() == LISTENER {
+                // Edge-triggered: accept until WouldBlock.
+                loop {
+                    match listener.accept() {
+                        Ok((mut s, _)) => {
+                            s.set_nodelay(true)?;
+                            let token = Token(streams.len());
+                            poll.registry()
+                                .register(&mut s, token, Interest::READABLE)?;
+                            streams.push(Some(s));
+                            accepted += 1;
+                            open += 1;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                continue;
+            }
+            let i = ev.token().0;
+            let Some(s) = streams[i].as_mut() else {
+                continue;
+            };
+            // Edge-triggered: read until WouldBlock (a short read means the
+            // socket is drained, as tokio assumes too).
+            let mut alive = true;
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => {
+                        alive = false;
+                        break;
+                    }
+                    Ok(n) => match s.write_all(&buf[..n]) {
+                        Ok(()) if n < buf.len() => break,
+                        Ok(()) => {}
+                        Err(e) if gone(&e) => {
+                            alive = false;
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if gone(&e) => {
+                        alive = false;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if !alive {
+                poll.registry().deregister(s)?;
+                streams[i] = None;
+                open -= 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn serve_tokio(listener: TcpListener, conns: usize) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio_rt()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let mut tasks = Vec::with_capacity(conns);
+        for _ in 0..conns {
+            let (mut s, _) = listener.accept().await?;
+            s.set_nodelay(true)?;
+            tasks.push(tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(io::Error::other)?;
+        }
+        Ok(())
+    })
+}
+
+fn serve_raw(listener: TcpListener, conns: usize) -> io::Result<()> {
+    const LISTENER: u64 = u64::MAX;
+    let ep = Epoll::new()?;
+    ep.add(listener.as_raw_fd(), LISTENER, libc::EPOLLIN as u32)?;
+    let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
+    let mut open = 0;
+    let mut events = epoll_events(1024);
+    let mut buf = [0u8; 4096];
+    while streams.len() < conns || open > 0 {
+        let n = ep.wait(&mut events, 30_000)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "raw: idle 30 s"));
+        }
+        for ev in &events[..n] {
+            if ev.u64 == LISTENER {
+                loop {
+                    match listener.accept() {
+                        Ok((s, _)) => {
+                            s.set_nonblocking(true)?;
+                            s.set_nodelay(true)?;
+                            ep.add(s.as_raw_fd(), streams.len() as u64, libc::EPOLLIN as u32)?;
+                            streams.push(Some(s));
+                            open += 1;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                continue;
+            }
+            let i = ev.u64 as usize;
+            if let Some(s) = streams[i].as_ref() {
+                if !echo_once(s, &mut buf)? {
+                    ep.delete(s.as_raw_fd())?;
+                    streams[i] = None;
+                    open -= 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
