@@ -452,7 +452,7 @@ impl Runtime {
                 events.push(Event::Wake);
             }
         }
-        // No pending timer, nothing due: skip the heap and the clock maths.
+        // No pending timer, nothing due: skip the wheel and the clock maths.
         let timers = self.timers.len() > 0;
         while timers && events.len() < limit {
             match self.timers.pop_due(now) {
