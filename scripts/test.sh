@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s\n' "$*"; }
 
+# Keep a copy of everything for the closing tally of cargo's result lines.
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+exec > >(tee "$LOG") 2>&1
+
 step "rustfmt"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all --check
@@ -52,3 +57,7 @@ cargo run --release -p uniloop-bench -- --quick
 
 echo
 echo "all checks passed"
+# One closing line for the whole run, summed from cargo's `test result:` lines.
+passed=$(grep -aoE 'test result: ok\. [0-9]+ passed' "$LOG" | awk '{s += $4} END {print s + 0}')
+ignored=$(grep -aoE 'test result: ok\. [0-9]+ passed; 0 failed; [0-9]+ ignored' "$LOG" | awk '{s += $8} END {print s + 0}')
+echo "tests: $passed passed, 0 failed, $ignored skipped"
