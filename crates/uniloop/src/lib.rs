@@ -65,8 +65,10 @@
 mod completion;
 mod console;
 mod event;
+mod ops;
 mod pool;
 mod queue;
+mod registry;
 mod runtime;
 mod sync;
 mod sys;
@@ -76,6 +78,7 @@ mod worker;
 pub use crate::completion::{Closed, Poster};
 pub use crate::console::{Console, ConsoleEvent, ConsoleKind};
 pub use crate::event::{Event, Events, Interest, Readiness, Token, Trigger};
+pub use crate::ops::{Finished, OpError, OpId, OpKind};
 pub use crate::pool::{JobId, JobPanicked, ShutdownReport, SubmitError, WorkerPool};
 pub use crate::queue::{Overflow, PopError, PushError, Queue, QueueStats};
 pub use crate::runtime::{Backend, Builder, Runtime};

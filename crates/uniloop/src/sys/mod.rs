@@ -62,7 +62,9 @@ use self::windows as imp;
 compile_error!("uniloop supports Unix-like systems (epoll, poll, kqueue) and Windows (IOCP)");
 
 pub use self::imp::AsSource;
-pub(crate) use self::imp::{console, raw_source, RawSource, Selector, Waker};
+pub(crate) use self::imp::{
+    borrow_raw, console, is_socket, raw_source, read, write, RawSource, Selector, Source, Waker,
+};
 
 /// The best backend this build offers.
 pub(crate) fn default_backend() -> Backend {
