@@ -85,7 +85,7 @@ pub(crate) fn read(socket: Source<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
 }
 
 /// One non-blocking `send` of (a prefix of) `data`.
-pub(crate) fn write(socket: Source<'_>, data: &[u8], _socket: bool) -> io::Result<usize> {
+pub(crate) fn write(socket: Source<'_>, data: &[u8], _is_socket: bool) -> io::Result<usize> {
     let len = i32::try_from(data.len()).unwrap_or(i32::MAX);
     // SAFETY: `data` is `len` readable bytes; the socket is live.
     let n = unsafe { WinSock::send(socket.as_raw_socket() as _, data.as_ptr(), len, 0) };
