@@ -28,7 +28,7 @@
 //!   * Level, edge and oneshot as `Backend::supports` says; a oneshot
 //!     registration is reported once and then disarmed until `reregister`.
 //! * **`Waker`** — the doorbell: `Send + Sync`, implements
-//!   [`Notify`](crate::completion::Notify) (never blocks; ringing twice before
+//!   [`Notify`] (never blocks; ringing twice before
 //!   a drain is the same as once), and outlives the selector, so a `Poster`
 //!   that rings after the runtime is gone touches a live object.
 //! * **`console`** — `stdin_kind()`, and `stdin_reader()` giving a
@@ -88,6 +88,18 @@ pub use self::imp::AsSource;
 pub(crate) use self::imp::{
     borrow_raw, console, is_socket, raw_source, read, write, RawSource, Selector, Source, Waker,
 };
+
+/// The doorbell contract: what the completion protocol
+/// ([`completion`](crate::completion)) needs of a backend's `Waker`. It lives
+/// here, with the rest of the backend contract, so that the backends depend
+/// on nothing above `sys/` and the protocol depends on `sys/`, not the other
+/// way round.
+pub(crate) trait Notify: Send + Sync {
+    /// Makes the loop's OS wait return (now or, if it has not started, as
+    /// soon as it starts). Must not block; ringing again before the loop has
+    /// drained the doorbell is the same as ringing once.
+    fn notify(&self) -> io::Result<()>;
+}
 
 /// The best backend this build offers.
 pub(crate) fn default_backend() -> Backend {
