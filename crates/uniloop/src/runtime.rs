@@ -270,23 +270,47 @@ impl Runtime {
         Ok(())
     }
 
-    /// Changes a registered source's token and interest (level-triggered);
-    /// also re-arms a oneshot registration.
+    /// Changes a registered source's token and interest, keeping its
+    /// [`Trigger`]: an edge registration stays edge, a oneshot one stays
+    /// oneshot (and is re-armed by this call). Only
+    /// [`reregister_with`](Runtime::reregister_with) changes the trigger.
     ///
     /// # Errors
     ///
     /// [`io::ErrorKind::NotFound`] if `source` is not registered; the OS error
     /// otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use uniloop::{Interest, Runtime, Token, Trigger};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let _client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (conn, _) = listener.accept()?;
+    /// conn.set_nonblocking(true)?;
+    ///
+    /// let mut rt = Runtime::new()?;
+    /// let both = Interest::READABLE | Interest::WRITABLE;
+    /// rt.register_with(&conn, Token(1), both, Trigger::Oneshot)?;
+    /// // The output is flushed: drop WRITABLE. Still oneshot, and re-armed.
+    /// rt.reregister(&conn, Token(1), Interest::READABLE)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn reregister<S: AsSource + ?Sized>(
         &mut self,
         source: &S,
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        self.reregister_with(source, token, interest, Trigger::Level)
+        let slot = self.registry.lookup(sys::raw_source(source.as_source()))?;
+        let trigger = self.registry.get(slot).expect("a registered slot").trigger;
+        self.reregister_with(source, token, interest, trigger)
     }
 
-    /// [`reregister`](Runtime::reregister) with an explicit [`Trigger`].
+    /// [`reregister`](Runtime::reregister) with an explicit [`Trigger`]: the
+    /// registration has this trigger from now on.
     ///
     /// # Errors
     ///

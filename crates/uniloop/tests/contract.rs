@@ -385,6 +385,39 @@ fn oneshot_reports_once_until_reregistered(b: Backend) {
     assert_eq!(io_tokens(&seen), vec![Token(2)]);
 }
 
+/// Issue 9, defect 1: `reregister` turned an edge or oneshot registration
+/// into a level one, so a server dropping WRITABLE got a readiness report
+/// on every wait.
+fn reregister_keeps_the_trigger(b: Backend) {
+    for trigger in [Trigger::Edge, Trigger::Oneshot] {
+        if !b.supports(trigger) {
+            continue;
+        }
+        let mut rt = rt(b);
+        let (client, server) = tcp_pair();
+        rt.register_with(
+            &server,
+            Token(1),
+            Interest::READABLE | Interest::WRITABLE,
+            trigger,
+        )
+        .unwrap();
+        // Drop WRITABLE, as a server does once its output is flushed.
+        rt.reregister(&server, Token(2), Interest::READABLE)
+            .unwrap();
+        send(&client, b"x");
+        let mut events = Events::with_capacity(4);
+        let seen = wait_until(&mut rt, &mut events, |e| matches!(e, Event::Io { .. }));
+        assert_eq!(io_tokens(&seen), vec![Token(2)], "{trigger:?}");
+        // Not drained and nothing new: still the caller's trigger, so no
+        // report (a level registration would report on every wait).
+        for _ in 0..3 {
+            assert_eq!(poll_now(&mut rt, &mut events), vec![], "{trigger:?}");
+        }
+        assert_eq!(drain(&server), b"x");
+    }
+}
+
 fn peer_close_is_read_closed(b: Backend) {
     let mut rt = rt(b);
     let (client, server) = tcp_pair();
@@ -731,6 +764,7 @@ contract_suite! {
     level_re_reports_until_drained
     edge_reports_once_per_edge
     oneshot_reports_once_until_reregistered
+    reregister_keeps_the_trigger
     peer_close_is_read_closed
     reset_is_error_or_closed
     capacity_one_with_100_ready_sources_loses_none
