@@ -27,6 +27,10 @@
 //!     `ErrorKind::Interrupted`; the runtime retries with the remaining time.
 //!   * Level, edge and oneshot as `Backend::supports` says; a oneshot
 //!     registration is reported once and then disarmed until `reregister`.
+//!   * A source closed while registered reports nothing from then on (the
+//!     kernel forgets it on epoll and kqueue; poll disarms a `POLLNVAL`
+//!     entry, IOCP a socket whose poll says `AFD_POLL_LOCAL_CLOSE` or whose
+//!     handle is invalid): never an event, never a busy loop.
 //! * **`Waker`** — the doorbell: `Send + Sync`, implements
 //!   [`Notify`] (never blocks; ringing twice before
 //!   a drain is the same as once), and outlives the selector, so a `Poster`

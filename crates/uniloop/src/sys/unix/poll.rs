@@ -25,6 +25,9 @@ struct Entry {
     fd: RawFd,
     slot: u64,
     oneshot: bool,
+    /// poll(2) said the fd was closed (`POLLNVAL`): the entry is disarmed
+    /// for good and reports nothing, as epoll forgets a closed fd.
+    closed: bool,
 }
 
 #[derive(Debug)]
@@ -67,6 +70,7 @@ impl Selector {
             fd: raw,
             slot,
             oneshot: check(trigger)?,
+            closed: false,
         };
         self.index.insert(raw, self.entries.len());
         self.entries.push(entry);
@@ -91,6 +95,7 @@ impl Selector {
             fd: raw,
             slot,
             oneshot: check(trigger)?,
+            closed: false,
         };
         // Re-arms a disarmed oneshot entry too.
         self.fds[i + 1] = libc::pollfd {
@@ -141,6 +146,15 @@ impl Selector {
                 continue;
             }
             left -= 1;
+            if pfd.revents & libc::POLLNVAL != 0 {
+                // Closed without deregistering. Reporting it would be a
+                // busy loop (it is "ready" on every call); disarm it. Should
+                // the number be reused before a poll sees the close, the
+                // new file is watched instead — see `Runtime::register`.
+                pfd.fd = -1;
+                self.entries[i].closed = true;
+                continue;
+            }
             if out.len() >= max {
                 // Report it first next time.
                 self.cursor = i;
@@ -209,8 +223,7 @@ fn readiness(revents: libc::c_short) -> Readiness {
     if revents & libc::POLLHUP != 0 {
         r |= Readiness::WRITE_CLOSED;
     }
-    // POLLNVAL: the fd was closed while registered.
-    if revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+    if revents & libc::POLLERR != 0 {
         r |= Readiness::ERROR | Readiness::WRITE_CLOSED;
     }
     r

@@ -45,7 +45,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use windows_sys::Win32::Foundation::{HANDLE, STATUS_CANCELLED};
+use windows_sys::Win32::Foundation::{
+    ERROR_INVALID_HANDLE, HANDLE, STATUS_CANCELLED, STATUS_INVALID_HANDLE,
+};
 use windows_sys::Win32::System::IO::{IO_STATUS_BLOCK, OVERLAPPED_ENTRY};
 
 use super::afd::{self, Afd, PollHandleInfo, PollInfo};
@@ -102,7 +104,9 @@ struct Registration {
     deleted: bool,
     /// `false` for a oneshot registration that has reported.
     armed: bool,
-    /// AFD said the socket was closed (`AFD_POLL_LOCAL_CLOSE`).
+    /// The socket was closed while registered: AFD said so
+    /// (`AFD_POLL_LOCAL_CLOSE`), or refused a poll for its invalid handle.
+    /// No more polls are issued; nothing is reported.
     closed: bool,
     /// Readiness waiting to be delivered.
     ready: Readiness,
@@ -364,9 +368,14 @@ impl Selector {
                     reg.pending = Some(gen);
                     self.in_flight += 1;
                 }
-                // Refused (the socket was closed behind our back, say): no
-                // packet will come. Report it as an error, as poll(2) does
-                // with POLLNVAL; a level registration keeps reporting it.
+                // Refused: no packet will come. A socket closed behind our
+                // back (its handle is invalid now) is as if deregistered,
+                // as with AFD_POLL_LOCAL_CLOSE: reporting it would be a busy
+                // loop. Anything else is reported as an error (a level
+                // registration keeps reporting it).
+                Err(e) if e.raw_os_error() == Some(ERROR_INVALID_HANDLE as i32) => {
+                    reg.closed = true;
+                }
                 Err(_) => self.queue_ready(index, Readiness::ERROR | Readiness::WRITE_CLOSED),
             }
         }
@@ -397,6 +406,11 @@ impl Selector {
         if gen != reg.gen || status == STATUS_CANCELLED {
             // Issued for an interest that no longer holds: ask again.
             self.queue_arm(index);
+            return;
+        }
+        if status == STATUS_INVALID_HANDLE {
+            // The socket was closed while the poll was being set up.
+            reg.closed = true;
             return;
         }
         if status < 0 {
