@@ -222,9 +222,41 @@ impl Runtime {
     /// Registers `source` for level-triggered readiness under `token`.
     ///
     /// The runtime borrows the source: it neither owns nor closes it.
-    /// Deregister it before closing it (closing first leaves a stale entry
-    /// that makes a later registration of the same fd fail with
-    /// `AlreadyExists`; deregistering it then clears it).
+    /// Deregister it before closing it.
+    ///
+    /// # A source closed without `deregister`
+    ///
+    /// It reports nothing from then on (no event, no busy loop), but its
+    /// entry stays ([`registered`](Runtime::registered) counts it) until
+    /// `deregister` is called with a source of the same fd number (handle
+    /// value on Windows), or until a new source that got the number is
+    /// registered. Then the runtime asks the OS whether the entry is stale,
+    /// and if it is, replaces it: its posted reads and writes are dropped
+    /// exactly as [`deregister`](Runtime::deregister) drops them, and no
+    /// event of the old registration (an [`Event::Io`] under its token, an
+    /// [`Event::IoDone`] for its operations) is delivered once this call has
+    /// returned. Events of it that an earlier `wait` already put in your
+    /// [`Events`] are yours to skip ([`wait`](Runtime::wait) says how).
+    ///
+    /// How the OS is asked: **epoll** adds the fd; the kernel refuses
+    /// (`EEXIST`) only if this very file is registered under the number —
+    /// it dropped the closed one's entry. **kqueue**: whether the kernel
+    /// still has a filter for the fd; closing an fd drops its filters.
+    /// **poll**: whether the entry reported `POLLNVAL`, or the fd's identity
+    /// differs from the registered one's (`fstat` device and inode; a BSD or
+    /// macOS socket has neither, so its own and its peer's address).
+    /// **IOCP**: whether AFD reported the socket closed, or its own or its
+    /// peer's address differs.
+    ///
+    /// Limits: poll and IOCP watch a number, not a file. If the number is
+    /// reused before a `wait` has seen the close, the old registration
+    /// watches the new file and may report its readiness under the old
+    /// token until the new file is registered (or the old entry
+    /// deregistered). Where nothing tells the two apart (two BSD or Windows
+    /// sockets with the same addresses, a file reopened under the same
+    /// number on poll), `register` answers `AlreadyExists`; `deregister`
+    /// clears the old entry. On kqueue a registration with no readable or
+    /// writable interest has no kernel filter, so it always counts as stale.
     ///
     /// # Errors
     ///
@@ -256,16 +288,23 @@ impl Runtime {
         self.check_trigger(trigger)?;
         let src = source.as_source();
         let raw = sys::raw_source(src);
-        if self.registry.contains(raw) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "source is already registered",
-            ));
-        }
+        // The number may be in the registry still, its source closed
+        // without deregistering: the selector asks the OS.
+        let stale = self.registry.find(raw);
         let slot = self.registry.alloc(raw, token, interest, trigger);
-        if let Err(e) = self.selector.register(src, slot, interest, trigger) {
-            self.registry.free(raw);
+        let r = match stale {
+            None => self.selector.register(src, slot, interest, trigger),
+            Some(old) => self.selector.replace(src, old, slot, interest, trigger),
+        };
+        if let Err(e) = r {
+            self.registry.free(slot);
             return Err(e);
+        }
+        self.registry.map(slot);
+        if let Some(old) = stale {
+            if let Some(ops) = self.registry.free(old).and_then(|reg| reg.ops) {
+                self.ops.drop_source(*ops);
+            }
         }
         Ok(())
     }
@@ -356,12 +395,11 @@ impl Runtime {
     /// [`io::ErrorKind::NotFound`] if `source` is not registered.
     pub fn deregister<S: AsSource + ?Sized>(&mut self, source: &S) -> io::Result<()> {
         let src = source.as_source();
-        let raw = sys::raw_source(src);
-        self.registry.lookup(raw)?;
+        let slot = self.registry.lookup(sys::raw_source(src))?;
         // Forget it even if the OS complains (a closed fd, say): the caller
-        // asked for it gone, and a stale entry would block re-registration.
+        // asked for it gone.
         let r = self.selector.deregister(src);
-        if let Some(ops) = self.registry.free(raw).and_then(|reg| reg.ops) {
+        if let Some(ops) = self.registry.free(slot).and_then(|reg| reg.ops) {
             self.ops.drop_source(*ops);
         }
         r

@@ -14,6 +14,13 @@
 //!     registration (never the user's token, never an fd). The runtime has
 //!     already rejected duplicates, unknown sources and unsupported triggers,
 //!     so a backend only reports what the OS says (a bad fd, say).
+//!   * `replace(source, old, slot, Interest, Trigger)`: the registry still
+//!     has `source`'s number, under `old`, but its source may have been
+//!     closed without `deregister` and the number reused. The backend asks
+//!     the OS: if `old` is this very source's live registration, it fails
+//!     with [`already_registered`] and changes nothing; if it is stale, it
+//!     forgets it (and anything it still had for it) and registers `source`
+//!     under `slot`, so that nothing is reported under `old` any more.
 //!   * `select(out, max, timeout) -> io::Result<bool>`: waits at most
 //!     `timeout` (`None` = forever, `Some(ZERO)` = poll; sub-millisecond
 //!     timeouts round *up*), appends at most `max` `(slot, Readiness)` pairs to
@@ -113,6 +120,11 @@ pub(crate) fn default_backend() -> Backend {
 /// Whether this build can create `backend`.
 pub(crate) fn is_available(backend: Backend) -> bool {
     imp::is_available(backend)
+}
+
+/// The answer for registering a source that is registered already.
+pub(crate) fn already_registered() -> io::Error {
+    io::Error::new(io::ErrorKind::AlreadyExists, "source is already registered")
 }
 
 pub(crate) fn unsupported(what: &str) -> io::Error {

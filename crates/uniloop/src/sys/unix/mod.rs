@@ -188,6 +188,25 @@ impl Selector {
         }
     }
 
+    /// `old` is only kqueue's business (its probe names it).
+    #[cfg_attr(not(uniloop_kqueue), allow(unused_variables))]
+    pub(crate) fn replace(
+        &mut self,
+        fd: Source<'_>,
+        old: u64,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Selector::Epoll(s) => s.replace(fd, slot, interest, trigger),
+            #[cfg(uniloop_kqueue)]
+            Selector::Kqueue(s) => s.replace(fd, old, slot, interest, trigger),
+            Selector::Poll(s) => s.replace(fd, slot, interest, trigger),
+        }
+    }
+
     pub(crate) fn reregister(
         &mut self,
         fd: Source<'_>,

@@ -134,6 +134,17 @@ impl Selector {
         self.0.register(socket, slot, interest, trigger)
     }
 
+    pub(crate) fn replace(
+        &mut self,
+        socket: Source<'_>,
+        _old: u64,
+        slot: u64,
+        interest: crate::Interest,
+        trigger: crate::Trigger,
+    ) -> io::Result<()> {
+        self.0.replace(socket, slot, interest, trigger)
+    }
+
     pub(crate) fn reregister(
         &mut self,
         socket: Source<'_>,
