@@ -382,7 +382,9 @@ impl Runtime {
         Ok(())
     }
 
-    /// Stops watching `source`. No event for it is returned after this.
+    /// Stops watching `source`. No event for it is returned after this
+    /// (events of it already in the current batch stay there; see
+    /// [`wait`](Runtime::wait)).
     ///
     /// Every posted read and write on it is cancelled: no
     /// [`Event::IoDone`] for them is delivered, [`take_io`](Runtime::take_io)
@@ -687,6 +689,9 @@ impl Runtime {
 
     /// Cancels a timer. Returns `false` if `id` is not a live timer (already
     /// fired one-shot, cancelled before, or never existed).
+    ///
+    /// No later `wait` reports it; an `Event::Timer` for it that the current
+    /// batch already holds stays there (see [`wait`](Runtime::wait)).
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
         self.timers.cancel(id)
     }
@@ -709,6 +714,41 @@ impl Runtime {
     ///   completions cannot starve sockets or the other way round.
     ///
     /// Returns the number of events (0 when the timeout passed).
+    ///
+    /// # Order within one batch
+    ///
+    /// One call returns up to three runs of events, in this order:
+    ///
+    /// 1. What was pending when it was called: [`Event::Wake`] (at most
+    ///    one), then due [`Event::Timer`]s (by deadline, equal deadlines in
+    ///    the order the timers were added), then finished posted I/O
+    ///    ([`Event::IoDone`], in the order the operations finished), then
+    ///    [`Event::Completion`]s (in order per posting thread). This run
+    ///    leaves room for readiness: it takes at most half of `events`
+    ///    (with a capacity of 1, every other call leaves it to readiness).
+    /// 2. I/O readiness ([`Event::Io`]) from one look at the OS.
+    /// 3. Another run ordered as the first: what arrived, became due or
+    ///    finished while the OS was asked — posted I/O that readiness has
+    ///    just completed comes here — and what did not fit in the first.
+    ///
+    /// When the call had to block, the first run is empty: the batch
+    /// starts with the readiness that ended the wait. Nothing else about
+    /// the order is promised; in particular an `Io` and an `IoDone` for the
+    /// same source may come in either order.
+    ///
+    /// # Events of things undone within the batch
+    ///
+    /// A batch is a snapshot. Handling one of its events may cancel a timer,
+    /// deregister (or replace, see [`register`](Runtime::register)) a source
+    /// or cancel an operation that a later event of the same batch names:
+    /// that event stays in `events`, and skipping it is the caller's job. It
+    /// can always be recognised: a [`TimerId`] is never reused (a timer
+    /// added later gets a new id, so compare the event's id with the one
+    /// you keep), [`Token`]s are yours to check against what you still
+    /// hold (give a new connection a fresh token, not its predecessor's),
+    /// and an [`OpId`] of a cancelled or dropped operation is unknown to
+    /// [`take_io`](Runtime::take_io). After the call that undid it, no
+    /// later `wait` delivers such an event.
     ///
     /// # Errors
     ///

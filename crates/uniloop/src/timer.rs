@@ -39,8 +39,10 @@ use std::time::{Duration, Instant};
 /// Names a timer made by [`Runtime::add_timer`](crate::Runtime::add_timer);
 /// used to cancel it and reported in [`Event::Timer`](crate::Event::Timer).
 ///
-/// Ids are not reused while the timer lives; a stale id (of a fired one-shot
-/// or cancelled timer) is safely rejected by `cancel_timer`.
+/// An id names one timer for the runtime's whole life: a timer added later
+/// never gets the id of one that fired or was cancelled, so the id in an
+/// `Event::Timer` can be compared with the one you stored, and a stale id
+/// is safely rejected by `cancel_timer`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TimerId(u64);
 
@@ -323,8 +325,12 @@ impl Timers {
     fn release(&mut self, slot: usize) {
         let s = &mut self.slots[slot];
         s.timer = None;
-        s.generation = s.generation.wrapping_add(1);
-        self.free.push(slot as u32);
+        // A generation is never reused, so neither is an id: a slot whose
+        // generation would wrap is retired (one slot per 2^32 timers).
+        if let Some(next) = s.generation.checked_add(1) {
+            s.generation = next;
+            self.free.push(slot as u32);
+        }
         self.live -= 1;
     }
 
@@ -513,6 +519,26 @@ mod tests {
         );
         assert_eq!(timers.pop_due(now), Some((2, b)));
         assert_eq!(timers.pop_due(now), None);
+    }
+
+    /// After 2^32 timers in one slot its generation would wrap and the
+    /// next timer there would get the id of the slot's first: the slot is
+    /// retired instead.
+    #[test]
+    fn ids_are_never_reused_even_after_the_generation_runs_out() {
+        let now = Instant::now();
+        let mut timers = Timers::new();
+        let first = timers.add(1, Duration::ZERO, None, now);
+        assert_eq!(timers.pop_due(now), Some((1, first)));
+        // As if 2^32 - 2 more timers had used the slot since.
+        timers.slots[first.slot()].generation = u32::MAX;
+        let last = timers.add(2, Duration::ZERO, None, now);
+        assert_eq!(last.slot(), first.slot());
+        assert!(timers.cancel(last));
+        let next = timers.add(3, Duration::ZERO, None, now);
+        assert_ne!(next, first);
+        assert_ne!(next, last);
+        assert_eq!(timers.pop_due(now), Some((3, next)));
     }
 
     #[test]

@@ -631,6 +631,92 @@ fn a_million_pending_timers(b: Backend) {
     assert_eq!(poll_now(&mut rt, &mut events), vec![]);
 }
 
+/// Spins (the loop is busy, not waiting) until a zero-delay timer added
+/// before the call is certainly due: timers round up to whole milliseconds.
+fn let_zero_delay_timers_fall_due() {
+    let busy = Instant::now();
+    while busy.elapsed() < Duration::from_millis(2) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Issue 9, defect 4: handling one event of a batch may cancel a timer
+/// whose event comes later in the same batch, and add timers. The stale
+/// event stays (the caller skips it by id), and no timer added later ever
+/// gets its id.
+fn timer_event_names_only_its_own_timer(b: Backend) {
+    let mut rt = rt(b);
+    let once = rt.add_timer(1, Duration::ZERO, None);
+    let periodic = rt.add_timer(2, Duration::ZERO, Some(Duration::from_secs(3600)));
+    let_zero_delay_timers_fall_due();
+    let mut events = Events::with_capacity(8);
+    rt.wait(&mut events, Some(GUARD)).unwrap();
+    assert_eq!(
+        events.iter().copied().collect::<Vec<_>>(),
+        vec![
+            Event::Timer { key: 1, id: once },
+            Event::Timer {
+                key: 2,
+                id: periodic
+            },
+        ]
+    );
+    // Handling the first event: cancel the second one's timer, add more.
+    assert!(rt.cancel_timer(periodic));
+    assert!(!rt.cancel_timer(once), "a fired one-shot is gone");
+    for k in 0..1000 {
+        let id = rt.add_timer(k, Duration::from_secs(60), None);
+        assert!(id != once && id != periodic, "{id:?} reused");
+        if k % 2 == 0 {
+            assert!(rt.cancel_timer(id));
+        }
+    }
+    assert!(!rt.cancel_timer(periodic), "its id names no timer now");
+    assert_eq!(rt.timers(), 500);
+}
+
+/// The order `wait` documents for one batch: what was pending first —
+/// wake, timers, finished posted I/O, completions — then readiness.
+fn batch_order_is_as_documented(b: Backend) {
+    let mut rt = rt(b);
+    let (client, server) = tcp_pair();
+    rt.register(&server, Token(9), Interest::READABLE).unwrap();
+    rt.register(&client, Token(8), Interest::READABLE).unwrap();
+    send(&client, b"x");
+    let mut events = Events::with_capacity(16);
+    wait_until(&mut rt, &mut events, |e| {
+        matches!(
+            e,
+            Event::Io {
+                token: Token(9),
+                ..
+            }
+        )
+    });
+    // The server stays readable (level); now one of every other kind.
+    let poster = rt.poster();
+    poster.post(1, 1).unwrap();
+    let timer = rt.add_timer(5, Duration::ZERO, None);
+    let write = rt.post_write(&client, b"y".to_vec()).unwrap();
+    poster.wake().unwrap();
+    let_zero_delay_timers_fall_due();
+    rt.wait(&mut events, Some(GUARD)).unwrap();
+    let got: Vec<Event> = events.iter().copied().collect();
+    assert!(
+        matches!(
+            got[..],
+            [
+                Event::Wake,
+                Event::Timer { key: 5, id },
+                Event::IoDone { token: Token(8), op, bytes: 1, error: None, .. },
+                Event::Completion { key: 1, data: 1 },
+                Event::Io { token: Token(9), .. },
+            ] if id == timer && op == write
+        ),
+        "{got:?}"
+    );
+}
+
 // ---- timeouts -----------------------------------------------------------
 
 fn zero_timeout_polls(b: Backend) {
@@ -776,6 +862,8 @@ contract_suite! {
     timers_same_deadline_fire_in_insertion_order
     periodic_timer_that_falls_behind_does_not_burst
     a_million_pending_timers
+    timer_event_names_only_its_own_timer
+    batch_order_is_as_documented
     zero_timeout_polls
     sub_millisecond_timeout_rounds_up
     timeout_expires_with_nothing
