@@ -696,6 +696,40 @@ impl Runtime {
         self.timers.cancel(id)
     }
 
+    /// Restarts a pending timer: it fires `delay` from now instead of at
+    /// its deadline, keeping its id and key; a periodic timer then goes on
+    /// every period from the new deadline. Returns `false`, and does
+    /// nothing, if `id` is not a live timer (a fired one-shot, cancelled,
+    /// or never existed).
+    ///
+    /// This is the idle timeout: reset a connection's timer on every line
+    /// it sends, instead of cancelling it, adding a new one and storing the
+    /// new id. A restarted timer fires after timers already set for the
+    /// same millisecond, as if added now; a due timer whose event has not
+    /// been returned yet is postponed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uniloop::{Event, Events, Runtime};
+    ///
+    /// let mut rt = Runtime::new()?;
+    /// let idle = rt.add_timer(7, Duration::from_secs(30), None);
+    /// // The client sent a line: 30 s from now again, same id.
+    /// assert!(rt.reset_timer(idle, Duration::from_secs(30)));
+    /// // Or fire soon.
+    /// assert!(rt.reset_timer(idle, Duration::from_millis(1)));
+    /// let mut events = Events::with_capacity(4);
+    /// rt.wait(&mut events, None)?;
+    /// assert_eq!(events.iter().next(), Some(&Event::Timer { key: 7, id: idle }));
+    /// assert!(!rt.reset_timer(idle, Duration::from_secs(30)), "a fired one-shot is gone");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn reset_timer(&mut self, id: TimerId, delay: Duration) -> bool {
+        self.timers.reset(id, delay, Instant::now())
+    }
+
     /// How many timers are pending.
     pub fn timers(&self) -> usize {
         self.timers.len()

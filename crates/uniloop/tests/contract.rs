@@ -675,6 +675,50 @@ fn timer_event_names_only_its_own_timer(b: Backend) {
     assert_eq!(rt.timers(), 500);
 }
 
+/// `reset_timer` moves a pending timer's deadline and keeps its id. Checked
+/// by order, not by the clock: after the reset the first timer is due after
+/// the second, so the second fires first, whatever the scheduler does.
+fn timer_reset_postpones_and_keeps_its_id(b: Backend) {
+    let mut rt = rt(b);
+    let first = rt.add_timer(1, Duration::from_millis(5), None);
+    let second = rt.add_timer(2, Duration::from_millis(30), None);
+    assert!(rt.reset_timer(first, Duration::from_millis(60)));
+    let mut events = Events::with_capacity(8);
+    let mut fired = Vec::new();
+    while fired.len() < 2 {
+        let seen = wait_until(&mut rt, &mut events, |e| matches!(e, Event::Timer { .. }));
+        fired.extend(
+            seen.into_iter()
+                .filter(|e| matches!(e, Event::Timer { .. })),
+        );
+    }
+    assert_eq!(
+        fired,
+        vec![
+            Event::Timer { key: 2, id: second },
+            Event::Timer { key: 1, id: first },
+        ]
+    );
+    assert!(!rt.reset_timer(first, Duration::ZERO), "a fired one-shot");
+    assert_eq!(rt.timers(), 0);
+
+    // A periodic timer keeps firing under its id after a reset.
+    let periodic = rt.add_timer(3, Duration::from_secs(3600), Some(Duration::from_millis(2)));
+    assert!(rt.reset_timer(periodic, Duration::from_millis(1)));
+    for _ in 0..3 {
+        let seen = wait_until(&mut rt, &mut events, |e| matches!(e, Event::Timer { .. }));
+        assert!(seen.contains(&Event::Timer {
+            key: 3,
+            id: periodic
+        }));
+    }
+    assert!(rt.cancel_timer(periodic));
+    assert!(
+        !rt.reset_timer(periodic, Duration::ZERO),
+        "a cancelled timer"
+    );
+}
+
 /// The order `wait` documents for one batch: what was pending first —
 /// wake, timers, finished posted I/O, completions — then readiness.
 fn batch_order_is_as_documented(b: Backend) {
@@ -863,6 +907,7 @@ contract_suite! {
     periodic_timer_that_falls_behind_does_not_burst
     a_million_pending_timers
     timer_event_names_only_its_own_timer
+    timer_reset_postpones_and_keeps_its_id
     batch_order_is_as_documented
     zero_timeout_polls
     sub_millisecond_timeout_rounds_up
