@@ -224,6 +224,16 @@ impl Runtime {
     /// The runtime borrows the source: it neither owns nor closes it.
     /// Deregister it before closing it.
     ///
+    /// The source must be in non-blocking mode (`set_nonblocking(true)`;
+    /// note that `TcpListener::accept` returns blocking sockets): the loop
+    /// reads and writes until the OS says "would block", and a blocking
+    /// source would stall it there instead — posted I/O does the same. On
+    /// Unix a blocking source is refused; Windows has no way to ask a
+    /// socket its mode, so there it is the caller's to get right. Setting
+    /// `O_NONBLOCK` on a file description shared with other processes (a
+    /// terminal's stdin) changes it for them too: read the console with
+    /// [`Console`](crate::Console) instead of registering it.
+    ///
     /// # A source closed without `deregister`
     ///
     /// It reports nothing from then on (no event, no busy loop), but its
@@ -261,6 +271,8 @@ impl Runtime {
     /// # Errors
     ///
     /// * [`io::ErrorKind::AlreadyExists`] if `source` is already registered.
+    /// * [`io::ErrorKind::InvalidInput`] if `source` is in blocking mode
+    ///   (Unix); the message says to call `set_nonblocking(true)`.
     /// * The OS error for a bad or unpollable fd (`EBADF`, `EPERM` for a
     ///   regular file on epoll...).
     pub fn register<S: AsSource + ?Sized>(
@@ -287,6 +299,7 @@ impl Runtime {
     ) -> io::Result<()> {
         self.check_trigger(trigger)?;
         let src = source.as_source();
+        sys::check_nonblocking(src)?;
         let raw = sys::raw_source(src);
         // The number may be in the registry still, its source closed
         // without deregistering: the selector asks the OS.

@@ -49,6 +49,11 @@
 //!   (`AsFd` on Unix, `AsSocket` on Windows), the borrowed form handed to the
 //!   selector, and the raw key the runtime's registry uses.
 //!
+//! * **`check_nonblocking(source)`** — `register` refuses a blocking
+//!   source with `ErrorKind::InvalidInput` (the message says to call
+//!   `set_nonblocking(true)`) where the OS can tell (Unix: one
+//!   `fcntl(F_GETFL)`); where it cannot (Windows), it does nothing.
+//!
 //! * **Posted I/O primitives** — for the readiness emulation of
 //!   completion-mode I/O in [`ops`](crate::ops), written once above this
 //!   module for every backend:
@@ -97,7 +102,8 @@ compile_error!("uniloop supports Unix-like systems (epoll, poll, kqueue) and Win
 
 pub use self::imp::AsSource;
 pub(crate) use self::imp::{
-    borrow_raw, console, is_socket, raw_source, read, write, RawSource, Selector, Source, Waker,
+    borrow_raw, check_nonblocking, console, is_socket, raw_source, read, write, RawSource,
+    Selector, Source, Waker,
 };
 
 /// The doorbell contract: what the completion protocol
