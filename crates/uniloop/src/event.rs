@@ -5,6 +5,7 @@
 use std::fmt;
 use std::ops;
 
+use crate::ops::{OpId, OpKind};
 use crate::timer::TimerId;
 
 /// The caller's 64-bit name for a registered source, returned unchanged in
@@ -67,6 +68,25 @@ impl Interest {
     #[must_use]
     pub const fn add(self, other: Interest) -> Interest {
         Interest(self.0 | other.0)
+    }
+
+    /// No interest: what a registration asks of the OS when neither the
+    /// caller nor a posted operation needs anything. Not public: a
+    /// registration always names some interest.
+    pub(crate) const NONE: Interest = Interest(0);
+
+    pub(crate) const fn is_none(self) -> bool {
+        self.0 == 0
+    }
+
+    /// `self` without the flags of `other`.
+    pub(crate) const fn without(self, other: Interest) -> Interest {
+        Interest(self.0 & !other.0)
+    }
+
+    /// Whether `self` has a flag that `other` lacks.
+    pub(crate) const fn exceeds(self, other: Interest) -> bool {
+        self.0 & !other.0 != 0
     }
 }
 
@@ -182,6 +202,16 @@ impl Readiness {
     pub const fn union(self, other: Readiness) -> Readiness {
         Readiness(self.0 | other.0)
     }
+
+    /// Whether `self` and `other` share a flag.
+    pub(crate) const fn intersects(self, other: Readiness) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// `self` without the flags of `other`.
+    pub(crate) const fn without(self, other: Readiness) -> Readiness {
+        Readiness(self.0 & !other.0)
+    }
 }
 
 impl ops::BitOr for Readiness {
@@ -230,7 +260,11 @@ fn write_flags(f: &mut fmt::Formatter<'_>, names: &[(bool, &str)]) -> fmt::Resul
 
 /// One thing the loop must react to, as returned by
 /// [`Runtime::wait`](crate::Runtime::wait).
+///
+/// Non-exhaustive: a `match` needs a `_` arm, so a later kind of event is
+/// not a breaking change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A registered source is ready.
     Io {
@@ -257,6 +291,26 @@ pub enum Event {
     /// [`Poster::wake`](crate::Poster::wake) was called (any number of times)
     /// since the last `Wake` event.
     Wake,
+    /// A read or write posted with
+    /// [`Runtime::post_read`](crate::Runtime::post_read) /
+    /// [`post_write`](crate::Runtime::post_write) finished. Take its buffer
+    /// (and the full error, if any) with
+    /// [`Runtime::take_io`](crate::Runtime::take_io).
+    IoDone {
+        /// The source's token (as it is now, if it was re-registered).
+        token: Token,
+        /// The id the post returned.
+        op: OpId,
+        /// Read or write.
+        kind: OpKind,
+        /// Bytes transferred. A read: how many arrived, `0` (with no error)
+        /// at end of stream — the peer closed its side. A write: the whole
+        /// buffer on success; on error, how much of it went out.
+        bytes: usize,
+        /// Why it failed, if it did; the full [`std::io::Error`] comes with
+        /// `take_io`.
+        error: Option<std::io::ErrorKind>,
+    },
 }
 
 /// The buffer [`Runtime::wait`](crate::Runtime::wait) fills; its capacity is

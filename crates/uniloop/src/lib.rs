@@ -10,6 +10,12 @@
 //!   both values intact, in order per posting thread. Posts go through a
 //!   user-space queue; the kernel is only involved when the loop is asleep,
 //!   so a burst of posts costs about one syscall.
+//! * **Posted I/O** — or let the runtime do the I/O: [`Runtime::post_read`]
+//!   and [`Runtime::post_write`] take a buffer and give one
+//!   [`Event::IoDone`] per operation with the byte count; a write completes
+//!   only when all of it is out, partial writes and writable interest
+//!   handled inside ([`ops`] module docs). It works the same on every
+//!   backend.
 //! * **Timers** — one-shot or periodic, in the loop, cancellable by
 //!   [`TimerId`]; a million pending timers are fine.
 //! * **Nothing lost** — when more is ready than fits in [`Events`], the rest
@@ -65,8 +71,10 @@
 mod completion;
 mod console;
 mod event;
+pub mod ops;
 mod pool;
 mod queue;
+mod registry;
 mod runtime;
 mod sync;
 mod sys;
@@ -76,6 +84,7 @@ mod worker;
 pub use crate::completion::{Closed, Poster};
 pub use crate::console::{Console, ConsoleEvent, ConsoleKind};
 pub use crate::event::{Event, Events, Interest, Readiness, Token, Trigger};
+pub use crate::ops::{Finished, OpError, OpId, OpKind};
 pub use crate::pool::{JobId, JobPanicked, ShutdownReport, SubmitError, WorkerPool};
 pub use crate::queue::{Overflow, PopError, PushError, Queue, QueueStats};
 pub use crate::runtime::{Backend, Builder, Runtime};

@@ -2,15 +2,16 @@
 //! readiness, completions, wake-ups and timer expiries.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::completion::{Poster, Shared};
+use crate::ops::{Finished, OpError, OpId, Ops, SourceOps, DEFAULT_WRITE_LIMIT};
+use crate::registry::Registry;
 use crate::sync::Arc;
-use crate::sys::{self, AsSource, RawSource, Selector, Waker};
+use crate::sys::{self, AsSource, Selector, Waker};
 use crate::timer::{TimerId, Timers};
 use crate::{Event, Events, Interest, Readiness, Token, Trigger};
 
@@ -88,12 +89,29 @@ impl Backend {
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     backend: Option<Backend>,
+    write_limit: Option<usize>,
 }
 
 impl Builder {
     /// Uses `backend` instead of the platform's best.
     pub fn backend(mut self, backend: Backend) -> Builder {
         self.backend = Some(backend);
+        self
+    }
+
+    /// The write limit each registration starts with: how many unwritten
+    /// bytes of posted writes may queue on one source before
+    /// [`Runtime::post_write`] refuses more (default 1 MiB). Change one
+    /// source's with [`Runtime::set_write_limit`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = uniloop::Runtime::builder().write_limit(64 * 1024).build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn write_limit(mut self, bytes: usize) -> Builder {
+        self.write_limit = Some(bytes);
         self
     }
 
@@ -117,6 +135,7 @@ impl Builder {
             selector,
             shared: Arc::new(Shared::new(waker)),
             registry: Registry::default(),
+            ops: Ops::new(self.write_limit.unwrap_or(DEFAULT_WRITE_LIMIT)),
             timers: Timers::new(),
             scratch: Vec::new(),
             turn: 0,
@@ -164,6 +183,7 @@ pub struct Runtime {
     selector: Selector,
     shared: Arc<Shared<Waker>>,
     registry: Registry,
+    ops: Ops,
     timers: Timers,
     /// Reused buffer for the selector's `(slot, readiness)` output.
     scratch: Vec<(u64, Readiness)>,
@@ -236,13 +256,13 @@ impl Runtime {
         self.check_trigger(trigger)?;
         let src = source.as_source();
         let raw = sys::raw_source(src);
-        if self.registry.by_source.contains_key(&raw) {
+        if self.registry.contains(raw) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "source is already registered",
             ));
         }
-        let slot = self.registry.alloc(raw, token);
+        let slot = self.registry.alloc(raw, token, interest, trigger);
         if let Err(e) = self.selector.register(src, slot, interest, trigger) {
             self.registry.free(raw);
             return Err(e);
@@ -282,12 +302,30 @@ impl Runtime {
         self.check_trigger(trigger)?;
         let src = source.as_source();
         let slot = self.registry.lookup(sys::raw_source(src))?;
-        self.selector.reregister(src, slot, interest, trigger)?;
-        self.registry.slots[slot as usize] = Some((sys::raw_source(src), token));
+        let reg = self.registry.get_mut(slot).expect("a registered slot");
+        // Posted operations keep what they need from the OS.
+        let want = match &reg.ops {
+            Some(ops) => ops.with_needs(interest),
+            None => interest,
+        };
+        self.selector.reregister(src, slot, want, trigger)?;
+        reg.token = token;
+        reg.interest = interest;
+        reg.trigger = trigger;
+        reg.spent = false;
+        if let Some(ops) = reg.ops.as_deref_mut() {
+            ops.rearmed(want);
+        }
         Ok(())
     }
 
     /// Stops watching `source`. No event for it is returned after this.
+    ///
+    /// Every posted read and write on it is cancelled: no
+    /// [`Event::IoDone`] for them is delivered, [`take_io`](Runtime::take_io)
+    /// no longer knows them, and their buffers are dropped (a write that
+    /// was partly sent stays partly sent). Take back a buffer you want first
+    /// with [`cancel_io`](Runtime::cancel_io).
     ///
     /// # Errors
     ///
@@ -299,13 +337,254 @@ impl Runtime {
         // Forget it even if the OS complains (a closed fd, say): the caller
         // asked for it gone, and a stale entry would block re-registration.
         let r = self.selector.deregister(src);
-        self.registry.free(raw);
+        if let Some(ops) = self.registry.free(raw).and_then(|reg| reg.ops) {
+            self.ops.drop_source(*ops);
+        }
         r
     }
 
     /// How many sources are registered.
     pub fn registered(&self) -> usize {
-        self.registry.by_source.len()
+        self.registry.len()
+    }
+
+    /// Posts a read on a registered source: one [`Event::IoDone`] with
+    /// [`OpKind::Read`](crate::OpKind::Read) follows when at least one byte
+    /// has arrived (`bytes` is the count), at end of stream (`bytes` 0, no
+    /// error: the peer closed its side), or on error.
+    ///
+    /// The bytes land in `buf`'s spare capacity — from `buf.len()` up to
+    /// `buf.capacity()` — with no copy in between; [`take_io`](Runtime::take_io)
+    /// hands the buffer back with its length grown by the count. So
+    /// `Vec::with_capacity(n)` is the usual buffer, and a buffer can be
+    /// cleared and posted again.
+    ///
+    /// The read is tried at once: if data is already there, the event comes
+    /// with the next `wait`, which does not block for it. Otherwise it
+    /// finishes inside a later `wait` when the source becomes readable; while
+    /// it is posted, that readiness is its own, and no [`Event::Io`] reports
+    /// readable (or read-closed) for the source. Posting re-arms a oneshot
+    /// registration for as long as the read needs it.
+    ///
+    /// An error the read meets — the OS's (a reset, a bad fd) — is not
+    /// returned here; it ends the operation and comes in its event.
+    ///
+    /// # Errors
+    ///
+    /// Refusals, each handing `buf` back in the [`OpError`]:
+    /// * [`io::ErrorKind::NotFound`]: `source` is not registered.
+    /// * [`io::ErrorKind::AlreadyExists`]: a read is already posted on it
+    ///   (one at a time per source).
+    /// * [`io::ErrorKind::InvalidInput`]: `buf` has no spare capacity (a
+    ///   zero-length read could not tell data from end of stream).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::net::{TcpListener, TcpStream};
+    /// use uniloop::{Event, Events, Interest, OpKind, Runtime, Token};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (conn, _) = listener.accept()?;
+    /// conn.set_nonblocking(true)?;
+    ///
+    /// let mut rt = Runtime::new()?;
+    /// rt.register(&conn, Token(7), Interest::READABLE)?;
+    /// let op = rt.post_read(&conn, Vec::with_capacity(1024))?;
+    /// client.write_all(b"hello")?;
+    ///
+    /// let mut events = Events::with_capacity(16);
+    /// loop {
+    ///     rt.wait(&mut events, None)?;
+    ///     if let Some(&Event::IoDone { token, op: done, kind, bytes, error }) = events.iter().next() {
+    ///         assert_eq!((token, done, kind, error), (Token(7), op, OpKind::Read, None));
+    ///         let finished = rt.take_io(op).unwrap();
+    ///         assert_eq!(&finished.buf[..], &b"hello"[..bytes]);
+    ///         break;
+    ///     }
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn post_read<S: AsSource + ?Sized>(
+        &mut self,
+        source: &S,
+        buf: Vec<u8>,
+    ) -> Result<OpId, OpError> {
+        let src = source.as_source();
+        let slot = match self.source_ops(src) {
+            Ok(slot) => slot,
+            Err(e) => return Err(OpError::from_parts(e, buf)),
+        };
+        let reg = self.registry.get_mut(slot).expect("a registered slot");
+        let io = reg.ops.as_deref_mut().expect("made by source_ops");
+        let id = self.ops.post_read(src, slot, io, buf, reg.trigger)?;
+        self.after_post(src, slot);
+        Ok(id)
+    }
+
+    /// Posts a write of all of `buf` on a registered source: one
+    /// [`Event::IoDone`] with [`OpKind::Write`](crate::OpKind::Write) follows
+    /// when every byte has been written (`bytes == buf.len()`), or on error
+    /// (`bytes` is how much went out before it).
+    ///
+    /// Partial writes and waiting for the socket to become writable happen
+    /// inside the runtime. Writes on one source go out in the order they
+    /// were posted and complete in that order. The write is tried at once;
+    /// if it all goes out, the event comes with the next `wait`. While
+    /// writes are queued, writable (and write-closed) readiness is theirs and
+    /// no [`Event::Io`] reports it for the source. An empty `buf` completes
+    /// (with `bytes` 0) once the writes posted before it are out — a way to
+    /// ask "is everything sent?".
+    ///
+    /// # Errors
+    ///
+    /// Refusals, each handing `buf` back in the [`OpError`]:
+    /// * [`io::ErrorKind::NotFound`]: `source` is not registered.
+    /// * [`io::ErrorKind::WouldBlock`]: writes are queued on the source and
+    ///   this one would take their unwritten bytes past the source's write
+    ///   limit ([`set_write_limit`](Runtime::set_write_limit), default
+    ///   1 MiB). A write on a source with nothing queued is always taken.
+    ///
+    /// Errors the write meets (a reset, a closed peer) come in its event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::{TcpListener, TcpStream};
+    /// use uniloop::{Event, Events, Interest, Runtime, Token};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (conn, _) = listener.accept()?;
+    /// conn.set_nonblocking(true)?;
+    ///
+    /// let mut rt = Runtime::new()?;
+    /// rt.register(&conn, Token(7), Interest::READABLE)?;
+    /// let op = rt.post_write(&conn, b"hello".to_vec())?;
+    /// let mut events = Events::with_capacity(16);
+    /// rt.wait(&mut events, None)?;
+    /// assert!(matches!(events.iter().next(), Some(&Event::IoDone { bytes: 5, error: None, .. })));
+    /// assert_eq!(rt.take_io(op).unwrap().buf, b"hello");
+    ///
+    /// let mut got = [0; 5];
+    /// client.read_exact(&mut got)?;
+    /// assert_eq!(&got, b"hello");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn post_write<S: AsSource + ?Sized>(
+        &mut self,
+        source: &S,
+        buf: Vec<u8>,
+    ) -> Result<OpId, OpError> {
+        let src = source.as_source();
+        let slot = match self.source_ops(src) {
+            Ok(slot) => slot,
+            Err(e) => return Err(OpError::from_parts(e, buf)),
+        };
+        let reg = self.registry.get_mut(slot).expect("a registered slot");
+        let io = reg.ops.as_deref_mut().expect("made by source_ops");
+        let id = self.ops.post_write(src, slot, io, buf)?;
+        self.after_post(src, slot);
+        Ok(id)
+    }
+
+    /// Takes back what a finished operation holds: the buffer, the byte
+    /// count and the full error. Call it when its [`Event::IoDone`] arrives;
+    /// until then the runtime keeps the buffer (deregistering the source
+    /// drops it).
+    ///
+    /// Returns `None` if `op` has not finished yet, was taken or cancelled
+    /// already, or belonged to a source since deregistered.
+    pub fn take_io(&mut self, op: OpId) -> Option<Finished> {
+        let slot = self.ops.reg_of(op)?;
+        let io = self.registry.get_mut(slot)?.ops.as_deref_mut()?;
+        self.ops.take(io, op)
+    }
+
+    /// Cancels a posted operation and hands its buffer back. After this no
+    /// [`Event::IoDone`] for it is delivered — not even one that had
+    /// already finished but not yet been returned by `wait`; then the
+    /// [`Finished`] carries its real outcome (for a read, the bytes that
+    /// arrived are in the buffer). A pending read is withdrawn (nothing was
+    /// read into the buffer); a pending write is withdrawn with `bytes`
+    /// saying how much of it had gone out already — the rest never will,
+    /// and the writes queued after it go on.
+    ///
+    /// Returns `None` if `op` is unknown (taken, cancelled, or its source
+    /// deregistered).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use uniloop::{Interest, Runtime, Token};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let _client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (conn, _) = listener.accept()?;
+    /// conn.set_nonblocking(true)?;
+    ///
+    /// let mut rt = Runtime::new()?;
+    /// rt.register(&conn, Token(1), Interest::READABLE)?;
+    /// let op = rt.post_read(&conn, Vec::with_capacity(64))?;
+    /// let finished = rt.cancel_io(op).expect("pending");
+    /// assert_eq!((finished.bytes, finished.buf.capacity() >= 64), (0, true));
+    /// assert!(rt.cancel_io(op).is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cancel_io(&mut self, op: OpId) -> Option<Finished> {
+        let slot = self.ops.reg_of(op)?;
+        let io = self.registry.get_mut(slot)?.ops.as_deref_mut()?;
+        self.ops.cancel(io, op)
+    }
+
+    /// Sets how many unwritten bytes of posted writes may queue on `source`
+    /// before [`post_write`](Runtime::post_write) refuses more with
+    /// `WouldBlock` (the default comes from
+    /// [`Builder::write_limit`]).
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] if `source` is not registered.
+    pub fn set_write_limit<S: AsSource + ?Sized>(
+        &mut self,
+        source: &S,
+        bytes: usize,
+    ) -> io::Result<()> {
+        let slot = self.source_ops(source.as_source())?;
+        let reg = self.registry.get_mut(slot).expect("a registered slot");
+        reg.ops
+            .as_deref_mut()
+            .expect("made by source_ops")
+            .set_limit(bytes);
+        Ok(())
+    }
+
+    /// The slot of a registered source, with its operation state made if it
+    /// had none.
+    fn source_ops(&mut self, src: sys::Source<'_>) -> io::Result<u64> {
+        let slot = self.registry.lookup(sys::raw_source(src))?;
+        let reg = self.registry.get_mut(slot).expect("a registered slot");
+        if reg.ops.is_none() {
+            let ops = SourceOps::new(src, reg.interest, reg.spent, self.ops.default_limit);
+            reg.ops = Some(Box::new(ops));
+        }
+        Ok(slot)
+    }
+
+    /// Gives the OS what a post left pending operations needing.
+    fn after_post(&mut self, src: sys::Source<'_>, slot: u64) {
+        let reg = self.registry.get_mut(slot).expect("a registered slot");
+        let io = reg.ops.as_deref_mut().expect("made by source_ops");
+        if let Some(want) = Ops::after_post(io, reg.interest, reg.trigger) {
+            match self.selector.reregister(src, slot, want, reg.trigger) {
+                Ok(()) => Ops::armed(io, want),
+                Err(e) => self.ops.fail_pending(io, &e),
+            }
+        }
     }
 
     /// A handle for other threads to post completions and wake the loop.
@@ -461,12 +740,26 @@ impl Runtime {
             }
         }
         while events.len() < limit {
-            match self.shared.pop() {
-                Some((key, data)) => events.push(Event::Completion { key, data }),
-                None => return false,
+            let Some((op, slot, kind, bytes, error)) = self.ops.pop_done() else {
+                break;
+            };
+            if let Some(reg) = self.registry.get(slot) {
+                events.push(Event::IoDone {
+                    token: reg.token,
+                    op,
+                    kind,
+                    bytes,
+                    error,
+                });
             }
         }
-        self.shared.has_completions() || (timers && self.timers.has_due(now))
+        while events.len() < limit {
+            match self.shared.pop() {
+                Some((key, data)) => events.push(Event::Completion { key, data }),
+                None => return self.ops.has_done(),
+            }
+        }
+        self.shared.has_completions() || self.ops.has_done() || (timers && self.timers.has_due(now))
     }
 
     fn poll_io(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
@@ -477,11 +770,38 @@ impl Runtime {
         if woken {
             self.shared.notifier().drain();
         }
-        for &(slot, ready) in &self.scratch {
-            if let Some(token) = self.registry.token(slot) {
-                events.push(Event::Io { token, ready });
+        let scratch = std::mem::take(&mut self.scratch);
+        for &(slot, ready) in &scratch {
+            let Some(reg) = self.registry.get_mut(slot) else {
+                continue;
+            };
+            let Some(io) = reg.ops.as_deref_mut() else {
+                reg.spent = reg.trigger == Trigger::Oneshot;
+                events.push(Event::Io {
+                    token: reg.token,
+                    ready,
+                });
+                continue;
+            };
+            // SAFETY: the slot is registered, and the caller keeps a
+            // registered source open until it deregisters it; the borrow
+            // ends with this iteration.
+            let src = unsafe { sys::borrow_raw(reg.raw) };
+            let (left, rearm) = self.ops.on_ready(src, io, ready, reg.interest, reg.trigger);
+            if !left.is_empty() {
+                events.push(Event::Io {
+                    token: reg.token,
+                    ready: left,
+                });
+            }
+            if let Some(want) = rearm {
+                match self.selector.reregister(src, slot, want, reg.trigger) {
+                    Ok(()) => Ops::armed(io, want),
+                    Err(e) => self.ops.fail_pending(io, &e),
+                }
             }
         }
+        self.scratch = scratch;
         Ok(())
     }
 
@@ -511,55 +831,6 @@ impl fmt::Debug for Runtime {
             .field("timers", &self.timers.len())
             .field("pending_completions", &self.shared.pending())
             .finish_non_exhaustive()
-    }
-}
-
-/// The runtime's own record of what is registered, so every backend gives
-/// the same `AlreadyExists` / `NotFound` answers and reports the caller's
-/// token exactly. Backends see only the slot number.
-#[derive(Default)]
-struct Registry {
-    by_source: HashMap<RawSource, u64>,
-    slots: Vec<Option<(RawSource, Token)>>,
-    free_slots: Vec<u64>,
-}
-
-impl Registry {
-    fn alloc(&mut self, raw: RawSource, token: Token) -> u64 {
-        let slot = match self.free_slots.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some((raw, token));
-                slot
-            }
-            None => {
-                self.slots.push(Some((raw, token)));
-                (self.slots.len() - 1) as u64
-            }
-        };
-        self.by_source.insert(raw, slot);
-        slot
-    }
-
-    fn free(&mut self, raw: RawSource) {
-        if let Some(slot) = self.by_source.remove(&raw) {
-            self.slots[slot as usize] = None;
-            self.free_slots.push(slot);
-        }
-    }
-
-    fn lookup(&self, raw: RawSource) -> io::Result<u64> {
-        self.by_source
-            .get(&raw)
-            .copied()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "source is not registered"))
-    }
-
-    fn token(&self, slot: u64) -> Option<Token> {
-        self.slots
-            .get(slot as usize)
-            .copied()
-            .flatten()
-            .map(|(_, token)| token)
     }
 }
 

@@ -680,6 +680,7 @@ fn mixed_sources_in_one_wait(b: Backend) {
                     "timer"
                 }
                 Event::Wake => "wake",
+                other => panic!("unexpected {other:?}"),
             };
             *kinds.entry(k).or_default() += 1;
         }

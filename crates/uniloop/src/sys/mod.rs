@@ -38,6 +38,29 @@
 //!   (`AsFd` on Unix, `AsSocket` on Windows), the borrowed form handed to the
 //!   selector, and the raw key the runtime's registry uses.
 //!
+//! * **Posted I/O primitives** — for the readiness emulation of
+//!   completion-mode I/O in [`ops`](crate::ops), written once above this
+//!   module for every backend:
+//!   * `read(source, &mut Vec<u8>) -> io::Result<usize>`: one non-blocking
+//!     read into the vector's spare capacity, growing its length by the
+//!     count; "would block" is `ErrorKind::WouldBlock`, `EINTR` is retried.
+//!   * `write(source, &[u8], is_socket) -> io::Result<usize>`: one
+//!     non-blocking write of a prefix; a socket write must not raise
+//!     `SIGPIPE` (`MSG_NOSIGNAL` where it exists).
+//!   * `is_socket(source)`, checked once per source; and the unsafe
+//!     `borrow_raw(RawSource) -> Source`, so readiness reported inside
+//!     `select` can drive the I/O on a registered source.
+//!
+//!   A selector re-registered with more interest for a pending operation
+//!   (`reregister`) must report the new interest from the next `select` on;
+//!   that, plus the calls above, is all the emulation needs. A backend that
+//!   does completion I/O natively (overlapped `WSARecv`/`WSASend`, io_uring
+//!   `RECV`/`SEND`) would instead take submissions — the caller's buffer,
+//!   owned by the runtime until its completion has been dequeued, never
+//!   freed or moved while the kernel may write it; cancellation waited for
+//!   before a buffer is released — and hand back `(operation, bytes, error)`
+//!   completions from `select`, which `ops` queues like its own.
+//!
 //! # Readiness mapping
 //!
 //! Each OS condition maps to its own [`Readiness`](crate::Readiness) flag:
@@ -62,7 +85,9 @@ use self::windows as imp;
 compile_error!("uniloop supports Unix-like systems (epoll, poll, kqueue) and Windows (IOCP)");
 
 pub use self::imp::AsSource;
-pub(crate) use self::imp::{console, raw_source, RawSource, Selector, Waker};
+pub(crate) use self::imp::{
+    borrow_raw, console, is_socket, raw_source, read, write, RawSource, Selector, Source, Waker,
+};
 
 /// The best backend this build offers.
 pub(crate) fn default_backend() -> Backend {

@@ -45,6 +45,79 @@ pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
     source.as_raw_fd()
 }
 
+/// The registered fd back from its number, for posted I/O driven by
+/// readiness inside `wait`.
+///
+/// # Safety
+///
+/// `raw` must be the fd of a live registration. The caller promised to keep
+/// it open while registered (`Runtime::register` borrows it until
+/// `deregister`), and the returned borrow must not outlive the current call.
+pub(crate) unsafe fn borrow_raw<'a>(raw: RawSource) -> Source<'a> {
+    // SAFETY: the caller's promise, above.
+    unsafe { BorrowedFd::borrow_raw(raw) }
+}
+
+/// Whether posted writes on `fd` should go through `send(2)` (sockets, so
+/// that `MSG_NOSIGNAL` keeps a closed peer from raising `SIGPIPE`) or
+/// `write(2)` (pipes, ttys, anything else).
+pub(crate) fn is_socket(fd: Source<'_>) -> bool {
+    rustix::fs::fstat(fd)
+        .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket)
+        .unwrap_or(false)
+}
+
+/// One non-blocking read into `buf`'s spare capacity; `buf.len()` grows by
+/// the count. Retries `EINTR`; `WouldBlock` means nothing is there yet.
+pub(crate) fn read(fd: Source<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
+    loop {
+        match rustix::io::read(fd, rustix::buffer::spare_capacity(buf)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return Ok(r?),
+        }
+    }
+}
+
+/// One non-blocking write of (a prefix of) `data`. Retries `EINTR`.
+pub(crate) fn write(fd: Source<'_>, data: &[u8], socket: bool) -> io::Result<usize> {
+    loop {
+        let r = if socket {
+            send_nosignal(fd, data)
+        } else {
+            rustix::io::write(fd, data)
+        };
+        match r {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return Ok(r?),
+        }
+    }
+}
+
+#[cfg(not(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos"
+)))]
+fn send_nosignal(fd: Source<'_>, data: &[u8]) -> rustix::io::Result<usize> {
+    rustix::net::send(fd, data, rustix::net::SendFlags::NOSIGNAL)
+}
+
+/// Apple systems have no `MSG_NOSIGNAL` (only the `SO_NOSIGPIPE` socket
+/// option, which is the owner's to set): a Rust program ignores `SIGPIPE`
+/// already; a C program should too.
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos"
+))]
+fn send_nosignal(fd: Source<'_>, data: &[u8]) -> rustix::io::Result<usize> {
+    rustix::io::write(fd, data)
+}
+
 pub(crate) fn default_backend() -> Backend {
     if cfg!(any(target_os = "linux", target_os = "android")) {
         Backend::Epoll

@@ -3,6 +3,8 @@
 use std::io;
 use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 
+use windows_sys::Win32::Networking::WinSock;
+
 use crate::Backend;
 
 mod afd;
@@ -38,6 +40,64 @@ pub(crate) type RawSource = RawSocket;
 
 pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
     source.as_raw_socket()
+}
+
+/// The registered socket back from its number, for posted I/O driven by
+/// readiness inside `wait`.
+///
+/// # Safety
+///
+/// `raw` must be the socket of a live registration. The caller promised to
+/// keep it open while registered (`Runtime::register` borrows it until
+/// `deregister`), and the returned borrow must not outlive the current call.
+pub(crate) unsafe fn borrow_raw<'a>(raw: RawSource) -> Source<'a> {
+    // SAFETY: the caller's promise, above.
+    unsafe { BorrowedSocket::borrow_raw(raw) }
+}
+
+/// Every source on Windows is a socket.
+pub(crate) fn is_socket(_: Source<'_>) -> bool {
+    true
+}
+
+/// One non-blocking `recv` into `buf`'s spare capacity; `buf.len()` grows
+/// by the count. `WSAEWOULDBLOCK` is `ErrorKind::WouldBlock`.
+pub(crate) fn read(socket: Source<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let len = i32::try_from(spare.len()).unwrap_or(i32::MAX);
+    // SAFETY: `spare` is `len` writable bytes (recv writes at most `len`
+    // and reports how many); the socket is live for this call.
+    let n = unsafe {
+        WinSock::recv(
+            socket.as_raw_socket() as _,
+            spare.as_mut_ptr().cast(),
+            len,
+            0,
+        )
+    };
+    if n == WinSock::SOCKET_ERROR {
+        return Err(wsa_error());
+    }
+    let n = n as usize;
+    // SAFETY: recv initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// One non-blocking `send` of (a prefix of) `data`.
+pub(crate) fn write(socket: Source<'_>, data: &[u8], _is_socket: bool) -> io::Result<usize> {
+    let len = i32::try_from(data.len()).unwrap_or(i32::MAX);
+    // SAFETY: `data` is `len` readable bytes; the socket is live.
+    let n = unsafe { WinSock::send(socket.as_raw_socket() as _, data.as_ptr(), len, 0) };
+    if n == WinSock::SOCKET_ERROR {
+        return Err(wsa_error());
+    }
+    Ok(n as usize)
+}
+
+fn wsa_error() -> io::Error {
+    // SAFETY: no preconditions; reads this thread's last WinSock error.
+    io::Error::from_raw_os_error(unsafe { WinSock::WSAGetLastError() })
 }
 
 pub(crate) fn default_backend() -> Backend {
