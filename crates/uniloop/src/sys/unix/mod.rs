@@ -58,6 +58,21 @@ pub(crate) unsafe fn borrow_raw<'a>(raw: RawSource) -> Source<'a> {
     unsafe { BorrowedFd::borrow_raw(raw) }
 }
 
+/// Refuses a blocking fd: the loop would stall on the first read or write
+/// that finds nothing to do (one `fcntl(F_GETFL)`; a bad fd gives its OS
+/// error, `EBADF`).
+pub(crate) fn check_nonblocking(fd: Source<'_>) -> io::Result<()> {
+    if rustix::fs::fcntl_getfl(fd)?.contains(rustix::fs::OFlags::NONBLOCK) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the source is in blocking mode, which would stall the loop: \
+             call set_nonblocking(true) on it before registering",
+        ))
+    }
+}
+
 /// Whether posted writes on `fd` should go through `send(2)` (sockets, so
 /// that `MSG_NOSIGNAL` keeps a closed peer from raising `SIGPIPE`) or
 /// `write(2)` (pipes, ttys, anything else).
@@ -185,6 +200,25 @@ impl Selector {
             #[cfg(uniloop_kqueue)]
             Selector::Kqueue(s) => s.register(fd, slot, interest, trigger),
             Selector::Poll(s) => s.register(fd, slot, interest, trigger),
+        }
+    }
+
+    /// `old` is only kqueue's business (its probe names it).
+    #[cfg_attr(not(uniloop_kqueue), allow(unused_variables))]
+    pub(crate) fn replace(
+        &mut self,
+        fd: Source<'_>,
+        old: u64,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Selector::Epoll(s) => s.replace(fd, slot, interest, trigger),
+            #[cfg(uniloop_kqueue)]
+            Selector::Kqueue(s) => s.replace(fd, old, slot, interest, trigger),
+            Selector::Poll(s) => s.replace(fd, slot, interest, trigger),
         }
     }
 

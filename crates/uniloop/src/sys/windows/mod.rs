@@ -55,6 +55,13 @@ pub(crate) unsafe fn borrow_raw<'a>(raw: RawSource) -> Source<'a> {
     unsafe { BorrowedSocket::borrow_raw(raw) }
 }
 
+/// Windows cannot say whether a socket is in non-blocking mode: `FIONBIO`
+/// sets the mode but nothing reads it back. So nothing is checked here; a
+/// blocking socket is the caller's mistake to avoid.
+pub(crate) fn check_nonblocking(_: Source<'_>) -> io::Result<()> {
+    Ok(())
+}
+
 /// Every source on Windows is a socket.
 pub(crate) fn is_socket(_: Source<'_>) -> bool {
     true
@@ -132,6 +139,17 @@ impl Selector {
         trigger: crate::Trigger,
     ) -> io::Result<()> {
         self.0.register(socket, slot, interest, trigger)
+    }
+
+    pub(crate) fn replace(
+        &mut self,
+        socket: Source<'_>,
+        _old: u64,
+        slot: u64,
+        interest: crate::Interest,
+        trigger: crate::Trigger,
+    ) -> io::Result<()> {
+        self.0.replace(socket, slot, interest, trigger)
     }
 
     pub(crate) fn reregister(
