@@ -71,6 +71,7 @@
 mod completion;
 mod console;
 mod event;
+mod lines;
 pub mod ops;
 mod pool;
 mod queue;
@@ -84,6 +85,7 @@ mod worker;
 pub use crate::completion::{Closed, Poster};
 pub use crate::console::{Console, ConsoleEvent, ConsoleKind};
 pub use crate::event::{Event, Events, Interest, Readiness, Token, Trigger};
+pub use crate::lines::{Line, LineSplitter, LineStats, LongLines};
 pub use crate::ops::{Finished, OpError, OpId, OpKind};
 pub use crate::pool::{JobId, JobPanicked, ShutdownReport, SubmitError, WorkerPool};
 pub use crate::queue::{Overflow, PopError, PushError, Queue, QueueStats};
