@@ -147,12 +147,15 @@ impl<R, F: FnOnce() -> R + Send + 'static> JobFn<R> for F {
 /// A queued job: its id, its tag if it was submitted with one, the work.
 type Job<R> = (JobId, Option<u64>, Box<dyn JobFn<R>>);
 
+/// What a job gave: its value, or the panic that ended it.
+type Outcome<R> = Result<R, JobPanicked>;
+
 /// Finished jobs' results, until they are taken.
 struct Results<R> {
     /// Untagged jobs, by id.
-    by_id: HashMap<JobId, Result<R, JobPanicked>>,
+    by_id: HashMap<JobId, Outcome<R>>,
     /// Tagged jobs, by tag, oldest first.
-    by_tag: HashMap<u64, VecDeque<(JobId, Result<R, JobPanicked>)>>,
+    by_tag: HashMap<u64, VecDeque<(JobId, Outcome<R>)>>,
     /// Results in `by_tag`.
     tagged: usize,
 }
