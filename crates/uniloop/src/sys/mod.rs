@@ -34,6 +34,14 @@
 //! * **`console`** — `stdin_kind()`, and `stdin_reader()` giving a
 //!   `Reader` whose `read` blocks until stdin has data, ends, or the paired
 //!   `Stopper` fires (so a blocked console read can always be stopped).
+//! * **`signal`** — `raw(Signal)` / `from_raw(i32)` (the platform's
+//!   numbers; `None` for a signal it does not have), and `enable(raw,
+//!   deliver)` / `disable(raw)`: from `enable` on, each arrival of `raw`
+//!   (or burst of them) calls `deliver(raw)` on an ordinary thread — never
+//!   inside a signal handler, which may not post — until `disable` puts the
+//!   previous disposition back. A signal that arrives after `enable`
+//!   returned is never lost. `crate::signal` calls `enable` once per signal
+//!   however many `Signals` hold it.
 //! * **`AsSource` / `Source<'a>` / `RawSource`** — what can be registered
 //!   (`AsFd` on Unix, `AsSocket` on Windows), the borrowed form handed to the
 //!   selector, and the raw key the runtime's registry uses.
@@ -86,7 +94,8 @@ compile_error!("uniloop supports Unix-like systems (epoll, poll, kqueue) and Win
 
 pub use self::imp::AsSource;
 pub(crate) use self::imp::{
-    borrow_raw, console, is_socket, raw_source, read, write, RawSource, Selector, Source, Waker,
+    borrow_raw, console, is_socket, raw_source, read, signal, write, RawSource, Selector, Source,
+    Waker,
 };
 
 /// The best backend this build offers.

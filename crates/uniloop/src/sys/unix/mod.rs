@@ -13,6 +13,7 @@ mod epoll;
 #[cfg(uniloop_kqueue)]
 mod kqueue;
 mod poll;
+pub(crate) mod signal;
 mod waker;
 
 pub(crate) use self::waker::Waker;

@@ -11,6 +11,7 @@ mod afd;
 pub(crate) mod console;
 mod iocp;
 mod port;
+pub(crate) mod signal;
 
 pub(crate) use self::port::Waker;
 
