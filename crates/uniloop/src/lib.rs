@@ -68,6 +68,7 @@
 //! ([`Backend::supports`]); elsewhere it is refused with
 //! [`std::io::ErrorKind::Unsupported`], never emulated approximately.
 
+mod accept;
 mod completion;
 mod console;
 mod event;
@@ -83,6 +84,7 @@ mod sys;
 mod timer;
 mod worker;
 
+pub use crate::accept::{AcceptStats, Acceptor, Listen};
 pub use crate::completion::{Closed, Poster};
 pub use crate::console::{Console, ConsoleEvent, ConsoleKind};
 pub use crate::event::{Event, Events, Interest, Readiness, Token, Trigger};

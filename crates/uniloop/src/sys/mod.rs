@@ -42,6 +42,11 @@
 //!   previous disposition back. A signal that arrives after `enable`
 //!   returned is never lost. `crate::signal` calls `enable` once per signal
 //!   however many `Signals` hold it.
+//! * **`accept_error(&io::Error) -> AcceptError`** — sorts an `accept`
+//!   failure for [`Acceptor`](crate::Acceptor): out of descriptors or
+//!   buffers (`Exhausted`: pause), the connection died before it was
+//!   accepted (`Aborted`: skip it), or anything else. "Would block" and
+//!   `EINTR` are sorted by `ErrorKind` before this is asked.
 //! * **`AsSource` / `Source<'a>` / `RawSource`** — what can be registered
 //!   (`AsFd` on Unix, `AsSocket` on Windows), the borrowed form handed to the
 //!   selector, and the raw key the runtime's registry uses.
@@ -94,9 +99,20 @@ compile_error!("uniloop supports Unix-like systems (epoll, poll, kqueue) and Win
 
 pub use self::imp::AsSource;
 pub(crate) use self::imp::{
-    borrow_raw, console, is_socket, raw_source, read, signal, write, RawSource, Selector, Source,
-    Waker,
+    accept_error, borrow_raw, console, is_socket, raw_source, read, signal, write, RawSource,
+    Selector, Source, Waker,
 };
+
+/// How an `accept` failure is handled; see `accept_error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AcceptError {
+    /// Out of descriptors or kernel buffers: pause the listener.
+    Exhausted,
+    /// The connection was reset or aborted before it was accepted: skip it.
+    Aborted,
+    /// Report it.
+    Other,
+}
 
 /// The best backend this build offers.
 pub(crate) fn default_backend() -> Backend {

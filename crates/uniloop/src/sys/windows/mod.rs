@@ -101,6 +101,16 @@ fn wsa_error() -> io::Error {
     io::Error::from_raw_os_error(unsafe { WinSock::WSAGetLastError() })
 }
 
+/// Sorts an `accept` failure for the `Acceptor`.
+pub(crate) fn accept_error(e: &io::Error) -> super::AcceptError {
+    match e.raw_os_error() {
+        Some(WinSock::WSAEMFILE | WinSock::WSAENOBUFS) => super::AcceptError::Exhausted,
+        // The peer reset the connection before it was accepted.
+        Some(WinSock::WSAECONNRESET | WinSock::WSAECONNABORTED) => super::AcceptError::Aborted,
+        _ => super::AcceptError::Other,
+    }
+}
+
 pub(crate) fn default_backend() -> Backend {
     Backend::Iocp
 }
