@@ -78,7 +78,7 @@ impl<'a> Line<'a> {
 /// ```
 /// use uniloop::LineSplitter;
 ///
-/// let mut split = LineSplitter::new(1024);
+/// let mut split = LineSplitter::new(64 * 1024);
 /// for _ in 0..100 {
 ///     split.push(&[b'x'; 100]); // no newline yet
 ///     assert_eq!(split.next_line(), None);
