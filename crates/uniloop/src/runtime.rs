@@ -445,7 +445,8 @@ impl Runtime {
     /// * [`io::ErrorKind::WouldBlock`]: writes are queued on the source and
     ///   this one would take their unwritten bytes past the source's write
     ///   limit ([`set_write_limit`](Runtime::set_write_limit), default
-    ///   1 MiB). A write on a source with nothing queued is always taken.
+    ///   1 MiB). A write on a source with nothing queued is always taken,
+    ///   and so is an empty one.
     ///
     /// Errors the write meets (a reset, a closed peer) come in its event.
     ///

@@ -475,8 +475,14 @@ fn capacity_one_does_not_starve_io(b: Backend) {
     );
 }
 
+/// The fd-heavy tests take turns: two copies at once (one per backend,
+/// on the harness's parallel threads) would need 20,000 descriptors, the
+/// usual hard limit.
+static FD_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn ten_thousand_registered_one_active(b: Backend) {
     const N: usize = 10_000;
+    let _turn = FD_HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let limit = raise_fd_limit(N as u64 + 512);
     let n = N.min(limit as usize - 256);
     assert!(n >= 1000, "fd limit too low ({limit}) for this test");
