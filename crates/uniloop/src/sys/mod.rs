@@ -45,6 +45,19 @@
 //! * **`console`** — `stdin_kind()`, and `stdin_reader()` giving a
 //!   `Reader` whose `read` blocks until stdin has data, ends, or the paired
 //!   `Stopper` fires (so a blocked console read can always be stopped).
+//! * **`signal`** — `raw(Signal)` / `from_raw(i32)` (the platform's
+//!   numbers; `None` for a signal it does not have), and `enable(raw,
+//!   deliver)` / `disable(raw)`: from `enable` on, each arrival of `raw`
+//!   (or burst of them) calls `deliver(raw)` on an ordinary thread — never
+//!   inside a signal handler, which may not post — until `disable` puts the
+//!   previous disposition back. A signal that arrives after `enable`
+//!   returned is never lost. `crate::signal` calls `enable` once per signal
+//!   however many `Signals` hold it.
+//! * **`accept_error(&io::Error) -> AcceptError`** — sorts an `accept`
+//!   failure for [`Acceptor`](crate::Acceptor): out of descriptors or
+//!   buffers (`Exhausted`: pause), the connection died before it was
+//!   accepted (`Aborted`: skip it), or anything else. "Would block" and
+//!   `EINTR` are sorted by `ErrorKind` before this is asked.
 //! * **`AsSource` / `Source<'a>` / `RawSource`** — what can be registered
 //!   (`AsFd` on Unix, `AsSocket` on Windows), the borrowed form handed to the
 //!   selector, and the raw key the runtime's registry uses.
@@ -102,8 +115,8 @@ compile_error!("uniloop supports Unix-like systems (epoll, poll, kqueue) and Win
 
 pub use self::imp::AsSource;
 pub(crate) use self::imp::{
-    borrow_raw, check_nonblocking, console, is_socket, raw_source, read, write, RawSource,
-    Selector, Source, Waker,
+    accept_error, borrow_raw, check_nonblocking, console, is_socket, raw_source, read, signal,
+    write, RawSource, Selector, Source, Waker,
 };
 
 /// The doorbell contract: what the completion protocol
@@ -116,6 +129,17 @@ pub(crate) trait Notify: Send + Sync {
     /// soon as it starts). Must not block; ringing again before the loop has
     /// drained the doorbell is the same as ringing once.
     fn notify(&self) -> io::Result<()>;
+}
+
+/// How an `accept` failure is handled; see `accept_error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AcceptError {
+    /// Out of descriptors or kernel buffers: pause the listener.
+    Exhausted,
+    /// The connection was reset or aborted before it was accepted: skip it.
+    Aborted,
+    /// Report it.
+    Other,
 }
 
 /// The best backend this build offers.

@@ -13,6 +13,7 @@ mod epoll;
 #[cfg(uniloop_kqueue)]
 mod kqueue;
 mod poll;
+pub(crate) mod signal;
 mod waker;
 
 pub(crate) use self::waker::Waker;
@@ -131,6 +132,51 @@ fn send_nosignal(fd: Source<'_>, data: &[u8]) -> rustix::io::Result<usize> {
 ))]
 fn send_nosignal(fd: Source<'_>, data: &[u8]) -> rustix::io::Result<usize> {
     rustix::io::write(fd, data)
+}
+
+/// Sorts an `accept(2)` failure for the `Acceptor`. The skipped group is
+/// what Linux's accept(2) says to treat like `EAGAIN` (errors of the new
+/// connection or the network, passed on to `accept`, not the listener's),
+/// plus `ECONNRESET`, which some BSDs return for a connection reset in the
+/// backlog.
+pub(crate) fn accept_error(e: &io::Error) -> super::AcceptError {
+    use rustix::io::Errno;
+    let Some(errno) = e.raw_os_error().map(Errno::from_raw_os_error) else {
+        return super::AcceptError::Other;
+    };
+    match errno {
+        Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM => super::AcceptError::Exhausted,
+        Errno::CONNABORTED
+        | Errno::CONNRESET
+        | Errno::PROTO
+        | Errno::PERM
+        | Errno::NETDOWN
+        | Errno::NOPROTOOPT
+        | Errno::HOSTDOWN
+        | Errno::HOSTUNREACH
+        | Errno::OPNOTSUPP
+        | Errno::NETUNREACH => super::AcceptError::Aborted,
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        Errno::NONET => super::AcceptError::Aborted,
+        _ => super::AcceptError::Other,
+    }
+}
+
+impl crate::Listen for std::os::unix::net::UnixListener {
+    type Stream = std::os::unix::net::UnixStream;
+    type Addr = std::os::unix::net::SocketAddr;
+
+    fn accept_one(&self) -> io::Result<(Self::Stream, Self::Addr)> {
+        self.accept()
+    }
+
+    fn set_stream_nonblocking(stream: &Self::Stream) -> io::Result<()> {
+        stream.set_nonblocking(true)
+    }
+
+    fn set_listener_nonblocking(&self) -> io::Result<()> {
+        self.set_nonblocking(true)
+    }
 }
 
 pub(crate) fn default_backend() -> Backend {

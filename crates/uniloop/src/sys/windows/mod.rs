@@ -11,6 +11,7 @@ mod afd;
 pub(crate) mod console;
 mod iocp;
 mod port;
+pub(crate) mod signal;
 
 pub(crate) use self::port::Waker;
 
@@ -105,6 +106,16 @@ pub(crate) fn write(socket: Source<'_>, data: &[u8], _is_socket: bool) -> io::Re
 fn wsa_error() -> io::Error {
     // SAFETY: no preconditions; reads this thread's last WinSock error.
     io::Error::from_raw_os_error(unsafe { WinSock::WSAGetLastError() })
+}
+
+/// Sorts an `accept` failure for the `Acceptor`.
+pub(crate) fn accept_error(e: &io::Error) -> super::AcceptError {
+    match e.raw_os_error() {
+        Some(WinSock::WSAEMFILE | WinSock::WSAENOBUFS) => super::AcceptError::Exhausted,
+        // The peer reset the connection before it was accepted.
+        Some(WinSock::WSAECONNRESET | WinSock::WSAECONNABORTED) => super::AcceptError::Aborted,
+        _ => super::AcceptError::Other,
+    }
 }
 
 pub(crate) fn default_backend() -> Backend {
