@@ -17,7 +17,8 @@
 //!   handled inside ([`ops`] module docs). It works the same on every
 //!   backend.
 //! * **Timers** — one-shot or periodic, in the loop, cancellable by
-//!   [`TimerId`]; a million pending timers are fine.
+//!   [`TimerId`] and restartable with [`Runtime::reset_timer`] (an idle
+//!   timeout); a million pending timers are fine.
 //! * **Nothing lost** — when more is ready than fits in [`Events`], the rest
 //!   comes with the next `wait`.
 //!
@@ -68,6 +69,58 @@
 //!     }
 //! }
 //! worker.join().unwrap().unwrap();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Registered sources must be non-blocking
+//!
+//! The loop's thread must never block, so everything it reads or writes is
+//! non-blocking: call `set_nonblocking(true)` on a socket before
+//! registering it (`std`'s `accept` and `connect` return blocking sockets;
+//! [`Acceptor`] does it for you). On Unix, [`Runtime::register`] checks and
+//! refuses a blocking source with [`std::io::ErrorKind::InvalidInput`];
+//! Windows cannot read the mode back, so there it is on you. Deregister a
+//! source before closing it; one closed without it reports nothing, and its
+//! number can be registered again.
+//!
+//! # Write buffering and backpressure
+//!
+//! A server's output is "send all of this, in order, and tell me when it is
+//! out" — which is what [`Runtime::post_write`] does: partial writes and
+//! writable interest are handled inside, writes on one source go out in
+//! order, and one [`Event::IoDone`] per write says it is done. Memory stays
+//! bounded per connection: once a source has more unwritten bytes queued
+//! than its write limit ([`Runtime::set_write_limit`], default 1 MiB), a
+//! further write is refused with `WouldBlock` and its buffer handed back —
+//! the signal to stop reading from that client (or drop it) until its
+//! output drains:
+//!
+//! ```
+//! use std::io::ErrorKind;
+//! use std::net::{TcpListener, TcpStream};
+//! use uniloop::{Interest, Runtime, Token};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let _slow_client = TcpStream::connect(listener.local_addr()?)?; // never reads
+//! let (conn, _) = listener.accept()?;
+//! conn.set_nonblocking(true)?;
+//!
+//! let mut rt = Runtime::new()?;
+//! rt.register(&conn, Token(1), Interest::READABLE)?;
+//! rt.set_write_limit(&conn, 64 * 1024)?;
+//! let mut paused = false;
+//! for _ in 0..10_000 {
+//!     match rt.post_write(&conn, vec![b'x'; 1024]) {
+//!         Ok(_op) => {}                  // its IoDone comes when it is out
+//!         Err(e) if e.kind() == ErrorKind::WouldBlock => {
+//!             let _line = e.into_buf();  // keep it, or drop the client
+//!             paused = true;             // stop reading this client for now
+//!             break;
+//!         }
+//!         Err(e) => return Err(e.into()),
+//!     }
+//! }
+//! assert!(paused, "a client that never reads is held at its limit");
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
