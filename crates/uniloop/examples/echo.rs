@@ -128,11 +128,14 @@ fn main() -> io::Result<()> {
                         println!("conn {}: closed ({ready:?})", token.0);
                         continue;
                     }
-                    // Ask for writability only while output is queued.
+                    // While an echo is stuck, wait for room to send it and
+                    // read nothing more: the peer has to read before it can
+                    // send again. (Readable interest kept here would wake
+                    // the loop on every wait for data it will not read.)
                     let interest = if conn.pending.is_empty() {
                         Interest::READABLE
                     } else {
-                        Interest::READABLE | Interest::WRITABLE
+                        Interest::WRITABLE
                     };
                     rt.reregister(&conn.stream, token, interest)?;
                 }
