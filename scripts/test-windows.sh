@@ -54,14 +54,18 @@ cargo build -q -p uniloop --examples --target "$TARGET"
 cargo test -p uniloop --target "$TARGET" "$@"
 
 # A real console: Wine gives one when stdin is a terminal (shared/WINE.md),
-# so run that test binary again on a pseudo-terminal made by script(1).
-# Run under cargo above it had no console and said it skipped.
+# so run the test binaries that need one again on a pseudo-terminal made by
+# script(1): console input (windows_console) and a generated Ctrl-C
+# (signals). Run under cargo above they had no console and said they
+# skipped.
 if [ $# -eq 0 ]; then
-  cargo test -q -p uniloop --target "$TARGET" --test windows_console --no-run
-  exe=$(ls -t "$TARGET_DIR/$TARGET"/debug/deps/windows_console-*.exe | head -n 1)
-  out=$(script -qec "wine '$exe' --nocapture" /dev/null </dev/null | tr -d '\r')
-  printf '%s\n' "$out" | grep -E 'test |SKIPPED' || true
-  printf '%s\n' "$out" | grep -q 'SKIPPED' && { echo "a real console could not be had under script(1)"; exit 1; }
-  printf '%s\n' "$out" | grep -q '1 passed; 0 failed' || { echo "real-console test failed"; exit 1; }
+  for test in windows_console signals; do
+    cargo test -q -p uniloop --target "$TARGET" --test "$test" --no-run
+    exe=$(ls -t "$TARGET_DIR/$TARGET"/debug/deps/"$test"-*.exe | head -n 1)
+    out=$(script -qec "wine '$exe' --nocapture --test-threads 1" /dev/null </dev/null | tr -d '\r')
+    printf '%s\n' "$out" | grep -E 'test |SKIPPED' || true
+    printf '%s\n' "$out" | grep -q 'SKIPPED' && { echo "$test: a real console could not be had under script(1)"; exit 1; }
+    printf '%s\n' "$out" | grep -q 'passed; 0 failed' || { echo "$test: real-console run failed"; exit 1; }
+  done
 fi
 echo "Windows (Wine) tests passed"

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Try it with `nc 127.0.0.1 7878`. It prints every event it handles and
-//! stops after `--seconds` (default: run until killed).
+//! stops after `--seconds`, or on Ctrl-C (or `SIGTERM`): the signals arrive
+//! as completions of the same `wait()`, so the loop ends the normal way.
 //!
 //! The connections are served in one of two styles:
 //!
@@ -25,11 +26,12 @@ use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use uniloop::{Event, Events, Interest, OpId, OpKind, Runtime, Token};
+use uniloop::{Event, Events, Interest, OpId, OpKind, Runtime, Signal, Signals, Token};
 
 const LISTENER: Token = Token(0);
 const TICK: u64 = 1;
 const HEARTBEAT: u64 = 2;
+const SHUTDOWN: u64 = 3;
 
 /// How the connections are served (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +83,15 @@ fn main() -> io::Result<()> {
     }
 
     let mut rt = Runtime::new()?;
+    // Ctrl-C (everywhere) and SIGTERM (Unix) become `(SHUTDOWN, signo)`
+    // completions. A signal never ends `wait` by itself (EINTR is retried),
+    // so a flag set in a plain handler would not be seen until some other
+    // event came.
+    let mut signals = Signals::new(&rt.poster(), SHUTDOWN);
+    signals.add(Signal::Interrupt)?;
+    if Signal::Terminate.is_available() {
+        signals.add(Signal::Terminate)?;
+    }
     let listener = TcpListener::bind(&addr)?;
     listener.set_nonblocking(true)?;
     rt.register(&listener, LISTENER, Interest::READABLE)?;
@@ -116,7 +127,7 @@ fn main() -> io::Result<()> {
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     let mut next_token = 1u64;
     let mut events = Events::with_capacity(256);
-    loop {
+    'run: loop {
         let timeout = match stop_at {
             Some(t) => match t.checked_duration_since(Instant::now()) {
                 Some(left) => Some(left),
@@ -198,6 +209,13 @@ fn main() -> io::Result<()> {
                     }
                 }
                 Event::Completion { key: TICK, data } => println!("worker tick {data}"),
+                Event::Completion {
+                    key: SHUTDOWN,
+                    data,
+                } => {
+                    println!("{:?}: shutting down", Signal::from_raw(data as i32));
+                    break 'run;
+                }
                 Event::Timer { key: HEARTBEAT, .. } => {
                     println!("heartbeat: {} connection(s)", conns.len())
                 }
@@ -205,6 +223,9 @@ fn main() -> io::Result<()> {
             }
         }
     }
+    // The previous dispositions are back: a second Ctrl-C during a long
+    // shutdown would end the process at once.
+    drop(signals);
     println!("stopping");
     Ok(())
 }

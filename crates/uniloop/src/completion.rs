@@ -68,17 +68,11 @@ use std::fmt;
 use std::io;
 
 use crate::sync::{Arc, AtomicBool, AtomicU8, FifoQueue, Ordering};
+use crate::sys::Notify;
 
 const AWAKE: u8 = 0;
 const SLEEPING: u8 = 1;
 const NOTIFIED: u8 = 2;
-
-/// The OS doorbell a blocked loop waits on.
-pub(crate) trait Notify: Send + Sync {
-    /// Makes the loop's OS wait return (now or, if it has not started, as
-    /// soon as it starts). Must not block.
-    fn notify(&self) -> io::Result<()>;
-}
 
 /// The state shared by a runtime and all of its [`Poster`]s.
 pub(crate) struct Shared<N> {

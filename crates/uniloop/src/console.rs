@@ -1,7 +1,8 @@
 //! [`Console`]: the operator's console as a line source for the loop.
 //!
 //! A [`Worker`] reads stdin (a terminal, a pipe or a file), splits it into
-//! lines and hands them to the loop through a [`Queue`] whose
+//! lines (with the crate's [`LineSplitter`], in [`LongLines::Split`] mode)
+//! and hands them to the loop through a [`Queue`] whose
 //! [`signal`](Queue::signal) posts one completion per burst. The reference C
 //! runtime's `add_console` only detected the type of stdin and registered
 //! nothing; here the lines really arrive, end of file is an event, and
@@ -12,6 +13,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use crate::lines::{LineSplitter, LongLines};
 use crate::sys::console::{self as sys_console, ReadOutcome};
 use crate::{Overflow, Poster, Queue, StopToken, Worker};
 
@@ -106,8 +108,8 @@ const CHUNK: usize = 8 * 1024;
 impl Console {
     /// The longest line, in bytes, delivered as one [`ConsoleEvent::Line`];
     /// longer lines are split (at a UTF-8 character boundary where there is
-    /// one within the last 3 bytes). Memory use stays bounded whatever the
-    /// input.
+    /// one within the last 3 bytes; [`LongLines::Split`]). Memory use stays
+    /// bounded whatever the input.
     pub const MAX_LINE: usize = 64 * 1024;
 
     /// Starts reading stdin on a worker thread named `uniloop-console`.
@@ -203,16 +205,23 @@ impl fmt::Debug for Console {
 }
 
 fn read_lines(mut reader: sys_console::Reader, events: &Queue<ConsoleEvent>, stop: &StopToken) {
-    let mut lines = LineSplitter::default();
+    let mut lines = LineSplitter::new(Console::MAX_LINE).long_lines(LongLines::Split);
     let mut buf = vec![0u8; CHUNK];
     let mut out = Vec::new();
     while !stop.should_stop() {
         match reader.read(&mut buf) {
-            Ok(ReadOutcome::Data(n)) => lines.feed(&buf[..n], &mut out),
+            Ok(ReadOutcome::Data(n)) => {
+                lines.push(&buf[..n]);
+                while let Some(l) = lines.next_line() {
+                    out.push(line(l.bytes()));
+                }
+            }
             Ok(ReadOutcome::Stopped) => return,
             // A read error ends the input as surely as end of file does.
             Ok(ReadOutcome::Eof) | Err(_) => {
-                lines.finish(&mut out);
+                while let Some(l) = lines.finish() {
+                    out.push(line(l.bytes()));
+                }
                 out.push(ConsoleEvent::Eof);
             }
         }
@@ -229,70 +238,6 @@ fn read_lines(mut reader: sys_console::Reader, events: &Queue<ConsoleEvent>, sto
     }
 }
 
-/// Splits a byte stream into lines; see [`ConsoleEvent::Line`].
-#[derive(Default)]
-struct LineSplitter {
-    pending: Vec<u8>,
-}
-
-impl LineSplitter {
-    fn feed(&mut self, mut data: &[u8], out: &mut Vec<ConsoleEvent>) {
-        while !data.is_empty() {
-            match data.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    self.pending.extend_from_slice(&data[..i]);
-                    data = &data[i + 1..];
-                    self.split_long(out);
-                    if self.pending.last() == Some(&b'\r') {
-                        self.pending.pop();
-                    }
-                    out.push(line(&self.pending));
-                    self.pending.clear();
-                }
-                None => {
-                    self.pending.extend_from_slice(data);
-                    data = &[];
-                    self.split_long(out);
-                }
-            }
-        }
-    }
-
-    /// A final line without a terminator.
-    fn finish(&mut self, out: &mut Vec<ConsoleEvent>) {
-        if !self.pending.is_empty() {
-            if self.pending.last() == Some(&b'\r') {
-                self.pending.pop();
-            }
-            out.push(line(&self.pending));
-            self.pending.clear();
-        }
-    }
-
-    /// Emits pieces while more than `MAX_LINE` bytes are pending.
-    fn split_long(&mut self, out: &mut Vec<ConsoleEvent>) {
-        while self.pending.len() > Console::MAX_LINE {
-            let cut = char_boundary(&self.pending, Console::MAX_LINE);
-            out.push(line(&self.pending[..cut]));
-            self.pending.drain(..cut);
-        }
-    }
-}
-
-/// `at`, moved back to the start of a UTF-8 character that straddles it
-/// (if its lead byte is within 3 bytes).
-fn char_boundary(bytes: &[u8], at: usize) -> usize {
-    let is_continuation = |b: u8| b & 0xC0 == 0x80;
-    if !is_continuation(bytes[at]) {
-        return at;
-    }
-    (at.saturating_sub(3)..at)
-        .rev()
-        .find(|&i| bytes[i] & 0xC0 == 0xC0)
-        .filter(|&i| i > 0)
-        .unwrap_or(at)
-}
-
 fn line(bytes: &[u8]) -> ConsoleEvent {
     ConsoleEvent::Line(String::from_utf8_lossy(bytes).into_owned())
 }
@@ -301,13 +246,19 @@ fn line(bytes: &[u8]) -> ConsoleEvent {
 mod tests {
     use super::*;
 
+    /// What `read_lines` makes of these reads followed by end of input.
     fn split(chunks: &[&[u8]]) -> Vec<ConsoleEvent> {
-        let mut s = LineSplitter::default();
+        let mut s = LineSplitter::new(Console::MAX_LINE).long_lines(LongLines::Split);
         let mut out = Vec::new();
         for c in chunks {
-            s.feed(c, &mut out);
+            s.push(c);
+            while let Some(l) = s.next_line() {
+                out.push(line(l.bytes()));
+            }
         }
-        s.finish(&mut out);
+        while let Some(l) = s.finish() {
+            out.push(line(l.bytes()));
+        }
         out
     }
 

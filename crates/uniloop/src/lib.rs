@@ -21,6 +21,22 @@
 //! * **Nothing lost** — when more is ready than fits in [`Events`], the rest
 //!   comes with the next `wait`.
 //!
+//! And the pieces a server is built from, each feeding the same `wait`:
+//!
+//! * **Signals** — [`Signals`] turns Ctrl-C, `SIGTERM`, `SIGHUP` (any
+//!   catchable signal; console control events on Windows) into completions
+//!   `(key, signo)`. See "Signals and shutdown" below.
+//! * **Accepting** — [`Acceptor`] accepts every pending connection, each
+//!   made non-blocking, and at the descriptor limit pauses the listener
+//!   instead of spinning.
+//! * **Framing** — [`LineSplitter`] splits a byte stream into lines with a
+//!   maximum length, in linear time.
+//! * **Blocking work** — [`WorkerPool`] runs jobs on N threads; each result
+//!   comes back as a completion carrying its job id or a tag of yours (a
+//!   connection's token) with [`WorkerPool::submit_tagged`]. Also
+//!   [`Worker`] (one managed thread), [`Queue`] (bounded, with a completion
+//!   when it becomes non-empty) and [`Console`] (stdin lines as events).
+//!
 //! # Example
 //!
 //! ```
@@ -55,6 +71,41 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # Signals and shutdown
+//!
+//! A signal does not end a `wait`: an interrupted system call (`EINTR`) is
+//! resumed with the remaining time, so a flag set by a signal handler is
+//! only seen when something else wakes the loop. Nor may a signal handler
+//! call [`Poster::post`] or [`Poster::wake`]: they are not
+//! async-signal-safe (a post may allocate). Use [`Signals`]: its handler
+//! only sets a flag and writes a byte to a pipe, and the signal arrives as
+//! an ordinary completion. A server shuts down on Ctrl-C like this (see
+//! `examples/echo.rs` for a whole one):
+//!
+//! ```no_run
+//! use uniloop::{Event, Events, Runtime, Signal, Signals};
+//!
+//! const SHUTDOWN: u64 = u64::MAX;
+//! let mut rt = Runtime::new()?;
+//! let mut signals = Signals::new(&rt.poster(), SHUTDOWN);
+//! signals.add(Signal::Interrupt)?;
+//! if Signal::Terminate.is_available() {
+//!     signals.add(Signal::Terminate)?;
+//! }
+//! let mut events = Events::with_capacity(256);
+//! 'serve: loop {
+//!     rt.wait(&mut events, None)?;
+//!     for event in &events {
+//!         if let Event::Completion { key: SHUTDOWN, .. } = event {
+//!             break 'serve;
+//!         }
+//!         // ... sockets, timers, completions ...
+//!     }
+//! }
+//! drop(signals); // the previous dispositions are back
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! # Portability
 //!
 //! | OS | backends | tested |
@@ -68,26 +119,32 @@
 //! ([`Backend::supports`]); elsewhere it is refused with
 //! [`std::io::ErrorKind::Unsupported`], never emulated approximately.
 
+mod accept;
 mod completion;
 mod console;
 mod event;
+mod lines;
 pub mod ops;
 mod pool;
 mod queue;
 mod registry;
 mod runtime;
+mod signal;
 mod sync;
 mod sys;
 mod timer;
 mod worker;
 
+pub use crate::accept::{AcceptStats, Acceptor, Listen};
 pub use crate::completion::{Closed, Poster};
 pub use crate::console::{Console, ConsoleEvent, ConsoleKind};
 pub use crate::event::{Event, Events, Interest, Readiness, Token, Trigger};
+pub use crate::lines::{Line, LineSplitter, LineStats, LongLines};
 pub use crate::ops::{Finished, OpError, OpId, OpKind};
 pub use crate::pool::{JobId, JobPanicked, ShutdownReport, SubmitError, WorkerPool};
 pub use crate::queue::{Overflow, PopError, PushError, Queue, QueueStats};
 pub use crate::runtime::{Backend, Builder, Runtime};
+pub use crate::signal::{Signal, Signals};
 pub use crate::sys::AsSource;
 pub use crate::timer::TimerId;
 pub use crate::worker::{JoinError, StopToken, Worker, WorkerBuilder, WorkerState};

@@ -55,7 +55,8 @@
 //!   [`Runtime::set_write_limit`] per source): a write that would take the
 //!   unwritten bytes queued on a source past it is refused with
 //!   `WouldBlock`. A write on a source with nothing queued is always taken,
-//!   whatever its size — it is the caller's memory already.
+//!   whatever its size — it is the caller's memory already — and so is an
+//!   empty write (it holds no data).
 
 use std::collections::VecDeque;
 use std::error;
@@ -450,7 +451,10 @@ impl Ops {
         io: &mut SourceOps,
         buf: Vec<u8>,
     ) -> Result<OpId, OpError> {
-        if !io.writes.is_empty() && io.queued.saturating_add(buf.len()) > io.limit {
+        if !buf.is_empty()
+            && !io.writes.is_empty()
+            && io.queued.saturating_add(buf.len()) > io.limit
+        {
             return Err(OpError::new(
                 io::ErrorKind::WouldBlock,
                 "the source's write queue is at its limit (Runtime::set_write_limit)",

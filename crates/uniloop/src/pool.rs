@@ -1,9 +1,12 @@
 //! [`WorkerPool`]: N [`Worker`]s over one bounded job [`Queue`]; every
-//! finished job posts `(key, job_id)` to the runtime and leaves its result
-//! for [`WorkerPool::take_result`].
+//! finished job posts a completion to the runtime and leaves its result to
+//! be taken: `(key, job_id)` and [`WorkerPool::take_result`], or, for a job
+//! submitted with a tag of the caller's (a connection's token, say),
+//! `(key, tag)` and [`WorkerPool::take_tagged`], so the loop routes the
+//! result from the completion alone.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::error::Error;
 use std::fmt;
 use std::io;
@@ -106,7 +109,7 @@ impl<F> Error for SubmitError<F> {}
 /// ```
 /// use uniloop::ShutdownReport;
 /// let r = ShutdownReport::default();
-/// assert_eq!((r.completed, r.cancelled, r.unfinished), (0, 0, 0));
+/// assert_eq!((r.completed, r.cancelled, r.unfinished, r.untaken), (0, 0, 0, 0));
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ShutdownReport {
@@ -115,8 +118,13 @@ pub struct ShutdownReport {
     /// Jobs still queued at shutdown; they were dropped without running.
     pub cancelled: u64,
     /// Jobs still running when the timeout passed; their threads were
-    /// detached and will post their completion if they ever finish.
+    /// detached and will post their completion if they ever finish (their
+    /// results are dropped with the pool's last thread, uncounted).
     pub unfinished: u64,
+    /// Results of finished jobs that were never taken (by
+    /// [`take_result`](WorkerPool::take_result) or
+    /// [`take_tagged`](WorkerPool::take_tagged)); dropped at shutdown.
+    pub untaken: u64,
 }
 
 /// A job as the queue holds it: runnable, or convertible back to the
@@ -136,10 +144,30 @@ impl<R, F: FnOnce() -> R + Send + 'static> JobFn<R> for F {
     }
 }
 
-type Job<R> = (JobId, Box<dyn JobFn<R>>);
+/// A queued job: its id, its tag if it was submitted with one, the work.
+type Job<R> = (JobId, Option<u64>, Box<dyn JobFn<R>>);
+
+/// What a job gave: its value, or the panic that ended it.
+type Outcome<R> = Result<R, JobPanicked>;
+
+/// Finished jobs' results, until they are taken.
+struct Results<R> {
+    /// Untagged jobs, by id.
+    by_id: HashMap<JobId, Outcome<R>>,
+    /// Tagged jobs, by tag, oldest first.
+    by_tag: HashMap<u64, VecDeque<(JobId, Outcome<R>)>>,
+    /// Results in `by_tag`.
+    tagged: usize,
+}
+
+impl<R> Results<R> {
+    fn len(&self) -> usize {
+        self.by_id.len() + self.tagged
+    }
+}
 
 struct Shared<R> {
-    results: Mutex<HashMap<JobId, Result<R, JobPanicked>>>,
+    results: Mutex<Results<R>>,
     completed: AtomicUsize,
     running: AtomicUsize,
     poster: Poster,
@@ -147,7 +175,13 @@ struct Shared<R> {
 }
 
 /// N worker threads over one bounded job queue. Each finished job stores
-/// its result and posts the completion `(key, job_id)` to the runtime.
+/// its result and posts a completion to the runtime: `(key, job_id)` for a
+/// job from [`submit`](WorkerPool::submit), `(key, tag)` for one from
+/// [`submit_tagged`](WorkerPool::submit_tagged).
+///
+/// Use one kind of submission per pool (or tags that cannot be mistaken for
+/// job ids, which count up from 0): a completion's `data` does not say which
+/// kind it is.
 ///
 /// Dropping the pool without [`shutdown`](WorkerPool::shutdown) cancels the
 /// queued jobs and lets running ones finish in the background; it never
@@ -174,6 +208,37 @@ struct Shared<R> {
 /// assert_eq!(pool.take_result(id), Some(Ok(42)));
 /// let report = pool.shutdown(Duration::from_secs(10));
 /// assert_eq!(report.completed, 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// Routing results to connections by tag: the completion says which
+/// connection the result is for, so no table from job ids to connections
+/// is needed.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::time::Duration;
+/// use uniloop::{Event, Events, Runtime, WorkerPool};
+///
+/// const LOOKUPS: u64 = 1;
+/// let mut rt = Runtime::new()?;
+/// let pool = WorkerPool::new(2, &rt.poster(), LOOKUPS)?;
+/// // Connection tokens 10 and 11 each ask for a (slow, blocking) lookup.
+/// let mut replies: HashMap<u64, Vec<String>> = HashMap::new();
+/// for conn in [10u64, 11] {
+///     pool.submit_tagged(conn, move || format!("hello, connection {conn}")).unwrap();
+/// }
+/// let mut events = Events::with_capacity(8);
+/// while replies.len() < 2 {
+///     rt.wait(&mut events, Some(Duration::from_secs(10)))?;
+///     for event in &events {
+///         if let Event::Completion { key: LOOKUPS, data: conn } = *event {
+///             let (_job, result) = pool.take_tagged(conn).expect("one result per completion");
+///             replies.entry(conn).or_default().push(result.unwrap());
+///         }
+///     }
+/// }
+/// assert_eq!(replies[&11], ["hello, connection 11"]);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct WorkerPool<R> {
@@ -226,7 +291,11 @@ impl<R: Send + 'static> WorkerPool<R> {
         }
         let jobs: Queue<Job<R>> = Queue::bounded(capacity, Overflow::Reject);
         let shared = Arc::new(Shared {
-            results: Mutex::new(HashMap::new()),
+            results: Mutex::new(Results {
+                by_id: HashMap::new(),
+                by_tag: HashMap::new(),
+                tagged: 0,
+            }),
             completed: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
             poster: poster.clone(),
@@ -254,7 +323,8 @@ impl<R: Send + 'static> WorkerPool<R> {
         })
     }
 
-    /// Queues `job`; returns the id its completion will carry.
+    /// Queues `job`; returns the id its completion `(key, id)` will carry.
+    /// Take its result with [`take_result`](WorkerPool::take_result).
     ///
     /// # Errors
     ///
@@ -264,12 +334,53 @@ impl<R: Send + 'static> WorkerPool<R> {
     where
         F: FnOnce() -> R + Send + 'static,
     {
+        self.push(None, job)
+    }
+
+    /// Queues `job` under a tag of the caller's choosing — a connection's
+    /// token, say: its completion is `(key, tag)`, and its result is taken
+    /// with [`take_tagged(tag)`](WorkerPool::take_tagged), so the loop
+    /// routes the result without a table from job ids to connections.
+    /// Several jobs may share a tag; each posts its own completion.
+    ///
+    /// Returns the job's id (for logging; the completion does not carry it).
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](WorkerPool::submit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uniloop::{Event, Events, Runtime, WorkerPool};
+    ///
+    /// let mut rt = Runtime::new()?;
+    /// let pool = WorkerPool::new(1, &rt.poster(), 5)?;
+    /// let id = pool.submit_tagged(u64::MAX, || "done").unwrap();
+    /// let mut events = Events::with_capacity(4);
+    /// rt.wait(&mut events, Some(Duration::from_secs(10)))?;
+    /// assert_eq!(events.iter().next(), Some(&Event::Completion { key: 5, data: u64::MAX }));
+    /// assert_eq!(pool.take_tagged(u64::MAX), Some((id, Ok("done"))));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn submit_tagged<F>(&self, tag: u64, job: F) -> Result<JobId, SubmitError<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+    {
+        self.push(Some(tag), job)
+    }
+
+    fn push<F>(&self, tag: Option<u64>, job: F) -> Result<JobId, SubmitError<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+    {
         let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed) as u64);
-        match self.jobs.try_push((id, Box::new(job))) {
+        match self.jobs.try_push((id, tag, Box::new(job))) {
             Ok(()) => Ok(id),
             Err(e) => {
                 let full = matches!(e, PushError::Full(_));
-                let (_, boxed) = e.into_inner();
+                let (_, _, boxed) = e.into_inner();
                 let job = *boxed
                     .into_any()
                     .downcast::<F>()
@@ -286,32 +397,76 @@ impl<R: Send + 'static> WorkerPool<R> {
 
 fn work<R>(jobs: &Queue<Job<R>>, shared: &Shared<R>) {
     // `pop` fails only once the queue is closed and empty.
-    while let Ok((id, job)) = jobs.pop() {
+    while let Ok((id, tag, job)) = jobs.pop() {
         shared.running.fetch_add(1, Ordering::AcqRel);
         let result =
             catch_unwind(AssertUnwindSafe(|| job.run())).map_err(|p| JobPanicked(panic_message(p)));
         // The result is stored before the completion is posted, so the
-        // loop's `take_result` on that completion finds it.
-        shared
-            .results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, result);
-        shared.completed.fetch_add(1, Ordering::AcqRel);
-        shared.running.fetch_sub(1, Ordering::AcqRel);
-        let _ = shared.poster.post(shared.key, id.0);
+        // loop's `take_result` / `take_tagged` on that completion finds it.
+        {
+            let mut results = shared.results.lock().unwrap_or_else(|e| e.into_inner());
+            match tag {
+                None => {
+                    results.by_id.insert(id, result);
+                }
+                Some(tag) => {
+                    results
+                        .by_tag
+                        .entry(tag)
+                        .or_default()
+                        .push_back((id, result));
+                    results.tagged += 1;
+                }
+            }
+            // Counted under the lock, so `shutdown` sees a job as running or
+            // as finished, never both.
+            shared.completed.fetch_add(1, Ordering::AcqRel);
+            shared.running.fetch_sub(1, Ordering::AcqRel);
+        }
+        let _ = shared.poster.post(shared.key, tag.unwrap_or(id.0));
     }
 }
 
 impl<R> WorkerPool<R> {
     /// Takes the result of a finished job: `None` if it has not finished
     /// (or its result was already taken).
+    ///
+    /// Only for jobs from [`submit`](WorkerPool::submit); a tagged job's
+    /// result comes from [`take_tagged`](WorkerPool::take_tagged).
     pub fn take_result(&self, id: JobId) -> Option<Result<R, JobPanicked>> {
+        self.results().by_id.remove(&id)
+    }
+
+    /// Takes the result of a finished job submitted with
+    /// [`submit_tagged(tag, ..)`](WorkerPool::submit_tagged), with the job's
+    /// id: the one that finished first, if several with this tag have.
+    /// `None` if none has finished (or their results were all taken).
+    ///
+    /// Each completion `(key, tag)` stands for one result stored before it
+    /// was posted, so taking one per completion always finds one.
+    pub fn take_tagged(&self, tag: u64) -> Option<(JobId, Result<R, JobPanicked>)> {
+        let mut results = self.results();
+        let queue = results.by_tag.get_mut(&tag)?;
+        let taken = queue.pop_front();
+        if queue.is_empty() {
+            results.by_tag.remove(&tag);
+        }
+        if taken.is_some() {
+            results.tagged -= 1;
+        }
+        taken
+    }
+
+    /// Results of finished jobs not yet taken.
+    pub fn untaken(&self) -> usize {
+        self.results().len()
+    }
+
+    fn results(&self) -> crate::sync::MutexGuard<'_, Results<R>> {
         self.shared
             .results
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&id)
     }
 
     /// The number of worker threads.
@@ -326,7 +481,23 @@ impl<R> WorkerPool<R> {
 
     /// Stops the pool: queued jobs are cancelled (dropped unrun), running
     /// jobs get up to `timeout` to finish, and threads still busy after that
-    /// are detached. Results not yet taken are dropped.
+    /// are detached. Results not yet taken are dropped and counted
+    /// ([`ShutdownReport::untaken`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uniloop::{Events, Runtime, WorkerPool};
+    ///
+    /// let mut rt = Runtime::new()?;
+    /// let pool = WorkerPool::new(1, &rt.poster(), 1)?;
+    /// pool.submit_tagged(7, || ()).unwrap();
+    /// let mut events = Events::with_capacity(4);
+    /// rt.wait(&mut events, Some(Duration::from_secs(10)))?; // finished, never taken
+    /// assert_eq!(pool.shutdown(Duration::from_secs(10)).untaken, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
         let deadline = Instant::now().checked_add(timeout);
         self.jobs.close();
@@ -338,10 +509,25 @@ impl<R> WorkerPool<R> {
             // A worker that is still busy is detached by dropping it.
             let _ = w.join_timeout(left);
         }
+        // Taken together under the lock, so a detached job finishing now is
+        // either unfinished or untaken, not both or neither.
+        let mut results = self.results();
+        let untaken = results.len() as u64;
+        let unfinished = self.shared.running.load(Ordering::Acquire) as u64;
+        let completed = self.shared.completed.load(Ordering::Acquire) as u64;
+        // Dropped after unlocking: a result's `Drop` is the caller's code.
+        let dropped = (
+            std::mem::take(&mut results.by_id),
+            std::mem::take(&mut results.by_tag),
+        );
+        results.tagged = 0;
+        drop(results);
+        drop(dropped);
         ShutdownReport {
-            completed: self.shared.completed.load(Ordering::Acquire) as u64,
+            completed,
             cancelled,
-            unfinished: self.shared.running.load(Ordering::Acquire) as u64,
+            unfinished,
+            untaken,
         }
     }
 }

@@ -1,6 +1,12 @@
 //! The runtime's own record of what is registered, so every backend gives
 //! the same `AlreadyExists` / `NotFound` answers and reports the caller's
 //! token exactly. Backends see only the slot number.
+//!
+//! A slot number is an index into the slab plus a generation, bumped each
+//! time the index is freed: readiness the OS still reports under a slot
+//! that has since been freed (an epoll entry that outlived its fd through a
+//! `dup`, say) matches nothing, rather than the registration that took the
+//! index next.
 
 use std::collections::HashMap;
 use std::io;
@@ -24,14 +30,34 @@ pub(crate) struct Reg {
     pub(crate) ops: Option<Box<SourceOps>>,
 }
 
+#[derive(Debug)]
+struct Entry {
+    gen: u32,
+    reg: Option<Reg>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     by_source: HashMap<RawSource, u64>,
-    slots: Vec<Option<Reg>>,
-    free_slots: Vec<u64>,
+    slots: Vec<Entry>,
+    free_slots: Vec<u32>,
+}
+
+fn slot_of(index: u32, gen: u32) -> u64 {
+    u64::from(gen) << 32 | u64::from(index)
+}
+
+fn index_of(slot: u64) -> usize {
+    (slot & u64::from(u32::MAX)) as usize
+}
+
+fn gen_of(slot: u64) -> u32 {
+    (slot >> 32) as u32
 }
 
 impl Registry {
+    /// Takes a slot for a new registration of `raw`. It is not yet what
+    /// `raw` looks up to: [`map`](Registry::map) does that.
     pub(crate) fn alloc(
         &mut self,
         raw: RawSource,
@@ -47,47 +73,120 @@ impl Registry {
             spent: false,
             ops: None,
         };
-        let slot = match self.free_slots.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(reg);
-                slot
+        match self.free_slots.pop() {
+            Some(index) => {
+                let e = &mut self.slots[index as usize];
+                e.reg = Some(reg);
+                slot_of(index, e.gen)
             }
             None => {
-                self.slots.push(Some(reg));
-                (self.slots.len() - 1) as u64
+                // `u32::MAX` as an index would let a slot number reach
+                // `u64::MAX`, which the backends' doorbells use.
+                let index = u32::try_from(self.slots.len())
+                    .ok()
+                    .filter(|&i| i < u32::MAX)
+                    .expect("fewer than 2^32 - 1 registrations");
+                self.slots.push(Entry {
+                    gen: 0,
+                    reg: Some(reg),
+                });
+                slot_of(index, 0)
             }
-        };
+        }
+    }
+
+    /// Makes `slot`'s source look up to `slot`.
+    pub(crate) fn map(&mut self, slot: u64) {
+        let raw = self.get(slot).expect("a live slot").raw;
         self.by_source.insert(raw, slot);
-        slot
     }
 
-    /// Forgets a registration and hands back what it held.
-    pub(crate) fn free(&mut self, raw: RawSource) -> Option<Reg> {
-        let slot = self.by_source.remove(&raw)?;
-        self.free_slots.push(slot);
-        self.slots[slot as usize].take()
-    }
-
-    pub(crate) fn contains(&self, raw: RawSource) -> bool {
-        self.by_source.contains_key(&raw)
+    /// Forgets a registration and hands back what it held. Its source no
+    /// longer looks up to it (if it did).
+    pub(crate) fn free(&mut self, slot: u64) -> Option<Reg> {
+        let e = self.slots.get_mut(index_of(slot))?;
+        if e.gen != gen_of(slot) {
+            return None;
+        }
+        let reg = e.reg.take()?;
+        // A generation is never reused: an index whose generation would
+        // wrap is retired instead (one slab entry per 2^32 registrations).
+        if let Some(next) = e.gen.checked_add(1) {
+            e.gen = next;
+            self.free_slots.push(index_of(slot) as u32);
+        }
+        if self.by_source.get(&reg.raw) == Some(&slot) {
+            self.by_source.remove(&reg.raw);
+        }
+        Some(reg)
     }
 
     pub(crate) fn len(&self) -> usize {
         self.by_source.len()
     }
 
+    /// The slot `raw` is registered under, if any.
+    pub(crate) fn find(&self, raw: RawSource) -> Option<u64> {
+        self.by_source.get(&raw).copied()
+    }
+
     pub(crate) fn lookup(&self, raw: RawSource) -> io::Result<u64> {
-        self.by_source
-            .get(&raw)
-            .copied()
+        self.find(raw)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "source is not registered"))
     }
 
     pub(crate) fn get(&self, slot: u64) -> Option<&Reg> {
-        self.slots.get(slot as usize)?.as_ref()
+        let e = self.slots.get(index_of(slot))?;
+        (e.gen == gen_of(slot)).then_some(e.reg.as_ref()).flatten()
     }
 
     pub(crate) fn get_mut(&mut self, slot: u64) -> Option<&mut Reg> {
-        self.slots.get_mut(slot as usize)?.as_mut()
+        let e = self.slots.get_mut(index_of(slot))?;
+        (e.gen == gen_of(slot)).then_some(e.reg.as_mut()).flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_freed_slot_number_matches_nothing_after_reuse() {
+        let mut r = Registry::default();
+        let a = r.alloc(5, Token(1), Interest::READABLE, Trigger::Level);
+        r.map(a);
+        assert!(r.free(a).is_some());
+        let b = r.alloc(5, Token(2), Interest::READABLE, Trigger::Level);
+        r.map(b);
+        assert_eq!(index_of(a), index_of(b), "the index is reused");
+        assert_ne!(a, b);
+        assert!(r.get(a).is_none(), "the old number names nothing");
+        assert!(r.free(a).is_none());
+        assert_eq!(r.get(b).map(|reg| reg.token), Some(Token(2)));
+        assert_eq!(r.find(5), Some(b));
+    }
+
+    #[test]
+    fn freeing_an_unmapped_slot_keeps_the_mapping() {
+        let mut r = Registry::default();
+        let old = r.alloc(5, Token(1), Interest::READABLE, Trigger::Level);
+        r.map(old);
+        let new = r.alloc(5, Token(2), Interest::READABLE, Trigger::Level);
+        r.map(new);
+        assert_eq!(r.free(old).map(|reg| reg.token), Some(Token(1)));
+        assert_eq!(r.find(5), Some(new));
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn an_index_whose_generation_would_wrap_is_retired() {
+        let mut r = Registry::default();
+        let a = r.alloc(5, Token(1), Interest::READABLE, Trigger::Level);
+        r.slots[index_of(a)].gen = u32::MAX;
+        let a = slot_of(index_of(a) as u32, u32::MAX);
+        r.map(a);
+        assert!(r.free(a).is_some());
+        let b = r.alloc(5, Token(2), Interest::READABLE, Trigger::Level);
+        assert_ne!(index_of(a), index_of(b));
     }
 }

@@ -222,13 +222,57 @@ impl Runtime {
     /// Registers `source` for level-triggered readiness under `token`.
     ///
     /// The runtime borrows the source: it neither owns nor closes it.
-    /// Deregister it before closing it (closing first leaves a stale entry
-    /// that makes a later registration of the same fd fail with
-    /// `AlreadyExists`; deregistering it then clears it).
+    /// Deregister it before closing it.
+    ///
+    /// The source must be in non-blocking mode (`set_nonblocking(true)`;
+    /// note that `TcpListener::accept` returns blocking sockets): the loop
+    /// reads and writes until the OS says "would block", and a blocking
+    /// source would stall it there instead — posted I/O does the same. On
+    /// Unix a blocking source is refused; Windows has no way to ask a
+    /// socket its mode, so there it is the caller's to get right. Setting
+    /// `O_NONBLOCK` on a file description shared with other processes (a
+    /// terminal's stdin) changes it for them too: read the console with
+    /// [`Console`](crate::Console) instead of registering it.
+    ///
+    /// # A source closed without `deregister`
+    ///
+    /// It reports nothing from then on (no event, no busy loop), but its
+    /// entry stays ([`registered`](Runtime::registered) counts it) until
+    /// `deregister` is called with a source of the same fd number (handle
+    /// value on Windows), or until a new source that got the number is
+    /// registered. Then the runtime asks the OS whether the entry is stale,
+    /// and if it is, replaces it: its posted reads and writes are dropped
+    /// exactly as [`deregister`](Runtime::deregister) drops them, and no
+    /// event of the old registration (an [`Event::Io`] under its token, an
+    /// [`Event::IoDone`] for its operations) is delivered once this call has
+    /// returned. Events of it that an earlier `wait` already put in your
+    /// [`Events`] are yours to skip ([`wait`](Runtime::wait) says how).
+    ///
+    /// How the OS is asked: **epoll** adds the fd; the kernel refuses
+    /// (`EEXIST`) only if this very file is registered under the number —
+    /// it dropped the closed one's entry. **kqueue**: whether the kernel
+    /// still has a filter for the fd; closing an fd drops its filters.
+    /// **poll**: whether the entry reported `POLLNVAL`, or the fd's identity
+    /// differs from the registered one's (`fstat` device and inode; a BSD or
+    /// macOS socket has neither, so its own and its peer's address).
+    /// **IOCP**: whether AFD reported the socket closed, or its own or its
+    /// peer's address differs.
+    ///
+    /// Limits: poll and IOCP watch a number, not a file. If the number is
+    /// reused before a `wait` has seen the close, the old registration
+    /// watches the new file and may report its readiness under the old
+    /// token until the new file is registered (or the old entry
+    /// deregistered). Where nothing tells the two apart (two BSD or Windows
+    /// sockets with the same addresses, a file reopened under the same
+    /// number on poll), `register` answers `AlreadyExists`; `deregister`
+    /// clears the old entry. On kqueue a registration with no readable or
+    /// writable interest has no kernel filter, so it always counts as stale.
     ///
     /// # Errors
     ///
     /// * [`io::ErrorKind::AlreadyExists`] if `source` is already registered.
+    /// * [`io::ErrorKind::InvalidInput`] if `source` is in blocking mode
+    ///   (Unix); the message says to call `set_nonblocking(true)`.
     /// * The OS error for a bad or unpollable fd (`EBADF`, `EPERM` for a
     ///   regular file on epoll...).
     pub fn register<S: AsSource + ?Sized>(
@@ -255,38 +299,70 @@ impl Runtime {
     ) -> io::Result<()> {
         self.check_trigger(trigger)?;
         let src = source.as_source();
+        sys::check_nonblocking(src)?;
         let raw = sys::raw_source(src);
-        if self.registry.contains(raw) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "source is already registered",
-            ));
-        }
+        // The number may be in the registry still, its source closed
+        // without deregistering: the selector asks the OS.
+        let stale = self.registry.find(raw);
         let slot = self.registry.alloc(raw, token, interest, trigger);
-        if let Err(e) = self.selector.register(src, slot, interest, trigger) {
-            self.registry.free(raw);
+        let r = match stale {
+            None => self.selector.register(src, slot, interest, trigger),
+            Some(old) => self.selector.replace(src, old, slot, interest, trigger),
+        };
+        if let Err(e) = r {
+            self.registry.free(slot);
             return Err(e);
+        }
+        self.registry.map(slot);
+        if let Some(old) = stale {
+            if let Some(ops) = self.registry.free(old).and_then(|reg| reg.ops) {
+                self.ops.drop_source(*ops);
+            }
         }
         Ok(())
     }
 
-    /// Changes a registered source's token and interest (level-triggered);
-    /// also re-arms a oneshot registration.
+    /// Changes a registered source's token and interest, keeping its
+    /// [`Trigger`]: an edge registration stays edge, a oneshot one stays
+    /// oneshot (and is re-armed by this call). Only
+    /// [`reregister_with`](Runtime::reregister_with) changes the trigger.
     ///
     /// # Errors
     ///
     /// [`io::ErrorKind::NotFound`] if `source` is not registered; the OS error
     /// otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use uniloop::{Interest, Runtime, Token, Trigger};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let _client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (conn, _) = listener.accept()?;
+    /// conn.set_nonblocking(true)?;
+    ///
+    /// let mut rt = Runtime::new()?;
+    /// let both = Interest::READABLE | Interest::WRITABLE;
+    /// rt.register_with(&conn, Token(1), both, Trigger::Oneshot)?;
+    /// // The output is flushed: drop WRITABLE. Still oneshot, and re-armed.
+    /// rt.reregister(&conn, Token(1), Interest::READABLE)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn reregister<S: AsSource + ?Sized>(
         &mut self,
         source: &S,
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        self.reregister_with(source, token, interest, Trigger::Level)
+        let slot = self.registry.lookup(sys::raw_source(source.as_source()))?;
+        let trigger = self.registry.get(slot).expect("a registered slot").trigger;
+        self.reregister_with(source, token, interest, trigger)
     }
 
-    /// [`reregister`](Runtime::reregister) with an explicit [`Trigger`].
+    /// [`reregister`](Runtime::reregister) with an explicit [`Trigger`]: the
+    /// registration has this trigger from now on.
     ///
     /// # Errors
     ///
@@ -319,7 +395,9 @@ impl Runtime {
         Ok(())
     }
 
-    /// Stops watching `source`. No event for it is returned after this.
+    /// Stops watching `source`. No event for it is returned after this
+    /// (events of it already in the current batch stay there; see
+    /// [`wait`](Runtime::wait)).
     ///
     /// Every posted read and write on it is cancelled: no
     /// [`Event::IoDone`] for them is delivered, [`take_io`](Runtime::take_io)
@@ -332,12 +410,11 @@ impl Runtime {
     /// [`io::ErrorKind::NotFound`] if `source` is not registered.
     pub fn deregister<S: AsSource + ?Sized>(&mut self, source: &S) -> io::Result<()> {
         let src = source.as_source();
-        let raw = sys::raw_source(src);
-        self.registry.lookup(raw)?;
+        let slot = self.registry.lookup(sys::raw_source(src))?;
         // Forget it even if the OS complains (a closed fd, say): the caller
-        // asked for it gone, and a stale entry would block re-registration.
+        // asked for it gone.
         let r = self.selector.deregister(src);
-        if let Some(ops) = self.registry.free(raw).and_then(|reg| reg.ops) {
+        if let Some(ops) = self.registry.free(slot).and_then(|reg| reg.ops) {
             self.ops.drop_source(*ops);
         }
         r
@@ -445,7 +522,8 @@ impl Runtime {
     /// * [`io::ErrorKind::WouldBlock`]: writes are queued on the source and
     ///   this one would take their unwritten bytes past the source's write
     ///   limit ([`set_write_limit`](Runtime::set_write_limit), default
-    ///   1 MiB). A write on a source with nothing queued is always taken.
+    ///   1 MiB). A write on a source with nothing queued is always taken,
+    ///   and so is an empty one.
     ///
     /// Errors the write meets (a reset, a closed peer) come in its event.
     ///
@@ -625,8 +703,45 @@ impl Runtime {
 
     /// Cancels a timer. Returns `false` if `id` is not a live timer (already
     /// fired one-shot, cancelled before, or never existed).
+    ///
+    /// No later `wait` reports it; an `Event::Timer` for it that the current
+    /// batch already holds stays there (see [`wait`](Runtime::wait)).
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
         self.timers.cancel(id)
+    }
+
+    /// Restarts a pending timer: it fires `delay` from now instead of at
+    /// its deadline, keeping its id and key; a periodic timer then goes on
+    /// every period from the new deadline. Returns `false`, and does
+    /// nothing, if `id` is not a live timer (a fired one-shot, cancelled,
+    /// or never existed).
+    ///
+    /// This is the idle timeout: reset a connection's timer on every line
+    /// it sends, instead of cancelling it, adding a new one and storing the
+    /// new id. A restarted timer fires after timers already set for the
+    /// same millisecond, as if added now; a due timer whose event has not
+    /// been returned yet is postponed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uniloop::{Event, Events, Runtime};
+    ///
+    /// let mut rt = Runtime::new()?;
+    /// let idle = rt.add_timer(7, Duration::from_secs(30), None);
+    /// // The client sent a line: 30 s from now again, same id.
+    /// assert!(rt.reset_timer(idle, Duration::from_secs(30)));
+    /// // Or fire soon.
+    /// assert!(rt.reset_timer(idle, Duration::from_millis(1)));
+    /// let mut events = Events::with_capacity(4);
+    /// rt.wait(&mut events, None)?;
+    /// assert_eq!(events.iter().next(), Some(&Event::Timer { key: 7, id: idle }));
+    /// assert!(!rt.reset_timer(idle, Duration::from_secs(30)), "a fired one-shot is gone");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn reset_timer(&mut self, id: TimerId, delay: Duration) -> bool {
+        self.timers.reset(id, delay, Instant::now())
     }
 
     /// How many timers are pending.
@@ -647,6 +762,41 @@ impl Runtime {
     ///   completions cannot starve sockets or the other way round.
     ///
     /// Returns the number of events (0 when the timeout passed).
+    ///
+    /// # Order within one batch
+    ///
+    /// One call returns up to three runs of events, in this order:
+    ///
+    /// 1. What was pending when it was called: [`Event::Wake`] (at most
+    ///    one), then due [`Event::Timer`]s (by deadline, equal deadlines in
+    ///    the order the timers were added), then finished posted I/O
+    ///    ([`Event::IoDone`], in the order the operations finished), then
+    ///    [`Event::Completion`]s (in order per posting thread). This run
+    ///    leaves room for readiness: it takes at most half of `events`
+    ///    (with a capacity of 1, every other call leaves it to readiness).
+    /// 2. I/O readiness ([`Event::Io`]) from one look at the OS.
+    /// 3. Another run ordered as the first: what arrived, became due or
+    ///    finished while the OS was asked — posted I/O that readiness has
+    ///    just completed comes here — and what did not fit in the first.
+    ///
+    /// When the call had to block, the first run is empty: the batch
+    /// starts with the readiness that ended the wait. Nothing else about
+    /// the order is promised; in particular an `Io` and an `IoDone` for the
+    /// same source may come in either order.
+    ///
+    /// # Events of things undone within the batch
+    ///
+    /// A batch is a snapshot. Handling one of its events may cancel a timer,
+    /// deregister (or replace, see [`register`](Runtime::register)) a source
+    /// or cancel an operation that a later event of the same batch names:
+    /// that event stays in `events`, and skipping it is the caller's job. It
+    /// can always be recognised: a [`TimerId`] is never reused (a timer
+    /// added later gets a new id, so compare the event's id with the one
+    /// you keep), [`Token`]s are yours to check against what you still
+    /// hold (give a new connection a fresh token, not its predecessor's),
+    /// and an [`OpId`] of a cancelled or dropped operation is unknown to
+    /// [`take_io`](Runtime::take_io). After the call that undid it, no
+    /// later `wait` delivers such an event.
     ///
     /// # Errors
     ///

@@ -39,8 +39,10 @@ use std::time::{Duration, Instant};
 /// Names a timer made by [`Runtime::add_timer`](crate::Runtime::add_timer);
 /// used to cancel it and reported in [`Event::Timer`](crate::Event::Timer).
 ///
-/// Ids are not reused while the timer lives; a stale id (of a fired one-shot
-/// or cancelled timer) is safely rejected by `cancel_timer`.
+/// An id names one timer for the runtime's whole life: a timer added later
+/// never gets the id of one that fired or was cancelled, so the id in an
+/// `Event::Timer` can be compared with the one you stored, and a stale id
+/// is safely rejected by `cancel_timer`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TimerId(u64);
 
@@ -284,19 +286,60 @@ impl Timers {
     }
 
     pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
-        let Some(slot) = self.slots.get(id.slot()) else {
-            return false;
-        };
-        if slot.generation != id.generation() {
-            return false;
-        }
-        let Some(tick) = slot.timer.as_ref().map(|t| t.tick) else {
+        let Some(tick) = self.live_tick(id) else {
             return false;
         };
         self.release(id.slot());
+        self.unfile(tick);
+        true
+    }
+
+    /// Moves a live timer's deadline to `delay` after `now`, keeping its id,
+    /// key and period; it sorts after timers already due at that tick, as a
+    /// timer added now would.
+    pub(crate) fn reset(&mut self, id: TimerId, delay: Duration, now: Instant) -> bool {
+        let Some(old_tick) = self.live_tick(id) else {
+            return false;
+        };
+        let delay = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        let deadline = self.ns(now).saturating_add(delay);
+        let tick = deadline.div_ceil(TICK_NS);
+        let seq = self.bump_seq();
+        let timer = self.slots[id.slot()]
+            .timer
+            .as_mut()
+            .expect("a live id has a timer");
+        timer.deadline = deadline;
+        timer.tick = tick;
+        // The entry filed under the old sequence is stale from here on.
+        timer.seq = seq;
+        self.unfile(old_tick);
+        self.insert(
+            Entry {
+                seq,
+                slot: id.slot() as u32,
+            },
+            tick,
+        );
+        true
+    }
+
+    /// The tick of the live timer `id` names, if it names one.
+    fn live_tick(&self, id: TimerId) -> Option<u64> {
+        let slot = self.slots.get(id.slot())?;
+        if slot.generation != id.generation() {
+            return None;
+        }
+        slot.timer.as_ref().map(|t| t.tick)
+    }
+
+    /// Bookkeeping for a live entry filed at `tick` that has just gone stale
+    /// (its timer cancelled or moved): its bucket's live count and
+    /// occupancy bit, and compaction of a mostly stale bucket.
+    fn unfile(&mut self, tick: u64) {
         if tick <= self.elapsed {
             // In the due list: skipped as stale when it surfaces.
-            return true;
+            return;
         }
         let bucket = match place(tick, self.elapsed) {
             Some((level, slot)) => {
@@ -317,14 +360,17 @@ impl Timers {
             let slots = &self.slots;
             bucket.entries.retain(|e| live_timer(slots, e).is_some());
         }
-        true
     }
 
     fn release(&mut self, slot: usize) {
         let s = &mut self.slots[slot];
         s.timer = None;
-        s.generation = s.generation.wrapping_add(1);
-        self.free.push(slot as u32);
+        // A generation is never reused, so neither is an id: a slot whose
+        // generation would wrap is retired (one slot per 2^32 timers).
+        if let Some(next) = s.generation.checked_add(1) {
+            s.generation = next;
+            self.free.push(slot as u32);
+        }
         self.live -= 1;
     }
 
@@ -515,6 +561,61 @@ mod tests {
         assert_eq!(timers.pop_due(now), None);
     }
 
+    /// After 2^32 timers in one slot its generation would wrap and the
+    /// next timer there would get the id of the slot's first: the slot is
+    /// retired instead.
+    #[test]
+    fn ids_are_never_reused_even_after_the_generation_runs_out() {
+        let now = Instant::now();
+        let mut timers = Timers::new();
+        let first = timers.add(1, Duration::ZERO, None, now);
+        assert_eq!(timers.pop_due(now), Some((1, first)));
+        // As if 2^32 - 2 more timers had used the slot since.
+        timers.slots[first.slot()].generation = u32::MAX;
+        let last = timers.add(2, Duration::ZERO, None, now);
+        assert_eq!(last.slot(), first.slot());
+        assert!(timers.cancel(last));
+        let next = timers.add(3, Duration::ZERO, None, now);
+        assert_ne!(next, first);
+        assert_ne!(next, last);
+        assert_eq!(timers.pop_due(now), Some((3, next)));
+    }
+
+    #[test]
+    fn reset_moves_the_deadline_and_keeps_the_id() {
+        let start = Instant::now();
+        let mut timers = Timers::new();
+        timers.epoch = start;
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let ms = Duration::from_millis;
+        let id = timers.add(1, ms(10), None, at(0));
+        let other = timers.add(2, ms(15), None, at(0));
+        assert!(timers.reset(id, ms(10), at(5)));
+        assert_eq!(timers.next_deadline(), Some(at(15)));
+        assert!(!timers.has_due(at(14)), "the old deadline is gone");
+        // Now due with `other`, which was there first.
+        assert_eq!(timers.pop_due(at(15)), Some((2, other)));
+        assert_eq!(timers.pop_due(at(15)), Some((1, id)));
+        assert!(!timers.reset(id, ms(1), at(15)), "a fired one-shot");
+        assert!(!timers.reset(other, ms(1), at(15)));
+        assert_eq!(timers.len(), 0);
+
+        // A periodic timer keeps its period from the new deadline.
+        let p = timers.add(3, ms(10), Some(ms(10)), at(20));
+        assert!(timers.reset(p, ms(1), at(23)));
+        assert_eq!(timers.pop_due(at(24)), Some((3, p)));
+        assert!(!timers.has_due(at(33)));
+        assert_eq!(timers.pop_due(at(34)), Some((3, p)));
+        // Reset while due (not yet delivered): postponed.
+        assert!(timers.has_due(at(44)));
+        assert!(timers.reset(p, ms(100), at(44)));
+        assert!(!timers.has_due(at(143)));
+        assert_eq!(timers.pop_due(at(144)), Some((3, p)));
+        assert!(timers.cancel(p));
+        assert_eq!(timers.next_deadline(), None);
+        assert_eq!(timers.stored(), 0);
+    }
+
     #[test]
     fn periodic_skips_missed_periods() {
         let start = Instant::now();
@@ -644,6 +745,7 @@ mod tests {
                 period_ms: Option<u64>,
             },
             Cancel(usize),
+            Reset(usize, u64),
             Advance(u64),
         }
 
@@ -652,6 +754,7 @@ mod tests {
                 4 => (any::<u64>(), 0..50u64, proptest::option::weighted(0.3, 1..20u64))
                     .prop_map(|(key, delay_ms, period_ms)| Op::Add { key, delay_ms, period_ms }),
                 2 => any::<usize>().prop_map(Op::Cancel),
+                2 => (any::<usize>(), 0..50u64).prop_map(|(i, ms)| Op::Reset(i, ms)),
                 3 => (0..30u64).prop_map(Op::Advance),
                 // Far timers and long jumps: cascades from the high levels.
                 1 => (any::<u64>(), 0..(4 * 86_400_000u64), proptest::option::weighted(0.3, 1..7_200_000u64))
@@ -719,6 +822,22 @@ mod tests {
                             }
                         }
                         Op::Cancel(_) => {}
+                        Op::Reset(i, delay_ms) if !ids.is_empty() => {
+                            let id = ids[i % ids.len()];
+                            let in_model = model.live.iter().position(|t| t.4 == id);
+                            prop_assert_eq!(
+                                timers.reset(id, Duration::from_millis(delay_ms), at(now)),
+                                in_model.is_some()
+                            );
+                            if let Some(p) = in_model {
+                                // A new deadline, and the order of a timer
+                                // added now.
+                                model.live[p].0 = now + delay_ms;
+                                model.live[p].1 = model.order;
+                                model.order += 1;
+                            }
+                        }
+                        Op::Reset(..) => {}
                         Op::Advance(ms) => {
                             now += ms;
                             loop {

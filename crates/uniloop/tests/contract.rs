@@ -385,6 +385,39 @@ fn oneshot_reports_once_until_reregistered(b: Backend) {
     assert_eq!(io_tokens(&seen), vec![Token(2)]);
 }
 
+/// Issue 9, defect 1: `reregister` turned an edge or oneshot registration
+/// into a level one, so a server dropping WRITABLE got a readiness report
+/// on every wait.
+fn reregister_keeps_the_trigger(b: Backend) {
+    for trigger in [Trigger::Edge, Trigger::Oneshot] {
+        if !b.supports(trigger) {
+            continue;
+        }
+        let mut rt = rt(b);
+        let (client, server) = tcp_pair();
+        rt.register_with(
+            &server,
+            Token(1),
+            Interest::READABLE | Interest::WRITABLE,
+            trigger,
+        )
+        .unwrap();
+        // Drop WRITABLE, as a server does once its output is flushed.
+        rt.reregister(&server, Token(2), Interest::READABLE)
+            .unwrap();
+        send(&client, b"x");
+        let mut events = Events::with_capacity(4);
+        let seen = wait_until(&mut rt, &mut events, |e| matches!(e, Event::Io { .. }));
+        assert_eq!(io_tokens(&seen), vec![Token(2)], "{trigger:?}");
+        // Not drained and nothing new: still the caller's trigger, so no
+        // report (a level registration would report on every wait).
+        for _ in 0..3 {
+            assert_eq!(poll_now(&mut rt, &mut events), vec![], "{trigger:?}");
+        }
+        assert_eq!(drain(&server), b"x");
+    }
+}
+
 fn peer_close_is_read_closed(b: Backend) {
     let mut rt = rt(b);
     let (client, server) = tcp_pair();
@@ -475,8 +508,14 @@ fn capacity_one_does_not_starve_io(b: Backend) {
     );
 }
 
+/// The fd-heavy tests take turns: two copies at once (one per backend,
+/// on the harness's parallel threads) would need 20,000 descriptors, the
+/// usual hard limit.
+static FD_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn ten_thousand_registered_one_active(b: Backend) {
     const N: usize = 10_000;
+    let _turn = FD_HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let limit = raise_fd_limit(N as u64 + 512);
     let n = N.min(limit as usize - 256);
     assert!(n >= 1000, "fd limit too low ({limit}) for this test");
@@ -596,6 +635,136 @@ fn a_million_pending_timers(b: Backend) {
     }
     assert_eq!(rt.timers(), 0);
     assert_eq!(poll_now(&mut rt, &mut events), vec![]);
+}
+
+/// Spins (the loop is busy, not waiting) until a zero-delay timer added
+/// before the call is certainly due: timers round up to whole milliseconds.
+fn let_zero_delay_timers_fall_due() {
+    let busy = Instant::now();
+    while busy.elapsed() < Duration::from_millis(2) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Issue 9, defect 4: handling one event of a batch may cancel a timer
+/// whose event comes later in the same batch, and add timers. The stale
+/// event stays (the caller skips it by id), and no timer added later ever
+/// gets its id.
+fn timer_event_names_only_its_own_timer(b: Backend) {
+    let mut rt = rt(b);
+    let once = rt.add_timer(1, Duration::ZERO, None);
+    let periodic = rt.add_timer(2, Duration::ZERO, Some(Duration::from_secs(3600)));
+    let_zero_delay_timers_fall_due();
+    let mut events = Events::with_capacity(8);
+    rt.wait(&mut events, Some(GUARD)).unwrap();
+    assert_eq!(
+        events.iter().copied().collect::<Vec<_>>(),
+        vec![
+            Event::Timer { key: 1, id: once },
+            Event::Timer {
+                key: 2,
+                id: periodic
+            },
+        ]
+    );
+    // Handling the first event: cancel the second one's timer, add more.
+    assert!(rt.cancel_timer(periodic));
+    assert!(!rt.cancel_timer(once), "a fired one-shot is gone");
+    for k in 0..1000 {
+        let id = rt.add_timer(k, Duration::from_secs(60), None);
+        assert!(id != once && id != periodic, "{id:?} reused");
+        if k % 2 == 0 {
+            assert!(rt.cancel_timer(id));
+        }
+    }
+    assert!(!rt.cancel_timer(periodic), "its id names no timer now");
+    assert_eq!(rt.timers(), 500);
+}
+
+/// `reset_timer` moves a pending timer's deadline and keeps its id. Checked
+/// by order, not by the clock: after the reset the first timer is due after
+/// the second, so the second fires first, whatever the scheduler does.
+fn timer_reset_postpones_and_keeps_its_id(b: Backend) {
+    let mut rt = rt(b);
+    let first = rt.add_timer(1, Duration::from_millis(5), None);
+    let second = rt.add_timer(2, Duration::from_millis(30), None);
+    assert!(rt.reset_timer(first, Duration::from_millis(60)));
+    let mut events = Events::with_capacity(8);
+    let mut fired = Vec::new();
+    while fired.len() < 2 {
+        let seen = wait_until(&mut rt, &mut events, |e| matches!(e, Event::Timer { .. }));
+        fired.extend(
+            seen.into_iter()
+                .filter(|e| matches!(e, Event::Timer { .. })),
+        );
+    }
+    assert_eq!(
+        fired,
+        vec![
+            Event::Timer { key: 2, id: second },
+            Event::Timer { key: 1, id: first },
+        ]
+    );
+    assert!(!rt.reset_timer(first, Duration::ZERO), "a fired one-shot");
+    assert_eq!(rt.timers(), 0);
+
+    // A periodic timer keeps firing under its id after a reset.
+    let periodic = rt.add_timer(3, Duration::from_secs(3600), Some(Duration::from_millis(2)));
+    assert!(rt.reset_timer(periodic, Duration::from_millis(1)));
+    for _ in 0..3 {
+        let seen = wait_until(&mut rt, &mut events, |e| matches!(e, Event::Timer { .. }));
+        assert!(seen.contains(&Event::Timer {
+            key: 3,
+            id: periodic
+        }));
+    }
+    assert!(rt.cancel_timer(periodic));
+    assert!(
+        !rt.reset_timer(periodic, Duration::ZERO),
+        "a cancelled timer"
+    );
+}
+
+/// The order `wait` documents for one batch: what was pending first —
+/// wake, timers, finished posted I/O, completions — then readiness.
+fn batch_order_is_as_documented(b: Backend) {
+    let mut rt = rt(b);
+    let (client, server) = tcp_pair();
+    rt.register(&server, Token(9), Interest::READABLE).unwrap();
+    rt.register(&client, Token(8), Interest::READABLE).unwrap();
+    send(&client, b"x");
+    let mut events = Events::with_capacity(16);
+    wait_until(&mut rt, &mut events, |e| {
+        matches!(
+            e,
+            Event::Io {
+                token: Token(9),
+                ..
+            }
+        )
+    });
+    // The server stays readable (level); now one of every other kind.
+    let poster = rt.poster();
+    poster.post(1, 1).unwrap();
+    let timer = rt.add_timer(5, Duration::ZERO, None);
+    let write = rt.post_write(&client, b"y".to_vec()).unwrap();
+    poster.wake().unwrap();
+    let_zero_delay_timers_fall_due();
+    rt.wait(&mut events, Some(GUARD)).unwrap();
+    let got: Vec<Event> = events.iter().copied().collect();
+    assert!(
+        matches!(
+            got[..],
+            [
+                Event::Wake,
+                Event::Timer { key: 5, id },
+                Event::IoDone { token: Token(8), op, bytes: 1, error: None, .. },
+                Event::Completion { key: 1, data: 1 },
+                Event::Io { token: Token(9), .. },
+            ] if id == timer && op == write
+        ),
+        "{got:?}"
+    );
 }
 
 // ---- timeouts -----------------------------------------------------------
@@ -731,6 +900,7 @@ contract_suite! {
     level_re_reports_until_drained
     edge_reports_once_per_edge
     oneshot_reports_once_until_reregistered
+    reregister_keeps_the_trigger
     peer_close_is_read_closed
     reset_is_error_or_closed
     capacity_one_with_100_ready_sources_loses_none
@@ -742,6 +912,9 @@ contract_suite! {
     timers_same_deadline_fire_in_insertion_order
     periodic_timer_that_falls_behind_does_not_burst
     a_million_pending_timers
+    timer_event_names_only_its_own_timer
+    timer_reset_postpones_and_keeps_its_id
+    batch_order_is_as_documented
     zero_timeout_polls
     sub_millisecond_timeout_rounds_up
     timeout_expires_with_nothing

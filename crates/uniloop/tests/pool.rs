@@ -1,10 +1,11 @@
 //! `WorkerPool`: jobs run on the pool's threads and come back to the loop
-//! as completions `(key, job_id)`; full queues hand the job back; shutdown
-//! reports what happened to every job.
+//! as completions `(key, job_id)` — or `(key, tag)` for a job submitted
+//! with a tag of the caller's; full queues hand the job back; shutdown
+//! reports what happened to every job and to every result never taken.
 
 mod util;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -48,7 +49,10 @@ fn every_job_posts_one_completion_and_leaves_its_result() {
     }
     let report = pool.shutdown(GUARD);
     assert_eq!(report.completed, 200);
-    assert_eq!((report.cancelled, report.unfinished), (0, 0));
+    assert_eq!(
+        (report.cancelled, report.unfinished, report.untaken),
+        (0, 0, 0)
+    );
 }
 
 #[test]
@@ -163,4 +167,114 @@ fn a_dropped_runtime_does_not_break_the_pool() {
         1,
         "job {id:?} vanished"
     );
+}
+
+/// Waits in the loop until `n` completions arrived; returns their `data`.
+#[track_caller]
+fn completion_data(rt: &mut Runtime, n: usize) -> Vec<u64> {
+    completions(rt, n).into_iter().map(|id| id.0).collect()
+}
+
+/// Each tagged job's completion carries its tag, and the tag alone finds
+/// its result: 20 "connections" with 5 jobs each, results routed by the
+/// completion's data, every one exactly once.
+#[test]
+fn tagged_jobs_come_back_under_their_tag() {
+    let mut rt = Runtime::new().unwrap();
+    let pool = WorkerPool::new(4, &rt.poster(), KEY).unwrap();
+    let mut ids = HashSet::new();
+    for job in 0..5u64 {
+        for conn in 0..20u64 {
+            // Tags far from the job ids, to show they are the caller's.
+            let tag = 1_000_000 + conn;
+            ids.insert(pool.submit_tagged(tag, move || (conn, job)).unwrap());
+        }
+    }
+    let mut per_conn: HashMap<u64, Vec<u64>> = HashMap::new();
+    for tag in completion_data(&mut rt, 100) {
+        let (id, result) = pool.take_tagged(tag).expect("a result for each completion");
+        assert!(ids.remove(&id), "{id:?} taken twice");
+        let (conn, job) = result.unwrap();
+        assert_eq!(
+            tag,
+            1_000_000 + conn,
+            "a result came back under another tag"
+        );
+        per_conn.entry(conn).or_default().push(job);
+    }
+    assert!(ids.is_empty());
+    assert_eq!(per_conn.len(), 20);
+    for (conn, mut jobs) in per_conn {
+        jobs.sort_unstable();
+        assert_eq!(jobs, [0, 1, 2, 3, 4], "connection {conn}");
+    }
+    assert_eq!(pool.take_tagged(1_000_000), None);
+    assert_eq!(pool.untaken(), 0);
+    assert_eq!(pool.shutdown(GUARD).untaken, 0);
+}
+
+/// A tagged job's result is not found by id, nor an untagged one's by tag.
+#[test]
+fn tagged_and_untagged_results_are_taken_their_own_way() {
+    let mut rt = Runtime::new().unwrap();
+    let pool = WorkerPool::new(1, &rt.poster(), KEY).unwrap();
+    let tagged = pool.submit_tagged(77, || "tagged").unwrap();
+    let untagged = pool.submit(|| "untagged").unwrap();
+    let mut got = completion_data(&mut rt, 2);
+    got.sort_unstable();
+    let mut want = vec![77, untagged.0];
+    want.sort_unstable();
+    assert_eq!(got, want);
+    assert_eq!(pool.take_result(tagged), None);
+    assert_eq!(pool.take_tagged(untagged.0), None);
+    assert_eq!(pool.take_tagged(77), Some((tagged, Ok("tagged"))));
+    assert_eq!(pool.take_result(untagged), Some(Ok("untagged")));
+}
+
+/// A tagged job that panics comes back under its tag with the panic.
+#[test]
+fn a_panicking_tagged_job_reports_under_its_tag() {
+    let mut rt = Runtime::new().unwrap();
+    let pool = WorkerPool::new(1, &rt.poster(), KEY).unwrap();
+    let id = pool
+        .submit_tagged(9, || -> u8 { panic!("lookup failed") })
+        .unwrap();
+    assert_eq!(completion_data(&mut rt, 1), [9]);
+    assert_eq!(
+        pool.take_tagged(9),
+        Some((id, Err(JobPanicked("lookup failed".into()))))
+    );
+}
+
+/// Results never taken are dropped at shutdown, and counted: tagged and
+/// untagged alike. The values really are dropped (their `Drop` runs).
+#[test]
+fn shutdown_drops_and_counts_results_never_taken() {
+    struct Counted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut rt = Runtime::new().unwrap();
+    let pool = WorkerPool::new(2, &rt.poster(), KEY).unwrap();
+    let mut untagged = Vec::new();
+    for i in 0..4u64 {
+        let d = drops.clone();
+        pool.submit_tagged(i % 2, move || Counted(d)).unwrap();
+        let d = drops.clone();
+        untagged.push(pool.submit(move || Counted(d)).unwrap());
+    }
+    completions(&mut rt, 8);
+    assert_eq!(pool.untaken(), 8);
+    // Take one of each kind; the other six stay.
+    drop(pool.take_tagged(0).unwrap());
+    drop(pool.take_result(untagged[0]).unwrap());
+    assert_eq!(pool.untaken(), 6);
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let report = pool.shutdown(GUARD);
+    assert_eq!(report.completed, 8);
+    assert_eq!(report.untaken, 6);
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 8);
 }

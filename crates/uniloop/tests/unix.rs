@@ -17,6 +17,17 @@ extern "C" fn on_signal(_: libc::c_int) {
     SIGNALS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// `O_NONBLOCK` on a pipe end (std has no `set_nonblocking` for pipes).
+fn set_nonblocking(fd: &impl std::os::fd::AsRawFd) {
+    let fd = fd.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on an fd the caller owns; no memory involved.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        assert!(flags >= 0);
+        assert_eq!(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK), 0);
+    }
+}
+
 fn backends() -> impl Iterator<Item = Backend> {
     Backend::ALL.into_iter().filter(|b| b.is_available())
 }
@@ -96,6 +107,7 @@ fn stdin_pipe_is_registrable() {
     for b in backends() {
         let mut rt = Runtime::builder().backend(b).build().unwrap();
         let (r, w) = std::io::pipe().unwrap();
+        set_nonblocking(&r);
         rt.register(&r, Token(4), Interest::READABLE).unwrap();
         use std::io::Write;
         (&w).write_all(b"line\n").unwrap();
@@ -110,5 +122,28 @@ fn stdin_pipe_is_registrable() {
             )
         });
         drop(w);
+    }
+}
+
+/// Issue 9: a blocking socket (what `TcpListener::accept` returns) was
+/// accepted silently, and the first read past the data stalled the loop.
+#[test]
+fn a_blocking_socket_is_refused_with_advice() {
+    for b in backends() {
+        let mut rt = Runtime::builder().backend(b).build().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        let err = rt
+            .register(&conn, Token(1), Interest::READABLE)
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{b:?}: {err}");
+        assert!(
+            err.to_string().contains("set_nonblocking(true)"),
+            "{b:?}: {err}"
+        );
+        assert_eq!(rt.registered(), 0, "{b:?}");
+        conn.set_nonblocking(true).unwrap();
+        rt.register(&conn, Token(1), Interest::READABLE).unwrap();
     }
 }

@@ -14,6 +14,13 @@
 //!     registration (never the user's token, never an fd). The runtime has
 //!     already rejected duplicates, unknown sources and unsupported triggers,
 //!     so a backend only reports what the OS says (a bad fd, say).
+//!   * `replace(source, old, slot, Interest, Trigger)`: the registry still
+//!     has `source`'s number, under `old`, but its source may have been
+//!     closed without `deregister` and the number reused. The backend asks
+//!     the OS: if `old` is this very source's live registration, it fails
+//!     with [`already_registered`] and changes nothing; if it is stale, it
+//!     forgets it (and anything it still had for it) and registers `source`
+//!     under `slot`, so that nothing is reported under `old` any more.
 //!   * `select(out, max, timeout) -> io::Result<bool>`: waits at most
 //!     `timeout` (`None` = forever, `Some(ZERO)` = poll; sub-millisecond
 //!     timeouts round *up*), appends at most `max` `(slot, Readiness)` pairs to
@@ -27,16 +34,38 @@
 //!     `ErrorKind::Interrupted`; the runtime retries with the remaining time.
 //!   * Level, edge and oneshot as `Backend::supports` says; a oneshot
 //!     registration is reported once and then disarmed until `reregister`.
+//!   * A source closed while registered reports nothing from then on (the
+//!     kernel forgets it on epoll and kqueue; poll disarms a `POLLNVAL`
+//!     entry, IOCP a socket whose poll says `AFD_POLL_LOCAL_CLOSE` or whose
+//!     handle is invalid): never an event, never a busy loop.
 //! * **`Waker`** — the doorbell: `Send + Sync`, implements
-//!   [`Notify`](crate::completion::Notify) (never blocks; ringing twice before
+//!   [`Notify`] (never blocks; ringing twice before
 //!   a drain is the same as once), and outlives the selector, so a `Poster`
 //!   that rings after the runtime is gone touches a live object.
 //! * **`console`** — `stdin_kind()`, and `stdin_reader()` giving a
 //!   `Reader` whose `read` blocks until stdin has data, ends, or the paired
 //!   `Stopper` fires (so a blocked console read can always be stopped).
+//! * **`signal`** — `raw(Signal)` / `from_raw(i32)` (the platform's
+//!   numbers; `None` for a signal it does not have), and `enable(raw,
+//!   deliver)` / `disable(raw)`: from `enable` on, each arrival of `raw`
+//!   (or burst of them) calls `deliver(raw)` on an ordinary thread — never
+//!   inside a signal handler, which may not post — until `disable` puts the
+//!   previous disposition back. A signal that arrives after `enable`
+//!   returned is never lost. `crate::signal` calls `enable` once per signal
+//!   however many `Signals` hold it.
+//! * **`accept_error(&io::Error) -> AcceptError`** — sorts an `accept`
+//!   failure for [`Acceptor`](crate::Acceptor): out of descriptors or
+//!   buffers (`Exhausted`: pause), the connection died before it was
+//!   accepted (`Aborted`: skip it), or anything else. "Would block" and
+//!   `EINTR` are sorted by `ErrorKind` before this is asked.
 //! * **`AsSource` / `Source<'a>` / `RawSource`** — what can be registered
 //!   (`AsFd` on Unix, `AsSocket` on Windows), the borrowed form handed to the
 //!   selector, and the raw key the runtime's registry uses.
+//!
+//! * **`check_nonblocking(source)`** — `register` refuses a blocking
+//!   source with `ErrorKind::InvalidInput` (the message says to call
+//!   `set_nonblocking(true)`) where the OS can tell (Unix: one
+//!   `fcntl(F_GETFL)`); where it cannot (Windows), it does nothing.
 //!
 //! * **Posted I/O primitives** — for the readiness emulation of
 //!   completion-mode I/O in [`ops`](crate::ops), written once above this
@@ -86,8 +115,32 @@ compile_error!("uniloop supports Unix-like systems (epoll, poll, kqueue) and Win
 
 pub use self::imp::AsSource;
 pub(crate) use self::imp::{
-    borrow_raw, console, is_socket, raw_source, read, write, RawSource, Selector, Source, Waker,
+    accept_error, borrow_raw, check_nonblocking, console, is_socket, raw_source, read, signal,
+    write, RawSource, Selector, Source, Waker,
 };
+
+/// The doorbell contract: what the completion protocol
+/// ([`completion`](crate::completion)) needs of a backend's `Waker`. It lives
+/// here, with the rest of the backend contract, so that the backends depend
+/// on nothing above `sys/` and the protocol depends on `sys/`, not the other
+/// way round.
+pub(crate) trait Notify: Send + Sync {
+    /// Makes the loop's OS wait return (now or, if it has not started, as
+    /// soon as it starts). Must not block; ringing again before the loop has
+    /// drained the doorbell is the same as ringing once.
+    fn notify(&self) -> io::Result<()>;
+}
+
+/// How an `accept` failure is handled; see `accept_error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AcceptError {
+    /// Out of descriptors or kernel buffers: pause the listener.
+    Exhausted,
+    /// The connection was reset or aborted before it was accepted: skip it.
+    Aborted,
+    /// Report it.
+    Other,
+}
 
 /// The best backend this build offers.
 pub(crate) fn default_backend() -> Backend {
@@ -97,6 +150,11 @@ pub(crate) fn default_backend() -> Backend {
 /// Whether this build can create `backend`.
 pub(crate) fn is_available(backend: Backend) -> bool {
     imp::is_available(backend)
+}
+
+/// The answer for registering a source that is registered already.
+pub(crate) fn already_registered() -> io::Error {
+    io::Error::new(io::ErrorKind::AlreadyExists, "source is already registered")
 }
 
 pub(crate) fn unsupported(what: &str) -> io::Error {

@@ -57,6 +57,25 @@ impl Selector {
         )?)
     }
 
+    /// The runtime still has `fd`'s number: epoll keys its entries by file
+    /// and number, and drops a file's entry when its last fd is closed. So
+    /// if adding succeeds, the old entry was a closed fd's and `fd` is
+    /// registered now; `EEXIST` means this very file is registered already.
+    pub(crate) fn replace(
+        &mut self,
+        fd: Source<'_>,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        match self.register(fd, slot, interest, trigger) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::EXIST.raw_os_error()) => {
+                Err(crate::sys::already_registered())
+            }
+            r => r,
+        }
+    }
+
     pub(crate) fn reregister(
         &mut self,
         fd: Source<'_>,

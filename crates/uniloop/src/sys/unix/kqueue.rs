@@ -126,9 +126,81 @@ impl Selector {
         self.apply(&mut changes)
     }
 
+    /// The runtime still has `fd`'s number. Closing an fd drops its filters
+    /// (knotes) from every kqueue, so if the kernel has no filter for the
+    /// number, the registration was a closed fd's and the number names
+    /// another file now: register it. A filter still there means this very
+    /// fd is registered. (A registration with only priority interest has no
+    /// filter, and so is always taken for stale.)
+    pub(crate) fn replace(
+        &mut self,
+        fd: Source<'_>,
+        old: u64,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        if self.has_filter(fd, old)? {
+            return Err(crate::sys::already_registered());
+        }
+        self.register(fd, slot, interest, trigger)
+    }
+
+    /// Whether the kernel has a read or write filter for `fd` on this
+    /// kqueue. The probe is a change with no action flag (no `EV_ADD`,
+    /// `EV_DELETE`, `EV_ENABLE`, `EV_DISABLE`): the kernel looks the filter
+    /// up and answers `ENOENT` if there is none. For one that exists it sets
+    /// what the registration set already (udata `old`, no fflags, no data)
+    /// and leaves it enabled or disabled as it was; FreeBSD and macOS
+    /// re-evaluate it, so an edge registration may report once more.
+    fn has_filter(&mut self, fd: Source<'_>, old: u64) -> io::Result<bool> {
+        let fd = fd.as_raw_fd() as usize;
+        let probe = libc::EV_RECEIPT as u32;
+        let mut changes = [
+            kevent(fd, libc::EVFILT_READ as i32, probe, 0, old),
+            kevent(fd, libc::EVFILT_WRITE as i32, probe, 0, old),
+        ];
+        let n = self.submit(&mut changes)?;
+        let mut found = false;
+        for ev in &changes[..n] {
+            // With EV_RECEIPT every receipt has EV_ERROR set; `data` is 0
+            // for success, else the errno.
+            let errno = if ev.flags as u32 & libc::EV_ERROR as u32 != 0 {
+                ev.data as i32
+            } else {
+                0
+            };
+            match errno {
+                0 => found = true,
+                libc::ENOENT => {}
+                errno => return Err(io::Error::from_raw_os_error(errno)),
+            }
+        }
+        Ok(found)
+    }
+
     /// Applies `changes` (all with `EV_RECEIPT`) in one call and returns the
     /// first real error among their receipts.
     fn apply(&mut self, changes: &mut [libc::kevent]) -> io::Result<()> {
+        let n = self.submit(changes)?;
+        for ev in &changes[..n] {
+            if ev.flags as u32 & libc::EV_ERROR as u32 != 0 && ev.data != 0 {
+                let errno = ev.data as i32;
+                // ENOENT: deleting a filter that was never added (the other
+                // half of the interest). EPIPE: macOS refuses EVFILT_WRITE on a
+                // pipe whose reader is gone, yet the registration is made
+                // (mio and polling ignore it the same way).
+                if errno != libc::ENOENT && errno != libc::EPIPE {
+                    return Err(io::Error::from_raw_os_error(errno));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits `changes` (all with `EV_RECEIPT`) in one call; their
+    /// receipts overwrite them. Returns how many receipts came back.
+    fn submit(&mut self, changes: &mut [libc::kevent]) -> io::Result<usize> {
         let n = changes.len();
         // One pointer for both lists: an `as_ptr()` taken before
         // `as_mut_ptr()` would be invalidated by it.
@@ -150,19 +222,7 @@ impl Selector {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        for ev in &changes[..r as usize] {
-            if ev.flags as u32 & libc::EV_ERROR as u32 != 0 && ev.data != 0 {
-                let errno = ev.data as i32;
-                // ENOENT: deleting a filter that was never added (the other
-                // half of the interest). EPIPE: macOS refuses EVFILT_WRITE on a
-                // pipe whose reader is gone, yet the registration is made
-                // (mio and polling ignore it the same way).
-                if errno != libc::ENOENT && errno != libc::EPIPE {
-                    return Err(io::Error::from_raw_os_error(errno));
-                }
-            }
-        }
-        Ok(())
+        Ok(r as usize)
     }
 
     pub(crate) fn select(

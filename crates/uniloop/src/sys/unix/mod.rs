@@ -13,6 +13,7 @@ mod epoll;
 #[cfg(uniloop_kqueue)]
 mod kqueue;
 mod poll;
+pub(crate) mod signal;
 mod waker;
 
 pub(crate) use self::waker::Waker;
@@ -56,6 +57,21 @@ pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
 pub(crate) unsafe fn borrow_raw<'a>(raw: RawSource) -> Source<'a> {
     // SAFETY: the caller's promise, above.
     unsafe { BorrowedFd::borrow_raw(raw) }
+}
+
+/// Refuses a blocking fd: the loop would stall on the first read or write
+/// that finds nothing to do (one `fcntl(F_GETFL)`; a bad fd gives its OS
+/// error, `EBADF`).
+pub(crate) fn check_nonblocking(fd: Source<'_>) -> io::Result<()> {
+    if rustix::fs::fcntl_getfl(fd)?.contains(rustix::fs::OFlags::NONBLOCK) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the source is in blocking mode, which would stall the loop: \
+             call set_nonblocking(true) on it before registering",
+        ))
+    }
 }
 
 /// Whether posted writes on `fd` should go through `send(2)` (sockets, so
@@ -116,6 +132,51 @@ fn send_nosignal(fd: Source<'_>, data: &[u8]) -> rustix::io::Result<usize> {
 ))]
 fn send_nosignal(fd: Source<'_>, data: &[u8]) -> rustix::io::Result<usize> {
     rustix::io::write(fd, data)
+}
+
+/// Sorts an `accept(2)` failure for the `Acceptor`. The skipped group is
+/// what Linux's accept(2) says to treat like `EAGAIN` (errors of the new
+/// connection or the network, passed on to `accept`, not the listener's),
+/// plus `ECONNRESET`, which some BSDs return for a connection reset in the
+/// backlog.
+pub(crate) fn accept_error(e: &io::Error) -> super::AcceptError {
+    use rustix::io::Errno;
+    let Some(errno) = e.raw_os_error().map(Errno::from_raw_os_error) else {
+        return super::AcceptError::Other;
+    };
+    match errno {
+        Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM => super::AcceptError::Exhausted,
+        Errno::CONNABORTED
+        | Errno::CONNRESET
+        | Errno::PROTO
+        | Errno::PERM
+        | Errno::NETDOWN
+        | Errno::NOPROTOOPT
+        | Errno::HOSTDOWN
+        | Errno::HOSTUNREACH
+        | Errno::OPNOTSUPP
+        | Errno::NETUNREACH => super::AcceptError::Aborted,
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        Errno::NONET => super::AcceptError::Aborted,
+        _ => super::AcceptError::Other,
+    }
+}
+
+impl crate::Listen for std::os::unix::net::UnixListener {
+    type Stream = std::os::unix::net::UnixStream;
+    type Addr = std::os::unix::net::SocketAddr;
+
+    fn accept_one(&self) -> io::Result<(Self::Stream, Self::Addr)> {
+        self.accept()
+    }
+
+    fn set_stream_nonblocking(stream: &Self::Stream) -> io::Result<()> {
+        stream.set_nonblocking(true)
+    }
+
+    fn set_listener_nonblocking(&self) -> io::Result<()> {
+        self.set_nonblocking(true)
+    }
 }
 
 pub(crate) fn default_backend() -> Backend {
@@ -185,6 +246,25 @@ impl Selector {
             #[cfg(uniloop_kqueue)]
             Selector::Kqueue(s) => s.register(fd, slot, interest, trigger),
             Selector::Poll(s) => s.register(fd, slot, interest, trigger),
+        }
+    }
+
+    /// `old` is only kqueue's business (its probe names it).
+    #[cfg_attr(not(uniloop_kqueue), allow(unused_variables))]
+    pub(crate) fn replace(
+        &mut self,
+        fd: Source<'_>,
+        old: u64,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Selector::Epoll(s) => s.replace(fd, slot, interest, trigger),
+            #[cfg(uniloop_kqueue)]
+            Selector::Kqueue(s) => s.replace(fd, old, slot, interest, trigger),
+            Selector::Poll(s) => s.replace(fd, slot, interest, trigger),
         }
     }
 

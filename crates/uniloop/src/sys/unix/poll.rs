@@ -8,6 +8,10 @@
 //! (that is level) or miss data that arrives after a drain. The runtime
 //! rejects it with `ErrorKind::Unsupported`.
 //!
+//! An fd closed while registered (`POLLNVAL`) is disarmed for good and
+//! reports nothing; each entry keeps the identity of the file it was made
+//! for, so that a new file given the number can replace it (`replace`).
+//!
 //! `libc::pollfd` rather than rustix's `PollFd`: a disarmed oneshot entry
 //! needs a negative fd (which poll(2) skips, even for hang-ups), and a
 //! `BorrowedFd` cannot hold one.
@@ -17,14 +21,65 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
+use rustix::fs::FileType;
+use rustix::net::SocketAddrAny;
+
 use super::{timeout_ms, Source, Waker};
 use crate::{Interest, Readiness, Trigger};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     fd: RawFd,
     slot: u64,
     oneshot: bool,
+    /// poll(2) said the fd was closed (`POLLNVAL`): the entry is disarmed
+    /// for good and reports nothing, as epoll forgets a closed fd.
+    closed: bool,
+    /// The file registered, to tell it from a later one with its number.
+    id: Identity,
+}
+
+/// What tells an open file from a later one that got the same fd number:
+/// its device and inode numbers — and for a socket on BSD or macOS, whose
+/// `fstat` fills in neither (both 0), its own and its peer's address, as
+/// far as it has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    addrs: Option<Box<(Option<SocketAddrAny>, Option<SocketAddrAny>)>>,
+}
+
+impl Identity {
+    // `st_dev` and `st_ino` are `u64` on some systems, not on others.
+    #[allow(clippy::unnecessary_cast)]
+    fn of(fd: Source<'_>) -> io::Result<Identity> {
+        let st = rustix::fs::fstat(fd)?;
+        let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
+        let socket = FileType::from_raw_mode(st.st_mode) == FileType::Socket;
+        let addrs = (socket && ino == 0).then(|| {
+            let local = rustix::net::getsockname(fd).ok();
+            let peer = rustix::net::getpeername(fd).ok().flatten();
+            Box::new((local, peer))
+        });
+        Ok(Identity { dev, ino, addrs })
+    }
+
+    /// Whether `now` is another file. Addresses count only where both
+    /// sides have one: a socket registered before it connected gains a
+    /// peer, and is still the same socket.
+    fn differs(&self, now: &Identity) -> bool {
+        fn known_and_unequal<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
+            matches!((a, b), (Some(a), Some(b)) if a != b)
+        }
+        if (self.dev, self.ino) != (now.dev, now.ino) {
+            return true;
+        }
+        match (&self.addrs, &now.addrs) {
+            (Some(a), Some(b)) => known_and_unequal(&a.0, &b.0) || known_and_unequal(&a.1, &b.1),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -59,14 +114,16 @@ impl Selector {
         interest: Interest,
         trigger: Trigger,
     ) -> io::Result<()> {
-        // poll(2) would only flag a bad fd later (POLLNVAL); say so now, as
-        // epoll_ctl does.
-        rustix::io::fcntl_getfd(fd)?;
+        // poll(2) would only flag a bad fd later (POLLNVAL); fstat says so
+        // now (EBADF), as epoll_ctl does.
+        let id = Identity::of(fd)?;
         let raw = fd.as_raw_fd();
         let entry = Entry {
             fd: raw,
             slot,
             oneshot: check(trigger)?,
+            closed: false,
+            id,
         };
         self.index.insert(raw, self.entries.len());
         self.entries.push(entry);
@@ -75,6 +132,39 @@ impl Selector {
             events: events(interest),
             revents: 0,
         });
+        Ok(())
+    }
+
+    /// The runtime still has `fd`'s number: the entry is stale if poll(2)
+    /// has seen its fd closed, or if `fd` is another file than the one
+    /// registered. Then it becomes `fd`'s, in place.
+    pub(crate) fn replace(
+        &mut self,
+        fd: Source<'_>,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        let i = *self.index.get(&raw).ok_or_else(not_found)?;
+        let id = Identity::of(fd)?;
+        let oneshot = check(trigger)?;
+        let entry = &mut self.entries[i];
+        if !entry.closed && !entry.id.differs(&id) {
+            return Err(crate::sys::already_registered());
+        }
+        *entry = Entry {
+            fd: raw,
+            slot,
+            oneshot,
+            closed: false,
+            id,
+        };
+        self.fds[i + 1] = libc::pollfd {
+            fd: raw,
+            events: events(interest),
+            revents: 0,
+        };
         Ok(())
     }
 
@@ -87,11 +177,14 @@ impl Selector {
     ) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         let i = *self.index.get(&raw).ok_or_else(not_found)?;
-        self.entries[i] = Entry {
-            fd: raw,
-            slot,
-            oneshot: check(trigger)?,
-        };
+        let entry = &mut self.entries[i];
+        if entry.closed {
+            // As epoll answers for a closed fd (`ENOENT`): only `replace`
+            // or `deregister` can do anything with this entry now.
+            return Err(closed());
+        }
+        entry.slot = slot;
+        entry.oneshot = check(trigger)?;
         // Re-arms a disarmed oneshot entry too.
         self.fds[i + 1] = libc::pollfd {
             fd: raw,
@@ -141,6 +234,15 @@ impl Selector {
                 continue;
             }
             left -= 1;
+            if pfd.revents & libc::POLLNVAL != 0 {
+                // Closed without deregistering. Reporting it would be a
+                // busy loop (it is "ready" on every call); disarm it. Should
+                // the number be reused before a poll sees the close, the
+                // new file is watched instead — see `Runtime::register`.
+                pfd.fd = -1;
+                self.entries[i].closed = true;
+                continue;
+            }
             if out.len() >= max {
                 // Report it first next time.
                 self.cursor = i;
@@ -164,6 +266,13 @@ fn check(trigger: Trigger) -> io::Result<bool> {
             "the poll backend cannot do edge-triggered readiness",
         )),
     }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        "the fd was closed while registered with the poll selector",
+    )
 }
 
 fn not_found() -> io::Error {
@@ -209,9 +318,47 @@ fn readiness(revents: libc::c_short) -> Readiness {
     if revents & libc::POLLHUP != 0 {
         r |= Readiness::WRITE_CLOSED;
     }
-    // POLLNVAL: the fd was closed while registered.
-    if revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+    if revents & libc::POLLERR != 0 {
         r |= Readiness::ERROR | Readiness::WRITE_CLOSED;
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    #[test]
+    fn identity_tells_files_apart() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (ia, ib) = (
+            Identity::of(a.as_fd()).unwrap(),
+            Identity::of(b.as_fd()).unwrap(),
+        );
+        assert!(!ia.differs(&Identity::of(a.as_fd()).unwrap()));
+        assert!(ia.differs(&ib));
+    }
+
+    /// The BSD and macOS case, where a socket's `fstat` has no inode: the
+    /// addresses decide, where both sides have them.
+    #[test]
+    fn identity_by_address_where_there_is_no_inode() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let name = |s: &UdpSocket| rustix::net::getsockname(s).ok();
+        let id = |local, peer| Identity {
+            dev: 0,
+            ino: 0,
+            addrs: Some(Box::new((local, peer))),
+        };
+        assert!(id(name(&a), None).differs(&id(name(&b), None)));
+        assert!(!id(name(&a), None).differs(&id(name(&a), None)));
+        // A peer gained since registering: the same socket.
+        assert!(!id(name(&a), None).differs(&id(name(&a), name(&b))));
+        assert!(id(name(&a), name(&a)).differs(&id(name(&a), name(&b))));
+    }
 }

@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::io::Errno;
 
-use crate::completion::Notify;
+use crate::sys::Notify;
 
 #[derive(Debug)]
 pub(crate) struct Waker {

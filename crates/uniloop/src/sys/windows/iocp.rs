@@ -30,6 +30,11 @@
 //! cancelled poll's packet arrives. Dropping the selector cancels every
 //! poll in flight and waits for their packets before freeing anything.
 //!
+//! A socket closed while registered — its poll completes with
+//! `AFD_POLL_LOCAL_CLOSE`, or the next one is refused for an invalid handle —
+//! is left alone: no more polls, nothing reported, until `deregister`, or
+//! `replace` when a new socket with its handle value is registered.
+//!
 //! Readiness that does not fit in one `select`'s `max` waits, in FIFO
 //! order, for the next call (and its registration is re-armed only after it
 //! has been delivered).
@@ -38,6 +43,7 @@ use std::cell::UnsafeCell;
 use std::collections::{HashMap, VecDeque};
 use std::ffi::c_void;
 use std::fmt;
+use std::hash::{DefaultHasher, Hasher};
 use std::io;
 use std::mem::zeroed;
 use std::os::windows::io::{AsRawSocket, RawSocket};
@@ -45,7 +51,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use windows_sys::Win32::Foundation::{HANDLE, STATUS_CANCELLED};
+use windows_sys::Win32::Foundation::{
+    ERROR_INVALID_HANDLE, HANDLE, STATUS_CANCELLED, STATUS_INVALID_HANDLE,
+};
+use windows_sys::Win32::Networking::WinSock::{self, SOCKADDR, SOCKADDR_STORAGE, SOCKET};
 use windows_sys::Win32::System::IO::{IO_STATUS_BLOCK, OVERLAPPED_ENTRY};
 
 use super::afd::{self, Afd, PollHandleInfo, PollInfo};
@@ -102,8 +111,13 @@ struct Registration {
     deleted: bool,
     /// `false` for a oneshot registration that has reported.
     armed: bool,
-    /// AFD said the socket was closed (`AFD_POLL_LOCAL_CLOSE`).
+    /// The socket was closed while registered: AFD said so
+    /// (`AFD_POLL_LOCAL_CLOSE`), or refused a poll for its invalid handle.
+    /// No more polls are issued; nothing is reported.
     closed: bool,
+    /// The socket registered, to tell it from a later one that gets its
+    /// handle value.
+    id: Identity,
     /// Readiness waiting to be delivered.
     ready: Readiness,
     in_ready_queue: bool,
@@ -186,6 +200,7 @@ impl Selector {
             deleted: false,
             armed: true,
             closed: false,
+            id: Identity::of(raw),
             ready: Readiness::EMPTY,
             in_ready_queue: false,
             in_arm_queue: false,
@@ -205,6 +220,29 @@ impl Selector {
         Ok(())
     }
 
+    /// The runtime still has the socket's handle value. The registration
+    /// is stale if AFD said its socket was closed, or if this socket's own
+    /// or peer address differs from the registered one's (Windows hands a
+    /// freed handle value out again at once, so the value alone proves
+    /// nothing). A stale one is dropped as by `deregister`, and this socket
+    /// registered.
+    pub(crate) fn replace(
+        &mut self,
+        socket: Source<'_>,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        let raw = socket.as_raw_socket();
+        let index = *self.by_socket.get(&raw).ok_or_else(not_found)?;
+        let reg = self.slots[index].as_ref().expect("registered slot");
+        if !reg.closed && !reg.id.differs(&Identity::of(raw)) {
+            return Err(crate::sys::already_registered());
+        }
+        self.deregister(socket)?;
+        self.register(socket, slot, interest, trigger)
+    }
+
     pub(crate) fn reregister(
         &mut self,
         socket: Source<'_>,
@@ -215,6 +253,11 @@ impl Selector {
         let oneshot = check(trigger)?;
         let raw = socket.as_raw_socket();
         let index = *self.by_socket.get(&raw).ok_or_else(not_found)?;
+        if self.slots[index].as_ref().is_some_and(|r| r.closed) {
+            // Its socket is gone; only `replace` or `deregister` can do
+            // anything with this registration now.
+            return Err(closed());
+        }
         let base = afd::base_socket(raw)?;
         let reg = self.slots[index].as_mut().expect("registered slot");
         reg.base = base;
@@ -223,7 +266,6 @@ impl Selector {
         reg.oneshot = oneshot;
         reg.gen += 1;
         reg.armed = true;
-        reg.closed = false;
         reg.ready = Readiness::EMPTY;
         if reg.pending.is_some() {
             // Its packet comes back with the old generation and is re-armed
@@ -364,9 +406,14 @@ impl Selector {
                     reg.pending = Some(gen);
                     self.in_flight += 1;
                 }
-                // Refused (the socket was closed behind our back, say): no
-                // packet will come. Report it as an error, as poll(2) does
-                // with POLLNVAL; a level registration keeps reporting it.
+                // Refused: no packet will come. A socket closed behind our
+                // back (its handle is invalid now) is as if deregistered,
+                // as with AFD_POLL_LOCAL_CLOSE: reporting it would be a busy
+                // loop. Anything else is reported as an error (a level
+                // registration keeps reporting it).
+                Err(e) if e.raw_os_error() == Some(ERROR_INVALID_HANDLE as i32) => {
+                    reg.closed = true;
+                }
                 Err(_) => self.queue_ready(index, Readiness::ERROR | Readiness::WRITE_CLOSED),
             }
         }
@@ -397,6 +444,11 @@ impl Selector {
         if gen != reg.gen || status == STATUS_CANCELLED {
             // Issued for an interest that no longer holds: ask again.
             self.queue_arm(index);
+            return;
+        }
+        if status == STATUS_INVALID_HANDLE {
+            // The socket was closed while the poll was being set up.
+            reg.closed = true;
             return;
         }
         if status < 0 {
@@ -518,11 +570,75 @@ fn check(trigger: Trigger) -> io::Result<bool> {
     }
 }
 
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        "the socket was closed while registered with the IOCP selector",
+    )
+}
+
 fn not_found() -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
         "socket is not registered with the IOCP selector",
     )
+}
+
+/// What tells a socket from a later one with the same handle value: its
+/// own and its peer's address (hashed), as far as it has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    local: Option<u64>,
+    peer: Option<u64>,
+}
+
+impl Identity {
+    fn of(socket: RawSocket) -> Identity {
+        Identity {
+            local: address(socket, false),
+            peer: address(socket, true),
+        }
+    }
+
+    /// Whether `now` is another socket. An address counts only where both
+    /// sides have it: a socket registered before it connected gains a peer,
+    /// and is still the same socket.
+    fn differs(&self, now: &Identity) -> bool {
+        fn known_and_unequal(a: Option<u64>, b: Option<u64>) -> bool {
+            matches!((a, b), (Some(a), Some(b)) if a != b)
+        }
+        known_and_unequal(self.local, now.local) || known_and_unequal(self.peer, now.peer)
+    }
+}
+
+/// A hash of the socket's own (`getsockname`) or peer (`getpeername`)
+/// address; `None` if it has none (unbound, unconnected).
+fn address(socket: RawSocket, peer: bool) -> Option<u64> {
+    // SAFETY: SOCKADDR_STORAGE is plain data; all-zero is valid.
+    let mut storage: SOCKADDR_STORAGE = unsafe { zeroed() };
+    let size = std::mem::size_of::<SOCKADDR_STORAGE>();
+    let mut len = size as i32;
+    let name = (&mut storage as *mut SOCKADDR_STORAGE).cast::<SOCKADDR>();
+    // SAFETY: `name` points at `len` writable bytes, which is all either
+    // call writes (it sets `len` to what it wrote); the socket handle is
+    // only looked up.
+    let r = unsafe {
+        if peer {
+            WinSock::getpeername(socket as SOCKET, name, &mut len)
+        } else {
+            WinSock::getsockname(socket as SOCKET, name, &mut len)
+        }
+    };
+    if r != 0 {
+        return None;
+    }
+    let len = usize::try_from(len).unwrap_or(0).min(size);
+    // SAFETY: the call initialised the first `len` bytes of `storage`,
+    // which lives until the end of this function.
+    let bytes = unsafe { std::slice::from_raw_parts(name.cast::<u8>(), len) };
+    let mut hasher = DefaultHasher::new();
+    hasher.write(bytes);
+    Some(hasher.finish())
 }
 
 /// The AFD events to request for `interest`. Errors and a local close are
@@ -586,6 +702,33 @@ mod tests {
             assert_ne!(w & bit, 0, "{bit:#x}");
         }
         assert_eq!(w & afd::POLL_RECEIVE, 0);
+    }
+
+    #[test]
+    fn identity_tells_sockets_apart_by_address() {
+        use std::net::{TcpListener, TcpStream, UdpSocket};
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let id = |s: &dyn AsRawSocket| Identity::of(s.as_raw_socket());
+        assert!(!id(&a).differs(&id(&a)));
+        assert!(id(&a).differs(&id(&b)));
+        // Two accepted connections: the same own address, other peers.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _c1 = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _c2 = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (s1, _) = listener.accept().unwrap();
+        let (s2, _) = listener.accept().unwrap();
+        assert!(id(&s1).differs(&id(&s2)));
+        // Unbound: nothing known, nothing to tell apart.
+        let unbound =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        assert_eq!(
+            id(&unbound),
+            Identity {
+                local: None,
+                peer: None
+            }
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod afd;
 pub(crate) mod console;
 mod iocp;
 mod port;
+pub(crate) mod signal;
 
 pub(crate) use self::port::Waker;
 
@@ -53,6 +54,13 @@ pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
 pub(crate) unsafe fn borrow_raw<'a>(raw: RawSource) -> Source<'a> {
     // SAFETY: the caller's promise, above.
     unsafe { BorrowedSocket::borrow_raw(raw) }
+}
+
+/// Windows cannot say whether a socket is in non-blocking mode: `FIONBIO`
+/// sets the mode but nothing reads it back. So nothing is checked here; a
+/// blocking socket is the caller's mistake to avoid.
+pub(crate) fn check_nonblocking(_: Source<'_>) -> io::Result<()> {
+    Ok(())
 }
 
 /// Every source on Windows is a socket.
@@ -100,6 +108,16 @@ fn wsa_error() -> io::Error {
     io::Error::from_raw_os_error(unsafe { WinSock::WSAGetLastError() })
 }
 
+/// Sorts an `accept` failure for the `Acceptor`.
+pub(crate) fn accept_error(e: &io::Error) -> super::AcceptError {
+    match e.raw_os_error() {
+        Some(WinSock::WSAEMFILE | WinSock::WSAENOBUFS) => super::AcceptError::Exhausted,
+        // The peer reset the connection before it was accepted.
+        Some(WinSock::WSAECONNRESET | WinSock::WSAECONNABORTED) => super::AcceptError::Aborted,
+        _ => super::AcceptError::Other,
+    }
+}
+
 pub(crate) fn default_backend() -> Backend {
     Backend::Iocp
 }
@@ -132,6 +150,17 @@ impl Selector {
         trigger: crate::Trigger,
     ) -> io::Result<()> {
         self.0.register(socket, slot, interest, trigger)
+    }
+
+    pub(crate) fn replace(
+        &mut self,
+        socket: Source<'_>,
+        _old: u64,
+        slot: u64,
+        interest: crate::Interest,
+        trigger: crate::Trigger,
+    ) -> io::Result<()> {
+        self.0.replace(socket, slot, interest, trigger)
     }
 
     pub(crate) fn reregister(

@@ -19,7 +19,7 @@ use windows_sys::Win32::System::IO::{
     OVERLAPPED_ENTRY,
 };
 
-use crate::completion::Notify;
+use crate::sys::Notify;
 
 /// Key of every AFD handle's packets.
 pub(super) const AFD_KEY: usize = 1;

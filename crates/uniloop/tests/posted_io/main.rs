@@ -1,0 +1,97 @@
+//! Completion-mode ("posted") I/O, issue 8: `post_read` / `post_write`,
+//! `Event::IoDone`, `take_io`, `cancel_io`, write limits. One suite run
+//! unchanged against every backend this platform has, like `contract.rs`:
+//! each `fn(Backend)` of the modules becomes one `#[test]` per backend
+//! module at the bottom of this file.
+//!
+//! Everything runs on real loopback sockets; peers are plain blocking
+//! `std` sockets on threads, or non-blocking ones the test drives itself.
+//!
+//! The tests are split by concept: `writes`, `reads`, `lifecycle`
+//! (results, cancel, deregister, capacity) and `bad_input`; `support` has
+//! the helpers.
+
+#[path = "../util/mod.rs"]
+mod util;
+
+mod bad_input;
+mod lifecycle;
+mod reads;
+mod support;
+mod writes;
+
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bad_input::*;
+use lifecycle::*;
+use reads::*;
+use writes::*;
+
+/// Tests share this lock; two take it alone: one that closes a registered
+/// descriptor behind the runtime's back (so that no other test is handed the
+/// closed number while the runtime still uses it), and the one that opens
+/// 10,000 sockets (two of it at once, or it beside the others, could pass
+/// the descriptor limit).
+static FDS: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    FDS.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    FDS.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+macro_rules! contract_suite {
+    ($( $(#[$attr:meta])* $test:ident: $lock:ident ),* $(,)?) => {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        mod epoll {
+            $( $(#[$attr])* #[test] fn $test() { let _fds = super::$lock(); super::$test(uniloop::Backend::Epoll) } )*
+        }
+        #[cfg(unix)]
+        mod poll {
+            $( $(#[$attr])* #[test] fn $test() { let _fds = super::$lock(); super::$test(uniloop::Backend::Poll) } )*
+        }
+        #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd", target_os = "dragonfly"))]
+        mod kqueue {
+            $( $(#[$attr])* #[test] fn $test() { let _fds = super::$lock(); super::$test(uniloop::Backend::Kqueue) } )*
+        }
+        #[cfg(windows)]
+        mod iocp {
+            $( $(#[$attr])* #[test] fn $test() { let _fds = super::$lock(); super::$test(uniloop::Backend::Iocp) } )*
+        }
+    };
+}
+
+// `shared` tests run side by side; an `exclusive` one runs alone (see
+// `FDS`).
+contract_suite! {
+    echo_server_64_clients: shared,
+    four_mib_write_to_a_slow_reader: shared,
+    hundred_queued_writes_in_order: shared,
+    empty_write_completes_after_earlier_writes: shared,
+    queued_writes_take_writable_readiness: shared,
+    write_to_a_reset_peer_fails: shared,
+    write_to_a_closed_peer_fails: shared,
+    peer_fin_completes_read_as_closed: shared,
+    peer_reset_completes_read_with_error: shared,
+    read_with_data_waiting_completes_at_once: shared,
+    ten_thousand_posted_reads_one_active: exclusive,
+    posted_read_takes_readable_readiness: shared,
+    read_on_a_source_registered_writable_only: shared,
+    posted_reads_on_an_edge_registration: shared,
+    posted_read_on_a_spent_oneshot_registration: shared,
+    io_done_carries_the_current_token: shared,
+    take_io_hands_the_result_over_once: shared,
+    cancel_pending_ops: shared,
+    cancel_just_finished_ops: shared,
+    deregister_with_ops_in_flight: shared,
+    capacity_one_hundred_writes_in_order: shared,
+    capacity_one_hundred_reads_in_order: shared,
+    post_on_an_unregistered_source: shared,
+    second_read_while_one_is_posted: shared,
+    read_buffer_without_spare_capacity: shared,
+    write_limit_is_would_block: shared,
+    #[cfg(unix)]
+    post_on_a_closed_fd: exclusive,
+}
