@@ -82,6 +82,13 @@ impl System {
 pub(crate) enum Goal {
     /// `subject ÷ peer ≥ min` (for figures where higher is better).
     RatioAtLeast { peer: String, min: f64 },
+    /// `system ÷ base ≥ min`, for a row that is not the subject (another
+    /// uniloop configuration measured against the subject or a limit).
+    PairAtLeast {
+        system: String,
+        base: String,
+        min: f64,
+    },
     /// The named system's own figure is at most `max`.
     ValueAtMost { system: String, max: f64 },
     /// `subject's extra ÷ peer's extra ≤ max` (for a lower-is-better
@@ -155,6 +162,16 @@ impl Case {
     pub(crate) fn goal_at_least(mut self, peer: &str, min: f64) -> Case {
         self.goals.push(Goal::RatioAtLeast {
             peer: peer.to_string(),
+            min,
+        });
+        self
+    }
+
+    /// A goal for the row `system` itself: its figure ÷ `base`'s ≥ `min`.
+    pub(crate) fn goal_pair_at_least(mut self, system: &str, base: &str, min: f64) -> Case {
+        self.goals.push(Goal::PairAtLeast {
+            system: system.to_string(),
+            base: base.to_string(),
             min,
         });
         self
@@ -291,6 +308,20 @@ impl CaseResult {
                         system: peer.clone(),
                         text: format!("uniloop ÷ {peer} ≥ {min:.2}×"),
                         short: format!("uniloop ÷ this ≥ {min:.2}×"),
+                        measured: r,
+                        met: r.map(|r| r >= *min),
+                    }
+                }
+                Goal::PairAtLeast { system, base, min } => {
+                    let get = |name: &str| systems.iter().find(|s| s.name == name);
+                    let r = match (get(system), get(base)) {
+                        (Some(a), Some(b)) => Some(a.median / b.median),
+                        _ => None,
+                    };
+                    GoalResult {
+                        system: system.clone(),
+                        text: format!("{system} ÷ {base} ≥ {min:.2}×"),
+                        short: format!("this ÷ {base} ≥ {min:.2}×"),
                         measured: r,
                         met: r.map(|r| r >= *min),
                     }

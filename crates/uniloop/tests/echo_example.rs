@@ -28,8 +28,25 @@ fn example(name: &str) -> PathBuf {
 
 #[test]
 fn echo_example_echoes_and_ticks() {
+    // No --mode: readiness is the default.
+    echo_example(&[], "readiness mode");
+}
+
+#[test]
+fn echo_example_echoes_and_ticks_in_completion_mode() {
+    echo_example(&["--mode", "completion"], "completion mode");
+}
+
+/// Starts the example with `mode_args`, checks that its first line names
+/// `mode`, echoes a line and then 100,000 bytes (many reads and writes
+/// through one connection, and in completion mode the same buffer posted
+/// again and again), and waits for a tick, the echo and the close to be
+/// printed.
+#[track_caller]
+fn echo_example(mode_args: &[&str], mode: &str) {
     let mut child = Command::new(example("echo"))
         .args(["--addr", "127.0.0.1:0", "--seconds", "60"])
+        .args(mode_args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -41,6 +58,10 @@ fn echo_example_echoes_and_ticks() {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
+    assert!(
+        line.contains(mode),
+        "first line {line:?} should say {mode:?}"
+    );
 
     let mut client = TcpStream::connect(&addr).unwrap();
     client
@@ -50,11 +71,22 @@ fn echo_example_echoes_and_ticks() {
     let mut echoed = [0u8; 12];
     client.read_exact(&mut echoed).unwrap();
     assert_eq!(&echoed, b"hello, loop\n");
+
+    // More than the server's 4 KiB buffer, written from another thread so
+    // that neither side waits on a full socket for the other.
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let mut writer = client.try_clone().unwrap();
+    let sent = payload.clone();
+    let writer = std::thread::spawn(move || writer.write_all(&sent));
+    let mut back = vec![0u8; payload.len()];
+    client.read_exact(&mut back).unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(back == payload, "the 100,000 bytes came back changed");
     drop(client);
 
     // The worker's completions arrive through the same loop.
     let mut saw = (false, false, false);
-    for _ in 0..200 {
+    for _ in 0..10_000 {
         line.clear();
         if out.read_line(&mut line).unwrap() == 0 {
             break;

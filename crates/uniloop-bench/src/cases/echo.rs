@@ -2,6 +2,11 @@
 //! and the same hand-written epoll load generator for every system on the
 //! calling thread. Each connection sends 64 bytes, waits for the 64-byte
 //! echo, and sends again.
+//!
+//! uniloop serves it twice: in readiness mode (told a socket is readable, it
+//! reads and writes itself, like the mio and raw rows) and in completion mode
+//! (it posts a read with a buffer, gets [`uniloop::Event::IoDone`], posts that
+//! buffer as the write, and posts it again as the next read).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,6 +23,8 @@ use crate::sys::{epoll_events, Epoll};
 use crate::Config;
 
 const MSG: usize = 64;
+const READINESS: &str = "uniloop readiness mode (epoll)";
+const COMPLETION: &str = "uniloop completion mode (epoll)";
 
 pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
     let secs = cfg.pick(5.0, 0.5);
@@ -33,10 +40,13 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
             )
             .method(&format!(
                 "{conns} loopback connections, {MSG}-byte request/response, round trips counted for {secs} s \
-                 after a warm-up; one load generator (raw epoll, same for every system) on the calling thread"
+                 after a warm-up; one load generator (raw epoll, same for every system) on the calling thread; \
+                 uniloop on epoll, once with readiness events and once with posted reads and writes \
+                 (completion mode, one reused buffer per connection)"
             ))
-            .system("uniloop (epoll)", Role::Subject, move || {
-                run(conns, d, serve_uniloop)
+            .system(READINESS, Role::Subject, move || run(conns, d, serve_uniloop))
+            .system(COMPLETION, Role::Uniloop, move || {
+                run(conns, d, serve_uniloop_completion)
             })
             .system("mio", Role::Peer, move || run(conns, d, serve_mio))
             .system("tokio current_thread", Role::Peer, move || {
@@ -47,6 +57,8 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
             })
             .goal_at_least("mio", 1.0)
             .goal_at_least("raw epoll loop", 0.95)
+            .goal_pair_at_least(COMPLETION, READINESS, 0.95)
+            .goal_pair_at_least(COMPLETION, "raw epoll loop", 0.95)
         })
         .collect()
 }
@@ -199,6 +211,83 @@ fn serve_uniloop(listener: TcpListener, conns: usize) -> io::Result<()> {
                     streams[token.0 as usize] = None;
                     open -= 1;
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Posted I/O only: a read with the connection's buffer; when it brings
+/// bytes, that buffer goes out as the write; when the write is done, the
+/// emptied buffer is the next read. This loop allocates one buffer per
+/// connection and nothing per round trip.
+fn serve_uniloop_completion(listener: TcpListener, conns: usize) -> io::Result<()> {
+    use uniloop::{Event, Events, Interest, OpKind, Runtime, Token};
+    const LISTENER: Token = Token(u64::MAX);
+    let mut rt = Runtime::new()?;
+    rt.register(&listener, LISTENER, Interest::READABLE)?;
+    let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
+    let mut open = 0;
+    let mut events = Events::with_capacity(1024);
+    while streams.len() < conns || open > 0 {
+        if rt.wait(&mut events, Some(Duration::from_secs(30)))? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "uniloop completion: idle 30 s",
+            ));
+        }
+        for ev in &events {
+            match *ev {
+                Event::Io {
+                    token: LISTENER, ..
+                } => loop {
+                    match listener.accept() {
+                        Ok((s, _)) => {
+                            s.set_nonblocking(true)?;
+                            s.set_nodelay(true)?;
+                            rt.register(&s, Token(streams.len() as u64), Interest::READABLE)?;
+                            rt.post_read(&s, Vec::with_capacity(4096))?;
+                            streams.push(Some(s));
+                            open += 1;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                },
+                Event::IoDone { token, op, .. } => {
+                    let i = token.0 as usize;
+                    let Some(s) = streams[i].as_ref() else {
+                        continue;
+                    };
+                    let done = rt.take_io(op).ok_or_else(|| {
+                        io::Error::other("uniloop completion: IoDone without a result")
+                    })?;
+                    let alive = match done.error {
+                        Some(e) if gone(&e) => false,
+                        Some(e) => return Err(e),
+                        None => match done.kind {
+                            OpKind::Read if done.bytes == 0 => false,
+                            OpKind::Read => {
+                                rt.post_write(s, done.buf)?;
+                                true
+                            }
+                            OpKind::Write => {
+                                let mut buf = done.buf;
+                                buf.clear();
+                                rt.post_read(s, buf)?;
+                                true
+                            }
+                        },
+                    };
+                    if !alive {
+                        rt.deregister(s)?;
+                        streams[i] = None;
+                        open -= 1;
+                    }
+                }
+                // A connection's readiness while its write is out (no read
+                // posted): the next posted read takes the data.
+                _ => {}
             }
         }
     }
