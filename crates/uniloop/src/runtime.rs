@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::completion::{Poster, Shared};
-use crate::ops::{Finished, OpError, OpId, Ops, SourceOps, DEFAULT_WRITE_LIMIT};
+use crate::ops::{Finished, OpError, OpId, OpKind, Ops, SourceOps, DEFAULT_WRITE_LIMIT};
 use crate::registry::Registry;
 use crate::sync::Arc;
 use crate::sys::{self, AsSource, Selector, Waker};
@@ -489,16 +489,7 @@ impl Runtime {
         source: &S,
         buf: Vec<u8>,
     ) -> Result<OpId, OpError> {
-        let src = source.as_source();
-        let slot = match self.source_ops(src) {
-            Ok(slot) => slot,
-            Err(e) => return Err(OpError::from_parts(e, buf)),
-        };
-        let reg = self.registry.get_mut(slot).expect("a registered slot");
-        let io = reg.ops.as_deref_mut().expect("made by source_ops");
-        let id = self.ops.post_read(src, slot, io, buf, reg.trigger)?;
-        self.after_post(src, slot);
-        Ok(id)
+        self.post(source.as_source(), buf, OpKind::Read)
     }
 
     /// Posts a write of all of `buf` on a registered source: one
@@ -557,16 +548,7 @@ impl Runtime {
         source: &S,
         buf: Vec<u8>,
     ) -> Result<OpId, OpError> {
-        let src = source.as_source();
-        let slot = match self.source_ops(src) {
-            Ok(slot) => slot,
-            Err(e) => return Err(OpError::from_parts(e, buf)),
-        };
-        let reg = self.registry.get_mut(slot).expect("a registered slot");
-        let io = reg.ops.as_deref_mut().expect("made by source_ops");
-        let id = self.ops.post_write(src, slot, io, buf)?;
-        self.after_post(src, slot);
-        Ok(id)
+        self.post(source.as_source(), buf, OpKind::Write)
     }
 
     /// Takes back what a finished operation holds: the buffer, the byte
@@ -639,6 +621,23 @@ impl Runtime {
             .expect("made by source_ops")
             .set_limit(bytes);
         Ok(())
+    }
+
+    /// `post_read` / `post_write`: find the source, post, then give the OS
+    /// what the pending operations need.
+    fn post(&mut self, src: sys::Source<'_>, buf: Vec<u8>, kind: OpKind) -> Result<OpId, OpError> {
+        let slot = match self.source_ops(src) {
+            Ok(slot) => slot,
+            Err(e) => return Err(OpError::from_parts(e, buf)),
+        };
+        let reg = self.registry.get_mut(slot).expect("a registered slot");
+        let io = reg.ops.as_deref_mut().expect("made by source_ops");
+        let id = match kind {
+            OpKind::Read => self.ops.post_read(src, slot, io, buf, reg.trigger)?,
+            OpKind::Write => self.ops.post_write(src, slot, io, buf)?,
+        };
+        self.after_post(src, slot);
+        Ok(id)
     }
 
     /// The slot of a registered source, with its operation state made if it
