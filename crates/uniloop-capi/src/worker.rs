@@ -1,0 +1,1 @@
+//! (issue 10, helper B)
