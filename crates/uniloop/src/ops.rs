@@ -79,29 +79,31 @@ pub(crate) const DEFAULT_WRITE_LIMIT: usize = 1 << 20;
 /// [`Runtime::take_io`] / [`Runtime::cancel_io`].
 ///
 /// An id is tied to its operation: once the operation is taken, cancelled or
-/// dropped, the id matches nothing (an internal slot may be reused, but
-/// under a new generation, so an old id never names a new operation short of
-/// 2³² reuses of one slot).
+/// dropped, the id matches nothing. It names the registration's internal
+/// slot and a sequence number that slot never repeats (its counter survives
+/// deregistration, so an old id never names a new operation short of 2³²
+/// posts through one slot).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OpId(u64);
 
 impl OpId {
-    fn new(index: u32, gen: u32) -> OpId {
-        OpId(u64::from(gen) << 32 | u64::from(index))
+    pub(crate) fn new(index: u32, seq: u32) -> OpId {
+        OpId(u64::from(seq) << 32 | u64::from(index))
     }
 
-    fn index(self) -> usize {
-        (self.0 & u64::from(u32::MAX)) as usize
+    /// The registry index of the operation's source.
+    pub(crate) fn index(self) -> u32 {
+        self.0 as u32
     }
 
-    fn gen(self) -> u32 {
+    fn seq(self) -> u32 {
         (self.0 >> 32) as u32
     }
 }
 
 impl fmt::Debug for OpId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "OpId({}#{})", self.index(), self.gen())
+        write!(f, "OpId({}#{})", self.index(), self.seq())
     }
 }
 
@@ -212,34 +214,65 @@ enum Stage {
     Delivered,
 }
 
+/// One operation. It lives inside its source's [`SourceOps`] for its whole
+/// life — as the read or in the write queue, then as the finished read or
+/// write — so a post, its completion and its `take_io` touch that source's
+/// state and nothing else (no shared slab, no second lookup), and in the
+/// usual rhythm (post, finish, take, post again) not even a heap block
+/// beside it.
 struct Op {
-    /// The registration's slot.
-    reg: u64,
+    seq: u32,
     kind: OpKind,
+    stage: Stage,
     buf: Vec<u8>,
     bytes: usize,
     error: Option<io::Error>,
-    stage: Stage,
 }
 
-struct Entry {
-    gen: u32,
-    op: Option<Op>,
+impl Op {
+    fn new(seq: u32, kind: OpKind, buf: Vec<u8>) -> Op {
+        Op {
+            seq,
+            kind,
+            stage: Stage::Pending,
+            buf,
+            bytes: 0,
+            error: None,
+        }
+    }
 }
 
-/// Per-registration state, made on the first post on a source.
+impl fmt::Debug for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Op")
+            .field("seq", &self.seq)
+            .field("kind", &self.kind)
+            .field("stage", &self.stage)
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-registration state, made on the first post on a source. Dropping it
+/// (deregistration) drops every buffer it holds.
 #[derive(Debug)]
 pub(crate) struct SourceOps {
-    /// The posted read, if any (an op index).
-    read: Option<u32>,
+    /// The registry index of the source, for the ids of its operations.
+    index: u32,
+    /// The posted read, if any.
+    read: Option<Op>,
     /// Posted writes in order; the front one is going out.
-    writes: VecDeque<u32>,
+    writes: VecDeque<Op>,
     /// Unwritten bytes in `writes`.
     queued: usize,
     limit: usize,
-    /// Finished operations not yet taken (their events queued or
-    /// delivered), so `deregister` can drop them.
-    finished: Vec<u32>,
+    /// The last finished read and write not yet taken (their events queued
+    /// or delivered), kept in place.
+    read_done: Option<Op>,
+    write_done: Option<Op>,
+    /// More finished operations not yet taken, when the caller posts again
+    /// before taking the last one. Searched by scanning.
+    done: Vec<Op>,
     /// The interest the OS has now.
     armed: Interest,
     /// Oneshot: whether the OS registration is still armed.
@@ -255,15 +288,25 @@ pub(crate) struct SourceOps {
 }
 
 impl SourceOps {
-    /// `spent`: a oneshot registration that has reported since it was last
-    /// armed (so the OS has it disarmed, and the caller has had its event).
-    pub(crate) fn new(src: Source<'_>, armed: Interest, spent: bool, limit: usize) -> SourceOps {
+    /// `index`: the source's registry index. `spent`: a oneshot
+    /// registration that has reported since it was last armed (so the OS has
+    /// it disarmed, and the caller has had its event).
+    pub(crate) fn new(
+        src: Source<'_>,
+        index: u32,
+        armed: Interest,
+        spent: bool,
+        limit: usize,
+    ) -> SourceOps {
         SourceOps {
+            index,
             read: None,
             writes: VecDeque::new(),
             queued: 0,
             limit,
-            finished: Vec::new(),
+            read_done: None,
+            write_done: None,
+            done: Vec::new(),
             armed,
             os_armed: !spent,
             caller_armed: !spent,
@@ -314,18 +357,78 @@ impl SourceOps {
         };
         caller | self.need()
     }
+
+    /// Keeps a finished operation until it is taken.
+    fn keep(&mut self, op: Op) {
+        let slot = match op.kind {
+            OpKind::Read => &mut self.read_done,
+            OpKind::Write => &mut self.write_done,
+        };
+        if let Some(older) = slot.replace(op) {
+            self.done.push(older);
+        }
+    }
+
+    /// The finished operation `seq`, wherever it is kept.
+    fn finished_mut(&mut self, seq: u32) -> Option<&mut Op> {
+        if self.read_done.as_ref().is_some_and(|op| op.seq == seq) {
+            return self.read_done.as_mut();
+        }
+        if self.write_done.as_ref().is_some_and(|op| op.seq == seq) {
+            return self.write_done.as_mut();
+        }
+        self.done.iter_mut().find(|op| op.seq == seq)
+    }
+
+    /// Marks the finished operation `id` delivered, if it is finished and
+    /// its event not yet delivered, and says what its event carries.
+    pub(crate) fn deliver(&mut self, id: OpId) -> Option<(OpKind, usize, Option<io::ErrorKind>)> {
+        let op = self.finished_mut(id.seq())?;
+        if op.stage != Stage::Queued {
+            return None;
+        }
+        op.stage = Stage::Delivered;
+        Some((op.kind, op.bytes, op.error.as_ref().map(io::Error::kind)))
+    }
+
+    /// Takes a finished operation. `None` if `id` is unknown or pending.
+    pub(crate) fn take(&mut self, id: OpId) -> Option<Finished> {
+        let seq = id.seq();
+        let op = if self.read_done.as_ref().is_some_and(|op| op.seq == seq) {
+            self.read_done.take()
+        } else if self.write_done.as_ref().is_some_and(|op| op.seq == seq) {
+            self.write_done.take()
+        } else {
+            let pos = self.done.iter().position(|op| op.seq == seq)?;
+            Some(self.done.swap_remove(pos))
+        };
+        op.map(finished)
+    }
+
+    /// Cancels an operation: a pending one is withdrawn, a finished one is
+    /// taken. Either way no event for it is delivered afterwards.
+    pub(crate) fn cancel(&mut self, id: OpId) -> Option<Finished> {
+        let seq = id.seq();
+        if self.read.as_ref().is_some_and(|op| op.seq == seq) {
+            return self.read.take().map(finished);
+        }
+        if let Some(pos) = self.writes.iter().position(|op| op.seq == seq) {
+            let op = self.writes.remove(pos).expect("a queued write");
+            self.queued -= op.buf.len() - op.bytes;
+            return Some(finished(op));
+        }
+        self.take(id)
+    }
 }
 
 /// What the runtime must do with the OS registration after an operation
 /// step: nothing, or re-register with this interest.
 pub(crate) type Rearm = Option<Interest>;
 
-/// All posted operations of one runtime: a slab of generation-tagged
-/// entries, and the queue of finished ones whose events are still to be
-/// delivered.
+/// The runtime's side of posted operations: the order in which finished
+/// operations are to be delivered (the operations themselves live with
+/// their sources), and the default write limit.
 pub(crate) struct Ops {
-    entries: Vec<Entry>,
-    free: Vec<u32>,
     /// Finished operations, in the order they finished. An entry whose op
     /// was taken or cancelled meanwhile no longer matches and is skipped.
     done: VecDeque<OpId>,
@@ -335,7 +438,6 @@ pub(crate) struct Ops {
 impl fmt::Debug for Ops {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ops")
-            .field("live", &(self.entries.len() - self.free.len()))
             .field("done", &self.done.len())
             .finish()
     }
@@ -344,73 +446,18 @@ impl fmt::Debug for Ops {
 impl Ops {
     pub(crate) fn new(default_limit: usize) -> Ops {
         Ops {
-            entries: Vec::new(),
-            free: Vec::new(),
             done: VecDeque::new(),
             default_limit,
         }
     }
 
-    fn insert(&mut self, op: Op) -> OpId {
-        match self.free.pop() {
-            Some(i) => {
-                let e = &mut self.entries[i as usize];
-                e.gen = e.gen.wrapping_add(1);
-                e.op = Some(op);
-                OpId::new(i, e.gen)
-            }
-            None => {
-                let i = u32::try_from(self.entries.len()).expect("fewer than 2^32 operations");
-                self.entries.push(Entry {
-                    gen: 0,
-                    op: Some(op),
-                });
-                OpId::new(i, 0)
-            }
-        }
-    }
-
-    fn id(&self, index: u32) -> OpId {
-        OpId::new(index, self.entries[index as usize].gen)
-    }
-
-    fn get(&self, id: OpId) -> Option<&Op> {
-        let e = self.entries.get(id.index())?;
-        if e.gen == id.gen() {
-            e.op.as_ref()
-        } else {
-            None
-        }
-    }
-
-    fn op_mut(&mut self, index: u32) -> &mut Op {
-        self.entries[index as usize]
-            .op
-            .as_mut()
-            .expect("a source's operation is live")
-    }
-
-    fn remove(&mut self, index: u32) -> Op {
-        let op = self.entries[index as usize]
-            .op
-            .take()
-            .expect("a source's operation is live");
-        self.free.push(index);
-        op
-    }
-
-    /// The registration slot of a live operation.
-    pub(crate) fn reg_of(&self, id: OpId) -> Option<u64> {
-        self.get(id).map(|op| op.reg)
-    }
-
-    /// Posts a read. The caller has checked the registration and the
-    /// buffer; `src` is that registration's source.
+    /// Posts a read as operation `seq`. The caller has checked the
+    /// registration; `src` is that registration's source.
     pub(crate) fn post_read(
         &mut self,
         src: Source<'_>,
-        reg: u64,
         io: &mut SourceOps,
+        seq: u32,
         buf: Vec<u8>,
         trigger: Trigger,
     ) -> Result<OpId, OpError> {
@@ -428,27 +475,19 @@ impl Ops {
                 buf,
             ));
         }
-        let id = self.insert(Op {
-            reg,
-            kind: OpKind::Read,
-            buf,
-            bytes: 0,
-            error: None,
-            stage: Stage::Pending,
-        });
-        io.read = Some(id.index() as u32);
+        io.read = Some(Op::new(seq, OpKind::Read, buf));
         if io.maybe_readable {
             self.try_read(src, io, trigger);
         }
-        Ok(id)
+        Ok(OpId::new(io.index, seq))
     }
 
-    /// Posts a write.
+    /// Posts a write as operation `seq`.
     pub(crate) fn post_write(
         &mut self,
         src: Source<'_>,
-        reg: u64,
         io: &mut SourceOps,
+        seq: u32,
         buf: Vec<u8>,
     ) -> Result<OpId, OpError> {
         if !buf.is_empty()
@@ -461,31 +500,27 @@ impl Ops {
                 buf,
             ));
         }
-        io.queued += buf.len();
-        let id = self.insert(Op {
-            reg,
-            kind: OpKind::Write,
-            buf,
-            bytes: 0,
-            error: None,
-            stage: Stage::Pending,
-        });
-        io.writes.push_back(id.index() as u32);
-        if io.writes.len() == 1 {
-            self.flush(src, io);
+        let mut op = Op::new(seq, OpKind::Write, buf);
+        if io.writes.is_empty() && self.write_out(src, io.socket, &mut op) {
+            // All out (or failed) at once: it never enters the queue.
+            self.finish(io, op);
+        } else {
+            io.queued += op.buf.len() - op.bytes;
+            io.writes.push_back(op);
         }
-        Ok(id)
+        Ok(OpId::new(io.index, seq))
     }
 
     /// After a post: what the OS registration must change to, if anything.
     /// Interest is only ever added here; taking it away waits for readiness
     /// that nobody wants (see the module doc).
     pub(crate) fn after_post(io: &SourceOps, caller: Interest, trigger: Trigger) -> Rearm {
-        let want = io.wanted(caller);
         if trigger == Trigger::Oneshot && !io.os_armed {
-            io.busy().then_some(want)
+            io.busy().then(|| io.wanted(caller))
         } else {
-            io.need().exceeds(io.armed).then_some(io.armed | want)
+            io.need()
+                .exceeds(io.armed)
+                .then(|| io.armed | io.wanted(caller))
         }
     }
 
@@ -572,20 +607,19 @@ impl Ops {
     /// Re-arming the source failed: the pending operations cannot make
     /// progress, so they end with that error.
     pub(crate) fn fail_pending(&mut self, io: &mut SourceOps, e: &io::Error) {
-        if let Some(i) = io.read.take() {
-            self.op_mut(i).error = Some(copy_error(e));
-            self.finish(io, i);
+        if let Some(mut op) = io.read.take() {
+            op.error = Some(copy_error(e));
+            self.finish(io, op);
         }
-        while let Some(i) = io.writes.pop_front() {
-            self.op_mut(i).error = Some(copy_error(e));
-            self.finish(io, i);
+        while let Some(mut op) = io.writes.pop_front() {
+            op.error = Some(copy_error(e));
+            self.finish(io, op);
         }
         io.queued = 0;
     }
 
     fn try_read(&mut self, src: Source<'_>, io: &mut SourceOps, trigger: Trigger) {
-        let Some(i) = io.read else { return };
-        let op = self.op_mut(i);
+        let Some(op) = io.read.as_mut() else { return };
         let room = op.buf.capacity() - op.buf.len();
         match sys::read(src, &mut op.buf) {
             Ok(n) => {
@@ -598,52 +632,59 @@ impl Ops {
                 if n > 0 && n < room && trigger != Trigger::Edge {
                     io.maybe_readable = false;
                 }
-                io.read = None;
-                self.finish(io, i);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => io.maybe_readable = false,
-            Err(e) => {
-                op.error = Some(e);
-                io.read = None;
-                self.finish(io, i);
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                io.maybe_readable = false;
+                return;
+            }
+            Err(e) => op.error = Some(e),
+        }
+        let op = io.read.take().expect("the posted read");
+        self.finish(io, op);
+    }
+
+    /// Writes what is left of `op`. True when it has finished: all of it
+    /// out, or an error; false when the source is full.
+    fn write_out(&mut self, src: Source<'_>, socket: bool, op: &mut Op) -> bool {
+        while op.bytes < op.buf.len() {
+            match sys::write(src, &op.buf[op.bytes..], socket) {
+                Ok(0) => {
+                    op.error = Some(io::Error::from(io::ErrorKind::WriteZero));
+                    return true;
+                }
+                Ok(n) => op.bytes += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) => {
+                    op.error = Some(e);
+                    return true;
+                }
             }
         }
+        true
     }
 
     /// Writes from the front of the queue until it is empty or the socket
     /// is full.
     fn flush(&mut self, src: Source<'_>, io: &mut SourceOps) {
-        while let Some(&i) = io.writes.front() {
-            let socket = io.socket;
-            let op = self.op_mut(i);
-            while op.bytes < op.buf.len() {
-                match sys::write(src, &op.buf[op.bytes..], socket) {
-                    Ok(0) => {
-                        op.error = Some(io::Error::from(io::ErrorKind::WriteZero));
-                        break;
-                    }
-                    Ok(n) => {
-                        op.bytes += n;
-                        io.queued -= n;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    Err(e) => {
-                        op.error = Some(e);
-                        break;
-                    }
-                }
+        while let Some(op) = io.writes.front_mut() {
+            let before = op.bytes;
+            let done = self.write_out(src, io.socket, op);
+            // What went out, and on an error what never will.
+            let left_before = op.buf.len() - before;
+            let left_now = if done { 0 } else { op.buf.len() - op.bytes };
+            io.queued -= left_before - left_now;
+            if !done {
+                return;
             }
-            io.queued -= op.buf.len() - op.bytes;
-            io.writes.pop_front();
-            self.finish(io, i);
+            let op = io.writes.pop_front().expect("the front write");
+            self.finish(io, op);
         }
     }
 
-    fn finish(&mut self, io: &mut SourceOps, index: u32) {
-        self.op_mut(index).stage = Stage::Queued;
-        io.finished.push(index);
-        let id = self.id(index);
-        self.done.push_back(id);
+    fn finish(&mut self, io: &mut SourceOps, mut op: Op) {
+        op.stage = Stage::Queued;
+        self.done.push_back(OpId::new(io.index, op.seq));
+        io.keep(op);
     }
 
     /// Whether finished operations wait for delivery.
@@ -651,68 +692,10 @@ impl Ops {
         !self.done.is_empty()
     }
 
-    /// The next finished operation to deliver: its id, registration slot,
-    /// kind, bytes and error kind. Marks it delivered.
-    pub(crate) fn pop_done(&mut self) -> Option<(OpId, u64, OpKind, usize, Option<io::ErrorKind>)> {
-        while let Some(id) = self.done.pop_front() {
-            let Some(e) = self.entries.get_mut(id.index()) else {
-                continue;
-            };
-            if e.gen != id.gen() {
-                continue;
-            }
-            let Some(op) = e.op.as_mut() else { continue };
-            if op.stage != Stage::Queued {
-                continue;
-            }
-            op.stage = Stage::Delivered;
-            return Some((
-                id,
-                op.reg,
-                op.kind,
-                op.bytes,
-                op.error.as_ref().map(io::Error::kind),
-            ));
-        }
-        None
-    }
-
-    /// Takes a finished operation. `None` if `id` is unknown or pending.
-    pub(crate) fn take(&mut self, io: &mut SourceOps, id: OpId) -> Option<Finished> {
-        let op = self.get(id)?;
-        if op.stage == Stage::Pending {
-            return None;
-        }
-        let index = id.index() as u32;
-        if let Some(pos) = io.finished.iter().position(|&i| i == index) {
-            io.finished.swap_remove(pos);
-        }
-        Some(finished(self.remove(index)))
-    }
-
-    /// Cancels an operation: a pending one is withdrawn, a finished one is
-    /// taken. Either way no event for it is delivered afterwards.
-    pub(crate) fn cancel(&mut self, io: &mut SourceOps, id: OpId) -> Option<Finished> {
-        let op = self.get(id)?;
-        if op.stage != Stage::Pending {
-            return self.take(io, id);
-        }
-        let index = id.index() as u32;
-        if io.read == Some(index) {
-            io.read = None;
-        } else if let Some(pos) = io.writes.iter().position(|&i| i == index) {
-            io.writes.remove(pos);
-            let op = self.op_mut(index);
-            io.queued -= op.buf.len() - op.bytes;
-        }
-        Some(finished(self.remove(index)))
-    }
-
-    /// Drops every operation of a source (it is being deregistered).
-    pub(crate) fn drop_source(&mut self, io: SourceOps) {
-        for i in io.read.into_iter().chain(io.writes).chain(io.finished) {
-            self.remove(i);
-        }
+    /// The next finished operation in delivery order (it may have been
+    /// taken or cancelled since: [`SourceOps::deliver`] tells).
+    pub(crate) fn pop_done(&mut self) -> Option<OpId> {
+        self.done.pop_front()
     }
 }
 

@@ -33,12 +33,78 @@ pub(crate) struct Reg {
 #[derive(Debug)]
 struct Entry {
     gen: u32,
+    /// The sequence number of the next operation posted through this slot
+    /// ([`OpId`](crate::OpId)). It is never reset, so ids stay unique
+    /// across the slot's successive registrations.
+    next_seq: u32,
     reg: Option<Reg>,
+}
+
+/// Source number → slot. Every post, deregister and reregister looks its
+/// source up here, so small numbers (the fds a process has open, and the
+/// SOCKET values Windows hands out in practice) index a vector — one load,
+/// where a SipHash map cost a fifth of a posted round trip's instructions —
+/// and only numbers past [`DENSE_LIMIT`] go to a map.
+#[derive(Debug, Default)]
+struct SourceMap {
+    /// Indexed by source number; [`NO_SLOT`] where none is registered.
+    dense: Vec<u64>,
+    sparse: HashMap<RawSource, u64>,
+    len: usize,
+}
+
+/// No slot: slot numbers never reach it (an index is below `u32::MAX`).
+const NO_SLOT: u64 = u64::MAX;
+
+/// Source numbers below this are kept in the vector (8 bytes each, grown
+/// only as far as the largest number seen).
+const DENSE_LIMIT: usize = 1 << 20;
+
+impl SourceMap {
+    fn dense_index(raw: RawSource) -> Option<usize> {
+        usize::try_from(raw).ok().filter(|&i| i < DENSE_LIMIT)
+    }
+
+    fn get(&self, raw: RawSource) -> Option<u64> {
+        match Self::dense_index(raw) {
+            Some(i) => self.dense.get(i).copied().filter(|&s| s != NO_SLOT),
+            None => self.sparse.get(&raw).copied(),
+        }
+    }
+
+    fn insert(&mut self, raw: RawSource, slot: u64) {
+        let old = match Self::dense_index(raw) {
+            Some(i) => {
+                if i >= self.dense.len() {
+                    self.dense.resize((i + 1).next_power_of_two(), NO_SLOT);
+                }
+                Some(std::mem::replace(&mut self.dense[i], slot)).filter(|&s| s != NO_SLOT)
+            }
+            None => self.sparse.insert(raw, slot),
+        };
+        if old.is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, raw: RawSource) {
+        let old = match Self::dense_index(raw) {
+            Some(i) => self
+                .dense
+                .get_mut(i)
+                .map(|s| std::mem::replace(s, NO_SLOT))
+                .filter(|&s| s != NO_SLOT),
+            None => self.sparse.remove(&raw),
+        };
+        if old.is_some() {
+            self.len -= 1;
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    by_source: HashMap<RawSource, u64>,
+    by_source: SourceMap,
     slots: Vec<Entry>,
     free_slots: Vec<u32>,
 }
@@ -47,7 +113,8 @@ fn slot_of(index: u32, gen: u32) -> u64 {
     u64::from(gen) << 32 | u64::from(index)
 }
 
-fn index_of(slot: u64) -> usize {
+/// The slab index of a slot number.
+pub(crate) fn index_of(slot: u64) -> usize {
     (slot & u64::from(u32::MAX)) as usize
 }
 
@@ -88,6 +155,7 @@ impl Registry {
                     .expect("fewer than 2^32 - 1 registrations");
                 self.slots.push(Entry {
                     gen: 0,
+                    next_seq: 0,
                     reg: Some(reg),
                 });
                 slot_of(index, 0)
@@ -115,19 +183,19 @@ impl Registry {
             e.gen = next;
             self.free_slots.push(index_of(slot) as u32);
         }
-        if self.by_source.get(&reg.raw) == Some(&slot) {
-            self.by_source.remove(&reg.raw);
+        if self.by_source.get(reg.raw) == Some(slot) {
+            self.by_source.remove(reg.raw);
         }
         Some(reg)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.by_source.len()
+        self.by_source.len
     }
 
     /// The slot `raw` is registered under, if any.
     pub(crate) fn find(&self, raw: RawSource) -> Option<u64> {
-        self.by_source.get(&raw).copied()
+        self.by_source.get(raw)
     }
 
     pub(crate) fn lookup(&self, raw: RawSource) -> io::Result<u64> {
@@ -138,6 +206,24 @@ impl Registry {
     pub(crate) fn get(&self, slot: u64) -> Option<&Reg> {
         let e = self.slots.get(index_of(slot))?;
         (e.gen == gen_of(slot)).then_some(e.reg.as_ref()).flatten()
+    }
+
+    /// The live registration at `index`, whatever its generation (an
+    /// operation id names the index; its sequence number tells whether the
+    /// operation is still there).
+    pub(crate) fn at_index_mut(&mut self, index: u32) -> Option<&mut Reg> {
+        self.slots.get_mut(index as usize)?.reg.as_mut()
+    }
+
+    /// The registration in `slot` and a fresh operation sequence number.
+    pub(crate) fn for_post(&mut self, slot: u64) -> Option<(&mut Reg, u32)> {
+        let e = self.slots.get_mut(index_of(slot))?;
+        if e.gen != gen_of(slot) {
+            return None;
+        }
+        let seq = e.next_seq;
+        e.next_seq = seq.wrapping_add(1);
+        Some((e.reg.as_mut()?, seq))
     }
 
     pub(crate) fn get_mut(&mut self, slot: u64) -> Option<&mut Reg> {
@@ -164,6 +250,22 @@ mod tests {
         assert!(r.free(a).is_none());
         assert_eq!(r.get(b).map(|reg| reg.token), Some(Token(2)));
         assert_eq!(r.find(5), Some(b));
+    }
+
+    #[test]
+    fn large_source_numbers_use_the_map() {
+        let mut r = Registry::default();
+        let big = DENSE_LIMIT as RawSource + 3;
+        let a = r.alloc(big, Token(1), Interest::READABLE, Trigger::Level);
+        r.map(a);
+        let b = r.alloc(7, Token(2), Interest::READABLE, Trigger::Level);
+        r.map(b);
+        assert_eq!((r.find(big), r.find(7), r.len()), (Some(a), Some(b), 2));
+        assert_eq!(r.find(8), None);
+        assert!(r.free(a).is_some());
+        assert_eq!((r.find(big), r.len()), (None, 1));
+        assert!(r.free(b).is_some());
+        assert_eq!((r.find(7), r.len()), (None, 0));
     }
 
     #[test]

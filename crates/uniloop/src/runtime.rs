@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::completion::{Poster, Shared};
 use crate::ops::{Finished, OpError, OpId, OpKind, Ops, SourceOps, DEFAULT_WRITE_LIMIT};
-use crate::registry::Registry;
+use crate::registry::{index_of, Registry};
 use crate::sync::Arc;
 use crate::sys::{self, AsSource, Selector, Waker};
 use crate::timer::{TimerId, Timers};
@@ -315,9 +315,8 @@ impl Runtime {
         }
         self.registry.map(slot);
         if let Some(old) = stale {
-            if let Some(ops) = self.registry.free(old).and_then(|reg| reg.ops) {
-                self.ops.drop_source(*ops);
-            }
+            // Dropping its operation state drops the buffers it held.
+            drop(self.registry.free(old));
         }
         Ok(())
     }
@@ -414,9 +413,8 @@ impl Runtime {
         // Forget it even if the OS complains (a closed fd, say): the caller
         // asked for it gone.
         let r = self.selector.deregister(src);
-        if let Some(ops) = self.registry.free(slot).and_then(|reg| reg.ops) {
-            self.ops.drop_source(*ops);
-        }
+        // Dropping its operation state drops the buffers it held.
+        drop(self.registry.free(slot));
         r
     }
 
@@ -559,9 +557,8 @@ impl Runtime {
     /// Returns `None` if `op` has not finished yet, was taken or cancelled
     /// already, or belonged to a source since deregistered.
     pub fn take_io(&mut self, op: OpId) -> Option<Finished> {
-        let slot = self.ops.reg_of(op)?;
-        let io = self.registry.get_mut(slot)?.ops.as_deref_mut()?;
-        self.ops.take(io, op)
+        let reg = self.registry.at_index_mut(op.index())?;
+        reg.ops.as_deref_mut()?.take(op)
     }
 
     /// Cancels a posted operation and hands its buffer back. After this no
@@ -596,9 +593,8 @@ impl Runtime {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn cancel_io(&mut self, op: OpId) -> Option<Finished> {
-        let slot = self.ops.reg_of(op)?;
-        let io = self.registry.get_mut(slot)?.ops.as_deref_mut()?;
-        self.ops.cancel(io, op)
+        let reg = self.registry.at_index_mut(op.index())?;
+        reg.ops.as_deref_mut()?.cancel(op)
     }
 
     /// Sets how many unwritten bytes of posted writes may queue on `source`
@@ -626,17 +622,32 @@ impl Runtime {
     /// `post_read` / `post_write`: find the source, post, then give the OS
     /// what the pending operations need.
     fn post(&mut self, src: sys::Source<'_>, buf: Vec<u8>, kind: OpKind) -> Result<OpId, OpError> {
-        let slot = match self.source_ops(src) {
+        let slot = match self.registry.lookup(sys::raw_source(src)) {
             Ok(slot) => slot,
             Err(e) => return Err(OpError::from_parts(e, buf)),
         };
-        let reg = self.registry.get_mut(slot).expect("a registered slot");
-        let io = reg.ops.as_deref_mut().expect("made by source_ops");
+        let (reg, seq) = self.registry.for_post(slot).expect("a registered slot");
+        let default_limit = self.ops.default_limit;
+        let io = reg.ops.get_or_insert_with(|| {
+            Box::new(SourceOps::new(
+                src,
+                index_of(slot) as u32,
+                reg.interest,
+                reg.spent,
+                default_limit,
+            ))
+        });
         let id = match kind {
-            OpKind::Read => self.ops.post_read(src, slot, io, buf, reg.trigger)?,
-            OpKind::Write => self.ops.post_write(src, slot, io, buf)?,
+            OpKind::Read => self.ops.post_read(src, io, seq, buf, reg.trigger)?,
+            OpKind::Write => self.ops.post_write(src, io, seq, buf)?,
         };
-        self.after_post(src, slot);
+        // Give the OS what the pending operations now need.
+        if let Some(want) = Ops::after_post(io, reg.interest, reg.trigger) {
+            match self.selector.reregister(src, slot, want, reg.trigger) {
+                Ok(()) => Ops::armed(io, want),
+                Err(e) => self.ops.fail_pending(io, &e),
+            }
+        }
         Ok(id)
     }
 
@@ -646,22 +657,11 @@ impl Runtime {
         let slot = self.registry.lookup(sys::raw_source(src))?;
         let reg = self.registry.get_mut(slot).expect("a registered slot");
         if reg.ops.is_none() {
-            let ops = SourceOps::new(src, reg.interest, reg.spent, self.ops.default_limit);
+            let index = index_of(slot) as u32;
+            let ops = SourceOps::new(src, index, reg.interest, reg.spent, self.ops.default_limit);
             reg.ops = Some(Box::new(ops));
         }
         Ok(slot)
-    }
-
-    /// Gives the OS what a post left pending operations needing.
-    fn after_post(&mut self, src: sys::Source<'_>, slot: u64) {
-        let reg = self.registry.get_mut(slot).expect("a registered slot");
-        let io = reg.ops.as_deref_mut().expect("made by source_ops");
-        if let Some(want) = Ops::after_post(io, reg.interest, reg.trigger) {
-            match self.selector.reregister(src, slot, want, reg.trigger) {
-                Ok(()) => Ops::armed(io, want),
-                Err(e) => self.ops.fail_pending(io, &e),
-            }
-        }
     }
 
     /// A handle for other threads to post completions and wake the loop.
@@ -889,12 +889,18 @@ impl Runtime {
             }
         }
         while events.len() < limit {
-            let Some((op, slot, kind, bytes, error)) = self.ops.pop_done() else {
+            let Some(op) = self.ops.pop_done() else {
                 break;
             };
-            if let Some(reg) = self.registry.get(slot) {
+            // Gone (taken, cancelled, deregistered) unless `deliver` finds it.
+            let Some(reg) = self.registry.at_index_mut(op.index()) else {
+                continue;
+            };
+            let token = reg.token;
+            if let Some((kind, bytes, error)) = reg.ops.as_deref_mut().and_then(|io| io.deliver(op))
+            {
                 events.push(Event::IoDone {
-                    token: reg.token,
+                    token,
                     op,
                     kind,
                     bytes,

@@ -184,6 +184,11 @@ pub(crate) fn deregister_with_ops_in_flight(b: Backend) {
     // Registered again, a new read gets the data the dropped read left.
     rt.register(&server, Token(2), Interest::READABLE).unwrap();
     let op = rt.post_read(&server, read_buf(b"", 64)).unwrap();
+    // The new registration reuses the slot: the old ids still name nothing.
+    for old in [read, write, queued] {
+        assert_ne!(old, op);
+        assert!(rt.cancel_io(old).is_none(), "an old id took a new op");
+    }
     let (d, more) = wait_done(&mut rt, &mut events, op);
     seen.extend(more);
     seen.extend(poll_now(&mut rt, &mut events));
