@@ -320,6 +320,7 @@ impl SourceOps {
     }
 
     /// What pending operations need from the OS.
+    #[inline]
     fn need(&self) -> Interest {
         let mut need = Interest::NONE;
         if self.read.is_some() {
@@ -331,6 +332,7 @@ impl SourceOps {
         need
     }
 
+    #[inline]
     fn busy(&self) -> bool {
         self.read.is_some() || !self.writes.is_empty()
     }
@@ -349,6 +351,7 @@ impl SourceOps {
     }
 
     /// What to ask of the OS for `caller` interest with this state.
+    #[inline]
     pub(crate) fn wanted(&self, caller: Interest) -> Interest {
         let caller = if self.caller_armed {
             caller
@@ -359,6 +362,7 @@ impl SourceOps {
     }
 
     /// Keeps a finished operation until it is taken.
+    #[inline]
     fn keep(&mut self, op: Op) {
         let slot = match op.kind {
             OpKind::Read => &mut self.read_done,
@@ -370,6 +374,7 @@ impl SourceOps {
     }
 
     /// The finished operation `seq`, wherever it is kept.
+    #[inline]
     fn finished_mut(&mut self, seq: u32) -> Option<&mut Op> {
         if self.read_done.as_ref().is_some_and(|op| op.seq == seq) {
             return self.read_done.as_mut();
@@ -382,6 +387,7 @@ impl SourceOps {
 
     /// Marks the finished operation `id` delivered, if it is finished and
     /// its event not yet delivered, and says what its event carries.
+    #[inline]
     pub(crate) fn deliver(&mut self, id: OpId) -> Option<(OpKind, usize, Option<io::ErrorKind>)> {
         let op = self.finished_mut(id.seq())?;
         if op.stage != Stage::Queued {
@@ -392,6 +398,7 @@ impl SourceOps {
     }
 
     /// Takes a finished operation. `None` if `id` is unknown or pending.
+    #[inline]
     pub(crate) fn take(&mut self, id: OpId) -> Option<Finished> {
         let seq = id.seq();
         let op = if self.read_done.as_ref().is_some_and(|op| op.seq == seq) {
@@ -453,6 +460,7 @@ impl Ops {
 
     /// Posts a read as operation `seq`. The caller has checked the
     /// registration; `src` is that registration's source.
+    #[inline]
     pub(crate) fn post_read(
         &mut self,
         src: Source<'_>,
@@ -483,6 +491,7 @@ impl Ops {
     }
 
     /// Posts a write as operation `seq`.
+    #[inline]
     pub(crate) fn post_write(
         &mut self,
         src: Source<'_>,
@@ -514,6 +523,7 @@ impl Ops {
     /// After a post: what the OS registration must change to, if anything.
     /// Interest is only ever added here; taking it away waits for readiness
     /// that nobody wants (see the module doc).
+    #[inline]
     pub(crate) fn after_post(io: &SourceOps, caller: Interest, trigger: Trigger) -> Rearm {
         if trigger == Trigger::Oneshot && !io.os_armed {
             io.busy().then(|| io.wanted(caller))
@@ -599,6 +609,7 @@ impl Ops {
     }
 
     /// The OS registration now has `armed` (after a successful rearm).
+    #[inline]
     pub(crate) fn armed(io: &mut SourceOps, armed: Interest) {
         io.armed = armed;
         io.os_armed = !armed.is_none();
@@ -618,6 +629,7 @@ impl Ops {
         io.queued = 0;
     }
 
+    #[inline]
     fn try_read(&mut self, src: Source<'_>, io: &mut SourceOps, trigger: Trigger) {
         let Some(op) = io.read.as_mut() else { return };
         let room = op.buf.capacity() - op.buf.len();
@@ -645,6 +657,7 @@ impl Ops {
 
     /// Writes what is left of `op`. True when it has finished: all of it
     /// out, or an error; false when the source is full.
+    #[inline]
     fn write_out(&mut self, src: Source<'_>, socket: bool, op: &mut Op) -> bool {
         while op.bytes < op.buf.len() {
             match sys::write(src, &op.buf[op.bytes..], socket) {
@@ -681,6 +694,7 @@ impl Ops {
         }
     }
 
+    #[inline]
     fn finish(&mut self, io: &mut SourceOps, mut op: Op) {
         op.stage = Stage::Queued;
         self.done.push_back(OpId::new(io.index, op.seq));
@@ -688,12 +702,14 @@ impl Ops {
     }
 
     /// Whether finished operations wait for delivery.
+    #[inline]
     pub(crate) fn has_done(&self) -> bool {
         !self.done.is_empty()
     }
 
     /// The next finished operation in delivery order (it may have been
     /// taken or cancelled since: [`SourceOps::deliver`] tells).
+    #[inline]
     pub(crate) fn pop_done(&mut self) -> Option<OpId> {
         self.done.pop_front()
     }

@@ -61,10 +61,12 @@ const NO_SLOT: u64 = u64::MAX;
 const DENSE_LIMIT: usize = 1 << 20;
 
 impl SourceMap {
+    #[inline]
     fn dense_index(raw: RawSource) -> Option<usize> {
         usize::try_from(raw).ok().filter(|&i| i < DENSE_LIMIT)
     }
 
+    #[inline]
     fn get(&self, raw: RawSource) -> Option<u64> {
         match Self::dense_index(raw) {
             Some(i) => self.dense.get(i).copied().filter(|&s| s != NO_SLOT),
@@ -194,15 +196,18 @@ impl Registry {
     }
 
     /// The slot `raw` is registered under, if any.
+    #[inline]
     pub(crate) fn find(&self, raw: RawSource) -> Option<u64> {
         self.by_source.get(raw)
     }
 
+    #[inline]
     pub(crate) fn lookup(&self, raw: RawSource) -> io::Result<u64> {
         self.find(raw)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "source is not registered"))
     }
 
+    #[inline]
     pub(crate) fn get(&self, slot: u64) -> Option<&Reg> {
         let e = self.slots.get(index_of(slot))?;
         (e.gen == gen_of(slot)).then_some(e.reg.as_ref()).flatten()
@@ -211,11 +216,13 @@ impl Registry {
     /// The live registration at `index`, whatever its generation (an
     /// operation id names the index; its sequence number tells whether the
     /// operation is still there).
+    #[inline]
     pub(crate) fn at_index_mut(&mut self, index: u32) -> Option<&mut Reg> {
         self.slots.get_mut(index as usize)?.reg.as_mut()
     }
 
     /// The registration in `slot` and a fresh operation sequence number.
+    #[inline]
     pub(crate) fn for_post(&mut self, slot: u64) -> Option<(&mut Reg, u32)> {
         let e = self.slots.get_mut(index_of(slot))?;
         if e.gen != gen_of(slot) {
@@ -226,6 +233,7 @@ impl Registry {
         Some((e.reg.as_mut()?, seq))
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, slot: u64) -> Option<&mut Reg> {
         let e = self.slots.get_mut(index_of(slot))?;
         (e.gen == gen_of(slot)).then_some(e.reg.as_mut()).flatten()

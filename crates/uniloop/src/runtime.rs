@@ -556,6 +556,7 @@ impl Runtime {
     ///
     /// Returns `None` if `op` has not finished yet, was taken or cancelled
     /// already, or belonged to a source since deregistered.
+    #[inline]
     pub fn take_io(&mut self, op: OpId) -> Option<Finished> {
         let reg = self.registry.at_index_mut(op.index())?;
         reg.ops.as_deref_mut()?.take(op)
