@@ -139,6 +139,7 @@ impl Builder {
             timers: Timers::new(),
             scratch: Vec::new(),
             turn: 0,
+            looked: false,
             _not_sync: PhantomData,
         })
     }
@@ -189,6 +190,9 @@ pub struct Runtime {
     scratch: Vec<(u64, Readiness)>,
     /// Alternates who goes first when `events` has room for only one.
     turn: u64,
+    /// Whether the last `wait` looked at the OS. A call that has events of
+    /// its own to return may then skip its look (see `wait`).
+    looked: bool,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -774,7 +778,11 @@ impl Runtime {
     ///    [`Event::Completion`]s (in order per posting thread). This run
     ///    leaves room for readiness: it takes at most half of `events`
     ///    (with a capacity of 1, every other call leaves it to readiness).
-    /// 2. I/O readiness ([`Event::Io`]) from one look at the OS.
+    /// 2. I/O readiness ([`Event::Io`]) from one look at the OS — skipped
+    ///    when the first run holds only [`Event::IoDone`]s and the previous
+    ///    call looked, so a loop whose writes finish inside `post_write`
+    ///    makes one OS call per turn, not two (the OS is still looked at by
+    ///    every other call at least; the readiness comes with the next).
     /// 3. Another run ordered as the first: what arrived, became due or
     ///    finished while the OS was asked — posted I/O that readiness has
     ///    just completed comes here — and what did not fit in the first.
@@ -829,12 +837,23 @@ impl Runtime {
             let more = self.collect(events, now, events.capacity() - reserve);
             let expired = timeout == Some(Duration::ZERO) || deadline.is_some_and(|d| now >= d);
             if more || !events.is_empty() || expired {
-                if events.room() > 0 && !io_polled {
+                // One look at the OS, unless the last call looked and all
+                // this one has to return is posted I/O that finished (in
+                // the caller's own posts: a write that all went out at
+                // once). A loop of posts then pays one OS look per turn,
+                // not two, and the OS is still looked at by every other
+                // call at least.
+                let skip = self.looked
+                    && !events.is_empty()
+                    && events.iter().all(|e| matches!(e, Event::IoDone { .. }));
+                self.looked = false;
+                if events.room() > 0 && !io_polled && !skip {
                     match self.poll_io(events, Some(Duration::ZERO)) {
                         Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
-                        _ => {}
+                        _ => self.looked = true,
                     }
                 }
+                self.looked |= io_polled;
                 self.collect(events, now, events.capacity());
                 return Ok(events.len());
             }
@@ -855,6 +874,7 @@ impl Runtime {
                 }
             }
             if !events.is_empty() {
+                self.looked = true;
                 // The clock only matters here for due timers: skip the read
                 // when there are none (one clock read less per busy wait).
                 if self.timers.len() > 0 {

@@ -92,6 +92,7 @@ contract_suite! {
     second_read_while_one_is_posted: shared,
     read_buffer_without_spare_capacity: shared,
     write_limit_is_would_block: shared,
+    finished_writes_alone_skip_one_os_look: shared,
     #[cfg(unix)]
     post_on_a_closed_fd: exclusive,
 }

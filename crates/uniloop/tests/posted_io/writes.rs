@@ -415,3 +415,50 @@ pub(crate) fn write_to_a_closed_peer_fails(b: Backend) {
     }
     panic!("1000 writes to a closed peer succeeded");
 }
+
+// ---- one OS look per turn ------------------------------------------------------
+
+/// A write that goes out inside `post_write` is delivered by the next
+/// `wait`; when the call before it looked at the OS, that `wait` returns it
+/// without looking again (one OS call per turn of a post-and-wait loop),
+/// and the readiness it left comes with the call after. No call skips two
+/// looks in a row.
+pub(crate) fn finished_writes_alone_skip_one_os_look(b: Backend) {
+    let mut rt = rt(b);
+    let (client, server) = tcp_pair();
+    rt.register(&server, Token(1), Interest::READABLE).unwrap();
+    rt.register(&client, Token(2), Interest::READABLE).unwrap();
+    send(&client, b"x");
+    let mut events = Events::with_capacity(16);
+    // The server stays readable (level: nobody reads it).
+    wait_until(&mut rt, &mut events, |e| {
+        matches!(
+            e,
+            Event::Io {
+                token: Token(1),
+                ..
+            }
+        )
+    });
+    let mut looks_missed = 0;
+    for round in 0..20 {
+        let op = rt.post_write(&client, vec![b'y']).unwrap();
+        rt.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
+        let got = listed(&events);
+        let done = dones(&got);
+        assert_eq!(done.len(), 1, "round {round}: {got:?}");
+        assert_eq!((done[0].op, done[0].bytes), (op, 1));
+        assert!(rt.take_io(op).is_some());
+        if io_for(&got, Token(1)).is_empty() {
+            looks_missed += 1;
+            // Skipped this time: the next call looks and reports it.
+            rt.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
+            let got = listed(&events);
+            assert!(!io_for(&got, Token(1)).is_empty(), "round {round}: {got:?}");
+        }
+    }
+    assert_eq!(
+        looks_missed, 20,
+        "every finished-at-once write skipped a look"
+    );
+}
