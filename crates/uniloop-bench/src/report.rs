@@ -208,24 +208,54 @@ pub(crate) struct SystemResult {
     pub(crate) median: f64,
     pub(crate) samples: Vec<f64>,
     pub(crate) extras: Vec<(&'static str, f64, &'static str)>,
+    /// Each extra's value per repetition, in `extras` order.
+    pub(crate) extra_samples: Vec<Vec<f64>>,
     /// `subject median ÷ this median` (None for the subject itself).
     pub(crate) ratio: Option<f64>,
+    /// The smallest and largest per-repetition `subject ÷ this` (the two
+    /// systems of one repetition ran back to back).
+    pub(crate) spread: Option<Spread>,
+}
+
+/// The range of a per-repetition ratio: `(min, max)`.
+pub(crate) type Spread = (f64, f64);
+
+/// `a[i] / b[i]` over the repetitions both have (a system that failed stops
+/// there, so sample `i` is repetition `i + 1` for every system).
+fn per_rep(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| x / y).collect()
+}
+
+fn spread_of(v: &[f64]) -> Option<Spread> {
+    let min = v.iter().copied().reduce(f64::min)?;
+    let max = v.iter().copied().reduce(f64::max)?;
+    Some((min, max))
+}
+
+/// `0.98–1.10`.
+fn fmt_spread(s: Option<Spread>) -> String {
+    match s {
+        Some((lo, hi)) if lo.is_finite() && hi.is_finite() => format!("{lo:.2}–{hi:.2}"),
+        _ => "—".to_string(),
+    }
 }
 
 impl SystemResult {
     pub(crate) fn new(name: &str, role: Role, samples: Vec<Sample>) -> SystemResult {
         let values: Vec<f64> = samples.iter().map(|s| s.value).collect();
+        let extra_samples: Vec<Vec<f64>> = (0..samples[0].extras.len())
+            .map(|i| {
+                samples
+                    .iter()
+                    .filter_map(|s| s.extras.get(i).map(|e| e.1))
+                    .collect()
+            })
+            .collect();
         let extras = samples[0]
             .extras
             .iter()
-            .enumerate()
-            .map(|(i, &(name, _, unit))| {
-                let vals: Vec<f64> = samples
-                    .iter()
-                    .filter_map(|s| s.extras.get(i).map(|e| e.1))
-                    .collect();
-                (name, median(&vals), unit)
-            })
+            .zip(&extra_samples)
+            .map(|(&(name, _, unit), vals)| (name, median(vals), unit))
             .collect();
         SystemResult {
             name: name.to_string(),
@@ -233,7 +263,9 @@ impl SystemResult {
             median: median(&values),
             samples: values,
             extras,
+            extra_samples,
             ratio: None,
+            spread: None,
         }
     }
 }
@@ -260,6 +292,9 @@ pub(crate) struct GoalResult {
     /// The goal as said on the row of `system` (the summary table).
     pub(crate) short: String,
     pub(crate) measured: Option<f64>,
+    /// The range of the per-repetition figure the goal is about.
+    pub(crate) spread: Option<Spread>,
+    /// Met only if the whole spread meets it.
     pub(crate) met: Option<bool>,
 }
 
@@ -289,10 +324,13 @@ impl CaseResult {
         let subject = systems
             .iter()
             .find(|s| s.role == Role::Subject)
-            .map(|s| s.median);
+            .map(|s| (s.median, s.samples.clone()));
         for s in &mut systems {
             if s.role != Role::Subject {
-                s.ratio = subject.map(|u| u / s.median);
+                if let Some((median, samples)) = &subject {
+                    s.ratio = Some(median / s.median);
+                    s.spread = spread_of(&per_rep(samples, &s.samples));
+                }
             }
         }
         let goals = case
@@ -300,57 +338,67 @@ impl CaseResult {
             .iter()
             .map(|g| match g {
                 Goal::RatioAtLeast { peer, min } => {
-                    let r = systems
-                        .iter()
-                        .find(|s| &s.name == peer)
-                        .and_then(|s| s.ratio);
+                    let s = systems.iter().find(|s| &s.name == peer);
+                    let spread = s.and_then(|s| s.spread);
                     GoalResult {
                         system: peer.clone(),
                         text: format!("uniloop ÷ {peer} ≥ {min:.2}×"),
                         short: format!("uniloop ÷ this ≥ {min:.2}×"),
-                        measured: r,
-                        met: r.map(|r| r >= *min),
+                        measured: s.and_then(|s| s.ratio),
+                        spread,
+                        met: spread.map(|(lo, _)| lo >= *min),
                     }
                 }
                 Goal::PairAtLeast { system, base, min } => {
                     let get = |name: &str| systems.iter().find(|s| s.name == name);
-                    let r = match (get(system), get(base)) {
-                        (Some(a), Some(b)) => Some(a.median / b.median),
-                        _ => None,
+                    let (r, spread) = match (get(system), get(base)) {
+                        (Some(a), Some(b)) => (
+                            Some(a.median / b.median),
+                            spread_of(&per_rep(&a.samples, &b.samples)),
+                        ),
+                        _ => (None, None),
                     };
                     GoalResult {
                         system: system.clone(),
                         text: format!("{system} ÷ {base} ≥ {min:.2}×"),
                         short: format!("this ÷ {base} ≥ {min:.2}×"),
                         measured: r,
-                        met: r.map(|r| r >= *min),
+                        spread,
+                        met: spread.map(|(lo, _)| lo >= *min),
                     }
                 }
                 Goal::ExtraRatioAtMost { peer, extra, max } => {
-                    let get =
-                        |s: &SystemResult| s.extras.iter().find(|e| e.0 == *extra).map(|e| e.1);
+                    let get = |s: &SystemResult| {
+                        let i = s.extras.iter().position(|e| e.0 == *extra)?;
+                        Some((s.extras[i].1, s.extra_samples[i].clone()))
+                    };
                     let subject = systems.iter().find(|s| s.role == Role::Subject);
                     let other = systems.iter().find(|s| &s.name == peer);
-                    let r = match (subject.and_then(get), other.and_then(get)) {
-                        (Some(u), Some(p)) => Some(u / p),
-                        _ => None,
+                    let (r, spread) = match (subject.and_then(get), other.and_then(get)) {
+                        (Some((u, us)), Some((p, ps))) => {
+                            (Some(u / p), spread_of(&per_rep(&us, &ps)))
+                        }
+                        _ => (None, None),
                     };
                     GoalResult {
                         system: peer.clone(),
                         text: format!("uniloop {extra} ÷ {peer} {extra} ≤ {max:.2}×"),
                         short: format!("{extra}: uniloop ÷ this ≤ {max:.2}×"),
                         measured: r,
-                        met: r.map(|r| r <= *max),
+                        spread,
+                        met: spread.map(|(_, hi)| hi <= *max),
                     }
                 }
                 Goal::ValueAtMost { system, max } => {
-                    let v = systems.iter().find(|s| &s.name == system).map(|s| s.median);
+                    let s = systems.iter().find(|s| &s.name == system);
+                    let spread = s.and_then(|s| spread_of(&s.samples));
                     GoalResult {
                         system: system.clone(),
                         text: format!("{system}: {} ≤ {max:.2}", case.unit),
                         short: format!("{} ≤ {max:.2}", case.unit),
-                        measured: v,
-                        met: v.map(|v| v <= *max),
+                        measured: s.map(|s| s.median),
+                        spread,
+                        met: spread.map(|(_, hi)| hi <= *max),
                     }
                 }
             })
@@ -436,14 +484,14 @@ pub(crate) fn table(c: &CaseResult) -> String {
     );
     let _ = writeln!(
         s,
-        "   {:<44} {:>16} {:>14}  details",
-        "system", "median", "uniloop ÷ peer"
+        "   {:<44} {:>16} {:>14} {:>11}  details",
+        "system", "median", "uniloop ÷ peer", "spread"
     );
     for r in &c.systems {
-        let ratio = if r.role == Role::Subject {
-            "(uniloop)".to_string()
+        let (ratio, spread) = if r.role == Role::Subject {
+            ("(uniloop)".to_string(), String::new())
         } else {
-            fmt_ratio(r.ratio)
+            (fmt_ratio(r.ratio), fmt_spread(r.spread))
         };
         let name = match r.role {
             Role::Limit => format!("{} [limit]", r.name),
@@ -456,10 +504,11 @@ pub(crate) fn table(c: &CaseResult) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "   {:<44} {:>16} {:>14}  {}",
+            "   {:<44} {:>16} {:>14} {:>11}  {}",
             name,
             fmt_value(r.median, c.unit),
             ratio,
+            spread,
             extras.join(", ")
         );
     }
@@ -470,7 +519,12 @@ pub(crate) fn table(c: &CaseResult) -> String {
             None => "not measured",
         };
         let measured = g.measured.map_or("—".to_string(), |m| format!("{m:.2}"));
-        let _ = writeln!(s, "   goal: {} — measured {measured}: {outcome}", g.text);
+        let _ = writeln!(
+            s,
+            "   goal: {} — measured {measured} (per repetition {}): {outcome}",
+            g.text,
+            fmt_spread(g.spread)
+        );
     }
     for n in &c.notes {
         let _ = writeln!(s, "   note: {n}");
@@ -588,11 +642,13 @@ fn to_json(machine: &Machine, cfg: &Config, results: &[CaseResult]) -> String {
                 .collect();
             let _ = writeln!(
                 s,
-                "        {{\"system\": {}, \"role\": {}, \"median\": {}, \"uniloop_ratio\": {}, \"samples\": [{}], \"extras\": [{}]}}{}",
+                "        {{\"system\": {}, \"role\": {}, \"median\": {}, \"uniloop_ratio\": {}, \"ratio_min\": {}, \"ratio_max\": {}, \"samples\": [{}], \"extras\": [{}]}}{}",
                 json_str(&r.name),
                 json_str(r.role.as_str()),
                 json_num(r.median),
                 json_opt(r.ratio),
+                json_opt(r.spread.map(|s| s.0)),
+                json_opt(r.spread.map(|s| s.1)),
                 samples.join(", "),
                 extras.join(", "),
                 if si + 1 < c.systems.len() { "," } else { "" }
@@ -604,9 +660,11 @@ fn to_json(machine: &Machine, cfg: &Config, results: &[CaseResult]) -> String {
             .iter()
             .map(|g| {
                 format!(
-                    "{{\"goal\": {}, \"measured\": {}, \"met\": {}}}",
+                    "{{\"goal\": {}, \"measured\": {}, \"min\": {}, \"max\": {}, \"met\": {}}}",
                     json_str(&g.text),
                     json_opt(g.measured),
+                    json_opt(g.spread.map(|s| s.0)),
+                    json_opt(g.spread.map(|s| s.1)),
                     g.met.map_or("null".to_string(), |m| m.to_string())
                 )
             })
@@ -632,7 +690,7 @@ fn csv_field(s: &str) -> String {
 
 fn to_csv(results: &[CaseResult]) -> String {
     let mut s = String::from(
-        "case,key,system,role,median,unit,higher_is_better,uniloop_ratio,samples,extras\n",
+        "case,key,system,role,median,unit,higher_is_better,uniloop_ratio,ratio_min,ratio_max,samples,extras\n",
     );
     for c in results {
         for r in &c.systems {
@@ -644,7 +702,7 @@ fn to_csv(results: &[CaseResult]) -> String {
                 .collect();
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{}",
                 csv_field(c.id),
                 csv_field(&c.key),
                 csv_field(&r.name),
@@ -653,6 +711,8 @@ fn to_csv(results: &[CaseResult]) -> String {
                 csv_field(c.unit),
                 c.higher_is_better,
                 r.ratio.map_or(String::new(), |x| format!("{x}")),
+                r.spread.map_or(String::new(), |x| format!("{}", x.0)),
+                r.spread.map_or(String::new(), |x| format!("{}", x.1)),
                 csv_field(&samples.join(";")),
                 csv_field(&extras.join(";"))
             );
@@ -780,7 +840,8 @@ fn to_markdown(machine: &Machine, cfg: &Config, results: &[CaseResult]) -> Strin
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{}; {} run, median of {} interleaved repetitions.\n",
+        "{}; {} run, median of {} interleaved repetitions; a ratio's range is its spread over the \
+         repetitions, and a goal is met only if the whole range meets it.\n",
         machine.describe(),
         if cfg.quick { "--quick" } else { "full" },
         cfg.reps
@@ -802,7 +863,9 @@ fn to_markdown(machine: &Machine, cfg: &Config, results: &[CaseResult]) -> Strin
                         Some(false) => "**missed**",
                         None => "not measured",
                     };
-                    let m = g.measured.map_or(String::new(), |m| format!(" ({m:.2})"));
+                    let m = g.measured.map_or(String::new(), |m| {
+                        format!(" ({m:.2}, range {})", fmt_spread(g.spread))
+                    });
                     format!("{}: {outcome}{m}", g.short)
                 })
                 .collect::<Vec<_>>()
@@ -810,7 +873,7 @@ fn to_markdown(machine: &Machine, cfg: &Config, results: &[CaseResult]) -> Strin
             let ratio = if r.role == Role::Subject {
                 "—".to_string()
             } else {
-                fmt_ratio(r.ratio)
+                format!("{} ({})", fmt_ratio(r.ratio), fmt_spread(r.spread))
             };
             let name = match r.role {
                 Role::Limit => format!("{} (limit)", r.name),
@@ -862,4 +925,39 @@ pub(crate) fn write_all(
         written.push(p);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, role: Role, values: &[f64]) -> SystemResult {
+        SystemResult::new(name, role, values.iter().map(|&v| Sample::new(v)).collect())
+    }
+
+    /// The ratio's spread is per repetition, and a goal counts as met only
+    /// when its whole spread meets it.
+    #[test]
+    fn goals_are_judged_on_the_whole_spread() {
+        let case = Case::new("t", "t", "t", "ops/s")
+            .goal_at_least("peer", 1.0)
+            .goal_pair_at_least("other", "peer", 0.5);
+        let systems = vec![
+            result("uniloop", Role::Subject, &[110.0, 90.0, 120.0]),
+            result("peer", Role::Peer, &[100.0, 100.0, 100.0]),
+            result("other", Role::Uniloop, &[60.0, 60.0, 60.0]),
+        ];
+        let c = CaseResult::new(case, systems, Vec::new(), 3);
+        let peer = &c.systems[1];
+        assert_eq!(peer.ratio, Some(1.1));
+        assert_eq!(peer.spread, Some((0.9, 1.2)));
+        // Median 1.10 meets 1.0, but one repetition gave 0.90.
+        assert_eq!(
+            (c.goals[0].measured, c.goals[0].met),
+            (Some(1.1), Some(false))
+        );
+        assert_eq!(c.goals[1].spread, Some((0.6, 0.6)));
+        assert_eq!(c.goals[1].met, Some(true));
+        assert!(table(&c).contains("per repetition 0.90–1.20): MISSED"));
+    }
 }
