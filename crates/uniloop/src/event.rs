@@ -332,13 +332,31 @@ pub struct Events {
 }
 
 impl Events {
-    /// A buffer for at most `capacity` events per `wait`.
+    /// The largest capacity an `Events` takes: a larger request is clamped
+    /// to it (one `wait` could never fill more; the OS is asked for at most
+    /// a few thousand events per call anyway, and the rest come next call).
+    pub const MAX_CAPACITY: usize = 1 << 20;
+
+    /// The memory reserved up front; a larger buffer grows as events fill it.
+    const RESERVE: usize = 1024;
+
+    /// A buffer for at most `capacity` events per `wait` (clamped to
+    /// [`Events::MAX_CAPACITY`]; `usize::MAX` is fine and means "as many as
+    /// there are").
     ///
     /// A capacity of 0 is accepted here, but `wait` rejects it with
     /// [`std::io::ErrorKind::InvalidInput`] (it could never deliver anything).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use uniloop::Events;
+    /// assert_eq!(Events::with_capacity(usize::MAX).capacity(), Events::MAX_CAPACITY);
+    /// ```
     pub fn with_capacity(capacity: usize) -> Events {
+        let capacity = capacity.min(Self::MAX_CAPACITY);
         Events {
-            list: Vec::with_capacity(capacity),
+            list: Vec::with_capacity(capacity.min(Self::RESERVE)),
             capacity,
         }
     }

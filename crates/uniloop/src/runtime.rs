@@ -140,6 +140,9 @@ impl Builder {
             scratch: Vec::new(),
             turn: 0,
             looked: false,
+            deferred: None,
+            #[cfg(test)]
+            fail_select: None,
             _not_sync: PhantomData,
         })
     }
@@ -193,6 +196,12 @@ pub struct Runtime {
     /// Whether the last `wait` looked at the OS. A call that has events of
     /// its own to return may then skip its look (see `wait`).
     looked: bool,
+    /// A selector error met after events had been collected: those events
+    /// were returned, and the next `wait` returns this.
+    deferred: Option<io::Error>,
+    /// Test hook: the next selector call fails with this.
+    #[cfg(test)]
+    fail_select: Option<io::Error>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -809,7 +818,10 @@ impl Runtime {
     /// # Errors
     ///
     /// [`io::ErrorKind::InvalidInput`] if `events` has capacity 0; the OS
-    /// error if the selector fails.
+    /// error if the selector fails. A failure never costs events: when the
+    /// selector fails after this call has already taken completions, timers,
+    /// a wake or finished operations from their queues, the call returns
+    /// those, and the next call returns the error.
     pub fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
         if events.capacity() == 0 {
@@ -817,6 +829,9 @@ impl Runtime {
                 io::ErrorKind::InvalidInput,
                 "Events has capacity 0",
             ));
+        }
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
         }
         let start = Instant::now();
         let deadline = timeout.and_then(|t| start.checked_add(t));
@@ -849,8 +864,12 @@ impl Runtime {
                 self.looked = false;
                 if events.room() > 0 && !io_polled && !skip {
                     match self.poll_io(events, Some(Duration::ZERO)) {
-                        Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
-                        _ => self.looked = true,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        // What was collected is out of its queues already:
+                        // return it, and the error with the next call.
+                        Err(e) if !events.is_empty() => self.deferred = Some(e),
+                        Err(e) => return Err(e),
+                        Ok(()) => self.looked = true,
                     }
                 }
                 self.looked |= io_polled;
@@ -870,6 +889,7 @@ impl Runtime {
                 match r {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if !events.is_empty() => self.deferred = Some(e),
                     Err(e) => return Err(e),
                 }
             }
@@ -939,10 +959,20 @@ impl Runtime {
     }
 
     fn poll_io(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(e) = self.fail_select.take() {
+            return Err(e);
+        }
         self.scratch.clear();
-        let woken = self
-            .selector
-            .select(&mut self.scratch, events.room(), timeout)?;
+        // What one selector call may return: far below what any OS takes
+        // (epoll_wait and kevent take an int, GetQueuedCompletionStatusEx a
+        // ULONG); readiness beyond it stays with the OS for the next call.
+        const MAX_PER_SELECT: usize = 4096;
+        let woken = self.selector.select(
+            &mut self.scratch,
+            events.room().min(MAX_PER_SELECT),
+            timeout,
+        )?;
         if woken {
             self.shared.notifier().drain();
         }
@@ -1015,6 +1045,60 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use super::*;
+
+    /// A selector that fails after `wait` collected completions, a due
+    /// timer and a wake loses none of them: they come back from this call,
+    /// the error from the next, and then the runtime works on.
+    #[test]
+    fn a_failing_selector_loses_nothing() {
+        for backend in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+            let mut rt = Runtime::builder().backend(backend).build().unwrap();
+            let poster = rt.poster();
+            for i in 0..3 {
+                poster.post(7, i).unwrap();
+            }
+            poster.wake().unwrap();
+            let timer = rt.add_timer(1, Duration::ZERO, None);
+            std::thread::sleep(Duration::from_millis(2)); // let the timer fall due
+            rt.fail_select = Some(io::Error::from_raw_os_error(22));
+            let mut events = Events::with_capacity(64);
+            let n = rt.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
+            let got: Vec<Event> = events.iter().copied().collect();
+            assert_eq!(n, 5, "{backend:?}: {got:?}");
+            assert_eq!(got[0], Event::Wake);
+            assert_eq!(got[1], Event::Timer { key: 1, id: timer });
+            for i in 0..3 {
+                assert_eq!(
+                    got[2 + i],
+                    Event::Completion {
+                        key: 7,
+                        data: i as u64
+                    }
+                );
+            }
+            let e = rt.wait(&mut events, Some(Duration::ZERO)).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(22), "{backend:?}");
+            poster.post(8, 8).unwrap();
+            rt.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(
+                events.iter().copied().collect::<Vec<_>>(),
+                [Event::Completion { key: 8, data: 8 }]
+            );
+        }
+    }
+
+    /// A capacity too large to allocate is clamped, and `wait` works with it.
+    #[test]
+    fn a_huge_events_capacity_is_clamped() {
+        for backend in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+            let mut rt = Runtime::builder().backend(backend).build().unwrap();
+            let mut events = Events::with_capacity(usize::MAX);
+            assert_eq!(events.capacity(), Events::MAX_CAPACITY);
+            rt.poster().post(1, 2).unwrap();
+            assert_eq!(rt.wait(&mut events, Some(Duration::ZERO)).unwrap(), 1);
+            assert_eq!(rt.wait(&mut events, Some(Duration::ZERO)).unwrap(), 0);
+        }
+    }
 
     /// A burst posted while the loop is busy rings the doorbell zero times.
     #[test]

@@ -43,31 +43,52 @@ use std::time::{Duration, Instant};
 /// never gets the id of one that fired or was cancelled, so the id in an
 /// `Event::Timer` can be compared with the one you stored, and a stale id
 /// is safely rejected by `cancel_timer`.
+///
+/// An id also belongs to the runtime that made it: given to another
+/// runtime's `cancel_timer` or `reset_timer` it names nothing there (they
+/// return `false`), even where that runtime has a timer in the same place.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TimerId(u64);
+pub struct TimerId {
+    raw: u64,
+    /// The [`Timers`] that made it.
+    owner: u32,
+}
+
+/// Tells the timer sets of a process apart (0 is never handed out).
+static OWNERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 impl TimerId {
-    fn new(slot: u32, generation: u32) -> TimerId {
-        TimerId((u64::from(generation) << 32) | u64::from(slot))
+    fn new(owner: u32, slot: u32, generation: u32) -> TimerId {
+        TimerId {
+            raw: (u64::from(generation) << 32) | u64::from(slot),
+            owner,
+        }
     }
 
     fn slot(self) -> usize {
-        (self.0 & u64::from(u32::MAX)) as usize
+        (self.raw & u64::from(u32::MAX)) as usize
     }
 
     fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
+        (self.raw >> 32) as u32
     }
 
-    /// The id as a plain number (for logs or a C API).
+    /// The id as a plain number (for logs or a C API): unique among the
+    /// timers of its runtime (not across runtimes).
     pub fn as_u64(self) -> u64 {
-        self.0
+        self.raw
     }
 }
 
 impl fmt::Debug for TimerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TimerId({}.{})", self.slot(), self.generation())
+        write!(
+            f,
+            "TimerId({}.{}@{})",
+            self.slot(),
+            self.generation(),
+            self.owner
+        )
     }
 }
 
@@ -118,6 +139,8 @@ struct Bucket {
 }
 
 pub(crate) struct Timers {
+    /// Stamped into every id made here ([`TimerId`]).
+    owner: u32,
     epoch: Instant,
     /// The last tick processed: every timer with `tick <= elapsed` is in
     /// `due`, every other one in the wheel or overflow.
@@ -185,7 +208,14 @@ fn live_timer<'a>(slots: &'a [Slot], e: &Entry) -> Option<&'a Timer> {
 
 impl Timers {
     pub(crate) fn new() -> Timers {
+        // Relaxed: the number only has to be unique, nothing is published.
+        let mut owner = OWNERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if owner == 0 {
+            // Wrapped after 2^32 runtimes: skip 0, keep going.
+            owner = OWNERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Timers {
+            owner,
             epoch: Instant::now(),
             elapsed: 0,
             advanced_to: None,
@@ -257,7 +287,7 @@ impl Timers {
         };
         self.live += 1;
         self.insert(Entry { seq, slot }, tick);
-        TimerId::new(slot, self.slots[slot as usize].generation)
+        TimerId::new(self.owner, slot, self.slots[slot as usize].generation)
     }
 
     /// Files a live entry: due now if its tick has been processed (it then
@@ -326,6 +356,9 @@ impl Timers {
 
     /// The tick of the live timer `id` names, if it names one.
     fn live_tick(&self, id: TimerId) -> Option<u64> {
+        if id.owner != self.owner {
+            return None;
+        }
         let slot = self.slots.get(id.slot())?;
         if slot.generation != id.generation() {
             return None;
@@ -498,7 +531,7 @@ impl Timers {
         }
         let slot = e.slot;
         let s = &self.slots[slot as usize];
-        let id = TimerId::new(slot, s.generation);
+        let id = TimerId::new(self.owner, slot, s.generation);
         let (key, period, deadline) = {
             let timer = s.timer.as_ref().expect("live entry has a timer");
             (timer.key, timer.period, timer.deadline)

@@ -681,6 +681,28 @@ fn timer_event_names_only_its_own_timer(b: Backend) {
     assert_eq!(rt.timers(), 500);
 }
 
+/// Issue 13, defect 4: a timer id belongs to the runtime that made it.
+/// Another runtime with a timer in the same internal place neither cancels
+/// nor moves it when handed the foreign id, and its own timer still fires.
+fn timer_ids_are_tied_to_their_runtime(b: Backend) {
+    let mut a = rt(b);
+    let mut other = rt(b);
+    let foreign = a.add_timer(1, Duration::from_secs(3600), None);
+    let own = other.add_timer(2, Duration::ZERO, None);
+    assert_ne!(foreign, own);
+    assert!(
+        !other.cancel_timer(foreign),
+        "a foreign id cancelled a timer"
+    );
+    assert!(!other.reset_timer(foreign, Duration::from_secs(3600)));
+    assert_eq!(other.timers(), 1);
+    let seen = wait_until(&mut other, &mut Events::with_capacity(4), |e| {
+        matches!(e, Event::Timer { .. })
+    });
+    assert!(seen.contains(&Event::Timer { key: 2, id: own }));
+    assert!(a.cancel_timer(foreign), "its own runtime still knows it");
+}
+
 /// `reset_timer` moves a pending timer's deadline and keeps its id. Checked
 /// by order, not by the clock: after the reset the first timer is due after
 /// the second, so the second fires first, whatever the scheduler does.
@@ -914,6 +936,7 @@ contract_suite! {
     a_million_pending_timers
     timer_event_names_only_its_own_timer
     timer_reset_postpones_and_keeps_its_id
+    timer_ids_are_tied_to_their_runtime
     batch_order_is_as_documented
     zero_timeout_polls
     sub_millisecond_timeout_rounds_up
