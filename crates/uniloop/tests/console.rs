@@ -166,3 +166,55 @@ fn stop_unblocks_a_read_on_an_open_empty_pipe() {
     );
     drop(stdin); // only now does the pipe close
 }
+
+/// Issue 13, defect 5: a process that closes its fd 0 and then makes a
+/// runtime. The runtime must not take fd 0 for its own epoll, eventfd or
+/// pipe, so the console finds no stdin and reports an immediate end of
+/// input, instead of reading from whatever descriptor took the number.
+/// (Rust's start-up code reopens a closed fd 0 on `/dev/null`, so the close
+/// has to happen inside the process: this test runs itself as the child.)
+#[cfg(unix)]
+#[test]
+fn a_closed_stdin_is_end_of_input_not_another_fd() {
+    const CHILD: &str = "UNILOOP_TEST_CLOSED_STDIN_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return closed_stdin_child();
+    }
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_closed_stdin_is_end_of_input_not_another_fd",
+            "--nocapture",
+        ])
+        .args(["--test-threads", "1"])
+        .env(CHILD, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, ok) = output_within_guard(child);
+    assert!(ok, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.ends_with("child: kind None")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.ends_with("child: eof")), "{lines:?}");
+}
+
+#[cfg(unix)]
+fn closed_stdin_child() {
+    use std::time::Duration;
+    use uniloop::{Console, ConsoleEvent, Events, Runtime};
+    // SAFETY: nothing in this process uses fd 0 from here on but the code
+    // under test, which must find it closed.
+    assert_eq!(unsafe { libc::close(0) }, 0);
+    let mut rt = Runtime::new().unwrap();
+    let console = Console::spawn(&rt.poster(), 1).unwrap();
+    println!("child: kind {:?}", console.kind());
+    let mut events = Events::with_capacity(8);
+    rt.wait(&mut events, Some(Duration::from_secs(10))).unwrap();
+    match console.try_recv() {
+        Some(ConsoleEvent::Eof) => println!("child: eof"),
+        other => println!("child: {other:?}"),
+    }
+}

@@ -52,11 +52,7 @@ pub(crate) struct Stopper {
 /// A reader of stdin and the stopper that interrupts it.
 pub(crate) fn stdin_reader() -> io::Result<(Reader, Stopper)> {
     use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
-    use rustix::io::{fcntl_setfd, FdFlags};
-    let (read, write) = rustix::pipe::pipe()?;
-    for fd in [&read, &write] {
-        fcntl_setfd(fd, FdFlags::CLOEXEC)?;
-    }
+    let (read, write) = super::pipe()?;
     // Stopping twice must not block on a full pipe.
     fcntl_setfl(&write, fcntl_getfl(&write)? | OFlags::NONBLOCK)?;
     Ok((Reader { stop: read }, Stopper { stop: write }))

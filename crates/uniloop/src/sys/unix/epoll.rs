@@ -29,7 +29,7 @@ pub(crate) struct Selector {
 
 impl Selector {
     pub(crate) fn new(waker: &Waker) -> io::Result<Selector> {
-        let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let ep = super::above_stdio(epoll::create(epoll::CreateFlags::CLOEXEC)?)?;
         epoll::add(
             &ep,
             waker.fd(),

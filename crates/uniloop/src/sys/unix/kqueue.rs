@@ -62,6 +62,7 @@ impl Selector {
             }
             OwnedFd::from_raw_fd(fd)
         };
+        let kq = super::above_stdio(kq)?;
         rustix::io::fcntl_setfd(&kq, rustix::io::FdFlags::CLOEXEC)?;
         let kq = Arc::new(kq);
         let mut selector = Selector {

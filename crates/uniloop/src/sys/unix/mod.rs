@@ -42,6 +42,29 @@ mod private {
 pub(crate) type Source<'a> = BorrowedFd<'a>;
 pub(crate) type RawSource = RawFd;
 
+/// Moves a descriptor the runtime made off 0, 1 and 2. A process that has
+/// closed its stdin (or stdout, stderr) would otherwise hand that number to
+/// our epoll, eventfd or pipe, and whatever later takes fd 0 to be stdin —
+/// the [`Console`](crate::Console), a child process — would read from it.
+pub(crate) fn above_stdio(fd: std::os::fd::OwnedFd) -> io::Result<std::os::fd::OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // The low descriptor closes when `fd` drops.
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, 3)?)
+}
+
+/// `pipe(2)`, both ends close-on-exec and above the stdio numbers.
+pub(crate) fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use rustix::io::{fcntl_setfd, FdFlags};
+    let (read, write) = rustix::pipe::pipe()?;
+    let (read, write) = (above_stdio(read)?, above_stdio(write)?);
+    for fd in [&read, &write] {
+        fcntl_setfd(fd, FdFlags::CLOEXEC)?;
+    }
+    Ok((read, write))
+}
+
 pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
     source.as_raw_fd()
 }

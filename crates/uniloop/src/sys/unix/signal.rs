@@ -175,11 +175,7 @@ extern "C" fn on_signal(raw: libc::c_int) {
 
 fn start_reader(deliver: fn(i32) -> bool) -> io::Result<()> {
     use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
-    use rustix::io::{fcntl_setfd, FdFlags};
-    let (read, write) = rustix::pipe::pipe()?;
-    for fd in [&read, &write] {
-        fcntl_setfd(fd, FdFlags::CLOEXEC)?;
-    }
+    let (read, write) = super::pipe()?;
     // The handler must never block; the reader does block, in `read`.
     fcntl_setfl(&write, fcntl_getfl(&write)? | OFlags::NONBLOCK)?;
     std::thread::Builder::new()

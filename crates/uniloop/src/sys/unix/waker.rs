@@ -28,7 +28,7 @@ impl Waker {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(crate) fn new() -> io::Result<Waker> {
         use rustix::event::{eventfd, EventfdFlags};
-        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        let fd = super::above_stdio(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?)?;
         Ok(Waker {
             read: Some(fd),
             write: None,
@@ -38,10 +38,8 @@ impl Waker {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     pub(crate) fn new() -> io::Result<Waker> {
         use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
-        use rustix::io::{fcntl_setfd, FdFlags};
-        let (read, write) = rustix::pipe::pipe()?;
+        let (read, write) = super::pipe()?;
         for fd in [&read, &write] {
-            fcntl_setfd(fd, FdFlags::CLOEXEC)?;
             fcntl_setfl(fd, fcntl_getfl(fd)? | OFlags::NONBLOCK)?;
         }
         Ok(Waker {
