@@ -67,7 +67,7 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 
-use crate::sync::{Arc, AtomicBool, AtomicU8, FifoQueue, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU8, AtomicUsize, FifoQueue, Ordering};
 use crate::sys::Notify;
 
 const AWAKE: u8 = 0;
@@ -77,6 +77,14 @@ const NOTIFIED: u8 = 2;
 /// The state shared by a runtime and all of its [`Poster`]s.
 pub(crate) struct Shared<N> {
     queue: FifoQueue<(u64, u64)>,
+    /// [`Builder::max_pending_completions`](crate::Builder::max_pending_completions);
+    /// `usize::MAX`: no bound, and `count` is not kept.
+    limit: usize,
+    /// Posts accepted and not yet popped, kept only under a bound. Relaxed
+    /// throughout: it is a bound on memory, it publishes nothing (the queue
+    /// does), and a post that loses a race for the last place fails as if
+    /// the queue had been full a moment earlier.
+    count: AtomicUsize,
     state: AtomicU8,
     wake_pending: AtomicBool,
     closed: AtomicBool,
@@ -90,9 +98,11 @@ pub(crate) struct Shared<N> {
 }
 
 impl<N: Notify> Shared<N> {
-    pub(crate) fn new(notifier: N) -> Self {
+    pub(crate) fn new(notifier: N, limit: usize) -> Self {
         Shared {
             queue: FifoQueue::new(),
+            limit,
+            count: AtomicUsize::new(0),
             state: AtomicU8::new(AWAKE),
             wake_pending: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -108,9 +118,13 @@ impl<N: Notify> Shared<N> {
         &self.notifier
     }
 
-    pub(crate) fn post(&self, key: u64, data: u64) -> Result<(), Closed> {
+    pub(crate) fn post(&self, key: u64, data: u64) -> Result<(), PostError> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(Closed);
+            return Err(PostError::Closed { key, data });
+        }
+        if self.limit != usize::MAX && self.count.fetch_add(1, Ordering::Relaxed) >= self.limit {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            return Err(PostError::Full { key, data });
         }
         self.queue.push((key, data));
         self.notify();
@@ -176,7 +190,11 @@ impl<N: Notify> Shared<N> {
     }
 
     pub(crate) fn pop(&self) -> Option<(u64, u64)> {
-        self.queue.pop()
+        let item = self.queue.pop();
+        if self.limit != usize::MAX && item.is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        item
     }
 
     pub(crate) fn has_completions(&self) -> bool {
@@ -232,8 +250,12 @@ impl Poster {
     ///
     /// # Errors
     ///
-    /// [`Closed`] once the runtime has been dropped.
-    pub fn post(&self, key: u64, data: u64) -> Result<(), Closed> {
+    /// [`PostError::Closed`] once the runtime has been dropped;
+    /// [`PostError::Full`] when the runtime was built with
+    /// [`Builder::max_pending_completions`](crate::Builder::max_pending_completions)
+    /// and that many posts wait for the loop. Either way the error hands
+    /// `key` and `data` back, and nothing was queued.
+    pub fn post(&self, key: u64, data: u64) -> Result<(), PostError> {
         self.shared.post(key, data)
     }
 
@@ -259,6 +281,78 @@ impl fmt::Debug for Poster {
             .field("closed", &self.is_closed())
             .field("pending", &self.shared.pending())
             .finish()
+    }
+}
+
+/// Why [`Poster::post`] queued nothing. Both hand the completion back.
+///
+/// # Examples
+///
+/// ```
+/// use uniloop::{PostError, Runtime};
+/// let rt = Runtime::builder().max_pending_completions(1).build()?;
+/// let poster = rt.poster();
+/// poster.post(1, 10).unwrap();
+/// assert_eq!(poster.post(2, 20), Err(PostError::Full { key: 2, data: 20 }));
+/// drop(rt);
+/// assert_eq!(poster.post(3, 30), Err(PostError::Closed { key: 3, data: 30 }));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PostError {
+    /// The runtime has been dropped.
+    Closed {
+        /// The key that was not posted.
+        key: u64,
+        /// The data that was not posted.
+        data: u64,
+    },
+    /// The runtime's bound on pending completions is reached
+    /// ([`Builder::max_pending_completions`](crate::Builder::max_pending_completions)):
+    /// the loop is behind; try again after it has caught up.
+    Full {
+        /// The key that was not posted.
+        key: u64,
+        /// The data that was not posted.
+        data: u64,
+    },
+}
+
+impl PostError {
+    /// The `(key, data)` that was not posted.
+    pub fn into_inner(self) -> (u64, u64) {
+        match self {
+            PostError::Closed { key, data } | PostError::Full { key, data } => (key, data),
+        }
+    }
+
+    /// Whether the runtime has been dropped (no later post can succeed).
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PostError::Closed { .. })
+    }
+}
+
+impl fmt::Display for PostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PostError::Closed { .. } => f.write_str("the runtime has been dropped"),
+            PostError::Full { .. } => {
+                f.write_str("the runtime's bound on pending completions is reached")
+            }
+        }
+    }
+}
+
+impl Error for PostError {}
+
+impl From<PostError> for io::Error {
+    fn from(e: PostError) -> io::Error {
+        let kind = match e {
+            PostError::Closed { .. } => io::ErrorKind::BrokenPipe,
+            PostError::Full { .. } => io::ErrorKind::WouldBlock,
+        };
+        io::Error::new(kind, e)
     }
 }
 
@@ -396,7 +490,10 @@ mod loom_tests {
         loom::model(|| {
             let shared = Arc::new(Shared::new(Doorbell::default()));
             shared.close();
-            assert_eq!(shared.post(1, 1), Err(Closed));
+            assert_eq!(
+                shared.post(1, 1),
+                Err(PostError::Closed { key: 1, data: 1 })
+            );
             assert_eq!(shared.wake(), Err(Closed));
         });
     }

@@ -189,7 +189,7 @@ mod timer;
 mod worker;
 
 pub use crate::accept::{AcceptStats, Acceptor, Listen};
-pub use crate::completion::{Closed, Poster};
+pub use crate::completion::{Closed, PostError, Poster};
 pub use crate::console::{Console, ConsoleEvent, ConsoleKind};
 pub use crate::event::{Event, Events, Interest, Readiness, Token, Trigger};
 pub use crate::lines::{Line, LineSplitter, LineStats, LongLines};

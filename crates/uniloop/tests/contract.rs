@@ -10,7 +10,7 @@ use std::net::{Shutdown, UdpSocket};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use uniloop::{Backend, Event, Events, Interest, Runtime, Token, Trigger};
+use uniloop::{Backend, Event, Events, Interest, PostError, Runtime, Token, Trigger};
 use util::*;
 
 fn rt(b: Backend) -> Runtime {
@@ -193,7 +193,7 @@ fn post_after_drop_is_an_error(b: Backend) {
     assert!(!p.is_closed());
     drop(rt);
     assert!(p.is_closed());
-    assert_eq!(p.post(1, 2), Err(uniloop::Closed));
+    assert_eq!(p.post(1, 2), Err(PostError::Closed { key: 1, data: 2 }));
     assert_eq!(p.wake(), Err(uniloop::Closed));
 }
 
@@ -681,6 +681,51 @@ fn timer_event_names_only_its_own_timer(b: Backend) {
     assert_eq!(rt.timers(), 500);
 }
 
+/// Issue 13, defect 6: with `max_pending_completions(n)`, the n+1st post
+/// while the loop is behind is refused with `Full` and its values handed
+/// back; every accepted post is delivered; room comes back as the loop
+/// takes completions.
+fn pending_completions_can_be_bounded(b: Backend) {
+    let mut rt = Runtime::builder()
+        .backend(b)
+        .max_pending_completions(100)
+        .build()
+        .unwrap();
+    let poster = rt.poster();
+    for i in 0..100 {
+        poster.post(1, i).unwrap();
+    }
+    assert_eq!(poster.post(2, 7), Err(PostError::Full { key: 2, data: 7 }));
+    let other = poster.clone();
+    let refused = std::thread::spawn(move || other.post(3, 8)).join().unwrap();
+    assert_eq!(refused.unwrap_err().into_inner(), (3, 8));
+
+    let mut events = Events::with_capacity(10);
+    rt.wait(&mut events, Some(GUARD)).unwrap();
+    let mut got: Vec<u64> = events
+        .iter()
+        .map(|e| match e {
+            Event::Completion { key: 1, data } => *data,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(got.len(), 10);
+    for i in 100..110 {
+        poster.post(1, i).unwrap();
+    }
+    assert!(poster.post(1, 110).is_err(), "the bound holds again");
+    while got.len() < 110 {
+        rt.wait(&mut events, Some(GUARD)).unwrap();
+        got.extend(events.iter().map(|e| match e {
+            Event::Completion { key: 1, data } => *data,
+            other => panic!("{other:?}"),
+        }));
+    }
+    assert_eq!(got, (0..110).collect::<Vec<u64>>(), "none lost, in order");
+    drop(rt);
+    assert!(poster.post(1, 0).unwrap_err().is_closed());
+}
+
 /// Issue 13, defect 4: a timer id belongs to the runtime that made it.
 /// Another runtime with a timer in the same internal place neither cancels
 /// nor moves it when handed the foreign id, and its own timer still fires.
@@ -937,6 +982,7 @@ contract_suite! {
     timer_event_names_only_its_own_timer
     timer_reset_postpones_and_keeps_its_id
     timer_ids_are_tied_to_their_runtime
+    pending_completions_can_be_bounded
     batch_order_is_as_documented
     zero_timeout_polls
     sub_millisecond_timeout_rounds_up
