@@ -92,18 +92,23 @@ fn closed_source_reports_nothing(b: Backend) {
 /// in the registry, so the next socket that got the number failed
 /// `register` with `AlreadyExists`. `wait_between`: whether the runtime
 /// waits (and so can see the close) between the close and the reuse.
-fn reused_number_registers(b: Backend, wait_between: bool) {
+/// `dup_kept`: a duplicate of the closed source is kept open (a `dup`, a
+/// forked child, `SCM_RIGHTS`), so the OS may keep its old entry alive and
+/// report it under the old slot; those reports must match nothing (issue
+/// 13, defect 2: slots are generation-tagged).
+fn reused_number_registers(b: Backend, wait_between: bool, dup_kept: bool) {
     let _turn = one_at_a_time();
     let mut rt = rt(b);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let (_old_peer, old) = tcp_pair();
+    let (old_peer, old) = tcp_pair();
     rt.register(&old, Token(1), Interest::READABLE).unwrap();
     // Dropped with the stale entry, exactly as `deregister` drops it.
     let read = rt.post_read(&old, Vec::with_capacity(16)).unwrap();
     let mut events = Events::with_capacity(16);
     assert_eq!(poll_now(&mut rt, &mut events), vec![]);
     let old_number = number(&old);
+    let duplicate = dup_kept.then(|| old.try_clone().unwrap());
     drop(old);
     if wait_between {
         for _ in 0..3 {
@@ -167,6 +172,19 @@ fn reused_number_registers(b: Backend, wait_between: bool) {
         "{b:?}: a real duplicate is still refused"
     );
 
+    if duplicate.is_some() {
+        // The old file, still open through its duplicate, becomes readable:
+        // whatever the OS still reports for its old entry reaches nobody.
+        send(&old_peer, b"old");
+        for _ in 0..3 {
+            assert_eq!(
+                poll_now(&mut rt, &mut events),
+                vec![],
+                "{b:?}: stale report delivered"
+            );
+        }
+    }
+
     // It works, under the new token only.
     send(&peer, b"y");
     let mut seen = Vec::new();
@@ -193,11 +211,15 @@ fn reused_number_registers(b: Backend, wait_between: bool) {
 }
 
 fn reused_number_registers_at_once(b: Backend) {
-    reused_number_registers(b, false);
+    reused_number_registers(b, false, false);
 }
 
 fn reused_number_registers_after_a_wait(b: Backend) {
-    reused_number_registers(b, true);
+    reused_number_registers(b, true, false);
+}
+
+fn reused_number_with_a_live_duplicate_of_the_old_source(b: Backend) {
+    reused_number_registers(b, true, true);
 }
 
 macro_rules! every_backend {
@@ -225,4 +247,5 @@ every_backend! {
     closed_source_reports_nothing
     reused_number_registers_at_once
     reused_number_registers_after_a_wait
+    reused_number_with_a_live_duplicate_of_the_old_source
 }
