@@ -24,6 +24,46 @@ typedef int socket_fd_t;
 #endif
 
 
+// The completion key Neolith gives its console worker.
+#define CONSOLE_COMPLETION_KEY 12611614
+
+// The largest console message, NUL included.
+#define CONSOLE_MAX_LINE 4096
+
+// What `post_read(rt, fd, NULL, 0)` reads into: a buffer of this many
+// bytes that the runtime owns (4 KiB).
+#define UNILOOP_DEFAULT_READ_SIZE 4096
+
+// The fd (socket) is readable; also the `event_type` of every completion.
+#define EVENT_READ 1
+
+// The fd is writable, or a posted write finished.
+#define EVENT_WRITE 2
+
+// An error on the fd, or a posted read or write failed.
+#define EVENT_ERROR 4
+
+// The connection is closed: hang-up on both directions, or a posted read
+// reached end of stream.
+#define EVENT_CLOSE 8
+
+// uniloop: set (with `EVENT_READ`) on a timer expiry from
+// `uniloop_timer_add`; `completion_key` is the timer's key and
+// `bytes_transferred` its id.
+#define UNILOOP_EVENT_TIMER 256
+
+// What stdin is connected to.
+typedef enum console_type_t {
+  // No console: stdin is closed, `/dev/null` or another device.
+  CONSOLE_TYPE_NONE = 0,
+  // A terminal (Windows: a console).
+  CONSOLE_TYPE_REAL = 1,
+  // A pipe.
+  CONSOLE_TYPE_PIPE = 2,
+  // A regular file.
+  CONSOLE_TYPE_FILE = 3,
+} console_type_t;
+
 // Error codes returned by `uniloop_last_error()`.
 typedef enum uniloop_error_t {
   // No error has been recorded on this thread since the last success.
@@ -53,9 +93,177 @@ typedef enum uniloop_error_t {
   UNILOOP_ERR_PANIC = 11,
 } uniloop_error_t;
 
+// STAND-IN for helper B's queue.
+typedef struct async_queue_s async_queue_s;
+
+// The runtime handle (`async_runtime_t`). Opaque.
+typedef struct async_runtime_s async_runtime_s;
+
+// STAND-IN for helper B's worker.
+typedef struct async_worker_s async_worker_s;
+
+// STAND-IN: the reference's queue handle.
+typedef struct async_queue_s async_queue_t;
+
+// The reference's name for the runtime handle.
+typedef struct async_runtime_s async_runtime_t;
+
+// STAND-IN: the reference's worker handle.
+typedef struct async_worker_s async_worker_t;
+
+// Room for the reference's `platform_mutex_t` (80 bytes); unused.
+typedef struct uniloop_mutex_storage_t {
+  // Opaque.
+  uint64_t _opaque[10];
+} uniloop_mutex_storage_t;
+
+// The reference's public console worker context (136 bytes on x86_64
+// Linux). Returned by `console_worker_init`; a zeroed one (no worker) may
+// be passed to `console_worker_shutdown`, which returns true.
+typedef struct console_worker_context_s {
+  // The caller's line queue.
+  async_queue_t *line_queue;
+  // The runtime completions go to.
+  async_runtime_t *runtime;
+  // The reader thread; NULL when stdin is `CONSOLE_TYPE_NONE`.
+  async_worker_t *worker;
+  // What stdin was at init.
+  enum console_type_t console_type;
+  // The key of the worker's completions.
+  uintptr_t completion_key;
+  // Layout only.
+  struct uniloop_mutex_storage_t state_mutex;
+  // Layout only (not maintained): use `console_worker_take_eof`.
+  bool eof_detected;
+#if !defined(_WIN32)
+  // The stop self-pipe: [0] read end, [1] write end (owned by uniloop).
+  int stop_pipe_fds[2]
+#endif
+  ;
+#if defined(_WIN32)
+  // Layout only.
+  uint32_t desired_console_mode
+#endif
+  ;
+} console_worker_context_s;
+
+// The reference's name for the context.
+typedef struct console_worker_context_s console_worker_context_t;
+
+// STAND-IN: the reference's worker body type.
+typedef void *(*async_worker_proc_t)(void*);
+
+// One event from `async_runtime_wait`: an fd's readiness, a finished
+// posted read or write, a completion or a timer expiry.
+//
+// * Readiness: `fd` the fd, `context` the one given to add/modify,
+//   `completion_key` 0, `bytes_transferred` 0, `buffer` NULL.
+// * Posted read or write finished: as readiness, plus `bytes_transferred`
+//   the byte count and `buffer` the data (the caller's buffer, or for
+//   `post_read(rt, fd, NULL, 0)` the runtime's, valid until the next
+//   `post_read` on that fd or its removal).
+// * Completion: `fd` `INVALID_SOCKET_FD`, `completion_key` the key,
+//   `bytes_transferred` the data (both full width), `event_type`
+//   `EVENT_READ`, `context` and `buffer` NULL.
+// * Timer: as a completion, with `UNILOOP_EVENT_TIMER` also set in
+//   `event_type` and `bytes_transferred` the timer's id.
+typedef struct io_event_t {
+  // The fd, or `INVALID_SOCKET_FD` for completions and timers.
+  socket_fd_t fd;
+#if defined(_WIN32)
+  // Windows only: always NULL (there is no accept thread any more).
+  void *handle
+#endif
+  ;
+  // The key of a completion or timer; 0 for fd events.
+  uintptr_t completion_key;
+  // `EVENT_*` flags.
+  uint32_t event_type;
+  // The context given to `async_runtime_add`/`modify`; NULL otherwise.
+  void *context;
+  // Bytes of a posted read or write; a completion's data; a timer's id.
+  size_t bytes_transferred;
+  // The data of a posted read or write; NULL otherwise.
+  void *buffer;
+} io_event_t;
+
+// Runtime statistics, from `uniloop_runtime_get_stats`.
+typedef struct uniloop_runtime_stats_t {
+  // Registered fds.
+  size_t registered;
+  // Pending timers.
+  size_t timers;
+  // Posted reads and writes not yet returned by a wait.
+  size_t pending_ops;
+  // Calls to `async_runtime_wait`.
+  uint64_t waits;
+  // Events returned, of every kind.
+  uint64_t events;
+  // Readiness events returned.
+  uint64_t io_events;
+  // Finished posted reads and writes returned.
+  uint64_t io_done;
+  // Completions returned.
+  uint64_t completions;
+  // Timer expiries returned.
+  uint64_t timer_events;
+  // Completions posted with `async_runtime_post_completion` (any thread).
+  uint64_t posted;
+} uniloop_runtime_stats_t;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// What stdin is: a terminal (`CONSOLE_TYPE_REAL`), a pipe, a regular
+// file, or none of these (`CONSOLE_TYPE_NONE`: closed, `/dev/null`...).
+enum console_type_t console_detect_type(void);
+
+// "NONE", "REAL", "PIPE", "FILE", or "UNKNOWN" for any other value.
+const char *console_type_str(int console_type);
+
+// Starts reading stdin into `queue` (messages of up to `CONSOLE_MAX_LINE`
+// bytes, so make the queue's `max_msg_size` at least that), posting a
+// completion with `completion_key` after each line and at end of input.
+// With no console (`CONSOLE_TYPE_NONE`) no thread starts and `worker` is
+// NULL. The queue must outlive the worker (destroy it after
+// `console_worker_shutdown` returned true, or after
+// `console_worker_destroy`). NULL on failure.
+console_worker_context_t *console_worker_init(async_runtime_t *runtime, async_queue_t *queue, uintptr_t completion_key);
+
+// Stops the worker: wakes its blocked read and waits up to `timeout_ms`
+// (0: no wait, -1: forever). True when it has stopped, or when there is
+// no worker (a zeroed context, `CONSOLE_TYPE_NONE`); false on timeout
+// (`UNILOOP_ERR_TIMEOUT`) or a bad context.
+//
+// # Safety
+//
+// `ctx` is NULL, from `console_worker_init`, or points to a readable
+// context (a zeroed one, say).
+bool console_worker_shutdown(console_worker_context_t *ctx, int timeout_ms);
+
+// Frees the context. A worker still running is told to stop and left to
+// finish on its own (it touches only its own state and the queue). NULL
+// is ignored.
+void console_worker_destroy(console_worker_context_t *ctx);
+
+// True once after the worker saw the end of input, then false again.
+bool console_worker_take_eof(console_worker_context_t *ctx);
+
+// Cooked line input on the stdin terminal, with echo on or off. 1 if
+// stdin is a terminal and its mode was set, else 0. `ctx` may be NULL.
+int set_console_input_line_mode(console_worker_context_t *ctx, int echo);
+
+// Local echo on the stdin terminal on or off. 1 if set, else 0.
+int set_console_input_echo(console_worker_context_t *ctx, int echo);
+
+// Single-character input (no line editing, no echo) on the stdin
+// terminal, or back to cooked mode with echo. 1 if set, else 0.
+int set_console_input_single_char(console_worker_context_t *ctx, int single);
+
+// ANSI escape processing for the stdout console: 1 if it was enabled
+// (Windows consoles), 0 elsewhere (POSIX terminals need nothing).
+int enable_console_output_ansi(void);
 
 // The error code of the last failed call on this thread, or `UNILOOP_OK`
 // if the last call succeeded.
@@ -68,6 +276,171 @@ const char *uniloop_last_error_message(void);
 
 // A static description of an error code; never NULL.
 const char *uniloop_strerror(int code);
+
+// STAND-IN: creates a queue.
+async_queue_t *async_queue_create(size_t capacity, size_t max_msg_size, int flags);
+
+// STAND-IN: destroys a queue.
+//
+// # Safety
+//
+// `q` is NULL or from `async_queue_create`, destroyed once.
+void async_queue_destroy(async_queue_t *q);
+
+// STAND-IN: takes the head message if it fits in `buffer`.
+//
+// # Safety
+//
+// `q` is from `async_queue_create`; `buffer` has `buffer_size` bytes;
+// `out_size` is NULL or writable.
+bool async_queue_dequeue(async_queue_t *q, void *buffer, size_t buffer_size, size_t *out_size);
+
+// STAND-IN: starts `proc(context)` on a new thread.
+async_worker_t *async_worker_create(async_worker_proc_t proc_, void *context, size_t stack_size);
+
+// STAND-IN: asks the worker to stop (the console body has its own pipe).
+void async_worker_signal_stop(async_worker_t *worker);
+
+// STAND-IN: waits up to `timeout_ms` (-1: forever) for the body to return.
+//
+// # Safety
+//
+// `worker` is from `async_worker_create`.
+bool async_worker_join(async_worker_t *worker, int timeout_ms);
+
+// STAND-IN: frees the handle (a running thread is detached).
+//
+// # Safety
+//
+// `worker` is NULL or from `async_worker_create`, destroyed once.
+void async_worker_destroy(async_worker_t *worker);
+
+// Creates a runtime on the platform's best backend (epoll, kqueue, IOCP).
+// NULL on failure.
+async_runtime_t *async_runtime_init(void);
+
+// uniloop: creates a runtime on a named backend: "epoll", "poll",
+// "kqueue", "iocp", or NULL for the default. NULL on failure
+// (`UNILOOP_ERR_INVALID` for an unknown name, `UNILOOP_ERR_UNSUPPORTED`
+// for one this platform lacks).
+//
+// # Safety
+//
+// `backend` is NULL or a NUL-terminated string.
+async_runtime_t *uniloop_runtime_init_backend(const char *backend);
+
+// uniloop: the name of the runtime's backend ("epoll", "poll", "kqueue",
+// "iocp"); NULL for a bad handle.
+const char *uniloop_runtime_backend(async_runtime_t *rt);
+
+// Destroys a runtime: registered fds are forgotten (not closed), posted
+// operations and timers dropped. Afterwards wakeup/post_completion from
+// other threads return -1 with `UNILOOP_ERR_CLOSED`; a second deinit does
+// nothing (and records `UNILOOP_ERR_CLOSED`). Call it on the thread that
+// waits, not while a wait is running.
+void async_runtime_deinit(async_runtime_t *rt);
+
+// Registers `fd` for readiness (`EVENT_READ` and/or `EVENT_WRITE`,
+// level-triggered) with `context` returned in its events. The fd is
+// borrowed: keep it open until `async_runtime_remove`. 0, or -1
+// (`UNILOOP_ERR_EXISTS` if registered, the OS error for a bad fd,
+// `UNILOOP_ERR_INVALID` if `events` has neither flag).
+int async_runtime_add(async_runtime_t *rt, socket_fd_t fd, uint32_t events, void *context);
+
+// Changes a registered fd's events and context. 0, or -1
+// (`UNILOOP_ERR_NOT_FOUND` if not registered).
+int async_runtime_modify(async_runtime_t *rt, socket_fd_t fd, uint32_t events, void *context);
+
+// Unregisters `fd` and cancels its posted reads and writes: no event for
+// it comes from a wait after this returns, and the runtime's read buffer
+// for it is freed. 0, or -1 (`UNILOOP_ERR_NOT_FOUND`; or the OS error for
+// an fd closed before its removal — it is forgotten all the same).
+int async_runtime_remove(async_runtime_t *rt, socket_fd_t fd);
+
+// Makes a blocked (or the next) `async_runtime_wait` return. Produces no
+// event. Any thread. 0, or -1 (`UNILOOP_ERR_CLOSED` after deinit). Not
+// async-signal-safe.
+int async_runtime_wakeup(async_runtime_t *rt);
+
+// Waits for events and writes up to `max_events` of them to `events`.
+// `timeout` NULL blocks, `{0, 0}` polls (negative fields count as 0).
+// Returns the count (0 on timeout, after a wakeup, or when a signal
+// interrupted the wait), or -1. Whatever did not fit comes with the next
+// call. Call it from one thread only.
+//
+// # Safety
+//
+// `events` has room for `max_events` entries; `timeout` is NULL or valid.
+int async_runtime_wait(async_runtime_t *rt, struct io_event_t *events, int max_events, struct timeval *timeout);
+
+// Posts a completion: one event with `completion_key` = `key`,
+// `bytes_transferred` = `data` (both full width), `event_type`
+// `EVENT_READ`. Never merged, never dropped, FIFO per posting thread;
+// never blocks. Any thread. 0, or -1 (`UNILOOP_ERR_CLOSED` after deinit).
+int async_runtime_post_completion(async_runtime_t *rt, uintptr_t completion_key, uintptr_t data);
+
+// Posts a read on a registered, non-blocking fd. One event follows:
+// `EVENT_READ` with `bytes_transferred` > 0 and `buffer` the data,
+// `EVENT_CLOSE` with 0 bytes at end of stream, or `EVENT_ERROR`. While it
+// is posted no readiness `EVENT_READ` is reported for the fd. `buffer`
+// NULL: the runtime reads into its own buffer of `len` bytes
+// (`UNILOOP_DEFAULT_READ_SIZE` if `len` is 0), valid until the next
+// post_read on the fd or its removal. Otherwise `buffer` (`len` > 0
+// bytes) must stay valid until the event. One read at a time per fd
+// (`UNILOOP_ERR_EXISTS`). 0, or -1.
+int async_runtime_post_read(async_runtime_t *rt, socket_fd_t fd, void *buffer, size_t len);
+
+// Posts a write of `len` bytes (copied before this returns) on a
+// registered, non-blocking fd. One event follows when all of it is out:
+// `EVENT_WRITE` with `bytes_transferred` = `len` and `buffer` the pointer
+// given, or `EVENT_ERROR` with how much went out. Writes on an fd go out
+// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's 1 MiB of queued
+// output).
+int async_runtime_post_write(async_runtime_t *rt, socket_fd_t fd, void *buffer, size_t len);
+
+// Detects what stdin is (`console_detect_type`) and remembers it for
+// `async_runtime_get_console_type`; `context` is unused. Nothing is
+// registered: console input comes through `console_worker_init`. 0, or -1.
+int async_runtime_add_console(async_runtime_t *rt, void *context);
+
+// The console type `async_runtime_add_console` detected
+// (`CONSOLE_TYPE_NONE` before it, and for a bad handle).
+enum console_type_t async_runtime_get_console_type(async_runtime_t *rt);
+
+#if !defined(_WIN32)
+// The reference returned its eventfd, which workers could write to. Not
+// available: returns -1 (`UNILOOP_ERR_UNSUPPORTED`); post completions
+// with `async_runtime_post_completion`.
+int async_runtime_get_event_loop_handle(async_runtime_t *rt);
+#endif
+
+#if defined(_WIN32)
+// The reference returned its IOCP handle. Not available: returns NULL
+// (`UNILOOP_ERR_UNSUPPORTED`); use `async_runtime_post_completion`.
+void *async_runtime_get_iocp(async_runtime_t *rt);
+#endif
+
+// uniloop: starts a timer. After `delay_ms`, and then every `period_ms`
+// if it is not 0, a wait returns an event with `completion_key` = `key`,
+// `event_type` = `EVENT_READ | UNILOOP_EVENT_TIMER`, `bytes_transferred`
+// = the id returned here, `fd` `INVALID_SOCKET_FD`. Runs in the loop (no
+// thread). Returns the id (never 0), or 0 on failure.
+uint64_t uniloop_timer_add(async_runtime_t *rt, uintptr_t key, uint64_t delay_ms, uint64_t period_ms);
+
+// uniloop: cancels a timer; no wait reports it afterwards. 0, or -1
+// (`UNILOOP_ERR_NOT_FOUND` for a fired one-shot, cancelled or unknown id).
+int uniloop_timer_cancel(async_runtime_t *rt, uint64_t id);
+
+// uniloop: restarts a pending timer to fire `delay_ms` from now, keeping
+// its id. 0, or -1 (`UNILOOP_ERR_NOT_FOUND`).
+int uniloop_timer_reset(async_runtime_t *rt, uint64_t id, uint64_t delay_ms);
+
+// uniloop: fills `*stats`. 0, or -1.
+//
+// # Safety
+//
+// `stats` is NULL or points to writable memory for one struct.
+int uniloop_runtime_get_stats(async_runtime_t *rt, struct uniloop_runtime_stats_t *stats);
 
 #ifdef __cplusplus
 }  // extern "C"
