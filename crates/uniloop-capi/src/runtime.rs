@@ -648,8 +648,13 @@ pub unsafe extern "C" fn async_runtime_wait(
         } else {
             // SAFETY: the caller passes NULL or a valid timeval.
             let tv = unsafe { *timeout };
-            let secs = (tv.tv_sec as i64).max(0) as u64;
-            let micros = (tv.tv_usec as i64).max(0) as u64;
+            // time_t/suseconds_t (or winsock's longs) are wider on some
+            // platforms than others: the conversion is only useless on some.
+            #[allow(clippy::useless_conversion)]
+            let (secs, micros) = (
+                i64::from(tv.tv_sec).max(0) as u64,
+                i64::from(tv.tv_usec).max(0) as u64,
+            );
             Some(Duration::from_secs(secs) + Duration::from_micros(micros))
         };
         with_loop(rt, |l| l.wait(events, max_events as usize, timeout)).map(|n| n as c_int)
