@@ -299,6 +299,10 @@ bool async_queue_dequeue(async_queue_t *q, void *buffer, size_t buffer_size, siz
 async_worker_t *async_worker_create(async_worker_proc_t proc_, void *context, size_t stack_size);
 
 // STAND-IN: asks the worker to stop (the console body has its own pipe).
+//
+// # Safety
+//
+// `worker` is NULL or from `async_worker_create`.
 void async_worker_signal_stop(async_worker_t *worker);
 
 // STAND-IN: waits up to `timeout_ms` (-1: forever) for the body to return.

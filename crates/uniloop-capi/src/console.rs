@@ -345,9 +345,10 @@ pub unsafe extern "C" fn console_worker_shutdown(
         }
         let c = live(ctx)?;
         sys::stop(&c.shared);
-        async_worker_signal_stop(c.public.worker);
         // SAFETY: a live context's worker is from async_worker_create and
         // is destroyed only by console_worker_destroy.
+        unsafe { async_worker_signal_stop(c.public.worker) };
+        // SAFETY: as above.
         if unsafe { async_worker_join(c.public.worker, timeout_ms) } {
             Ok(true)
         } else {
@@ -375,7 +376,8 @@ pub extern "C" fn console_worker_destroy(ctx: *mut console_worker_context_t) {
         let c = unsafe { Box::from_raw(ctx.cast::<Ctx>()) };
         if !c.public.worker.is_null() {
             sys::stop(&c.shared);
-            async_worker_signal_stop(c.public.worker);
+            // SAFETY: from async_worker_create; not destroyed yet.
+            unsafe { async_worker_signal_stop(c.public.worker) };
             // SAFETY: from async_worker_create; destroyed once, here.
             unsafe { async_worker_destroy(c.public.worker) };
         }

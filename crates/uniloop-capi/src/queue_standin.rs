@@ -177,8 +177,12 @@ pub extern "C" fn async_worker_create(
 }
 
 /// STAND-IN: asks the worker to stop (the console body has its own pipe).
+///
+/// # Safety
+///
+/// `worker` is NULL or from `async_worker_create`.
 #[no_mangle]
-pub extern "C" fn async_worker_signal_stop(worker: *mut async_worker_t) {
+pub unsafe extern "C" fn async_worker_signal_stop(worker: *mut async_worker_t) {
     let _ = worker;
 }
 
