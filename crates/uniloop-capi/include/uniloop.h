@@ -24,9 +24,6 @@ typedef int socket_fd_t;
 #endif
 
 
-// The completion key Neolith gives its console worker.
-#define CONSOLE_COMPLETION_KEY 12611614
-
 // The largest console message, NUL included.
 #define CONSOLE_MAX_LINE 4096
 
@@ -210,6 +207,9 @@ typedef struct uniloop_runtime_stats_t {
   // Completions posted with `async_runtime_post_completion` (any thread).
   uint64_t posted;
 } uniloop_runtime_stats_t;
+
+// The completion key Neolith gives its console worker.
+#define CONSOLE_COMPLETION_KEY 12611614
 
 #ifdef __cplusplus
 extern "C" {

@@ -34,12 +34,12 @@ use crate::queue_standin::{
     async_worker_signal_stop, async_worker_t, enqueue_bytes,
 };
 use crate::runtime::{async_runtime_t, poster_of};
-use crate::types::{console_type_t, uintptr_t};
+use crate::types::{console_type_t, UintPtr};
 use crate::uniloop_error_t::*;
 
 /// The completion key Neolith gives its console worker.
 #[allow(dead_code)] // only in the header
-pub const CONSOLE_COMPLETION_KEY: uintptr_t = 0xC0701E;
+pub const CONSOLE_COMPLETION_KEY: UintPtr = 0xC0701E;
 /// The largest console message, NUL included.
 #[allow(dead_code)] // only in the header
 pub const CONSOLE_MAX_LINE: usize = 4096;
@@ -69,7 +69,7 @@ pub struct console_worker_context_s {
     /// What stdin was at init.
     pub console_type: console_type_t,
     /// The key of the worker's completions.
-    pub completion_key: uintptr_t,
+    pub completion_key: UintPtr,
     /// Layout only.
     pub state_mutex: uniloop_mutex_storage_t,
     /// Layout only (not maintained): use `console_worker_take_eof`.
@@ -316,7 +316,7 @@ pub extern "C" fn console_type_str(console_type: c_int) -> *const c_char {
 pub extern "C" fn console_worker_init(
     runtime: *mut async_runtime_t,
     queue: *mut async_queue_t,
-    completion_key: uintptr_t,
+    completion_key: UintPtr,
 ) -> *mut console_worker_context_t {
     guard(ptr::null_mut(), || init(runtime, queue, completion_key))
 }

@@ -26,7 +26,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::error::{guard, Error, Result};
-use crate::types::size_t;
 use crate::uniloop_error_t::*;
 
 /// STAND-IN for helper B's queue.
@@ -60,8 +59,8 @@ pub(crate) fn enqueue_bytes(q: &async_queue_s, data: &[u8]) -> Result<()> {
 /// STAND-IN: creates a queue.
 #[no_mangle]
 pub extern "C" fn async_queue_create(
-    capacity: size_t,
-    max_msg_size: size_t,
+    capacity: usize,
+    max_msg_size: usize,
     flags: c_int,
 ) -> *mut async_queue_t {
     let _ = flags;
@@ -100,8 +99,8 @@ pub unsafe extern "C" fn async_queue_destroy(q: *mut async_queue_t) {
 pub unsafe extern "C" fn async_queue_dequeue(
     q: *mut async_queue_t,
     buffer: *mut c_void,
-    buffer_size: size_t,
-    out_size: *mut size_t,
+    buffer_size: usize,
+    out_size: *mut usize,
 ) -> bool {
     guard(false, || {
         if q.is_null() || buffer.is_null() {
@@ -151,7 +150,7 @@ unsafe impl Send for SendPtr {}
 pub extern "C" fn async_worker_create(
     proc_: async_worker_proc_t,
     context: *mut c_void,
-    stack_size: size_t,
+    stack_size: usize,
 ) -> *mut async_worker_t {
     guard(std::ptr::null_mut(), || {
         let Some(f) = proc_ else {

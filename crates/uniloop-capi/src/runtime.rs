@@ -73,11 +73,11 @@ pub type async_runtime_t = async_runtime_s;
 #[allow(non_camel_case_types)]
 pub struct uniloop_runtime_stats_t {
     /// Registered fds.
-    pub registered: size_t,
+    pub registered: usize,
     /// Pending timers.
-    pub timers: size_t,
+    pub timers: usize,
     /// Posted reads and writes not yet returned by a wait.
-    pub pending_ops: size_t,
+    pub pending_ops: usize,
     /// Calls to `async_runtime_wait`.
     pub waits: u64,
     /// Events returned, of every kind.
@@ -668,8 +668,8 @@ pub unsafe extern "C" fn async_runtime_wait(
 #[no_mangle]
 pub extern "C" fn async_runtime_post_completion(
     rt: *mut async_runtime_t,
-    completion_key: uintptr_t,
-    data: uintptr_t,
+    completion_key: UintPtr,
+    data: UintPtr,
 ) -> c_int {
     guard(-1, || {
         with_poster(rt, |r| {
@@ -696,7 +696,7 @@ pub extern "C" fn async_runtime_post_read(
     rt: *mut async_runtime_t,
     fd: socket_fd_t,
     buffer: *mut c_void,
-    len: size_t,
+    len: usize,
 ) -> c_int {
     guard(-1, || {
         with_loop(rt, |l| l.post_read(fd, buffer, len)).map(|()| 0)
@@ -714,7 +714,7 @@ pub extern "C" fn async_runtime_post_write(
     rt: *mut async_runtime_t,
     fd: socket_fd_t,
     buffer: *mut c_void,
-    len: size_t,
+    len: usize,
 ) -> c_int {
     guard(-1, || {
         with_loop(rt, |l| l.post_write(fd, buffer, len)).map(|()| 0)
@@ -786,7 +786,7 @@ pub extern "C" fn async_runtime_get_iocp(rt: *mut async_runtime_t) -> *mut c_voi
 #[no_mangle]
 pub extern "C" fn uniloop_timer_add(
     rt: *mut async_runtime_t,
-    key: uintptr_t,
+    key: UintPtr,
     delay_ms: u64,
     period_ms: u64,
 ) -> u64 {

@@ -22,12 +22,10 @@ pub type socket_fd_t = c_int;
 #[allow(non_camel_case_types)]
 pub type socket_fd_t = usize;
 
-/// `uintptr_t`: a `usize`, for keys and data (cbindgen's spelling of
-/// `usize`, named so where the reference says `uintptr_t`).
-pub type uintptr_t = usize;
-/// `size_t`: a `usize`, for sizes and counts (cbindgen writes this name as
-/// `size_t`, where the reference has it).
-pub type size_t = usize;
+/// `uintptr_t`: a `usize` that cbindgen prints as `uintptr_t` (every
+/// other `usize` is a `size_t`), for keys and data where the reference
+/// says `uintptr_t`.
+pub type UintPtr = usize;
 
 /// `INVALID_SOCKET_FD`: the `fd` of an event that is not about an fd.
 #[cfg(not(windows))]
@@ -79,13 +77,13 @@ pub struct io_event_t {
     #[cfg(windows)]
     pub handle: *mut c_void,
     /// The key of a completion or timer; 0 for fd events.
-    pub completion_key: uintptr_t,
+    pub completion_key: UintPtr,
     /// `EVENT_*` flags.
     pub event_type: u32,
     /// The context given to `async_runtime_add`/`modify`; NULL otherwise.
     pub context: *mut c_void,
     /// Bytes of a posted read or write; a completion's data; a timer's id.
-    pub bytes_transferred: size_t,
+    pub bytes_transferred: usize,
     /// The data of a posted read or write; NULL otherwise.
     pub buffer: *mut c_void,
 }
