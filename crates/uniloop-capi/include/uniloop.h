@@ -53,6 +53,80 @@ typedef enum uniloop_error_t {
   UNILOOP_ERR_PANIC = 11,
 } uniloop_error_t;
 
+// Behaviour flags of `async_queue_create`, combined with `|`. The values
+// are the reference's.
+typedef enum async_queue_flags_t {
+  // A full queue drops its oldest message to make room (counted in
+  // `dropped_count`). Takes precedence over `ASYNC_QUEUE_BLOCK_WRITER`.
+  ASYNC_QUEUE_DROP_OLDEST = 1,
+  // An enqueue on a full queue waits for room; a dequeue, `clear`,
+  // `uniloop_queue_close` or `async_queue_destroy` releases it.
+  ASYNC_QUEUE_BLOCK_WRITER = 2,
+  // A message landing in an empty queue posts a completion to the
+  // runtime set by `uniloop_queue_set_signal` (which also enables it
+  // without this flag; with the flag and no runtime nothing is posted).
+  ASYNC_QUEUE_SIGNAL_ON_DATA = 4,
+} async_queue_flags_t;
+
+// A bounded FIFO of byte messages, each copied in and out. Opaque; made
+// by `async_queue_create`, freed by `async_queue_destroy`.
+typedef struct async_queue_s async_queue_s;
+
+// TEMPORARY stand-in for helper A's runtime handle.
+typedef struct async_runtime_s async_runtime_s;
+
+// The reference's name for the queue handle.
+typedef struct async_queue_s async_queue_t;
+
+// The reference's queue statistics (`async_queue_get_stats`); 48 bytes
+// on 64-bit targets, laid out as in the reference header.
+typedef struct async_queue_stats_t {
+  // The maximum number of messages.
+  size_t capacity;
+  // Messages in the queue now.
+  size_t current_size;
+  // The largest message accepted, in bytes.
+  size_t max_msg_size;
+  // Messages accepted by an enqueue.
+  uint64_t enqueue_count;
+  // Messages taken by a dequeue.
+  uint64_t dequeue_count;
+  // Messages displaced by `ASYNC_QUEUE_DROP_OLDEST`.
+  uint64_t dropped_count;
+} async_queue_stats_t;
+
+// All of a queue's counters (`uniloop_queue_stats`). After a quiet
+// moment `enqueued == dequeued + dropped + cleared + len`.
+typedef struct uniloop_queue_stats_t {
+  // The maximum number of messages.
+  size_t capacity;
+  // Messages in the queue now.
+  size_t len;
+  // The largest message accepted, in bytes.
+  size_t max_msg_size;
+  // The largest `len` ever reached.
+  size_t high_water;
+  // Enqueues blocked on a full queue right now.
+  size_t blocked_writers;
+  // Dequeues (`uniloop_queue_dequeue_timeout`) blocked on an empty
+  // queue right now.
+  size_t blocked_readers;
+  // Messages accepted by an enqueue.
+  uint64_t enqueued;
+  // Messages taken by a dequeue.
+  uint64_t dequeued;
+  // Messages displaced by `ASYNC_QUEUE_DROP_OLDEST`.
+  uint64_t dropped;
+  // Messages removed by `async_queue_clear`.
+  uint64_t cleared;
+  // Enqueues refused: the queue was full (without `DROP_OLDEST` or
+  // `BLOCK_WRITER`), or the message was larger than `max_msg_size`.
+  uint64_t rejected;
+} uniloop_queue_stats_t;
+
+// The reference's name for the runtime handle.
+typedef struct async_runtime_s async_runtime_t;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -68,6 +142,143 @@ const char *uniloop_last_error_message(void);
 
 // A static description of an error code; never NULL.
 const char *uniloop_strerror(int code);
+
+// Creates a queue of at most `capacity` messages of at most
+// `max_msg_size` bytes each; `flags` combines `async_queue_flags_t`
+// values (0 for none: a full queue refuses the enqueue).
+//
+// Returns NULL on failure (a zero capacity or size, unknown flags).
+async_queue_t *async_queue_create(size_t capacity, size_t max_msg_size, async_queue_flags_t flags);
+
+// Destroys a queue and the messages in it. An enqueue blocked on it (or a
+// `uniloop_queue_dequeue_timeout`) on another thread returns false with
+// `UNILOOP_ERR_CLOSED`; the memory is freed when the last of them has
+// left. NULL is ignored (and recorded as `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; no call may start on it after this.
+void async_queue_destroy(async_queue_t *queue);
+
+// Copies `size` bytes at `data` into the queue as one message. A full
+// queue drops its oldest message (`ASYNC_QUEUE_DROP_OLDEST`), waits for
+// room (`ASYNC_QUEUE_BLOCK_WRITER`) or refuses (`UNILOOP_ERR_FULL`).
+//
+// Returns false when the queue is full (without those flags), the
+// message is larger than `max_msg_size` (`UNILOOP_ERR_SIZE`) or empty,
+// or the queue is closed or destroyed while waiting (`UNILOOP_ERR_CLOSED`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `data` is NULL or `size` readable bytes.
+bool async_queue_enqueue(async_queue_t *queue, const void *data, size_t size);
+
+// Takes the oldest message without waiting: copies it into `buffer` and
+// sets `*out_size` (if not NULL) to its size.
+//
+// Returns false when the queue is empty (`UNILOOP_ERR_EMPTY`) or when the
+// message does not fit in `buffer_size` bytes (`UNILOOP_ERR_SIZE`): then
+// `*out_size` is set to the size it needs and the message stays at the
+// head. `buffer` may be NULL with `buffer_size` 0 to learn that size.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `buffer` is NULL or `buffer_size`
+// writable bytes; `out_size` is NULL or writable.
+bool async_queue_dequeue(async_queue_t *queue, void *buffer, size_t buffer_size, size_t *out_size);
+
+// As `async_queue_dequeue`, but waits up to `timeout_ms` milliseconds for
+// a message (`-1` waits forever, `0` does not wait). Returns false with
+// `UNILOOP_ERR_TIMEOUT` when none came, `UNILOOP_ERR_CLOSED` when the
+// queue is closed (or destroyed) and empty, `UNILOOP_ERR_SIZE` (without
+// waiting) when the head message does not fit.
+//
+// # Safety
+//
+// As `async_queue_dequeue`.
+bool uniloop_queue_dequeue_timeout(async_queue_t *queue, void *buffer, size_t buffer_size, size_t *out_size, int timeout_ms);
+
+// Whether the queue holds no message. A NULL handle counts as empty, as
+// in the reference (and records `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle.
+bool async_queue_is_empty(const async_queue_t *queue);
+
+// Whether the queue holds `capacity` messages. False for a NULL handle
+// (which records `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle.
+bool async_queue_is_full(const async_queue_t *queue);
+
+// Removes every message (counted in `uniloop_queue_stats_t.cleared`);
+// enqueues blocked on the full queue go ahead.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle.
+void async_queue_clear(async_queue_t *queue);
+
+// Fills `*stats` with the reference's counters (all zero for a NULL
+// handle, which records `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `stats` is NULL or writable.
+void async_queue_get_stats(const async_queue_t *queue, struct async_queue_stats_t *stats);
+
+// Fills `*stats` with every counter of the queue. Returns false for a
+// NULL argument.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `stats` is NULL or writable.
+bool uniloop_queue_stats(const async_queue_t *queue, struct uniloop_queue_stats_t *stats);
+
+// Closes the queue: enqueues fail with `UNILOOP_ERR_CLOSED`, dequeues
+// take what is left and then fail with `UNILOOP_ERR_CLOSED`; every
+// blocked enqueue and dequeue returns. Closing twice is harmless.
+// Returns false for a NULL handle.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle.
+bool uniloop_queue_close(async_queue_t *queue);
+
+// Makes a message landing in an empty queue post one completion
+// `(key, 0)` to `runtime` (`ASYNC_QUEUE_SIGNAL_ON_DATA`). On that
+// completion, dequeue until the queue is empty; the next message posts
+// again. If the queue already holds messages, one completion is posted
+// now. Calling it again replaces the target. The runtime must outlive
+// the queue's use of it; after `async_runtime_deinit` the posts are
+// skipped. Returns false for NULL arguments.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `runtime` is NULL or a live runtime.
+bool uniloop_queue_set_signal(async_queue_t *queue, async_runtime_t *runtime, uintptr_t key);
+
+// TEMPORARY (tests only, until the merge): a runtime; NULL on failure.
+async_runtime_t *uniloop_standin_runtime_new(void);
+
+// TEMPORARY (tests only): frees a runtime from `uniloop_standin_runtime_new`.
+//
+// # Safety
+//
+// `rt` is NULL or a live stand-in runtime.
+void uniloop_standin_runtime_free(async_runtime_t *rt);
+
+// TEMPORARY (tests only): waits up to `timeout_ms` (-1: forever) for one
+// completion; returns 1 and sets `*key`, `*data`, or 0 on timeout, -1 on
+// error.
+//
+// # Safety
+//
+// `rt` is NULL or a live stand-in runtime; `key`, `data` writable.
+int uniloop_standin_wait_completion(async_runtime_t *rt, int timeout_ms, size_t *key, size_t *data);
 
 #ifdef __cplusplus
 }  // extern "C"
