@@ -10,6 +10,7 @@
 #include <winsock2.h>
 #include <windows.h>
 #else
+#include <pthread.h>
 #include <sys/time.h>
 #endif
 
@@ -23,6 +24,16 @@ typedef int socket_fd_t;
 #endif
 #endif
 
+
+// A worker's state (`async_worker_get_state`); the reference's values.
+typedef enum async_worker_state_t {
+  // The body has returned (or the handle is NULL).
+  ASYNC_WORKER_STOPPED = 0,
+  // Created, and no stop has been signalled.
+  ASYNC_WORKER_RUNNING = 1,
+  // `async_worker_signal_stop` was called; the body has not returned.
+  ASYNC_WORKER_STOPPING = 2,
+} async_worker_state_t;
 
 // Error codes returned by `uniloop_last_error()`.
 typedef enum uniloop_error_t {
@@ -75,6 +86,14 @@ typedef struct async_queue_s async_queue_s;
 // TEMPORARY stand-in for helper A's runtime handle.
 typedef struct async_runtime_s async_runtime_s;
 
+// A worker thread. Opaque; made by `async_worker_create`, freed by
+// `async_worker_destroy`.
+typedef struct async_worker_s async_worker_s;
+
+// The reference's `platform_event_t` (Neolith's `port/sync.h`), only ever
+// handled by pointer here: see `async_worker_get_stop_event`.
+typedef struct platform_event_s platform_event_s;
+
 // The reference's name for the queue handle.
 typedef struct async_queue_s async_queue_t;
 
@@ -126,6 +145,16 @@ typedef struct uniloop_queue_stats_t {
 
 // The reference's name for the runtime handle.
 typedef struct async_runtime_s async_runtime_t;
+
+// The reference's name for the worker handle.
+typedef struct async_worker_s async_worker_t;
+
+// The body of a worker: called once on the new thread with the create's
+// context; its return value is kept for `uniloop_worker_result`.
+typedef void *(*async_worker_proc_t)(void *context);
+
+// The reference's name for `struct platform_event_s`.
+typedef struct platform_event_s platform_event_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -279,6 +308,111 @@ void uniloop_standin_runtime_free(async_runtime_t *rt);
 //
 // `rt` is NULL or a live stand-in runtime; `key`, `data` writable.
 int uniloop_standin_wait_completion(async_runtime_t *rt, int timeout_ms, size_t *key, size_t *data);
+
+// Starts a thread running `proc(context)`, with a stack of `stack_size`
+// bytes (0: the platform default; a smaller size than the platform's
+// minimum is rounded up). Returns NULL (nothing leaked) if `proc` is NULL
+// or the thread cannot be created (`UNILOOP_ERR_OS`).
+async_worker_t *async_worker_create(async_worker_proc_t proc, void *context, size_t stack_size);
+
+// Frees a worker. A worker that was joined, or whose body has returned,
+// is simply freed; a running one is signalled to stop and detached: its
+// body runs to its end on its own and is never joined (the handle stays
+// valid for `async_worker_current()` inside it until then).
+//
+// # Safety
+//
+// `worker` is NULL or a live handle; no call may start on it after this.
+void async_worker_destroy(async_worker_t *worker);
+
+#if !defined(_WIN32)
+// The worker's thread: its `pthread_t`. Waits for the new thread to have
+// started if it has not. Returns 0 for a NULL handle.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+pthread_t async_worker_get_native_handle(async_worker_t *worker);
+#endif
+
+#if defined(_WIN32)
+// The worker's thread: a `HANDLE` the worker owns (closed by
+// `async_worker_destroy`). Waits for the new thread to have started if it
+// has not. Returns NULL for a NULL handle.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+HANDLE async_worker_get_native_handle(async_worker_t *worker);
+#endif
+
+// Asks the worker to stop: `async_worker_should_stop` turns true, a
+// `uniloop_worker_wait_stop` returns, and the state is
+// `ASYNC_WORKER_STOPPING` until the body returns. Never blocks.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+void async_worker_signal_stop(async_worker_t *worker);
+
+// Waits up to `timeout_ms` milliseconds (`-1`: forever) for the body to
+// return, then joins the thread. Returns true once it has (also on later
+// calls), false on time (`UNILOOP_ERR_TIMEOUT`; the worker stays
+// joinable) — even right after the create, a timed join returns on time.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+bool async_worker_join(async_worker_t *worker, int timeout_ms);
+
+// The worker whose body is running on the calling thread, or NULL on any
+// other thread.
+async_worker_t *async_worker_current(void);
+
+// Whether `async_worker_signal_stop` has been called (false for NULL,
+// which records `UNILOOP_ERR_INVALID`). Cheap enough for a tight loop.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+bool async_worker_should_stop(async_worker_t *worker);
+
+// The worker's state; `ASYNC_WORKER_STOPPED` for NULL (which records
+// `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+enum async_worker_state_t async_worker_get_state(const async_worker_t *worker);
+
+// Not honoured: always NULL with `UNILOOP_ERR_UNSUPPORTED`. The
+// reference returned its internal `platform_event_t`, an object of
+// Neolith's own `port/sync` library that this library neither has nor
+// can make. A body that must sleep until stop is signalled calls
+// `uniloop_worker_wait_stop` instead.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+platform_event_t *async_worker_get_stop_event(async_worker_t *worker);
+
+// Sleeps until stop is signalled or `timeout_ms` milliseconds pass (`-1`:
+// forever); returns whether stop has been signalled. Use it instead of a
+// sleep in a polling body, so a stop is noticed at once.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+bool uniloop_worker_wait_stop(async_worker_t *worker, int timeout_ms);
+
+// After a successful `async_worker_join`, stores the body's return value
+// in `*out` and returns true. False (and `*out` untouched) before the
+// join (`UNILOOP_ERR_NOT_FOUND`) or for NULL arguments.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle; `out` is NULL or writable.
+bool uniloop_worker_result(async_worker_t *worker, void **out);
 
 #ifdef __cplusplus
 }  // extern "C"
