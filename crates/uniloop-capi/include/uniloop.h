@@ -25,6 +25,13 @@ typedef int socket_fd_t;
 #endif
 
 
+// How many submitted jobs may wait for a thread; a submit beyond that
+// fails with `UNILOOP_ERR_FULL`.
+#define UNILOOP_POOL_QUEUE_CAPACITY 1024
+
+// The most threads a pool may have.
+#define UNILOOP_POOL_MAX_THREADS 256
+
 // A worker's state (`async_worker_get_state`); the reference's values.
 typedef enum async_worker_state_t {
   // The body has returned (or the handle is NULL).
@@ -94,6 +101,19 @@ typedef struct async_worker_s async_worker_s;
 // handled by pointer here: see `async_worker_get_stop_event`.
 typedef struct platform_event_s platform_event_s;
 
+// A pool of worker threads running C jobs. Opaque; made by
+// `uniloop_pool_create`, freed by `uniloop_pool_destroy`.
+typedef struct uniloop_pool_s uniloop_pool_s;
+
+// The pool handle.
+typedef struct uniloop_pool_s uniloop_pool_t;
+
+// The reference's name for the runtime handle.
+typedef struct async_runtime_s async_runtime_t;
+
+// A job: called once with its `arg` on one of the pool's threads.
+typedef void (*uniloop_job_fn)(void *arg);
+
 // The reference's name for the queue handle.
 typedef struct async_queue_s async_queue_t;
 
@@ -143,9 +163,6 @@ typedef struct uniloop_queue_stats_t {
   uint64_t rejected;
 } uniloop_queue_stats_t;
 
-// The reference's name for the runtime handle.
-typedef struct async_runtime_s async_runtime_t;
-
 // The reference's name for the worker handle.
 typedef struct async_worker_s async_worker_t;
 
@@ -171,6 +188,46 @@ const char *uniloop_last_error_message(void);
 
 // A static description of an error code; never NULL.
 const char *uniloop_strerror(int code);
+
+// Creates a pool of `threads` threads (1 to `UNILOOP_POOL_MAX_THREADS`)
+// whose finished jobs post `(key, job id)` to `runtime`. Returns NULL on
+// failure: a NULL runtime, a bad count, or a thread that could not be
+// made (those already made are stopped and joined).
+//
+// # Safety
+//
+// `runtime` is NULL or a live runtime, which must outlive the pool's
+// posts (after `async_runtime_deinit` they are skipped).
+uniloop_pool_t *uniloop_pool_create(async_runtime_t *runtime, size_t threads, uintptr_t key);
+
+// Queues `job(arg)` to run on one of the pool's threads; when it has
+// returned, the completion `(key, id)` is posted. Returns the job's id
+// (never 0), or 0 on failure: a NULL argument, or `UNILOOP_ERR_FULL` when
+// `UNILOOP_POOL_QUEUE_CAPACITY` jobs are already waiting. Any thread may
+// submit.
+//
+// # Safety
+//
+// `pool` is NULL or a live pool; `job` is safe to call with `arg` on
+// another thread.
+uintptr_t uniloop_pool_submit(uniloop_pool_t *pool, uniloop_job_fn job, void *arg);
+
+// Jobs submitted and not yet started (0 for NULL).
+//
+// # Safety
+//
+// `pool` is NULL or a live pool.
+size_t uniloop_pool_pending(const uniloop_pool_t *pool);
+
+// Stops the pool: no job may be submitted any more, every job already
+// submitted still runs (and posts its completion), then the threads are
+// joined. Blocks until then. Must not be called from one of the pool's
+// own jobs.
+//
+// # Safety
+//
+// `pool` is NULL or a live pool; no call may start on it after this.
+void uniloop_pool_destroy(uniloop_pool_t *pool);
 
 // Creates a queue of at most `capacity` messages of at most
 // `max_msg_size` bytes each; `flags` combines `async_queue_flags_t`

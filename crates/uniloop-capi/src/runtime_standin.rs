@@ -127,6 +127,7 @@ pub unsafe extern "C" fn uniloop_standin_wait_completion(
             unsafe { rt.as_ref() }.ok_or_else(|| Error::invalid("the runtime handle is NULL"))?;
         let mut l = rt.loop_.lock().unwrap_or_else(|e| e.into_inner());
         let deadline = crate::timeout::deadline(timeout_ms);
+        let mut polled = false;
         loop {
             if let Some((k, d)) = l.pending.pop_front() {
                 // SAFETY: the caller's contract: writable or NULL.
@@ -143,8 +144,11 @@ pub unsafe extern "C" fn uniloop_standin_wait_completion(
             let timeout = match crate::timeout::left(deadline) {
                 None => None,
                 Some(Some(left)) => Some(left),
+                // Out of time, but look at least once.
+                Some(None) if !polled => Some(std::time::Duration::ZERO),
                 Some(None) => return Ok(0),
             };
+            polled = true;
             let Loop {
                 rt,
                 events,
