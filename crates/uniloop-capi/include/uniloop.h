@@ -10,6 +10,7 @@
 #include <winsock2.h>
 #include <windows.h>
 #else
+#include <pthread.h>
 #include <sys/time.h>
 #endif
 
@@ -26,6 +27,13 @@ typedef int socket_fd_t;
 
 // The largest console message, NUL included.
 #define CONSOLE_MAX_LINE 4096
+
+// How many submitted jobs may wait for a thread; a submit beyond that
+// fails with `UNILOOP_ERR_FULL`.
+#define UNILOOP_POOL_QUEUE_CAPACITY 1024
+
+// The most threads a pool may have.
+#define UNILOOP_POOL_MAX_THREADS 256
 
 // What `post_read(rt, fd, NULL, 0)` reads into: a buffer of this many
 // bytes that the runtime owns (4 KiB).
@@ -61,6 +69,16 @@ typedef enum console_type_t {
   CONSOLE_TYPE_FILE = 3,
 } console_type_t;
 
+// A worker's state (`async_worker_get_state`); the reference's values.
+typedef enum async_worker_state_t {
+  // The body has returned (or the handle is NULL).
+  ASYNC_WORKER_STOPPED = 0,
+  // Created, and no stop has been signalled.
+  ASYNC_WORKER_RUNNING = 1,
+  // `async_worker_signal_stop` was called; the body has not returned.
+  ASYNC_WORKER_STOPPING = 2,
+} async_worker_state_t;
+
 // Error codes returned by `uniloop_last_error()`.
 typedef enum uniloop_error_t {
   // No error has been recorded on this thread since the last success.
@@ -90,22 +108,47 @@ typedef enum uniloop_error_t {
   UNILOOP_ERR_PANIC = 11,
 } uniloop_error_t;
 
-// STAND-IN for helper B's queue.
+// Behaviour flags of `async_queue_create`, combined with `|`. The values
+// are the reference's.
+typedef enum async_queue_flags_t {
+  // A full queue drops its oldest message to make room (counted in
+  // `dropped_count`). Takes precedence over `ASYNC_QUEUE_BLOCK_WRITER`.
+  ASYNC_QUEUE_DROP_OLDEST = 1,
+  // An enqueue on a full queue waits for room; a dequeue, `clear`,
+  // `uniloop_queue_close` or `async_queue_destroy` releases it.
+  ASYNC_QUEUE_BLOCK_WRITER = 2,
+  // A message landing in an empty queue posts a completion to the
+  // runtime set by `uniloop_queue_set_signal` (which also enables it
+  // without this flag; with the flag and no runtime nothing is posted).
+  ASYNC_QUEUE_SIGNAL_ON_DATA = 4,
+} async_queue_flags_t;
+
+// A bounded FIFO of byte messages, each copied in and out. Opaque; made
+// by `async_queue_create`, freed by `async_queue_destroy`.
 typedef struct async_queue_s async_queue_s;
 
 // The runtime handle (`async_runtime_t`). Opaque.
 typedef struct async_runtime_s async_runtime_s;
 
-// STAND-IN for helper B's worker.
+// A worker thread. Opaque; made by `async_worker_create`, freed by
+// `async_worker_destroy`.
 typedef struct async_worker_s async_worker_s;
 
-// STAND-IN: the reference's queue handle.
+// The reference's `platform_event_t` (Neolith's `port/sync.h`), only ever
+// handled by pointer here: see `async_worker_get_stop_event`.
+typedef struct platform_event_s platform_event_s;
+
+// A pool of worker threads running C jobs. Opaque; made by
+// `uniloop_pool_create`, freed by `uniloop_pool_destroy`.
+typedef struct uniloop_pool_s uniloop_pool_s;
+
+// The reference's name for the queue handle.
 typedef struct async_queue_s async_queue_t;
 
 // The reference's name for the runtime handle.
 typedef struct async_runtime_s async_runtime_t;
 
-// STAND-IN: the reference's worker handle.
+// The reference's name for the worker handle.
 typedef struct async_worker_s async_worker_t;
 
 // Room for the reference's `platform_mutex_t` (80 bytes); unused.
@@ -147,8 +190,57 @@ typedef struct console_worker_context_s {
 // The reference's name for the context.
 typedef struct console_worker_context_s console_worker_context_t;
 
-// STAND-IN: the reference's worker body type.
-typedef void *(*async_worker_proc_t)(void*);
+// The pool handle.
+typedef struct uniloop_pool_s uniloop_pool_t;
+
+// A job: called once with its `arg` on one of the pool's threads.
+typedef void (*uniloop_job_fn)(void *arg);
+
+// The reference's queue statistics (`async_queue_get_stats`); 48 bytes
+// on 64-bit targets, laid out as in the reference header.
+typedef struct async_queue_stats_t {
+  // The maximum number of messages.
+  size_t capacity;
+  // Messages in the queue now.
+  size_t current_size;
+  // The largest message accepted, in bytes.
+  size_t max_msg_size;
+  // Messages accepted by an enqueue.
+  uint64_t enqueue_count;
+  // Messages taken by a dequeue.
+  uint64_t dequeue_count;
+  // Messages displaced by `ASYNC_QUEUE_DROP_OLDEST`.
+  uint64_t dropped_count;
+} async_queue_stats_t;
+
+// All of a queue's counters (`uniloop_queue_stats`). After a quiet
+// moment `enqueued == dequeued + dropped + cleared + len`.
+typedef struct uniloop_queue_stats_t {
+  // The maximum number of messages.
+  size_t capacity;
+  // Messages in the queue now.
+  size_t len;
+  // The largest message accepted, in bytes.
+  size_t max_msg_size;
+  // The largest `len` ever reached.
+  size_t high_water;
+  // Enqueues blocked on a full queue right now.
+  size_t blocked_writers;
+  // Dequeues (`uniloop_queue_dequeue_timeout`) blocked on an empty
+  // queue right now.
+  size_t blocked_readers;
+  // Messages accepted by an enqueue.
+  uint64_t enqueued;
+  // Messages taken by a dequeue.
+  uint64_t dequeued;
+  // Messages displaced by `ASYNC_QUEUE_DROP_OLDEST`.
+  uint64_t dropped;
+  // Messages removed by `async_queue_clear`.
+  uint64_t cleared;
+  // Enqueues refused: the queue was full (without `DROP_OLDEST` or
+  // `BLOCK_WRITER`), or the message was larger than `max_msg_size`.
+  uint64_t rejected;
+} uniloop_queue_stats_t;
 
 // One event from `async_runtime_wait`: an fd's readiness, a finished
 // posted read or write, a completion or a timer expiry.
@@ -207,6 +299,13 @@ typedef struct uniloop_runtime_stats_t {
   // Completions posted with `async_runtime_post_completion` (any thread).
   uint64_t posted;
 } uniloop_runtime_stats_t;
+
+// The body of a worker: called once on the new thread with the create's
+// context; its return value is kept for `uniloop_worker_result`.
+typedef void *(*async_worker_proc_t)(void *context);
+
+// The reference's name for `struct platform_event_s`.
+typedef struct platform_event_s platform_event_t;
 
 // The completion key Neolith gives its console worker.
 #define CONSOLE_COMPLETION_KEY 12611614
@@ -277,47 +376,163 @@ const char *uniloop_last_error_message(void);
 // A static description of an error code; never NULL.
 const char *uniloop_strerror(int code);
 
-// STAND-IN: creates a queue.
-async_queue_t *async_queue_create(size_t capacity, size_t max_msg_size, int flags);
-
-// STAND-IN: destroys a queue.
+// Creates a pool of `threads` threads (1 to `UNILOOP_POOL_MAX_THREADS`)
+// whose finished jobs post `(key, job id)` to `runtime`. Returns NULL on
+// failure: a NULL runtime, a bad count, or a thread that could not be
+// made (those already made are stopped and joined).
 //
 // # Safety
 //
-// `q` is NULL or from `async_queue_create`, destroyed once.
-void async_queue_destroy(async_queue_t *q);
+// `runtime` is NULL or a live runtime, which must outlive the pool's
+// posts (after `async_runtime_deinit` they are skipped).
+uniloop_pool_t *uniloop_pool_create(async_runtime_t *runtime, size_t threads, uintptr_t key);
 
-// STAND-IN: takes the head message if it fits in `buffer`.
+// Queues `job(arg)` to run on one of the pool's threads; when it has
+// returned, the completion `(key, id)` is posted. Returns the job's id
+// (never 0), or 0 on failure: a NULL argument, or `UNILOOP_ERR_FULL` when
+// `UNILOOP_POOL_QUEUE_CAPACITY` jobs are already waiting. Any thread may
+// submit.
 //
 // # Safety
 //
-// `q` is from `async_queue_create`; `buffer` has `buffer_size` bytes;
-// `out_size` is NULL or writable.
-bool async_queue_dequeue(async_queue_t *q, void *buffer, size_t buffer_size, size_t *out_size);
+// `pool` is NULL or a live pool; `job` is safe to call with `arg` on
+// another thread.
+uintptr_t uniloop_pool_submit(uniloop_pool_t *pool, uniloop_job_fn job, void *arg);
 
-// STAND-IN: starts `proc(context)` on a new thread.
-async_worker_t *async_worker_create(async_worker_proc_t proc_, void *context, size_t stack_size);
-
-// STAND-IN: asks the worker to stop (the console body has its own pipe).
+// Jobs submitted and not yet started (0 for NULL).
 //
 // # Safety
 //
-// `worker` is NULL or from `async_worker_create`.
-void async_worker_signal_stop(async_worker_t *worker);
+// `pool` is NULL or a live pool.
+size_t uniloop_pool_pending(const uniloop_pool_t *pool);
 
-// STAND-IN: waits up to `timeout_ms` (-1: forever) for the body to return.
+// Stops the pool: no job may be submitted any more, every job already
+// submitted still runs (and posts its completion), then the threads are
+// joined. Blocks until then. Must not be called from one of the pool's
+// own jobs.
 //
 // # Safety
 //
-// `worker` is from `async_worker_create`.
-bool async_worker_join(async_worker_t *worker, int timeout_ms);
+// `pool` is NULL or a live pool; no call may start on it after this.
+void uniloop_pool_destroy(uniloop_pool_t *pool);
 
-// STAND-IN: frees the handle (a running thread is detached).
+// Creates a queue of at most `capacity` messages of at most
+// `max_msg_size` bytes each; `flags` combines `async_queue_flags_t`
+// values (0 for none: a full queue refuses the enqueue).
+//
+// Returns NULL on failure (a zero capacity or size, unknown flags).
+async_queue_t *async_queue_create(size_t capacity, size_t max_msg_size, async_queue_flags_t flags);
+
+// Destroys a queue and the messages in it. An enqueue blocked on it (or a
+// `uniloop_queue_dequeue_timeout`) on another thread returns false with
+// `UNILOOP_ERR_CLOSED`; the memory is freed when the last of them has
+// left. NULL is ignored (and recorded as `UNILOOP_ERR_INVALID`).
 //
 // # Safety
 //
-// `worker` is NULL or from `async_worker_create`, destroyed once.
-void async_worker_destroy(async_worker_t *worker);
+// `queue` is NULL or a live handle; no call may start on it after this.
+void async_queue_destroy(async_queue_t *queue);
+
+// Copies `size` bytes at `data` into the queue as one message. A full
+// queue drops its oldest message (`ASYNC_QUEUE_DROP_OLDEST`), waits for
+// room (`ASYNC_QUEUE_BLOCK_WRITER`) or refuses (`UNILOOP_ERR_FULL`).
+//
+// Returns false when the queue is full (without those flags), the
+// message is larger than `max_msg_size` (`UNILOOP_ERR_SIZE`) or empty,
+// or the queue is closed or destroyed while waiting (`UNILOOP_ERR_CLOSED`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `data` is NULL or `size` readable bytes.
+bool async_queue_enqueue(async_queue_t *queue, const void *data, size_t size);
+
+// Takes the oldest message without waiting: copies it into `buffer` and
+// sets `*out_size` (if not NULL) to its size.
+//
+// Returns false when the queue is empty (`UNILOOP_ERR_EMPTY`) or when the
+// message does not fit in `buffer_size` bytes (`UNILOOP_ERR_SIZE`): then
+// `*out_size` is set to the size it needs and the message stays at the
+// head. `buffer` may be NULL with `buffer_size` 0 to learn that size.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `buffer` is NULL or `buffer_size`
+// writable bytes; `out_size` is NULL or writable.
+bool async_queue_dequeue(async_queue_t *queue, void *buffer, size_t buffer_size, size_t *out_size);
+
+// As `async_queue_dequeue`, but waits up to `timeout_ms` milliseconds for
+// a message (`-1` waits forever, `0` does not wait). Returns false with
+// `UNILOOP_ERR_TIMEOUT` when none came, `UNILOOP_ERR_CLOSED` when the
+// queue is closed (or destroyed) and empty, `UNILOOP_ERR_SIZE` (without
+// waiting) when the head message does not fit.
+//
+// # Safety
+//
+// As `async_queue_dequeue`.
+bool uniloop_queue_dequeue_timeout(async_queue_t *queue, void *buffer, size_t buffer_size, size_t *out_size, int timeout_ms);
+
+// Whether the queue holds no message. A NULL handle counts as empty, as
+// in the reference (and records `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle.
+bool async_queue_is_empty(const async_queue_t *queue);
+
+// Whether the queue holds `capacity` messages. False for a NULL handle
+// (which records `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle.
+bool async_queue_is_full(const async_queue_t *queue);
+
+// Removes every message (counted in `uniloop_queue_stats_t.cleared`);
+// enqueues blocked on the full queue go ahead.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle.
+void async_queue_clear(async_queue_t *queue);
+
+// Fills `*stats` with the reference's counters (all zero for a NULL
+// handle, which records `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `stats` is NULL or writable.
+void async_queue_get_stats(const async_queue_t *queue, struct async_queue_stats_t *stats);
+
+// Fills `*stats` with every counter of the queue. Returns false for a
+// NULL argument.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `stats` is NULL or writable.
+bool uniloop_queue_stats(const async_queue_t *queue, struct uniloop_queue_stats_t *stats);
+
+// Closes the queue: enqueues fail with `UNILOOP_ERR_CLOSED`, dequeues
+// take what is left and then fail with `UNILOOP_ERR_CLOSED`; every
+// blocked enqueue and dequeue returns. Closing twice is harmless.
+// Returns false for a NULL handle.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle.
+bool uniloop_queue_close(async_queue_t *queue);
+
+// Makes a message landing in an empty queue post one completion
+// `(key, 0)` to `runtime` (`ASYNC_QUEUE_SIGNAL_ON_DATA`). On that
+// completion, dequeue until the queue is empty; the next message posts
+// again. If the queue already holds messages, one completion is posted
+// now. Calling it again replaces the target. The runtime must outlive
+// the queue's use of it; after `async_runtime_deinit` the posts are
+// skipped. Returns false for NULL arguments.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `runtime` is NULL or a live runtime.
+bool uniloop_queue_set_signal(async_queue_t *queue, async_runtime_t *runtime, uintptr_t key);
 
 // Creates a runtime on the platform's best backend (epoll, kqueue, IOCP).
 // NULL on failure.
@@ -445,6 +660,111 @@ int uniloop_timer_reset(async_runtime_t *rt, uint64_t id, uint64_t delay_ms);
 //
 // `stats` is NULL or points to writable memory for one struct.
 int uniloop_runtime_get_stats(async_runtime_t *rt, struct uniloop_runtime_stats_t *stats);
+
+// Starts a thread running `proc(context)`, with a stack of `stack_size`
+// bytes (0: the platform default; a smaller size than the platform's
+// minimum is rounded up). Returns NULL (nothing leaked) if `proc` is NULL
+// or the thread cannot be created (`UNILOOP_ERR_OS`).
+async_worker_t *async_worker_create(async_worker_proc_t proc, void *context, size_t stack_size);
+
+// Frees a worker. A worker that was joined, or whose body has returned,
+// is simply freed; a running one is signalled to stop and detached: its
+// body runs to its end on its own and is never joined (the handle stays
+// valid for `async_worker_current()` inside it until then).
+//
+// # Safety
+//
+// `worker` is NULL or a live handle; no call may start on it after this.
+void async_worker_destroy(async_worker_t *worker);
+
+#if !defined(_WIN32)
+// The worker's thread: its `pthread_t`. Waits for the new thread to have
+// started if it has not. Returns 0 for a NULL handle.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+pthread_t async_worker_get_native_handle(async_worker_t *worker);
+#endif
+
+#if defined(_WIN32)
+// The worker's thread: a `HANDLE` the worker owns (closed by
+// `async_worker_destroy`). Waits for the new thread to have started if it
+// has not. Returns NULL for a NULL handle.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+HANDLE async_worker_get_native_handle(async_worker_t *worker);
+#endif
+
+// Asks the worker to stop: `async_worker_should_stop` turns true, a
+// `uniloop_worker_wait_stop` returns, and the state is
+// `ASYNC_WORKER_STOPPING` until the body returns. Never blocks.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+void async_worker_signal_stop(async_worker_t *worker);
+
+// Waits up to `timeout_ms` milliseconds (`-1`: forever) for the body to
+// return, then joins the thread. Returns true once it has (also on later
+// calls), false on time (`UNILOOP_ERR_TIMEOUT`; the worker stays
+// joinable) — even right after the create, a timed join returns on time.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+bool async_worker_join(async_worker_t *worker, int timeout_ms);
+
+// The worker whose body is running on the calling thread, or NULL on any
+// other thread.
+async_worker_t *async_worker_current(void);
+
+// Whether `async_worker_signal_stop` has been called (false for NULL,
+// which records `UNILOOP_ERR_INVALID`). Cheap enough for a tight loop.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+bool async_worker_should_stop(async_worker_t *worker);
+
+// The worker's state; `ASYNC_WORKER_STOPPED` for NULL (which records
+// `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+enum async_worker_state_t async_worker_get_state(const async_worker_t *worker);
+
+// Not honoured: always NULL with `UNILOOP_ERR_UNSUPPORTED`. The
+// reference returned its internal `platform_event_t`, an object of
+// Neolith's own `port/sync` library that this library neither has nor
+// can make. A body that must sleep until stop is signalled calls
+// `uniloop_worker_wait_stop` instead.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+platform_event_t *async_worker_get_stop_event(async_worker_t *worker);
+
+// Sleeps until stop is signalled or `timeout_ms` milliseconds pass (`-1`:
+// forever); returns whether stop has been signalled. Use it instead of a
+// sleep in a polling body, so a stop is noticed at once.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+bool uniloop_worker_wait_stop(async_worker_t *worker, int timeout_ms);
+
+// After a successful `async_worker_join`, stores the body's return value
+// in `*out` and returns true. False (and `*out` untouched) before the
+// join (`UNILOOP_ERR_NOT_FOUND`) or for NULL arguments.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle; `out` is NULL or writable.
+bool uniloop_worker_result(async_worker_t *worker, void **out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -29,9 +29,10 @@ use std::sync::Arc;
 
 use crate::error::{guard, Error, Result};
 use crate::live::Live;
-use crate::queue_standin::{
-    async_queue_t, async_worker_create, async_worker_destroy, async_worker_join,
-    async_worker_signal_stop, async_worker_t, enqueue_bytes,
+use crate::queue::{async_queue_t, enqueue_bytes};
+use crate::worker::{
+    async_worker_create, async_worker_destroy, async_worker_join, async_worker_signal_stop,
+    async_worker_t,
 };
 use crate::runtime::{async_runtime_t, poster_of};
 use crate::types::{console_type_t, UintPtr};
