@@ -490,6 +490,30 @@ pub(crate) fn poster_of(rt: *mut async_runtime_t) -> Result<rt::Poster> {
     with_poster(rt, |r| Ok(r.poster.clone()))
 }
 
+/// A closure posting `(key, 0)` to the runtime behind `rt`, for the
+/// queue's `SIGNAL_ON_DATA` (capi-b's queue.rs). It returns false once the
+/// runtime is gone (deinit), never touching freed memory.
+#[allow(dead_code)] // used by capi-b's queue.rs after the merge
+pub(crate) fn poster_for(
+    rt: *mut async_runtime_t,
+    key: usize,
+) -> Result<Box<dyn Fn() -> bool + Send + Sync>> {
+    let poster = poster_of(rt)?;
+    Ok(Box::new(move || poster.post(key as u64, 0).is_ok()))
+}
+
+/// A closure posting `(key, data)` to the runtime behind `rt`, for the
+/// worker pool (capi-b's pool.rs); false once the runtime is gone.
+#[allow(dead_code)] // used by capi-b's pool.rs after the merge
+pub(crate) fn completion_sink(
+    rt: *mut async_runtime_t,
+) -> Result<std::sync::Arc<dyn Fn(usize, usize) -> bool + Send + Sync>> {
+    let poster = poster_of(rt)?;
+    Ok(std::sync::Arc::new(move |key, data| {
+        poster.post(key as u64, data as u64).is_ok()
+    }))
+}
+
 /// Creates a runtime on the platform's best backend (epoll, kqueue, IOCP).
 /// NULL on failure.
 #[no_mangle]
