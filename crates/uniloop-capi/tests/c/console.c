@@ -44,7 +44,17 @@ static void collect(async_runtime_t *rt, async_queue_t *q, console_worker_contex
     while (nmsgs < 64 && async_queue_dequeue(q, msgs[nmsgs].text, CONSOLE_MAX_LINE, &size))
         msgs[nmsgs++].size = size;
     CHECK(!console_worker_take_eof(ctx)); /* once */
-    CHECK(completions >= nmsgs + 1);
+    /* one completion per message and one for EOF (posted after the flag) */
+    while (completions < nmsgs + 1) {
+        struct timeval tv = {10, 0};
+        int n = async_runtime_wait(rt, ev, 16, &tv);
+        CHECK(n > 0);
+        for (int i = 0; i < n; i++) CHECK(ev[i].completion_key == KEY);
+        completions += n;
+    }
+    struct timeval zero = {0, 0};
+    CHECK(async_runtime_wait(rt, ev, 16, &zero) == 0);
+    CHECK(completions == nmsgs + 1);
 }
 
 static void expect(int i, const char *text) {
