@@ -10,13 +10,13 @@
 // symbol table, not through Rust paths; their names are the reference's.
 #![allow(unreachable_pub, non_camel_case_types)]
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_void;
 
 /// `socket_fd_t` of the reference: `int` on POSIX. (Not emitted by
 /// cbindgen: the preamble defines it, guarded like the reference's.)
 #[cfg(not(windows))]
 #[allow(non_camel_case_types)]
-pub type socket_fd_t = c_int;
+pub type socket_fd_t = std::ffi::c_int;
 /// `socket_fd_t` of the reference: `SOCKET` on Windows.
 #[cfg(windows)]
 #[allow(non_camel_case_types)]
