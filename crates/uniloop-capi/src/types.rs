@@ -118,6 +118,15 @@ pub enum console_type_t {
     CONSOLE_TYPE_FILE = 3,
 }
 
+#[cfg(all(target_pointer_width = "64", windows))]
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<io_event_t>() == 56);
+    assert!(offset_of!(io_event_t, handle) == 8);
+    assert!(offset_of!(io_event_t, completion_key) == 16);
+    assert!(offset_of!(io_event_t, buffer) == 48);
+};
+
 #[cfg(all(target_pointer_width = "64", not(windows)))]
 const _: () = {
     use std::mem::{offset_of, size_of};

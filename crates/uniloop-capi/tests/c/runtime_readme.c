@@ -1,3 +1,4 @@
+/* uniloop-test: posix-only: the README example uses pthreads */
 /* The example of README.md's "Using uniloop from C", verbatim: it must
  * compile and run (tests/c.rs runs it natively and under valgrind). */
 #include <uniloop.h>   /* or "async/async_runtime.h" */
