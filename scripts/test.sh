@@ -45,6 +45,24 @@ for target in x86_64-apple-darwin x86_64-unknown-freebsd x86_64-unknown-netbsd; 
   cargo clippy -p uniloop --target "$target" --all-targets -- -D warnings
 done
 
+step "Neolith on libuniloop (shared/neolith/run.sh)"
+# Builds the Neolith driver with its lib/async replaced by libuniloop.a and
+# runs its whole suite against a baseline on its own lib/async (cached in
+# ~/.cache/uniloop-neolith, so re-runs are quick). Its last line is the
+# result; it exits non-zero if anything that passes on the baseline fails.
+NEOLITH_RUN=${UNILOOP_NEOLITH_RUN:-$PWD/../shared/neolith/run.sh}
+if [ -f "$NEOLITH_RUN" ]; then
+  NEOLITH_LOG=$(mktemp)
+  neolith_rc=0
+  bash "$NEOLITH_RUN" "$PWD" >"$NEOLITH_LOG" 2>&1 || neolith_rc=$?
+  tail -30 "$NEOLITH_LOG"
+  echo "neolith: $(tail -1 "$NEOLITH_LOG")"
+  rm -f "$NEOLITH_LOG"
+  [ "$neolith_rc" = 0 ] || { echo "neolith acceptance run failed (rc $neolith_rc)"; exit 1; }
+else
+  echo "skipped: $NEOLITH_RUN not found (set UNILOOP_NEOLITH_RUN)"
+fi
+
 step "loom models"
 # A separate target dir: the cfg changes every crate's fingerprint.
 LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg uniloop_loom" \

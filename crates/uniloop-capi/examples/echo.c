@@ -1,3 +1,4 @@
+/* uniloop-test: posix-only: BSD sockets and pthreads (fcntl, accept loop) */
 /* A TCP echo server on libuniloop's reference API, with a worker thread
  * posting completions and a periodic timer, all through one
  * async_runtime_wait.

@@ -639,6 +639,19 @@ int async_runtime_get_event_loop_handle(async_runtime_t *rt);
 void *async_runtime_get_iocp(async_runtime_t *rt);
 #endif
 
+#if defined(_WIN32)
+// Windows, reference: the event handle of a piped stdin. Not available:
+// NULL (`UNILOOP_ERR_UNSUPPORTED`); console input comes through the
+// console worker.
+void *async_runtime_get_console_event(async_runtime_t *rt);
+#endif
+
+#if defined(_WIN32)
+// Windows, reference: the IOCP context of a piped stdin. Not available:
+// NULL (`UNILOOP_ERR_UNSUPPORTED`); use the console worker.
+void *async_runtime_get_console_ctx(async_runtime_t *rt);
+#endif
+
 // uniloop: starts a timer. After `delay_ms`, and then every `period_ms`
 // if it is not 0, a wait returns an event with `completion_key` = `key`,
 // `event_type` = `EVENT_READ | UNILOOP_EVENT_TIMER`, `bytes_transferred`

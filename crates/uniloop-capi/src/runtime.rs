@@ -802,6 +802,37 @@ pub extern "C" fn async_runtime_get_iocp(rt: *mut async_runtime_t) -> *mut c_voi
     })
 }
 
+/// Windows, reference: the event handle of a piped stdin. Not available:
+/// NULL (`UNILOOP_ERR_UNSUPPORTED`); console input comes through the
+/// console worker.
+#[cfg(windows)]
+#[no_mangle]
+pub extern "C" fn async_runtime_get_console_event(rt: *mut async_runtime_t) -> *mut c_void {
+    guard(ptr::null_mut(), || {
+        with_loop(rt, |_| {
+            Err(Error::new(
+                UNILOOP_ERR_UNSUPPORTED,
+                "use console_worker_init",
+            ))
+        })
+    })
+}
+
+/// Windows, reference: the IOCP context of a piped stdin. Not available:
+/// NULL (`UNILOOP_ERR_UNSUPPORTED`); use the console worker.
+#[cfg(windows)]
+#[no_mangle]
+pub extern "C" fn async_runtime_get_console_ctx(rt: *mut async_runtime_t) -> *mut c_void {
+    guard(ptr::null_mut(), || {
+        with_loop(rt, |_| {
+            Err(Error::new(
+                UNILOOP_ERR_UNSUPPORTED,
+                "use console_worker_init",
+            ))
+        })
+    })
+}
+
 /// uniloop: starts a timer. After `delay_ms`, and then every `period_ms`
 /// if it is not 0, a wait returns an event with `completion_key` = `key`,
 /// `event_type` = `EVENT_READ | UNILOOP_EVENT_TIMER`, `bytes_transferred`

@@ -10,13 +10,13 @@
 // symbol table, not through Rust paths; their names are the reference's.
 #![allow(unreachable_pub, non_camel_case_types)]
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_void;
 
 /// `socket_fd_t` of the reference: `int` on POSIX. (Not emitted by
 /// cbindgen: the preamble defines it, guarded like the reference's.)
 #[cfg(not(windows))]
 #[allow(non_camel_case_types)]
-pub type socket_fd_t = c_int;
+pub type socket_fd_t = std::ffi::c_int;
 /// `socket_fd_t` of the reference: `SOCKET` on Windows.
 #[cfg(windows)]
 #[allow(non_camel_case_types)]
@@ -117,6 +117,15 @@ pub enum console_type_t {
     /// A regular file.
     CONSOLE_TYPE_FILE = 3,
 }
+
+#[cfg(all(target_pointer_width = "64", windows))]
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<io_event_t>() == 56);
+    assert!(offset_of!(io_event_t, handle) == 8);
+    assert!(offset_of!(io_event_t, completion_key) == 16);
+    assert!(offset_of!(io_event_t, buffer) == 48);
+};
 
 #[cfg(all(target_pointer_width = "64", not(windows)))]
 const _: () = {

@@ -1,3 +1,4 @@
+/* uniloop-test: posix-only: replaces stdin with dup2 of pipes and files */
 /* console_worker_*: lines from a pipe and from a file (each a message with
  * its '\n' and a NUL, long lines split, a partial last line kept), EOF as a
  * completion plus take_eof once, shutdown waking a read that waits on an

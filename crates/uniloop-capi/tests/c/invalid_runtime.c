@@ -1,3 +1,4 @@
+/* uniloop-test: posix-only: socketpair and POSIX fds; the NULL/stale-handle half runs in runtime_portable.c */
 /* NULL and invalid arguments to every async_runtime_* / uniloop_runtime_* /
  * uniloop_timer_* function: each returns its failure value with a last
  * error, never crashes; a handle that was deinitialised, or never was one,

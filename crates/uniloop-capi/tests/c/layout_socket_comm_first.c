@@ -1,3 +1,4 @@
+/* uniloop-test: posix-only: the POSIX spelling of socket_fd_t; layout.c checks the Windows one */
 /* A program that includes the reference's port/socket_comm.h spelling
  * first and then uniloop's headers compiles: uniloop.h sees
  * INVALID_SOCKET_FD defined and leaves socket_fd_t alone. */

@@ -1,3 +1,4 @@
+/* uniloop-test: posix-only: socketpair, fcntl, signals and pthreads; Windows: tests/c/runtime_portable.c */
 /* async_runtime_*: readiness on loopback sockets, completions and wakeups
  * from threads, timeouts, signals, 5,000 fds, max_events overflow, posted
  * reads and writes, remove cancelling, timers, statistics, deinit while
