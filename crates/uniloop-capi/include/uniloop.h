@@ -238,7 +238,8 @@ typedef struct uniloop_queue_stats_t {
   // Messages removed by `async_queue_clear`.
   uint64_t cleared;
   // Enqueues refused: the queue was full (without `DROP_OLDEST` or
-  // `BLOCK_WRITER`), or the message was larger than `max_msg_size`.
+  // `BLOCK_WRITER`, or past `uniloop_queue_enqueue_timeout`'s timeout),
+  // or the message was larger than `max_msg_size`.
   uint64_t rejected;
 } uniloop_queue_stats_t;
 
@@ -445,6 +446,18 @@ void async_queue_destroy(async_queue_t *queue);
 //
 // `queue` is NULL or a live handle; `data` is NULL or `size` readable bytes.
 bool async_queue_enqueue(async_queue_t *queue, const void *data, size_t size);
+
+// As `async_queue_enqueue`, but a full queue (without
+// `ASYNC_QUEUE_DROP_OLDEST`) is waited on for up to `timeout_ms`
+// milliseconds (`-1`: forever, `0`: not at all), whether or not the queue
+// has `ASYNC_QUEUE_BLOCK_WRITER`. Returns false with `UNILOOP_ERR_TIMEOUT`
+// if no room came (counted as rejected), and otherwise fails as
+// `async_queue_enqueue` does.
+//
+// # Safety
+//
+// As `async_queue_enqueue`.
+bool uniloop_queue_enqueue_timeout(async_queue_t *queue, const void *data, size_t size, int timeout_ms);
 
 // Takes the oldest message without waiting: copies it into `buffer` and
 // sets `*out_size` (if not NULL) to its size.
@@ -724,6 +737,7 @@ void async_worker_signal_stop(async_worker_t *worker);
 // return, then joins the thread. Returns true once it has (also on later
 // calls), false on time (`UNILOOP_ERR_TIMEOUT`; the worker stays
 // joinable) — even right after the create, a timed join returns on time.
+// A body joining its own worker fails with `UNILOOP_ERR_INVALID`.
 //
 // # Safety
 //

@@ -131,7 +131,8 @@ pub struct uniloop_queue_stats_t {
     /// Messages removed by `async_queue_clear`.
     pub cleared: u64,
     /// Enqueues refused: the queue was full (without `DROP_OLDEST` or
-    /// `BLOCK_WRITER`), or the message was larger than `max_msg_size`.
+    /// `BLOCK_WRITER`, or past `uniloop_queue_enqueue_timeout`'s timeout),
+    /// or the message was larger than `max_msg_size`.
     pub rejected: u64,
 }
 
@@ -219,7 +220,15 @@ impl async_queue_s {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// `async_queue_enqueue`: waits for room only with `BLOCK_WRITER`.
     fn enqueue(&self, data: &[u8]) -> Result<()> {
+        let wait = (self.flags & BLOCK_WRITER != 0).then_some(None);
+        self.enqueue_waiting(data, wait)
+    }
+
+    /// On a full queue without `DROP_OLDEST`: `wait` `None` refuses,
+    /// `Some(None)` waits for room forever, `Some(Some(d))` until `d`.
+    fn enqueue_waiting(&self, data: &[u8], wait: Option<Option<Instant>>) -> Result<()> {
         if data.len() > self.max_msg_size {
             self.lock().rejected += 1;
             return Err(Error::new(
@@ -251,12 +260,28 @@ impl async_queue_s {
                 st.dropped += 1;
                 break;
             }
-            if self.flags & BLOCK_WRITER == 0 {
+            let Some(deadline) = wait else {
                 st.rejected += 1;
                 return Err(Error::new(UNILOOP_ERR_FULL, "the queue is full"));
-            }
+            };
             st.blocked_writers += 1;
-            st = self.writable.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = match timeout::left(deadline) {
+                None => self.writable.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(Some(left)) => {
+                    self.writable
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                Some(None) => {
+                    st.blocked_writers -= 1;
+                    st.rejected += 1;
+                    return Err(Error::new(
+                        UNILOOP_ERR_TIMEOUT,
+                        "the queue stayed full until the timeout",
+                    ));
+                }
+            };
             st.blocked_writers -= 1;
         }
         st.msgs.push_back(msg);
@@ -569,6 +594,33 @@ pub unsafe extern "C" fn async_queue_enqueue(
         // SAFETY: the caller's contract on `data` and `size`.
         let data = unsafe { bytes(data, size) }?;
         q.enqueue(data).map(|()| true)
+    })
+}
+
+/// As `async_queue_enqueue`, but a full queue (without
+/// `ASYNC_QUEUE_DROP_OLDEST`) is waited on for up to `timeout_ms`
+/// milliseconds (`-1`: forever, `0`: not at all), whether or not the queue
+/// has `ASYNC_QUEUE_BLOCK_WRITER`. Returns false with `UNILOOP_ERR_TIMEOUT`
+/// if no room came (counted as rejected), and otherwise fails as
+/// `async_queue_enqueue` does.
+///
+/// # Safety
+///
+/// As `async_queue_enqueue`.
+#[no_mangle]
+pub unsafe extern "C" fn uniloop_queue_enqueue_timeout(
+    queue: *mut async_queue_t,
+    data: *const c_void,
+    size: usize,
+    timeout_ms: c_int,
+) -> bool {
+    guard(false, || {
+        let deadline = timeout::deadline(timeout_ms);
+        // SAFETY: the caller's contract on `queue`.
+        let q = unsafe { queue_arc(queue) }?;
+        // SAFETY: the caller's contract on `data` and `size`.
+        let data = unsafe { bytes(data, size) }?;
+        q.enqueue_waiting(data, Some(deadline)).map(|()| true)
     })
 }
 

@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 /// A C timeout in milliseconds as a deadline: negative (the reference's
 /// `-1`) waits forever (`None`), `0` polls, a positive value is that many
 /// milliseconds from now.
+/// A deadline too far to represent is as good as forever.
 pub(crate) fn deadline(timeout_ms: c_int) -> Option<Instant> {
-    u64::try_from(timeout_ms).ok().map(|ms| {
-        let now = Instant::now();
-        now.checked_add(Duration::from_millis(ms)).unwrap_or(now)
-    })
+    let ms = u64::try_from(timeout_ms).ok()?;
+    Instant::now().checked_add(Duration::from_millis(ms))
 }
 
 /// What is left until `deadline`: `Some(None)` when it has passed,

@@ -219,13 +219,11 @@ impl async_worker_s {
             f.native = native_self();
             self.changed.notify_all();
         }
+        let finish = Finish(&self);
         // SAFETY: `proc` is the C caller's body and `ctx` its argument,
         // called once on this thread as `async_worker_create` documents.
         let result = unsafe { proc(ctx.0) };
-        CURRENT.with(|c| c.set(std::ptr::null()));
-        let mut f = self.flags();
-        f.finished = true;
-        self.changed.notify_all();
+        drop(finish);
         result as usize
     }
 
@@ -239,6 +237,20 @@ impl async_worker_s {
                 *lock(&self.result) = Some(r);
             }
         }
+    }
+}
+
+/// Marks the body as returned when dropped, so joiners are released even
+/// if the body's thread unwinds (a Rust panic cannot come out of a C body,
+/// but nothing here depends on that).
+struct Finish<'a>(&'a async_worker_s);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(std::ptr::null()));
+        let mut f = self.0.flags();
+        f.finished = true;
+        self.0.changed.notify_all();
     }
 }
 
@@ -386,6 +398,7 @@ pub unsafe extern "C" fn async_worker_signal_stop(worker: *mut async_worker_t) {
 /// return, then joins the thread. Returns true once it has (also on later
 /// calls), false on time (`UNILOOP_ERR_TIMEOUT`; the worker stays
 /// joinable) — even right after the create, a timed join returns on time.
+/// A body joining its own worker fails with `UNILOOP_ERR_INVALID`.
 ///
 /// # Safety
 ///
@@ -395,6 +408,9 @@ pub unsafe extern "C" fn async_worker_join(worker: *mut async_worker_t, timeout_
     guard(false, || {
         // SAFETY: the caller's contract.
         let w = unsafe { worker_ref(worker) }?;
+        if CURRENT.with(|c| c.get()) == worker.cast_const() {
+            return Err(Error::invalid("a worker cannot join itself"));
+        }
         if !w.wait_for(timeout_ms, |f| f.finished) {
             return Err(Error::new(
                 UNILOOP_ERR_TIMEOUT,

@@ -25,6 +25,7 @@ static void queue_functions(void) {
     EXPECT_INVALID(async_queue_create(8, 8, (async_queue_flags_t)0x80) == NULL);
     EXPECT_INVALID((async_queue_destroy(NULL), 1));
     EXPECT_INVALID(!async_queue_enqueue(NULL, "x", 1));
+    EXPECT_INVALID(!uniloop_queue_enqueue_timeout(NULL, "x", 1, 0));
     EXPECT_INVALID(!async_queue_dequeue(NULL, buf, sizeof buf, &n));
     EXPECT_INVALID(!uniloop_queue_dequeue_timeout(NULL, buf, sizeof buf, &n, 0));
     CHECK(n == 99);
@@ -46,6 +47,7 @@ static void queue_functions(void) {
     CHECK(uniloop_last_error() == UNILOOP_OK);
     EXPECT_INVALID(!async_queue_enqueue(q, NULL, 4));
     EXPECT_INVALID(!async_queue_enqueue(q, "", 0));
+    EXPECT_INVALID(!uniloop_queue_enqueue_timeout(q, NULL, 4, 0));
     CHECK(async_queue_enqueue(q, "abc", 4));
     CHECK(uniloop_last_error() == UNILOOP_OK);
     EXPECT_INVALID(!async_queue_dequeue(q, NULL, 8, &n));

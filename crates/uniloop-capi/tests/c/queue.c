@@ -379,6 +379,48 @@ static void test_dequeue_timeout(void) {
     CHECK(b.ok == 0 && b.error == UNILOOP_ERR_CLOSED);
 }
 
+struct taker {
+    async_queue_t *q;
+};
+
+static void *taker_main(void *arg) {
+    struct taker *t = (struct taker *)arg;
+    char buf[16];
+    WAIT_UNTIL(blocked_writers(t->q) == 1);
+    CHECK(async_queue_dequeue(t->q, buf, sizeof buf, NULL) && strcmp(buf, "first") == 0);
+    return NULL;
+}
+
+static void test_enqueue_timeout(void) {
+    /* No BLOCK_WRITER: a plain enqueue refuses, a timed one waits. */
+    async_queue_t *q = async_queue_create(1, 16, NOFLAGS);
+    CHECK(uniloop_queue_enqueue_timeout(q, "first", 6, 0));
+    CHECK(!uniloop_queue_enqueue_timeout(q, "second", 7, 0));
+    CHECK(uniloop_last_error() == UNILOOP_ERR_TIMEOUT);
+    uint64_t start = compat_now_ms();
+    CHECK(!uniloop_queue_enqueue_timeout(q, "second", 7, 50));
+    CHECK(uniloop_last_error() == UNILOOP_ERR_TIMEOUT);
+    CHECK(compat_now_ms() - start >= 49);
+    struct taker tk = {q};
+    compat_thread_t t;
+    CHECK(compat_thread_start(&t, taker_main, &tk) == 0);
+    CHECK(uniloop_queue_enqueue_timeout(q, "second", 7, -1));
+    compat_thread_join(t);
+    char buf[16];
+    CHECK(async_queue_dequeue(q, buf, sizeof buf, NULL) && strcmp(buf, "second") == 0);
+    uniloop_queue_stats_t u;
+    CHECK(uniloop_queue_stats(q, &u));
+    CHECK(u.rejected == 2 && u.enqueued == 2);
+    async_queue_destroy(q);
+
+    /* DROP_OLDEST never waits. */
+    q = async_queue_create(1, 16, ASYNC_QUEUE_DROP_OLDEST);
+    CHECK(uniloop_queue_enqueue_timeout(q, "a", 2, -1));
+    CHECK(uniloop_queue_enqueue_timeout(q, "b", 2, -1));
+    CHECK(async_queue_dequeue(q, buf, sizeof buf, NULL) && strcmp(buf, "b") == 0);
+    async_queue_destroy(q);
+}
+
 int main(void) {
     test_create_destroy();
     test_enqueue_dequeue();
@@ -396,6 +438,7 @@ int main(void) {
     test_block_writer_released(BY_CLOSE);
     test_block_writer_released(BY_DESTROY);
     test_dequeue_timeout();
+    test_enqueue_timeout();
     puts("queue: ok");
     return 0;
 }

@@ -300,6 +300,23 @@ static void test_native_handle_and_stop_event(void) {
     async_worker_destroy(w);
 }
 
+static void *self_joiner(void *arg) {
+    (void)arg;
+    /* Would wait for itself forever; refused instead. */
+    int joined = async_worker_join(async_worker_current(), -1);
+    int error = uniloop_last_error();
+    return (void *)(intptr_t)(!joined && error == UNILOOP_ERR_INVALID);
+}
+
+static void test_self_join(void) {
+    async_worker_t *w = async_worker_create(self_joiner, NULL, 0);
+    CHECK(w != NULL);
+    CHECK(async_worker_join(w, -1));
+    void *r = NULL;
+    CHECK(uniloop_worker_result(w, &r) && r == (void *)1);
+    async_worker_destroy(w);
+}
+
 int main(void) {
     test_create_destroy();
     test_graceful_shutdown();
@@ -309,6 +326,7 @@ int main(void) {
     test_destroy_running();
     test_failed_create();
     test_native_handle_and_stop_event();
+    test_self_join();
     puts("worker: ok");
     return 0;
 }
