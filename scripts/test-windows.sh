@@ -86,7 +86,8 @@ c_tests_windows() {
     fi
     for how in dll static; do
       exe="$out/$name-$how.exe"
-      local link=("$lib_dir/libuniloop.dll.a")
+      # -lws2_32: the tests that use sockets themselves (runtime_portable.c).
+      local link=("$lib_dir/libuniloop.dll.a" -lws2_32)
       [ "$how" = static ] && link=("$lib_dir/libuniloop.a" $static_libs)
       if ! x86_64-w64-mingw32-gcc -std=c11 -Wall -Wextra -Werror -g \
           -I "$capi/include" "$src" "${link[@]}" -o "$exe"; then
