@@ -354,6 +354,16 @@ static void test_posted(void) {
     close(sv[0]);
     e = wait_fd(rt, sv[1]);
     CHECK(e.event_type == EVENT_CLOSE && e.bytes_transferred == 0);
+    /* a write to a closed peer fails: EVENT_ERROR */
+    int dead[2];
+    pair(dead);
+    CHECK(async_runtime_add(rt, dead[0], EVENT_READ, &ctx) == 0);
+    close(dead[1]);
+    CHECK(async_runtime_post_write(rt, dead[0], "x", 1) == 0);
+    e = wait_fd(rt, dead[0]);
+    CHECK(e.event_type == EVENT_ERROR && e.bytes_transferred == 0 && e.context == &ctx);
+    CHECK(async_runtime_remove(rt, dead[0]) == 0);
+    close(dead[0]);
     /* posted I/O needs a non-blocking fd; readiness takes any */
     int bl[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, bl) == 0);
