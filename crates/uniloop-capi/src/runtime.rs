@@ -3,10 +3,14 @@
 //! the `uniloop_timer_*` and `uniloop_runtime_*` extras.
 //!
 //! An `async_runtime_t` holds two parts. The loop part (the Rust runtime,
-//! the fd table, posted operations, timers) is used only by the thread
-//! that calls `async_runtime_wait`, as in the reference. The other part is
-//! a [`rt::Poster`], which is `Send + Sync`: `async_runtime_wakeup` and
-//! `async_runtime_post_completion` use only it, so any thread may call them.
+//! the fd table, posted operations, timers) is for the thread that calls
+//! `async_runtime_wait`, as in the reference; it sits behind a mutex taken
+//! with `try_lock`, so a call from a second thread while one is in
+//! progress (an `add` during another thread's `wait`) fails with
+//! `UNILOOP_ERR_INVALID` instead of racing. The other part is a
+//! [`rt::Poster`], which is `Send + Sync`: `async_runtime_wakeup` and
+//! `async_runtime_post_completion` use only it, so any thread may call
+//! them at any time.
 //!
 //! After `async_runtime_deinit`, those two return -1 with
 //! `UNILOOP_ERR_CLOSED` instead of touching freed memory: live runtimes are
@@ -18,10 +22,10 @@
 // symbol table, not through Rust paths; their names are the reference's.
 #![allow(unreachable_pub, non_camel_case_types)]
 
-use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
 use crate::error::{guard, Error, Result};
@@ -55,8 +59,9 @@ pub struct timeval {
 pub struct async_runtime_s {
     poster: rt::Poster,
     posted: AtomicU64,
-    /// Used only on the thread that waits (see the module docs).
-    inner: UnsafeCell<Loop>,
+    /// Used by one thread at a time, the one that waits (see the module
+    /// docs); `try_lock` turns a second thread's call into an error.
+    inner: Mutex<Loop>,
 }
 
 /// The reference's name for the runtime handle.
@@ -76,7 +81,7 @@ fn make(backend: Option<rt::Backend>) -> Result<*mut async_runtime_t> {
     let this = Box::new(async_runtime_s {
         poster: rt.poster(),
         posted: AtomicU64::new(0),
-        inner: UnsafeCell::new(Loop::new(rt)),
+        inner: Mutex::new(Loop::new(rt)),
     });
     let p = Box::into_raw(this);
     RUNTIMES.insert(p);
@@ -95,14 +100,22 @@ fn with_loop<R>(rt: *mut async_runtime_t, f: impl FnOnce(&mut Loop) -> Result<R>
     if rt.is_null() {
         return Err(Error::invalid("runtime is NULL"));
     }
-    if !RUNTIMES.contains(rt) {
-        return Err(not_live());
-    }
-    // SAFETY: `rt` is live, and only deinit (on this same, waiting thread)
-    // frees it. The loop part is used only by the waiting thread, one call
-    // at a time, so this is the only reference to it.
-    let inner = unsafe { &mut *(*rt).inner.get() };
-    f(inner)
+    let locked = RUNTIMES
+        // SAFETY: `with` runs this only while `rt` is live; deinit frees it
+        // only when it can take this lock itself (under the set's write
+        // lock), so the guard keeps the memory alive after `with` returns.
+        .with(rt, || match unsafe { &*rt }.inner.try_lock() {
+            Ok(g) => Ok(g),
+            // A panic in an earlier call left nothing half-changed that
+            // matters more than refusing every later call would.
+            Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+            Err(TryLockError::WouldBlock) => Err(Error::invalid(
+                "the runtime is in use by another thread: call its loop \
+                 functions (all but wakeup and post_completion) from one thread",
+            )),
+        })
+        .unwrap_or_else(|| Err(not_live()));
+    f(&mut *locked?)
 }
 
 /// The thread-safe part of a live runtime, kept alive while `f` runs.
@@ -168,12 +181,21 @@ pub extern "C" fn async_runtime_deinit(rt: *mut async_runtime_t) {
         if rt.is_null() {
             return Err(Error::invalid("runtime is NULL"));
         }
-        if !RUNTIMES.remove(rt) {
-            return Err(not_live());
+        // SAFETY: `remove_if` runs this while `rt` is live.
+        let idle = || unsafe { &*rt }.inner.try_lock().is_ok();
+        match RUNTIMES.remove_if(rt, idle) {
+            None => return Err(not_live()),
+            Some(false) => {
+                return Err(Error::invalid(
+                    "the runtime is in use by another thread (a wait?): not freed",
+                ))
+            }
+            Some(true) => {}
         }
         // SAFETY: made by Box::into_raw in `make`; just taken out of the
-        // live set, so no other call can reach it any more, and posts that
-        // were in progress finished before `remove` got the write lock.
+        // live set while nobody held its loop, so no other call can reach
+        // it any more, and posts that were in progress finished before
+        // `remove_if` got the write lock.
         drop(unsafe { Box::from_raw(rt) });
         Ok(())
     })
