@@ -551,20 +551,6 @@ bool uniloop_queue_set_signal(async_queue_t *queue, async_runtime_t *runtime, ui
 // NULL on failure.
 async_runtime_t *async_runtime_init(void);
 
-// uniloop: creates a runtime on a named backend: "epoll", "poll",
-// "kqueue", "iocp", or NULL for the default. NULL on failure
-// (`UNILOOP_ERR_INVALID` for an unknown name, `UNILOOP_ERR_UNSUPPORTED`
-// for one this platform lacks).
-//
-// # Safety
-//
-// `backend` is NULL or a NUL-terminated string.
-async_runtime_t *uniloop_runtime_init_backend(const char *backend);
-
-// uniloop: the name of the runtime's backend ("epoll", "poll", "kqueue",
-// "iocp"); NULL for a bad handle.
-const char *uniloop_runtime_backend(async_runtime_t *rt);
-
 // Destroys a runtime: registered fds are forgotten (not closed), posted
 // operations and timers dropped. Afterwards wakeup/post_completion from
 // other threads return -1 with `UNILOOP_ERR_CLOSED`; a second deinit does
@@ -664,6 +650,20 @@ void *async_runtime_get_console_event(async_runtime_t *rt);
 // NULL (`UNILOOP_ERR_UNSUPPORTED`); use the console worker.
 void *async_runtime_get_console_ctx(async_runtime_t *rt);
 #endif
+
+// uniloop: creates a runtime on a named backend: "epoll", "poll",
+// "kqueue", "iocp", or NULL for the default. NULL on failure
+// (`UNILOOP_ERR_INVALID` for an unknown name, `UNILOOP_ERR_UNSUPPORTED`
+// for one this platform lacks).
+//
+// # Safety
+//
+// `backend` is NULL or a NUL-terminated string.
+async_runtime_t *uniloop_runtime_init_backend(const char *backend);
+
+// uniloop: the name of the runtime's backend ("epoll", "poll", "kqueue",
+// "iocp"); NULL for a bad handle.
+const char *uniloop_runtime_backend(async_runtime_t *rt);
 
 // uniloop: starts a timer. After `delay_ms`, and then every `period_ms`
 // if it is not 0, a wait returns an event with `completion_key` = `key`,

@@ -229,6 +229,48 @@ static void test_wakeup_and_signal(void) {
     async_runtime_deinit(rt);
 }
 
+/* ---- a loop function from a second thread while one waits ---- */
+static atomic_int waited;
+static void *wait_once(void *rt) {
+    static io_event_t mine[8];
+    /* (refused, too, while the main thread's add holds the loop) */
+    while (async_runtime_wait(rt, mine, 8, NULL) == -1) CHECK(uniloop_last_error() == UNILOOP_ERR_INVALID);
+    atomic_store(&waited, 1);
+    return NULL;
+}
+
+static void test_second_thread(void) {
+    async_runtime_t *rt = make();
+    int sv[2];
+    pair(sv);
+    atomic_store(&waited, 0);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, wait_once, rt) == 0);
+    /* until the other thread is inside its wait, add and remove work */
+    int registered = 0;
+    for (long i = 0;; i++) {
+        CHECK(i < 100000000);
+        if (async_runtime_add(rt, sv[0], EVENT_READ, NULL) == -1) break;
+        if (async_runtime_remove(rt, sv[0]) == -1) {
+            registered = 1;
+            break;
+        }
+    }
+    CHECK(uniloop_last_error() == UNILOOP_ERR_INVALID);
+    async_runtime_deinit(rt); /* refused: in use */
+    CHECK(uniloop_last_error() == UNILOOP_ERR_INVALID);
+    CHECK(!atomic_load(&waited));
+    CHECK(async_runtime_wakeup(rt) == 0);
+    CHECK(pthread_join(th, NULL) == 0);
+    CHECK(atomic_load(&waited));
+    if (registered) CHECK(async_runtime_remove(rt, sv[0]) == 0);
+    CHECK(async_runtime_add(rt, sv[0], EVENT_READ, NULL) == 0);
+    close(sv[0]);
+    close(sv[1]);
+    async_runtime_deinit(rt);
+    CHECK(uniloop_last_error() == UNILOOP_OK);
+}
+
 /* ---- 5,000 fds ---- */
 static void test_many_fds(void) {
     enum { PAIRS = 2500 };
@@ -354,6 +396,16 @@ static void test_posted(void) {
     close(sv[0]);
     e = wait_fd(rt, sv[1]);
     CHECK(e.event_type == EVENT_CLOSE && e.bytes_transferred == 0);
+    /* a write to a closed peer fails: EVENT_ERROR */
+    int dead[2];
+    pair(dead);
+    CHECK(async_runtime_add(rt, dead[0], EVENT_READ, &ctx) == 0);
+    close(dead[1]);
+    CHECK(async_runtime_post_write(rt, dead[0], "x", 1) == 0);
+    e = wait_fd(rt, dead[0]);
+    CHECK(e.event_type == EVENT_ERROR && e.bytes_transferred == 0 && e.context == &ctx);
+    CHECK(async_runtime_remove(rt, dead[0]) == 0);
+    close(dead[0]);
     /* posted I/O needs a non-blocking fd; readiness takes any */
     int bl[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, bl) == 0);
@@ -456,6 +508,7 @@ int main(void) {
         test_tcp();
         test_completions();
         test_wakeup_and_signal();
+        test_second_thread();
         test_many_fds();
         test_posted();
         test_overflow();

@@ -230,9 +230,30 @@ static void test_threads(void) {
     CHECK(ev[0].completion_key == 99 && (ev[0].event_type & UNILOOP_EVENT_TIMER));
     CHECK(ev[0].bytes_transferred == id);
 
+    /* more than max_events: nothing dropped, order kept */
+    for (uintptr_t i = 0; i < 50; i++) CHECK(async_runtime_post_completion(rt, 3, i) == 0);
+    uintptr_t next3 = 0;
+    while (next3 < 50) {
+        struct timeval zero = {0, 0};
+        n = async_runtime_wait(rt, ev, 4, &zero);
+        CHECK(n > 0 && n <= 4);
+        for (int i = 0; i < n; i++) CHECK(ev[i].completion_key == 3 && ev[i].bytes_transferred == next3++);
+    }
+
+    /* a periodic timer, then cancelled */
+    uint64_t every = uniloop_timer_add(rt, 98, 1, 1);
+    for (int fired = 0; fired < 3;) {
+        n = async_runtime_wait(rt, ev, 64, NULL);
+        for (int i = 0; i < n; i++)
+            if (ev[i].completion_key == 98 && ev[i].bytes_transferred == every) fired++;
+    }
+    CHECK(uniloop_timer_cancel(rt, every) == 0);
+    CHECK_ERR(uniloop_timer_cancel(rt, every) == -1, UNILOOP_ERR_NOT_FOUND);
+
     uniloop_runtime_stats_t st;
     CHECK(uniloop_runtime_get_stats(rt, &st) == 0);
-    CHECK(st.completions == 2 * POSTS && st.timer_events == 1 && st.posted == 2 * POSTS);
+    CHECK(st.completions == 2 * POSTS + 50 && st.timer_events >= 4 && st.posted == 2 * POSTS + 50);
+    CHECK(st.timers == 0);
     async_runtime_deinit(rt);
 
     /* deinitialised and NULL handles */
