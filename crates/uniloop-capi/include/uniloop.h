@@ -87,7 +87,8 @@ typedef enum async_queue_flags_t {
 } async_queue_flags_t;
 
 // A bounded FIFO of byte messages, each copied in and out. Opaque; made
-// by `async_queue_create`, freed by `async_queue_destroy`.
+// by `async_queue_create`, freed by `async_queue_destroy`. Every function
+// may be called from any thread.
 typedef struct async_queue_s async_queue_s;
 
 // TEMPORARY stand-in for helper A's runtime handle.

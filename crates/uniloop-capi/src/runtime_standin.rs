@@ -47,7 +47,6 @@ struct Loop {
 }
 
 /// The reference's name for the runtime handle.
-#[allow(non_camel_case_types)]
 pub type async_runtime_t = async_runtime_s;
 
 /// A closure posting `(key, 0)` to the runtime behind `rt`.
