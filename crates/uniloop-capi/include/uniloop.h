@@ -223,8 +223,8 @@ size_t uniloop_pool_pending(const uniloop_pool_t *pool);
 
 // Stops the pool: no job may be submitted any more, every job already
 // submitted still runs (and posts its completion), then the threads are
-// joined. Blocks until then. Must not be called from one of the pool's
-// own jobs.
+// joined. Blocks until then. Called from one of the pool's own jobs it
+// fails with `UNILOOP_ERR_INVALID` (it would wait for itself).
 //
 // # Safety
 //
