@@ -3,7 +3,7 @@
  * POSIX threads on Unix, Win32 on Windows (mingw), so the same test files
  * run natively, under valgrind and under Wine. Include after uniloop.h.
  *
- * scripts/test-windows.sh builds every tests/c/*.c and examples/*.c with
+ * scripts/test-windows.sh builds every C file in tests/c and examples with
  * mingw and runs it under Wine. A file that cannot be made portable says
  * why in one line, and is then skipped there with that reason:
  *     / * uniloop-test: posix-only: <reason> * /     (without the spaces) */
