@@ -124,7 +124,8 @@ typedef enum async_queue_flags_t {
 } async_queue_flags_t;
 
 // A bounded FIFO of byte messages, each copied in and out. Opaque; made
-// by `async_queue_create`, freed by `async_queue_destroy`.
+// by `async_queue_create`, freed by `async_queue_destroy`. Every function
+// may be called from any thread.
 typedef struct async_queue_s async_queue_s;
 
 // The runtime handle (`async_runtime_t`). Opaque.
@@ -409,8 +410,8 @@ size_t uniloop_pool_pending(const uniloop_pool_t *pool);
 
 // Stops the pool: no job may be submitted any more, every job already
 // submitted still runs (and posts its completion), then the threads are
-// joined. Blocks until then. Must not be called from one of the pool's
-// own jobs.
+// joined. Blocks until then. Called from one of the pool's own jobs it
+// fails with `UNILOOP_ERR_INVALID` (it would wait for itself).
 //
 // # Safety
 //

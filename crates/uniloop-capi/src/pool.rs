@@ -13,9 +13,10 @@
 // reference's C spelling.
 #![allow(unreachable_pub, non_camel_case_types)]
 
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::uniloop_error_t::*;
 use crate::error::{guard, Error};
@@ -57,7 +58,31 @@ pub struct uniloop_pool_s {
 /// The pool handle.
 pub type uniloop_pool_t = uniloop_pool_s;
 
-fn work(jobs: &rt::Queue<Job>, sink: &Sink, key: usize) {
+impl uniloop_pool_s {
+    /// Refuses new jobs, lets the threads finish the queued ones, joins
+    /// them.
+    fn shut_down(&self) {
+        self.jobs.close();
+        for w in std::mem::take(&mut *lock(&self.workers)) {
+            // A C job cannot panic (a foreign unwind aborts).
+            let _ = w.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while this lock is held.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+thread_local! {
+    /// The pool whose job runs on this thread (its address), so a job
+    /// destroying its own pool is refused instead of joining itself.
+    static CURRENT_POOL: Cell<usize> = const { Cell::new(0) };
+}
+
+fn work(pool: usize, jobs: &rt::Queue<Job>, sink: &Sink, key: usize) {
+    CURRENT_POOL.with(|c| c.set(pool));
     // `pop` fails once the queue is closed and drained: every job
     // submitted before the destroy still runs and posts.
     while let Ok(job) = jobs.pop() {
@@ -94,20 +119,22 @@ pub unsafe extern "C" fn uniloop_pool_create(
             )));
         }
         let sink = runtime::completion_sink(runtime)?;
-        let jobs = rt::Queue::bounded(UNILOOP_POOL_QUEUE_CAPACITY, rt::Overflow::Reject);
-        let mut workers = Vec::with_capacity(threads);
+        // Allocated first: the threads learn its (stable) address.
+        let pool = Box::new(uniloop_pool_s {
+            jobs: rt::Queue::bounded(UNILOOP_POOL_QUEUE_CAPACITY, rt::Overflow::Reject),
+            workers: Mutex::new(Vec::with_capacity(threads)),
+            next_id: AtomicUsize::new(1),
+        });
+        let addr = &*pool as *const uniloop_pool_s as usize;
         for n in 0..threads {
-            let (theirs, sink) = (jobs.clone(), sink.clone());
+            let (jobs, sink) = (pool.jobs.clone(), sink.clone());
             let spawned = rt::Worker::builder()
                 .name(format!("uniloop-pool-{n}"))
-                .spawn(move |_stop| work(&theirs, &sink, key));
+                .spawn(move |_stop| work(addr, &jobs, &sink, key));
             match spawned {
-                Ok(w) => workers.push(w),
+                Ok(w) => lock(&pool.workers).push(w),
                 Err(e) => {
-                    jobs.close();
-                    for w in workers {
-                        let _ = w.join();
-                    }
+                    pool.shut_down();
                     return Err(Error::new(
                         UNILOOP_ERR_OS,
                         format!("cannot create a pool thread: {e}"),
@@ -115,11 +142,7 @@ pub unsafe extern "C" fn uniloop_pool_create(
                 }
             }
         }
-        Ok(Box::into_raw(Box::new(uniloop_pool_s {
-            jobs,
-            workers: Mutex::new(workers),
-            next_id: AtomicUsize::new(1),
-        })))
+        Ok(Box::into_raw(pool))
     })
 }
 
@@ -184,8 +207,8 @@ pub unsafe extern "C" fn uniloop_pool_pending(pool: *const uniloop_pool_t) -> us
 
 /// Stops the pool: no job may be submitted any more, every job already
 /// submitted still runs (and posts its completion), then the threads are
-/// joined. Blocks until then. Must not be called from one of the pool's
-/// own jobs.
+/// joined. Blocks until then. Called from one of the pool's own jobs it
+/// fails with `UNILOOP_ERR_INVALID` (it would wait for itself).
 ///
 /// # Safety
 ///
@@ -196,15 +219,12 @@ pub unsafe extern "C" fn uniloop_pool_destroy(pool: *mut uniloop_pool_t) {
         if pool.is_null() {
             return Err(Error::invalid("the pool handle is NULL"));
         }
+        if CURRENT_POOL.with(|c| c.get()) == pool as usize {
+            return Err(Error::invalid("a pool's job cannot destroy its own pool"));
+        }
         // SAFETY: made by `Box::into_raw` in `uniloop_pool_create`; freed
         // once (the caller's contract).
-        let pool = unsafe { Box::from_raw(pool) };
-        pool.jobs.close();
-        let workers = std::mem::take(&mut *pool.workers.lock().unwrap_or_else(|e| e.into_inner()));
-        for w in workers {
-            // A C job cannot panic (a foreign unwind aborts).
-            let _ = w.join();
-        }
+        unsafe { Box::from_raw(pool) }.shut_down();
         Ok(())
     })
 }

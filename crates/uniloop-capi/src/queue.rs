@@ -17,8 +17,9 @@
 //! # Lifetime
 //!
 //! The handle C holds is an `Arc<async_queue_s>` turned into a raw pointer
-//! (`Arc::into_raw`). A call that may block (an enqueue on a full
-//! `BLOCK_WRITER` queue, `uniloop_queue_dequeue_timeout`) first takes a
+//! (`Arc::into_raw`). A call that may block (`async_queue_enqueue` on a
+//! full `BLOCK_WRITER` queue, `uniloop_queue_enqueue_timeout`,
+//! `uniloop_queue_dequeue_timeout`) first takes a
 //! reference of its own, so `async_queue_destroy` on another thread is
 //! safe while it sleeps: destroy closes the queue (waking every sleeper,
 //! whose call then fails with `UNILOOP_ERR_CLOSED`) and drops the caller's
@@ -35,6 +36,14 @@
 //! completion. A completion may find the queue already drained by an
 //! earlier one; that is harmless. The post happens after the queue's lock
 //! is released.
+//!
+//! No message is missed while the signal is being set: `set_signal` stores
+//! the target and `has_signal` (Release) and then looks at the queue under
+//! the state lock; an enqueue pushes under that lock and afterwards loads
+//! `has_signal` (Acquire). If the enqueue took the lock first, the look
+//! sees its message and posts; if `set_signal` did, its store happened
+//! before the enqueue's load, which sees `true` and posts. (Both may post;
+//! an extra completion is harmless.)
 
 // The C API is reached by symbol name, not by Rust path, and keeps the
 // reference's C spelling.
@@ -58,7 +67,7 @@ pub type UintPtr = usize;
 /// Behaviour flags of `async_queue_create`, combined with `|`. The values
 /// are the reference's.
 #[repr(C)]
-#[allow(non_camel_case_types, clippy::enum_variant_names)]
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum async_queue_flags_t {
     /// A full queue drops its oldest message to make room (counted in
@@ -86,7 +95,6 @@ const KNOWN_FLAGS: c_uint =
 /// The reference's queue statistics (`async_queue_get_stats`); 48 bytes
 /// on 64-bit targets, laid out as in the reference header.
 #[repr(C)]
-#[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct async_queue_stats_t {
     /// The maximum number of messages.
@@ -106,7 +114,6 @@ pub struct async_queue_stats_t {
 /// All of a queue's counters (`uniloop_queue_stats`). After a quiet
 /// moment `enqueued == dequeued + dropped + cleared + len`.
 #[repr(C)]
-#[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct uniloop_queue_stats_t {
     /// The maximum number of messages.
@@ -141,7 +148,8 @@ pub struct uniloop_queue_stats_t {
 pub(crate) type Signal = Box<dyn Fn() -> bool + Send + Sync>;
 
 /// A bounded FIFO of byte messages, each copied in and out. Opaque; made
-/// by `async_queue_create`, freed by `async_queue_destroy`.
+/// by `async_queue_create`, freed by `async_queue_destroy`. Every function
+/// may be called from any thread.
 pub struct async_queue_s {
     state: Mutex<State>,
     /// A message arrived, or the queue was closed.
@@ -152,13 +160,13 @@ pub struct async_queue_s {
     max_msg_size: usize,
     flags: c_uint,
     /// Set once a signal target exists, so an enqueue skips the signal
-    /// mutex on queues that never signal. Written under `signal`'s lock.
+    /// mutex on queues that never signal. Written under `signal`'s lock;
+    /// see "The signal" in the module docs for the ordering.
     has_signal: AtomicBool,
     signal: Mutex<Option<Arc<Signal>>>,
 }
 
 /// The reference's name for the queue handle.
-#[allow(non_camel_case_types)]
 pub type async_queue_t = async_queue_s;
 
 #[derive(Default)]

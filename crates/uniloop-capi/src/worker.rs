@@ -10,8 +10,8 @@
 //! load), whether the body has returned, and the thread's native handle.
 //! Because `async_worker_join` waits on "the body has returned" with a
 //! deadline and only then joins the OS thread, a timed join returns on
-//! time, even right after the create (the reference polled a state that
-//! could stay `STOPPED` forever).
+//! time, even right after the create (the reference took a thread that
+//! had not started yet for `STOPPED` and then blocked in `pthread_join`).
 //!
 //! States as C sees them: `ASYNC_WORKER_RUNNING` from the create until
 //! `async_worker_signal_stop` (a thread that has not been scheduled yet is

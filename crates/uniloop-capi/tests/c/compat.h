@@ -1,7 +1,12 @@
 /* A tiny portable shim for the C tests: threads, a mutex with a condition
  * variable, a yield, a monotonic clock in milliseconds, and CHECK.
  * POSIX threads on Unix, Win32 on Windows (mingw), so the same test files
- * run natively, under valgrind and under Wine. Include after uniloop.h. */
+ * run natively, under valgrind and under Wine. Include after uniloop.h.
+ *
+ * scripts/test-windows.sh builds every C file in tests/c and examples with
+ * mingw and runs it under Wine. A file that cannot be made portable says
+ * why in one line, and is then skipped there with that reason:
+ *     / * uniloop-test: posix-only: <reason> * /     (without the spaces) */
 #ifndef UNILOOP_TEST_COMPAT_H
 #define UNILOOP_TEST_COMPAT_H
 

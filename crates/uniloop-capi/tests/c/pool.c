@@ -123,12 +123,38 @@ static void test_invalid(async_runtime_t *rt) {
     uniloop_pool_destroy(pool);
 }
 
+struct self_destroy {
+    uniloop_pool_t *pool;
+    int error;
+};
+
+static void self_destroy_job(void *arg) {
+    struct self_destroy *d = (struct self_destroy *)arg;
+    uniloop_pool_destroy(d->pool);
+    d->error = uniloop_last_error();
+}
+
+/* A job destroying its own pool would join itself; it is refused. */
+static void test_destroy_from_job(async_runtime_t *rt) {
+    struct self_destroy d = {NULL, -1};
+    d.pool = uniloop_pool_create(rt, 1, KEY);
+    CHECK(d.pool != NULL);
+    uintptr_t id = uniloop_pool_submit(d.pool, self_destroy_job, &d);
+    CHECK(id != 0);
+    uintptr_t key = 0, data = 0;
+    CHECK(test_rt_completion(rt, 10000, &key, &data) == 1);
+    CHECK(key == KEY && data == id);
+    CHECK(d.error == UNILOOP_ERR_INVALID);
+    uniloop_pool_destroy(d.pool);
+}
+
 int main(void) {
     async_runtime_t *rt = test_rt_new();
     CHECK(rt != NULL);
     test_completions(rt);
     test_destroy_runs_pending_and_full(rt);
     test_invalid(rt);
+    test_destroy_from_job(rt);
     /* A pool outliving its runtime: posts are skipped, jobs still run. */
     uniloop_pool_t *pool = uniloop_pool_create(rt, 2, KEY);
     atomic_int count;
