@@ -41,7 +41,6 @@ use crate::uniloop_error_t::*;
 #[allow(dead_code)] // only in the header
 pub const CONSOLE_COMPLETION_KEY: UintPtr = 0xC0701E;
 /// The largest console message, NUL included.
-#[allow(dead_code)] // only in the header
 pub const CONSOLE_MAX_LINE: usize = 4096;
 
 /// Room for the reference's `platform_mutex_t` (80 bytes); unused.
@@ -305,14 +304,16 @@ pub extern "C" fn console_detect_type() -> console_type_t {
 /// "NONE", "REAL", "PIPE", "FILE", or "UNKNOWN" for any other value.
 #[no_mangle]
 pub extern "C" fn console_type_str(console_type: c_int) -> *const c_char {
-    let s: &'static [u8] = match console_type {
-        0 => b"NONE\0",
-        1 => b"REAL\0",
-        2 => b"PIPE\0",
-        3 => b"FILE\0",
-        _ => b"UNKNOWN\0",
-    };
-    s.as_ptr().cast()
+    guard(c"UNKNOWN".as_ptr(), || {
+        let s = match console_type {
+            0 => c"NONE",
+            1 => c"REAL",
+            2 => c"PIPE",
+            3 => c"FILE",
+            _ => c"UNKNOWN",
+        };
+        Ok(s.as_ptr())
+    })
 }
 
 /// Starts reading stdin into `queue` (messages of up to `CONSOLE_MAX_LINE`

@@ -35,22 +35,17 @@ pub(crate) const INVALID_FD: socket_fd_t = -1;
 pub(crate) const INVALID_FD: socket_fd_t = usize::MAX;
 
 /// The fd (socket) is readable; also the `event_type` of every completion.
-#[allow(dead_code)] // only in the header
 pub const EVENT_READ: u32 = 0x01;
 /// The fd is writable, or a posted write finished.
-#[allow(dead_code)] // only in the header
 pub const EVENT_WRITE: u32 = 0x02;
 /// An error on the fd, or a posted read or write failed.
-#[allow(dead_code)] // only in the header
 pub const EVENT_ERROR: u32 = 0x04;
 /// The connection is closed: hang-up on both directions, or a posted read
 /// reached end of stream.
-#[allow(dead_code)] // only in the header
 pub const EVENT_CLOSE: u32 = 0x08;
 /// uniloop: set (with `EVENT_READ`) on a timer expiry from
 /// `uniloop_timer_add`; `completion_key` is the timer's key and
 /// `bytes_transferred` its id.
-#[allow(dead_code)] // only in the header
 pub const UNILOOP_EVENT_TIMER: u32 = 0x100;
 
 /// One event from `async_runtime_wait`: an fd's readiness, a finished
