@@ -52,9 +52,11 @@ pub struct uniloop_mutex_storage_t {
     pub _opaque: [u64; 10],
 }
 
+// Two whole definitions, not `#[cfg]` fields (see io_event_t in types.rs).
 /// The reference's public console worker context (136 bytes on x86_64
 /// Linux). Returned by `console_worker_init`; a zeroed one (no worker) may
 /// be passed to `console_worker_shutdown`, which returns true.
+#[cfg(not(windows))]
 #[repr(C)]
 #[derive(Debug)]
 #[allow(non_camel_case_types)]
@@ -74,10 +76,32 @@ pub struct console_worker_context_s {
     /// Layout only (not maintained): use `console_worker_take_eof`.
     pub eof_detected: bool,
     /// The stop self-pipe: [0] read end, [1] write end (owned by uniloop).
-    #[cfg(not(windows))]
     pub stop_pipe_fds: [c_int; 2],
+}
+
+/// The reference's public console worker context (136 bytes on x86_64
+/// Linux). Returned by `console_worker_init`; a zeroed one (no worker) may
+/// be passed to `console_worker_shutdown`, which returns true.
+#[cfg(windows)]
+#[repr(C)]
+#[derive(Debug)]
+#[allow(non_camel_case_types)]
+pub struct console_worker_context_s {
+    /// The caller's line queue.
+    pub line_queue: *mut async_queue_t,
+    /// The runtime completions go to.
+    pub runtime: *mut async_runtime_t,
+    /// The reader thread; NULL when stdin is `CONSOLE_TYPE_NONE`.
+    pub worker: *mut async_worker_t,
+    /// What stdin was at init.
+    pub console_type: console_type_t,
+    /// The key of the worker's completions.
+    pub completion_key: UintPtr,
     /// Layout only.
-    #[cfg(windows)]
+    pub state_mutex: uniloop_mutex_storage_t,
+    /// Layout only (not maintained): use `console_worker_take_eof`.
+    pub eof_detected: bool,
+    /// Layout only.
     pub desired_console_mode: u32,
 }
 
