@@ -158,6 +158,7 @@ typedef struct uniloop_mutex_storage_t {
   uint64_t _opaque[10];
 } uniloop_mutex_storage_t;
 
+#if !defined(_WIN32)
 // The reference's public console worker context (136 bytes on x86_64
 // Linux). Returned by `console_worker_init`; a zeroed one (no worker) may
 // be passed to `console_worker_shutdown`, which returns true.
@@ -176,17 +177,34 @@ typedef struct console_worker_context_s {
   struct uniloop_mutex_storage_t state_mutex;
   // Layout only (not maintained): use `console_worker_take_eof`.
   bool eof_detected;
-#if !defined(_WIN32)
   // The stop self-pipe: [0] read end, [1] write end (owned by uniloop).
-  int stop_pipe_fds[2]
-#endif
-  ;
-#if defined(_WIN32)
-  // Layout only.
-  uint32_t desired_console_mode
-#endif
-  ;
+  int stop_pipe_fds[2];
 } console_worker_context_s;
+#endif
+
+#if defined(_WIN32)
+// The reference's public console worker context (136 bytes on x86_64
+// Linux). Returned by `console_worker_init`; a zeroed one (no worker) may
+// be passed to `console_worker_shutdown`, which returns true.
+typedef struct console_worker_context_s {
+  // The caller's line queue.
+  async_queue_t *line_queue;
+  // The runtime completions go to.
+  async_runtime_t *runtime;
+  // The reader thread; NULL when stdin is `CONSOLE_TYPE_NONE`.
+  async_worker_t *worker;
+  // What stdin was at init.
+  enum console_type_t console_type;
+  // The key of the worker's completions.
+  uintptr_t completion_key;
+  // Layout only.
+  struct uniloop_mutex_storage_t state_mutex;
+  // Layout only (not maintained): use `console_worker_take_eof`.
+  bool eof_detected;
+  // Layout only.
+  uint32_t desired_console_mode;
+} console_worker_context_s;
+#endif
 
 // The reference's name for the context.
 typedef struct console_worker_context_s console_worker_context_t;
@@ -244,6 +262,7 @@ typedef struct uniloop_queue_stats_t {
   uint64_t rejected;
 } uniloop_queue_stats_t;
 
+#if !defined(_WIN32)
 // One event from `async_runtime_wait`: an fd's readiness, a finished
 // posted read or write, a completion or a timer expiry.
 //
@@ -261,11 +280,6 @@ typedef struct uniloop_queue_stats_t {
 typedef struct io_event_t {
   // The fd, or `INVALID_SOCKET_FD` for completions and timers.
   socket_fd_t fd;
-#if defined(_WIN32)
-  // Windows only: always NULL (there is no accept thread any more).
-  void *handle
-#endif
-  ;
   // The key of a completion or timer; 0 for fd events.
   uintptr_t completion_key;
   // `EVENT_*` flags.
@@ -277,6 +291,42 @@ typedef struct io_event_t {
   // The data of a posted read or write; NULL otherwise.
   void *buffer;
 } io_event_t;
+#endif
+
+#if defined(_WIN32)
+// One event from `async_runtime_wait`: an fd's readiness, a finished
+// posted read or write, a completion or a timer expiry.
+//
+// * Readiness: `fd` the fd, `context` the one given to add/modify,
+//   `completion_key` 0, `bytes_transferred` 0, `buffer` NULL.
+// * Posted read or write finished: as readiness, plus `bytes_transferred`
+//   the byte count and `buffer` the data (the caller's buffer, or for
+//   `post_read(rt, fd, NULL, 0)` the runtime's, valid until the next
+//   `post_read` on that fd or its removal).
+// * Completion: `fd` `INVALID_SOCKET_FD`, `completion_key` the key,
+//   `bytes_transferred` the data (both full width), `event_type`
+//   `EVENT_READ`, `context` and `buffer` NULL.
+// * Timer: as a completion, with `UNILOOP_EVENT_TIMER` also set in
+//   `event_type` and `bytes_transferred` the timer's id.
+//
+// Windows: with the reference's `HANDLE handle` after `fd`.
+typedef struct io_event_t {
+  // The fd, or `INVALID_SOCKET_FD` for completions and timers.
+  socket_fd_t fd;
+  // Always NULL (there is no accept thread any more).
+  void *handle;
+  // The key of a completion or timer; 0 for fd events.
+  uintptr_t completion_key;
+  // `EVENT_*` flags.
+  uint32_t event_type;
+  // The context given to `async_runtime_add`/`modify`; NULL otherwise.
+  void *context;
+  // Bytes of a posted read or write; a completion's data; a timer's id.
+  size_t bytes_transferred;
+  // The data of a posted read or write; NULL otherwise.
+  void *buffer;
+} io_event_t;
+#endif
 
 // Runtime statistics, from `uniloop_runtime_get_stats`.
 typedef struct uniloop_runtime_stats_t {

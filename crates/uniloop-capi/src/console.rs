@@ -42,7 +42,6 @@ use crate::uniloop_error_t::*;
 #[allow(dead_code)] // only in the header
 pub const CONSOLE_COMPLETION_KEY: UintPtr = 0xC0701E;
 /// The largest console message, NUL included.
-#[allow(dead_code)] // only in the header
 pub const CONSOLE_MAX_LINE: usize = 4096;
 
 /// Room for the reference's `platform_mutex_t` (80 bytes); unused.
@@ -54,9 +53,11 @@ pub struct uniloop_mutex_storage_t {
     pub _opaque: [u64; 10],
 }
 
+// Two whole definitions, not `#[cfg]` fields (see io_event_t in types.rs).
 /// The reference's public console worker context (136 bytes on x86_64
 /// Linux). Returned by `console_worker_init`; a zeroed one (no worker) may
 /// be passed to `console_worker_shutdown`, which returns true.
+#[cfg(not(windows))]
 #[repr(C)]
 #[derive(Debug)]
 #[allow(non_camel_case_types)]
@@ -76,10 +77,32 @@ pub struct console_worker_context_s {
     /// Layout only (not maintained): use `console_worker_take_eof`.
     pub eof_detected: bool,
     /// The stop self-pipe: [0] read end, [1] write end (owned by uniloop).
-    #[cfg(not(windows))]
     pub stop_pipe_fds: [c_int; 2],
+}
+
+/// The reference's public console worker context (136 bytes on x86_64
+/// Linux). Returned by `console_worker_init`; a zeroed one (no worker) may
+/// be passed to `console_worker_shutdown`, which returns true.
+#[cfg(windows)]
+#[repr(C)]
+#[derive(Debug)]
+#[allow(non_camel_case_types)]
+pub struct console_worker_context_s {
+    /// The caller's line queue.
+    pub line_queue: *mut async_queue_t,
+    /// The runtime completions go to.
+    pub runtime: *mut async_runtime_t,
+    /// The reader thread; NULL when stdin is `CONSOLE_TYPE_NONE`.
+    pub worker: *mut async_worker_t,
+    /// What stdin was at init.
+    pub console_type: console_type_t,
+    /// The key of the worker's completions.
+    pub completion_key: UintPtr,
     /// Layout only.
-    #[cfg(windows)]
+    pub state_mutex: uniloop_mutex_storage_t,
+    /// Layout only (not maintained): use `console_worker_take_eof`.
+    pub eof_detected: bool,
+    /// Layout only.
     pub desired_console_mode: u32,
 }
 
@@ -306,14 +329,16 @@ pub extern "C" fn console_detect_type() -> console_type_t {
 /// "NONE", "REAL", "PIPE", "FILE", or "UNKNOWN" for any other value.
 #[no_mangle]
 pub extern "C" fn console_type_str(console_type: c_int) -> *const c_char {
-    let s: &'static [u8] = match console_type {
-        0 => b"NONE\0",
-        1 => b"REAL\0",
-        2 => b"PIPE\0",
-        3 => b"FILE\0",
-        _ => b"UNKNOWN\0",
-    };
-    s.as_ptr().cast()
+    guard(c"UNKNOWN".as_ptr(), || {
+        let s = match console_type {
+            0 => c"NONE",
+            1 => c"REAL",
+            2 => c"PIPE",
+            3 => c"FILE",
+            _ => c"UNKNOWN",
+        };
+        Ok(s.as_ptr())
+    })
 }
 
 /// Starts reading stdin into `queue` (messages of up to `CONSOLE_MAX_LINE`

@@ -35,23 +35,54 @@ pub(crate) const INVALID_FD: socket_fd_t = -1;
 pub(crate) const INVALID_FD: socket_fd_t = usize::MAX;
 
 /// The fd (socket) is readable; also the `event_type` of every completion.
-#[allow(dead_code)] // only in the header
 pub const EVENT_READ: u32 = 0x01;
 /// The fd is writable, or a posted write finished.
-#[allow(dead_code)] // only in the header
 pub const EVENT_WRITE: u32 = 0x02;
 /// An error on the fd, or a posted read or write failed.
-#[allow(dead_code)] // only in the header
 pub const EVENT_ERROR: u32 = 0x04;
 /// The connection is closed: hang-up on both directions, or a posted read
 /// reached end of stream.
-#[allow(dead_code)] // only in the header
 pub const EVENT_CLOSE: u32 = 0x08;
 /// uniloop: set (with `EVENT_READ`) on a timer expiry from
 /// `uniloop_timer_add`; `completion_key` is the timer's key and
 /// `bytes_transferred` its id.
-#[allow(dead_code)] // only in the header
 pub const UNILOOP_EVENT_TIMER: u32 = 0x100;
+
+// Two whole definitions rather than one with a `#[cfg]` field: cbindgen
+// writes a conditional field's `;` outside its `#if` (mozilla/cbindgen#1058),
+// which `-pedantic` rejects.
+/// One event from `async_runtime_wait`: an fd's readiness, a finished
+/// posted read or write, a completion or a timer expiry.
+///
+/// * Readiness: `fd` the fd, `context` the one given to add/modify,
+///   `completion_key` 0, `bytes_transferred` 0, `buffer` NULL.
+/// * Posted read or write finished: as readiness, plus `bytes_transferred`
+///   the byte count and `buffer` the data (the caller's buffer, or for
+///   `post_read(rt, fd, NULL, 0)` the runtime's, valid until the next
+///   `post_read` on that fd or its removal).
+/// * Completion: `fd` `INVALID_SOCKET_FD`, `completion_key` the key,
+///   `bytes_transferred` the data (both full width), `event_type`
+///   `EVENT_READ`, `context` and `buffer` NULL.
+/// * Timer: as a completion, with `UNILOOP_EVENT_TIMER` also set in
+///   `event_type` and `bytes_transferred` the timer's id.
+#[cfg(not(windows))]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+#[allow(non_camel_case_types)]
+pub struct io_event_t {
+    /// The fd, or `INVALID_SOCKET_FD` for completions and timers.
+    pub fd: socket_fd_t,
+    /// The key of a completion or timer; 0 for fd events.
+    pub completion_key: UintPtr,
+    /// `EVENT_*` flags.
+    pub event_type: u32,
+    /// The context given to `async_runtime_add`/`modify`; NULL otherwise.
+    pub context: *mut c_void,
+    /// Bytes of a posted read or write; a completion's data; a timer's id.
+    pub bytes_transferred: usize,
+    /// The data of a posted read or write; NULL otherwise.
+    pub buffer: *mut c_void,
+}
 
 /// One event from `async_runtime_wait`: an fd's readiness, a finished
 /// posted read or write, a completion or a timer expiry.
@@ -67,14 +98,16 @@ pub const UNILOOP_EVENT_TIMER: u32 = 0x100;
 ///   `EVENT_READ`, `context` and `buffer` NULL.
 /// * Timer: as a completion, with `UNILOOP_EVENT_TIMER` also set in
 ///   `event_type` and `bytes_transferred` the timer's id.
+///
+/// Windows: with the reference's `HANDLE handle` after `fd`.
+#[cfg(windows)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 #[allow(non_camel_case_types)]
 pub struct io_event_t {
     /// The fd, or `INVALID_SOCKET_FD` for completions and timers.
     pub fd: socket_fd_t,
-    /// Windows only: always NULL (there is no accept thread any more).
-    #[cfg(windows)]
+    /// Always NULL (there is no accept thread any more).
     pub handle: *mut c_void,
     /// The key of a completion or timer; 0 for fd events.
     pub completion_key: UintPtr,

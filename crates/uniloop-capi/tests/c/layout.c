@@ -1,7 +1,8 @@
 /* Layouts and constants match the reference lib/async headers byte for
  * byte (measured there on x86_64 Linux), and uniloop.h may be followed by
  * the reference's own socket_fd_t spelling (port/socket_comm.h): identical,
- * legal redefinitions. */
+ * legal redefinitions. The header is also clean under -Wpedantic. */
+#pragma GCC diagnostic error "-Wpedantic"
 #include <uniloop.h>
 #include <async/async_runtime.h>
 #include <async/async_queue.h>
