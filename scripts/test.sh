@@ -26,7 +26,10 @@ step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "docs"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+# The C library's crate has the library name `uniloop` too (libuniloop.a),
+# so rustdoc would write both to target/doc/uniloop: document it on its own.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --exclude uniloop-capi
+RUSTDOCFLAGS="-D warnings" cargo doc -p uniloop-capi --no-deps
 
 step "tests (native)"
 cargo test --workspace

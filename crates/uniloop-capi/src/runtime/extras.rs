@@ -73,13 +73,13 @@ pub unsafe extern "C" fn uniloop_runtime_init_backend(
 pub extern "C" fn uniloop_runtime_backend(rt: *mut async_runtime_t) -> *const c_char {
     guard(ptr::null(), || {
         with_loop(rt, |l| {
-            let s: &'static [u8] = match l.rt.backend() {
-                rt::Backend::Epoll => b"epoll\0",
-                rt::Backend::Poll => b"poll\0",
-                rt::Backend::Kqueue => b"kqueue\0",
-                rt::Backend::Iocp => b"iocp\0",
+            let s = match l.rt.backend() {
+                rt::Backend::Epoll => c"epoll",
+                rt::Backend::Poll => c"poll",
+                rt::Backend::Kqueue => c"kqueue",
+                rt::Backend::Iocp => c"iocp",
             };
-            Ok(s.as_ptr().cast())
+            Ok(s.as_ptr())
         })
     })
 }
