@@ -3,10 +3,22 @@
 # `cargo test -p uniloop --target x86_64-pc-windows-gnu` with Wine as the
 # test runner. Installs what it needs when missing; see shared/WINE.md.
 #
+# Then the C library: builds uniloop.dll, its import library and the
+# static libuniloop.a for that target, cross-compiles every C test in
+# crates/uniloop-capi/tests/c/ (and examples/) with mingw, once against the
+# DLL and once against the static library, and runs each under Wine.
+# `--c-only` skips the Rust part.
+#
 # Everything Windows-specific is passed here (environment variables), not
 # in .cargo/config.toml, so a plain `cargo test` stays native.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+C_ONLY=0
+if [ "${1:-}" = "--c-only" ]; then
+  C_ONLY=1
+  shift
+fi
 
 TARGET=x86_64-pc-windows-gnu
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
@@ -45,6 +57,63 @@ export WINEDLLOVERRIDES="mscoree,mshtml="
 # Leave no wineserver behind for this prefix (it lingers a few seconds).
 trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
 
+# The C library's tests, built with mingw and run under Wine. A C file
+# that cannot run on Windows says so in a line
+#   /* uniloop-test: posix-only: <reason> */
+# and is listed as skipped with that reason.
+c_tests_windows() {
+  local capi=crates/uniloop-capi
+  local lib_dir="$TARGET_DIR/$TARGET/debug"
+  local out="$TARGET_DIR/$TARGET/c-tests"
+  cargo build -q -p uniloop-capi --target "$TARGET"
+  for f in uniloop.dll libuniloop.dll.a libuniloop.a; do
+    [ -f "$lib_dir/$f" ] || { echo "C library for Windows: $f was not built"; exit 1; }
+  done
+  mkdir -p "$out"
+  # Next to the executables, where Windows looks for a DLL first.
+  cp "$lib_dir/uniloop.dll" "$out/"
+  # What rustc says a static Rust library for this target needs.
+  local static_libs="-lkernel32 -lntdll -luserenv -lws2_32 -ldbghelp"
+  local passed=0 failed=0 skipped=0 src name reason how exe
+  for src in "$capi"/tests/c/*.c "$capi"/examples/*.c; do
+    [ -f "$src" ] || continue
+    name=$(basename "$src" .c)
+    reason=$(sed -n 's@.*uniloop-test: posix-only: *\(.*\) \*/.*@\1@p' "$src" | head -n 1)
+    if [ -n "$reason" ]; then
+      echo "C test $name (Windows): skipped: $reason"
+      skipped=$((skipped + 1))
+      continue
+    fi
+    for how in dll static; do
+      exe="$out/$name-$how.exe"
+      # -lws2_32: the tests that use sockets themselves (runtime_portable.c).
+      local link=("$lib_dir/libuniloop.dll.a" -lws2_32)
+      [ "$how" = static ] && link=("$lib_dir/libuniloop.a" $static_libs)
+      if ! x86_64-w64-mingw32-gcc -std=c11 -Wall -Wextra -Werror -g \
+          -I "$capi/include" "$src" "${link[@]}" -o "$exe"; then
+        echo "C test $name (Windows, $how): compile failed"
+        failed=$((failed + 1))
+        continue
+      fi
+      if (cd "$out" && timeout 300 wine "$exe" </dev/null >"$exe.log" 2>&1); then
+        echo "C test $name (Windows, $how): ok"
+        passed=$((passed + 1))
+      else
+        echo "C test $name (Windows, $how): FAILED"
+        tr -d '\r' <"$exe.log" | sed 's/^/    /'
+        failed=$((failed + 1))
+      fi
+    done
+  done
+  echo "C tests (Windows, Wine): $passed passed, $failed failed, $skipped skipped"
+  [ "$failed" -eq 0 ]
+}
+
+if [ "$C_ONLY" -eq 1 ]; then
+  c_tests_windows
+  exit 0
+fi
+
 # tests/console.rs runs examples/console.exe: cargo cannot be started from
 # inside Wine to build it, and `cargo test --test X` does not build examples.
 cargo build -q -p uniloop --examples --target "$TARGET"
@@ -67,5 +136,8 @@ if [ $# -eq 0 ]; then
     printf '%s\n' "$out" | grep -q 'SKIPPED' && { echo "$test: a real console could not be had under script(1)"; exit 1; }
     printf '%s\n' "$out" | grep -q 'passed; 0 failed' || { echo "$test: real-console run failed"; exit 1; }
   done
+fi
+if [ $# -eq 0 ]; then
+  c_tests_windows
 fi
 echo "Windows (Wine) tests passed"

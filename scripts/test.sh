@@ -26,7 +26,10 @@ step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "docs"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+# The C library's crate has the library name `uniloop` too (libuniloop.a),
+# so rustdoc would write both to target/doc/uniloop: document it on its own.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --exclude uniloop-capi
+RUSTDOCFLAGS="-D warnings" cargo doc -p uniloop-capi --no-deps
 
 step "tests (native)"
 cargo test --workspace
@@ -44,6 +47,24 @@ for target in x86_64-apple-darwin x86_64-unknown-freebsd x86_64-unknown-netbsd; 
   rustup target list --installed | grep -qx "$target" || rustup target add "$target"
   cargo clippy -p uniloop --target "$target" --all-targets -- -D warnings
 done
+
+step "Neolith on libuniloop (shared/neolith/run.sh)"
+# Builds the Neolith driver with its lib/async replaced by libuniloop.a and
+# runs its whole suite against a baseline on its own lib/async (cached in
+# ~/.cache/uniloop-neolith, so re-runs are quick). Its last line is the
+# result; it exits non-zero if anything that passes on the baseline fails.
+NEOLITH_RUN=${UNILOOP_NEOLITH_RUN:-$PWD/../shared/neolith/run.sh}
+if [ -f "$NEOLITH_RUN" ]; then
+  NEOLITH_LOG=$(mktemp)
+  neolith_rc=0
+  bash "$NEOLITH_RUN" "$PWD" >"$NEOLITH_LOG" 2>&1 || neolith_rc=$?
+  tail -30 "$NEOLITH_LOG"
+  echo "neolith: $(tail -1 "$NEOLITH_LOG")"
+  rm -f "$NEOLITH_LOG"
+  [ "$neolith_rc" = 0 ] || { echo "neolith acceptance run failed (rc $neolith_rc)"; exit 1; }
+else
+  echo "skipped: $NEOLITH_RUN not found (set UNILOOP_NEOLITH_RUN)"
+fi
 
 step "loom models"
 # A separate target dir: the cfg changes every crate's fingerprint.

@@ -10,6 +10,7 @@
 #include <winsock2.h>
 #include <windows.h>
 #else
+#include <pthread.h>
 #include <sys/time.h>
 #endif
 
@@ -23,6 +24,60 @@ typedef int socket_fd_t;
 #endif
 #endif
 
+
+// The largest console message, NUL included.
+#define CONSOLE_MAX_LINE 4096
+
+// How many submitted jobs may wait for a thread; a submit beyond that
+// fails with `UNILOOP_ERR_FULL`.
+#define UNILOOP_POOL_QUEUE_CAPACITY 1024
+
+// The most threads a pool may have.
+#define UNILOOP_POOL_MAX_THREADS 256
+
+// What `post_read(rt, fd, NULL, 0)` reads into: a buffer of this many
+// bytes that the runtime owns (4 KiB).
+#define UNILOOP_DEFAULT_READ_SIZE 4096
+
+// The fd (socket) is readable; also the `event_type` of every completion.
+#define EVENT_READ 1
+
+// The fd is writable, or a posted write finished.
+#define EVENT_WRITE 2
+
+// An error on the fd, or a posted read or write failed.
+#define EVENT_ERROR 4
+
+// The connection is closed: hang-up on both directions, or a posted read
+// reached end of stream.
+#define EVENT_CLOSE 8
+
+// uniloop: set (with `EVENT_READ`) on a timer expiry from
+// `uniloop_timer_add`; `completion_key` is the timer's key and
+// `bytes_transferred` its id.
+#define UNILOOP_EVENT_TIMER 256
+
+// What stdin is connected to.
+typedef enum console_type_t {
+  // No console: stdin is closed, `/dev/null` or another device.
+  CONSOLE_TYPE_NONE = 0,
+  // A terminal (Windows: a console).
+  CONSOLE_TYPE_REAL = 1,
+  // A pipe.
+  CONSOLE_TYPE_PIPE = 2,
+  // A regular file.
+  CONSOLE_TYPE_FILE = 3,
+} console_type_t;
+
+// A worker's state (`async_worker_get_state`); the reference's values.
+typedef enum async_worker_state_t {
+  // The body has returned (or the handle is NULL).
+  ASYNC_WORKER_STOPPED = 0,
+  // Created, and no stop has been signalled.
+  ASYNC_WORKER_RUNNING = 1,
+  // `async_worker_signal_stop` was called; the body has not returned.
+  ASYNC_WORKER_STOPPING = 2,
+} async_worker_state_t;
 
 // Error codes returned by `uniloop_last_error()`.
 typedef enum uniloop_error_t {
@@ -53,9 +108,313 @@ typedef enum uniloop_error_t {
   UNILOOP_ERR_PANIC = 11,
 } uniloop_error_t;
 
+// Behaviour flags of `async_queue_create`, combined with `|`. The values
+// are the reference's.
+typedef enum async_queue_flags_t {
+  // A full queue drops its oldest message to make room (counted in
+  // `dropped_count`). Takes precedence over `ASYNC_QUEUE_BLOCK_WRITER`.
+  ASYNC_QUEUE_DROP_OLDEST = 1,
+  // An enqueue on a full queue waits for room; a dequeue, `clear`,
+  // `uniloop_queue_close` or `async_queue_destroy` releases it.
+  ASYNC_QUEUE_BLOCK_WRITER = 2,
+  // A message landing in an empty queue posts a completion to the
+  // runtime set by `uniloop_queue_set_signal` (which also enables it
+  // without this flag; with the flag and no runtime nothing is posted).
+  ASYNC_QUEUE_SIGNAL_ON_DATA = 4,
+} async_queue_flags_t;
+
+// A bounded FIFO of byte messages, each copied in and out. Opaque; made
+// by `async_queue_create`, freed by `async_queue_destroy`. Every function
+// may be called from any thread.
+typedef struct async_queue_s async_queue_s;
+
+// The runtime handle (`async_runtime_t`). Opaque.
+typedef struct async_runtime_s async_runtime_s;
+
+// A worker thread. Opaque; made by `async_worker_create`, freed by
+// `async_worker_destroy`.
+typedef struct async_worker_s async_worker_s;
+
+// The reference's `platform_event_t` (Neolith's `port/sync.h`), only ever
+// handled by pointer here: see `async_worker_get_stop_event`.
+typedef struct platform_event_s platform_event_s;
+
+// A pool of worker threads running C jobs. Opaque; made by
+// `uniloop_pool_create`, freed by `uniloop_pool_destroy`.
+typedef struct uniloop_pool_s uniloop_pool_s;
+
+// The reference's name for the queue handle.
+typedef struct async_queue_s async_queue_t;
+
+// The reference's name for the runtime handle.
+typedef struct async_runtime_s async_runtime_t;
+
+// The reference's name for the worker handle.
+typedef struct async_worker_s async_worker_t;
+
+// Room for the reference's `platform_mutex_t` (80 bytes); unused.
+typedef struct uniloop_mutex_storage_t {
+  // Opaque.
+  uint64_t _opaque[10];
+} uniloop_mutex_storage_t;
+
+#if !defined(_WIN32)
+// The reference's public console worker context (136 bytes on x86_64
+// Linux). Returned by `console_worker_init`; a zeroed one (no worker) may
+// be passed to `console_worker_shutdown`, which returns true.
+typedef struct console_worker_context_s {
+  // The caller's line queue.
+  async_queue_t *line_queue;
+  // The runtime completions go to.
+  async_runtime_t *runtime;
+  // The reader thread; NULL when stdin is `CONSOLE_TYPE_NONE`.
+  async_worker_t *worker;
+  // What stdin was at init.
+  enum console_type_t console_type;
+  // The key of the worker's completions.
+  uintptr_t completion_key;
+  // Layout only.
+  struct uniloop_mutex_storage_t state_mutex;
+  // Layout only (not maintained): use `console_worker_take_eof`.
+  bool eof_detected;
+  // The stop self-pipe: [0] read end, [1] write end (owned by uniloop).
+  int stop_pipe_fds[2];
+} console_worker_context_s;
+#endif
+
+#if defined(_WIN32)
+// The reference's public console worker context (136 bytes on x86_64
+// Linux). Returned by `console_worker_init`; a zeroed one (no worker) may
+// be passed to `console_worker_shutdown`, which returns true.
+typedef struct console_worker_context_s {
+  // The caller's line queue.
+  async_queue_t *line_queue;
+  // The runtime completions go to.
+  async_runtime_t *runtime;
+  // The reader thread; NULL when stdin is `CONSOLE_TYPE_NONE`.
+  async_worker_t *worker;
+  // What stdin was at init.
+  enum console_type_t console_type;
+  // The key of the worker's completions.
+  uintptr_t completion_key;
+  // Layout only.
+  struct uniloop_mutex_storage_t state_mutex;
+  // Layout only (not maintained): use `console_worker_take_eof`.
+  bool eof_detected;
+  // Layout only.
+  uint32_t desired_console_mode;
+} console_worker_context_s;
+#endif
+
+// The reference's name for the context.
+typedef struct console_worker_context_s console_worker_context_t;
+
+// The pool handle.
+typedef struct uniloop_pool_s uniloop_pool_t;
+
+// A job: called once with its `arg` on one of the pool's threads.
+typedef void (*uniloop_job_fn)(void *arg);
+
+// The reference's queue statistics (`async_queue_get_stats`); 48 bytes
+// on 64-bit targets, laid out as in the reference header.
+typedef struct async_queue_stats_t {
+  // The maximum number of messages.
+  size_t capacity;
+  // Messages in the queue now.
+  size_t current_size;
+  // The largest message accepted, in bytes.
+  size_t max_msg_size;
+  // Messages accepted by an enqueue.
+  uint64_t enqueue_count;
+  // Messages taken by a dequeue.
+  uint64_t dequeue_count;
+  // Messages displaced by `ASYNC_QUEUE_DROP_OLDEST`.
+  uint64_t dropped_count;
+} async_queue_stats_t;
+
+// All of a queue's counters (`uniloop_queue_stats`). After a quiet
+// moment `enqueued == dequeued + dropped + cleared + len`.
+typedef struct uniloop_queue_stats_t {
+  // The maximum number of messages.
+  size_t capacity;
+  // Messages in the queue now.
+  size_t len;
+  // The largest message accepted, in bytes.
+  size_t max_msg_size;
+  // The largest `len` ever reached.
+  size_t high_water;
+  // Enqueues blocked on a full queue right now.
+  size_t blocked_writers;
+  // Dequeues (`uniloop_queue_dequeue_timeout`) blocked on an empty
+  // queue right now.
+  size_t blocked_readers;
+  // Messages accepted by an enqueue.
+  uint64_t enqueued;
+  // Messages taken by a dequeue.
+  uint64_t dequeued;
+  // Messages displaced by `ASYNC_QUEUE_DROP_OLDEST`.
+  uint64_t dropped;
+  // Messages removed by `async_queue_clear`.
+  uint64_t cleared;
+  // Enqueues refused: the queue was full (without `DROP_OLDEST` or
+  // `BLOCK_WRITER`, or past `uniloop_queue_enqueue_timeout`'s timeout),
+  // or the message was larger than `max_msg_size`.
+  uint64_t rejected;
+} uniloop_queue_stats_t;
+
+#if !defined(_WIN32)
+// One event from `async_runtime_wait`: an fd's readiness, a finished
+// posted read or write, a completion or a timer expiry.
+//
+// * Readiness: `fd` the fd, `context` the one given to add/modify,
+//   `completion_key` 0, `bytes_transferred` 0, `buffer` NULL.
+// * Posted read or write finished: as readiness, plus `bytes_transferred`
+//   the byte count and `buffer` the data (the caller's buffer, or for
+//   `post_read(rt, fd, NULL, 0)` the runtime's, valid until the next
+//   `post_read` on that fd or its removal).
+// * Completion: `fd` `INVALID_SOCKET_FD`, `completion_key` the key,
+//   `bytes_transferred` the data (both full width), `event_type`
+//   `EVENT_READ`, `context` and `buffer` NULL.
+// * Timer: as a completion, with `UNILOOP_EVENT_TIMER` also set in
+//   `event_type` and `bytes_transferred` the timer's id.
+typedef struct io_event_t {
+  // The fd, or `INVALID_SOCKET_FD` for completions and timers.
+  socket_fd_t fd;
+  // The key of a completion or timer; 0 for fd events.
+  uintptr_t completion_key;
+  // `EVENT_*` flags.
+  uint32_t event_type;
+  // The context given to `async_runtime_add`/`modify`; NULL otherwise.
+  void *context;
+  // Bytes of a posted read or write; a completion's data; a timer's id.
+  size_t bytes_transferred;
+  // The data of a posted read or write; NULL otherwise.
+  void *buffer;
+} io_event_t;
+#endif
+
+#if defined(_WIN32)
+// One event from `async_runtime_wait`: an fd's readiness, a finished
+// posted read or write, a completion or a timer expiry.
+//
+// * Readiness: `fd` the fd, `context` the one given to add/modify,
+//   `completion_key` 0, `bytes_transferred` 0, `buffer` NULL.
+// * Posted read or write finished: as readiness, plus `bytes_transferred`
+//   the byte count and `buffer` the data (the caller's buffer, or for
+//   `post_read(rt, fd, NULL, 0)` the runtime's, valid until the next
+//   `post_read` on that fd or its removal).
+// * Completion: `fd` `INVALID_SOCKET_FD`, `completion_key` the key,
+//   `bytes_transferred` the data (both full width), `event_type`
+//   `EVENT_READ`, `context` and `buffer` NULL.
+// * Timer: as a completion, with `UNILOOP_EVENT_TIMER` also set in
+//   `event_type` and `bytes_transferred` the timer's id.
+//
+// Windows: with the reference's `HANDLE handle` after `fd`.
+typedef struct io_event_t {
+  // The fd, or `INVALID_SOCKET_FD` for completions and timers.
+  socket_fd_t fd;
+  // Always NULL (there is no accept thread any more).
+  void *handle;
+  // The key of a completion or timer; 0 for fd events.
+  uintptr_t completion_key;
+  // `EVENT_*` flags.
+  uint32_t event_type;
+  // The context given to `async_runtime_add`/`modify`; NULL otherwise.
+  void *context;
+  // Bytes of a posted read or write; a completion's data; a timer's id.
+  size_t bytes_transferred;
+  // The data of a posted read or write; NULL otherwise.
+  void *buffer;
+} io_event_t;
+#endif
+
+// Runtime statistics, from `uniloop_runtime_get_stats`.
+typedef struct uniloop_runtime_stats_t {
+  // Registered fds.
+  size_t registered;
+  // Pending timers.
+  size_t timers;
+  // Posted reads and writes not yet returned by a wait.
+  size_t pending_ops;
+  // Calls to `async_runtime_wait`.
+  uint64_t waits;
+  // Events returned, of every kind.
+  uint64_t events;
+  // Readiness events returned.
+  uint64_t io_events;
+  // Finished posted reads and writes returned.
+  uint64_t io_done;
+  // Completions returned.
+  uint64_t completions;
+  // Timer expiries returned.
+  uint64_t timer_events;
+  // Completions posted with `async_runtime_post_completion` (any thread).
+  uint64_t posted;
+} uniloop_runtime_stats_t;
+
+// The body of a worker: called once on the new thread with the create's
+// context; its return value is kept for `uniloop_worker_result`.
+typedef void *(*async_worker_proc_t)(void *context);
+
+// The reference's name for `struct platform_event_s`.
+typedef struct platform_event_s platform_event_t;
+
+// The completion key Neolith gives its console worker.
+#define CONSOLE_COMPLETION_KEY 12611614
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// What stdin is: a terminal (`CONSOLE_TYPE_REAL`), a pipe, a regular
+// file, or none of these (`CONSOLE_TYPE_NONE`: closed, `/dev/null`...).
+enum console_type_t console_detect_type(void);
+
+// "NONE", "REAL", "PIPE", "FILE", or "UNKNOWN" for any other value.
+const char *console_type_str(int console_type);
+
+// Starts reading stdin into `queue` (messages of up to `CONSOLE_MAX_LINE`
+// bytes, so make the queue's `max_msg_size` at least that), posting a
+// completion with `completion_key` after each line and at end of input.
+// With no console (`CONSOLE_TYPE_NONE`) no thread starts and `worker` is
+// NULL. The queue must outlive the worker (destroy it after
+// `console_worker_shutdown` returned true, or after
+// `console_worker_destroy`). NULL on failure.
+console_worker_context_t *console_worker_init(async_runtime_t *runtime, async_queue_t *queue, uintptr_t completion_key);
+
+// Stops the worker: wakes its blocked read and waits up to `timeout_ms`
+// (0: no wait, -1: forever). True when it has stopped, or when there is
+// no worker (a zeroed context, `CONSOLE_TYPE_NONE`); false on timeout
+// (`UNILOOP_ERR_TIMEOUT`) or a bad context.
+//
+// # Safety
+//
+// `ctx` is NULL, from `console_worker_init`, or points to a readable
+// context (a zeroed one, say).
+bool console_worker_shutdown(console_worker_context_t *ctx, int timeout_ms);
+
+// Frees the context. A worker still running is told to stop and left to
+// finish on its own (it touches only its own state and the queue). NULL
+// is ignored.
+void console_worker_destroy(console_worker_context_t *ctx);
+
+// True once after the worker saw the end of input, then false again.
+bool console_worker_take_eof(console_worker_context_t *ctx);
+
+// Cooked line input on the stdin terminal, with echo on or off. 1 if
+// stdin is a terminal and its mode was set, else 0. `ctx` may be NULL.
+int set_console_input_line_mode(console_worker_context_t *ctx, int echo);
+
+// Local echo on the stdin terminal on or off. 1 if set, else 0.
+int set_console_input_echo(console_worker_context_t *ctx, int echo);
+
+// Single-character input (no line editing, no echo) on the stdin
+// terminal, or back to cooked mode with echo. 1 if set, else 0.
+int set_console_input_single_char(console_worker_context_t *ctx, int single);
+
+// ANSI escape processing for the stdout console: 1 if it was enabled
+// (Windows consoles), 0 elsewhere (POSIX terminals need nothing).
+int enable_console_output_ansi(void);
 
 // The error code of the last failed call on this thread, or `UNILOOP_OK`
 // if the last call succeeded.
@@ -68,6 +427,422 @@ const char *uniloop_last_error_message(void);
 
 // A static description of an error code; never NULL.
 const char *uniloop_strerror(int code);
+
+// Creates a pool of `threads` threads (1 to `UNILOOP_POOL_MAX_THREADS`)
+// whose finished jobs post `(key, job id)` to `runtime`. Returns NULL on
+// failure: a NULL runtime, a bad count, or a thread that could not be
+// made (those already made are stopped and joined).
+//
+// # Safety
+//
+// `runtime` is NULL or a live runtime, which must outlive the pool's
+// posts (after `async_runtime_deinit` they are skipped).
+uniloop_pool_t *uniloop_pool_create(async_runtime_t *runtime, size_t threads, uintptr_t key);
+
+// Queues `job(arg)` to run on one of the pool's threads; when it has
+// returned, the completion `(key, id)` is posted. Returns the job's id
+// (never 0), or 0 on failure: a NULL argument, or `UNILOOP_ERR_FULL` when
+// `UNILOOP_POOL_QUEUE_CAPACITY` jobs are already waiting. Any thread may
+// submit.
+//
+// # Safety
+//
+// `pool` is NULL or a live pool; `job` is safe to call with `arg` on
+// another thread.
+uintptr_t uniloop_pool_submit(uniloop_pool_t *pool, uniloop_job_fn job, void *arg);
+
+// Jobs submitted and not yet started (0 for NULL).
+//
+// # Safety
+//
+// `pool` is NULL or a live pool.
+size_t uniloop_pool_pending(const uniloop_pool_t *pool);
+
+// Stops the pool: no job may be submitted any more, every job already
+// submitted still runs (and posts its completion), then the threads are
+// joined. Blocks until then. Called from one of the pool's own jobs it
+// fails with `UNILOOP_ERR_INVALID` (it would wait for itself).
+//
+// # Safety
+//
+// `pool` is NULL or a live pool; no call may start on it after this.
+void uniloop_pool_destroy(uniloop_pool_t *pool);
+
+// Creates a queue of at most `capacity` messages of at most
+// `max_msg_size` bytes each; `flags` combines `async_queue_flags_t`
+// values (0 for none: a full queue refuses the enqueue).
+//
+// Returns NULL on failure (a zero capacity or size, unknown flags).
+async_queue_t *async_queue_create(size_t capacity, size_t max_msg_size, async_queue_flags_t flags);
+
+// Destroys a queue and the messages in it. An enqueue blocked on it (or a
+// `uniloop_queue_dequeue_timeout`) on another thread returns false with
+// `UNILOOP_ERR_CLOSED`; the memory is freed when the last of them has
+// left. NULL is ignored (and recorded as `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; no call may start on it after this.
+void async_queue_destroy(async_queue_t *queue);
+
+// Copies `size` bytes at `data` into the queue as one message. A full
+// queue drops its oldest message (`ASYNC_QUEUE_DROP_OLDEST`), waits for
+// room (`ASYNC_QUEUE_BLOCK_WRITER`) or refuses (`UNILOOP_ERR_FULL`).
+//
+// Returns false when the queue is full (without those flags), the
+// message is larger than `max_msg_size` (`UNILOOP_ERR_SIZE`) or empty,
+// or the queue is closed or destroyed while waiting (`UNILOOP_ERR_CLOSED`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `data` is NULL or `size` readable bytes.
+bool async_queue_enqueue(async_queue_t *queue, const void *data, size_t size);
+
+// As `async_queue_enqueue`, but a full queue (without
+// `ASYNC_QUEUE_DROP_OLDEST`) is waited on for up to `timeout_ms`
+// milliseconds (`-1`: forever, `0`: not at all), whether or not the queue
+// has `ASYNC_QUEUE_BLOCK_WRITER`. Returns false with `UNILOOP_ERR_TIMEOUT`
+// if no room came (counted as rejected), and otherwise fails as
+// `async_queue_enqueue` does.
+//
+// # Safety
+//
+// As `async_queue_enqueue`.
+bool uniloop_queue_enqueue_timeout(async_queue_t *queue, const void *data, size_t size, int timeout_ms);
+
+// Takes the oldest message without waiting: copies it into `buffer` and
+// sets `*out_size` (if not NULL) to its size.
+//
+// Returns false when the queue is empty (`UNILOOP_ERR_EMPTY`) or when the
+// message does not fit in `buffer_size` bytes (`UNILOOP_ERR_SIZE`): then
+// `*out_size` is set to the size it needs and the message stays at the
+// head. `buffer` may be NULL with `buffer_size` 0 to learn that size.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `buffer` is NULL or `buffer_size`
+// writable bytes; `out_size` is NULL or writable.
+bool async_queue_dequeue(async_queue_t *queue, void *buffer, size_t buffer_size, size_t *out_size);
+
+// As `async_queue_dequeue`, but waits up to `timeout_ms` milliseconds for
+// a message (`-1` waits forever, `0` does not wait). Returns false with
+// `UNILOOP_ERR_TIMEOUT` when none came, `UNILOOP_ERR_CLOSED` when the
+// queue is closed (or destroyed) and empty, `UNILOOP_ERR_SIZE` (without
+// waiting) when the head message does not fit.
+//
+// # Safety
+//
+// As `async_queue_dequeue`.
+bool uniloop_queue_dequeue_timeout(async_queue_t *queue, void *buffer, size_t buffer_size, size_t *out_size, int timeout_ms);
+
+// Whether the queue holds no message. A NULL handle counts as empty, as
+// in the reference (and records `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle.
+bool async_queue_is_empty(const async_queue_t *queue);
+
+// Whether the queue holds `capacity` messages. False for a NULL handle
+// (which records `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle.
+bool async_queue_is_full(const async_queue_t *queue);
+
+// Removes every message (counted in `uniloop_queue_stats_t.cleared`);
+// enqueues blocked on the full queue go ahead.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle.
+void async_queue_clear(async_queue_t *queue);
+
+// Fills `*stats` with the reference's counters (all zero for a NULL
+// handle, which records `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `stats` is NULL or writable.
+void async_queue_get_stats(const async_queue_t *queue, struct async_queue_stats_t *stats);
+
+// Fills `*stats` with every counter of the queue. Returns false for a
+// NULL argument.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `stats` is NULL or writable.
+bool uniloop_queue_stats(const async_queue_t *queue, struct uniloop_queue_stats_t *stats);
+
+// Closes the queue: enqueues fail with `UNILOOP_ERR_CLOSED`, dequeues
+// take what is left and then fail with `UNILOOP_ERR_CLOSED`; every
+// blocked enqueue and dequeue returns. Closing twice is harmless.
+// Returns false for a NULL handle.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle.
+bool uniloop_queue_close(async_queue_t *queue);
+
+// Makes a message landing in an empty queue post one completion
+// `(key, 0)` to `runtime` (`ASYNC_QUEUE_SIGNAL_ON_DATA`). On that
+// completion, dequeue until the queue is empty; the next message posts
+// again. If the queue already holds messages, one completion is posted
+// now. Calling it again replaces the target. The runtime must outlive
+// the queue's use of it; after `async_runtime_deinit` the posts are
+// skipped. Returns false for NULL arguments.
+//
+// # Safety
+//
+// `queue` is NULL or a live handle; `runtime` is NULL or a live runtime.
+bool uniloop_queue_set_signal(async_queue_t *queue, async_runtime_t *runtime, uintptr_t key);
+
+// Creates a runtime on the platform's best backend (epoll, kqueue, IOCP).
+// NULL on failure.
+async_runtime_t *async_runtime_init(void);
+
+// Destroys a runtime: registered fds are forgotten (not closed), posted
+// operations and timers dropped. Afterwards wakeup/post_completion from
+// other threads return -1 with `UNILOOP_ERR_CLOSED`; a second deinit does
+// nothing (and records `UNILOOP_ERR_CLOSED`). Call it on the thread that
+// waits, not while a wait is running.
+void async_runtime_deinit(async_runtime_t *rt);
+
+// Registers `fd` for readiness (`EVENT_READ` and/or `EVENT_WRITE`,
+// level-triggered) with `context` returned in its events. The fd is
+// borrowed: keep it open until `async_runtime_remove`. 0, or -1
+// (`UNILOOP_ERR_EXISTS` if registered, the OS error for a bad fd,
+// `UNILOOP_ERR_INVALID` if `events` has neither flag).
+int async_runtime_add(async_runtime_t *rt, socket_fd_t fd, uint32_t events, void *context);
+
+// Changes a registered fd's events and context. 0, or -1
+// (`UNILOOP_ERR_NOT_FOUND` if not registered).
+int async_runtime_modify(async_runtime_t *rt, socket_fd_t fd, uint32_t events, void *context);
+
+// Unregisters `fd` and cancels its posted reads and writes: no event for
+// it comes from a wait after this returns, and the runtime's read buffer
+// for it is freed. 0, or -1 (`UNILOOP_ERR_NOT_FOUND`; or the OS error for
+// an fd closed before its removal — it is forgotten all the same).
+int async_runtime_remove(async_runtime_t *rt, socket_fd_t fd);
+
+// Makes a blocked (or the next) `async_runtime_wait` return. Produces no
+// event. Any thread. 0, or -1 (`UNILOOP_ERR_CLOSED` after deinit). Not
+// async-signal-safe.
+int async_runtime_wakeup(async_runtime_t *rt);
+
+// Waits for events and writes up to `max_events` of them to `events`.
+// `timeout` NULL blocks, `{0, 0}` polls (negative fields count as 0).
+// Returns the count (0 on timeout, after a wakeup, or when a signal
+// interrupted the wait), or -1. Whatever did not fit comes with the next
+// call. Call it from one thread only.
+//
+// # Safety
+//
+// `events` has room for `max_events` entries; `timeout` is NULL or valid.
+int async_runtime_wait(async_runtime_t *rt, struct io_event_t *events, int max_events, struct timeval *timeout);
+
+// Posts a completion: one event with `completion_key` = `key`,
+// `bytes_transferred` = `data` (both full width), `event_type`
+// `EVENT_READ`. Never merged, never dropped, FIFO per posting thread;
+// never blocks. Any thread. 0, or -1 (`UNILOOP_ERR_CLOSED` after deinit).
+int async_runtime_post_completion(async_runtime_t *rt, uintptr_t completion_key, uintptr_t data);
+
+// Posts a read on a registered, non-blocking fd. One event follows:
+// `EVENT_READ` with `bytes_transferred` > 0 and `buffer` the data,
+// `EVENT_CLOSE` with 0 bytes at end of stream, or `EVENT_ERROR`. While it
+// is posted no readiness `EVENT_READ` is reported for the fd. `buffer`
+// NULL: the runtime reads into its own buffer of `len` bytes
+// (`UNILOOP_DEFAULT_READ_SIZE` if `len` is 0), valid until the next
+// post_read on the fd or its removal. Otherwise `buffer` (`len` > 0
+// bytes) must stay valid until the event. One read at a time per fd
+// (`UNILOOP_ERR_EXISTS`). 0, or -1.
+int async_runtime_post_read(async_runtime_t *rt, socket_fd_t fd, void *buffer, size_t len);
+
+// Posts a write of `len` bytes (copied before this returns) on a
+// registered, non-blocking fd. One event follows when all of it is out:
+// `EVENT_WRITE` with `bytes_transferred` = `len` and `buffer` the pointer
+// given, or `EVENT_ERROR` with how much went out. Writes on an fd go out
+// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's 1 MiB of queued
+// output).
+int async_runtime_post_write(async_runtime_t *rt, socket_fd_t fd, void *buffer, size_t len);
+
+// Detects what stdin is (`console_detect_type`) and remembers it for
+// `async_runtime_get_console_type`; `context` is unused. Nothing is
+// registered: console input comes through `console_worker_init`. 0, or -1.
+int async_runtime_add_console(async_runtime_t *rt, void *context);
+
+// The console type `async_runtime_add_console` detected
+// (`CONSOLE_TYPE_NONE` before it, and for a bad handle).
+enum console_type_t async_runtime_get_console_type(async_runtime_t *rt);
+
+#if !defined(_WIN32)
+// The reference returned its eventfd, which workers could write to. Not
+// available: returns -1 (`UNILOOP_ERR_UNSUPPORTED`); post completions
+// with `async_runtime_post_completion`.
+int async_runtime_get_event_loop_handle(async_runtime_t *rt);
+#endif
+
+#if defined(_WIN32)
+// The reference returned its IOCP handle. Not available: returns NULL
+// (`UNILOOP_ERR_UNSUPPORTED`); use `async_runtime_post_completion`.
+void *async_runtime_get_iocp(async_runtime_t *rt);
+#endif
+
+#if defined(_WIN32)
+// Windows, reference: the event handle of a piped stdin. Not available:
+// NULL (`UNILOOP_ERR_UNSUPPORTED`); console input comes through the
+// console worker.
+void *async_runtime_get_console_event(async_runtime_t *rt);
+#endif
+
+#if defined(_WIN32)
+// Windows, reference: the IOCP context of a piped stdin. Not available:
+// NULL (`UNILOOP_ERR_UNSUPPORTED`); use the console worker.
+void *async_runtime_get_console_ctx(async_runtime_t *rt);
+#endif
+
+// uniloop: creates a runtime on a named backend: "epoll", "poll",
+// "kqueue", "iocp", or NULL for the default. NULL on failure
+// (`UNILOOP_ERR_INVALID` for an unknown name, `UNILOOP_ERR_UNSUPPORTED`
+// for one this platform lacks).
+//
+// # Safety
+//
+// `backend` is NULL or a NUL-terminated string.
+async_runtime_t *uniloop_runtime_init_backend(const char *backend);
+
+// uniloop: the name of the runtime's backend ("epoll", "poll", "kqueue",
+// "iocp"); NULL for a bad handle.
+const char *uniloop_runtime_backend(async_runtime_t *rt);
+
+// uniloop: starts a timer. After `delay_ms`, and then every `period_ms`
+// if it is not 0, a wait returns an event with `completion_key` = `key`,
+// `event_type` = `EVENT_READ | UNILOOP_EVENT_TIMER`, `bytes_transferred`
+// = the id returned here, `fd` `INVALID_SOCKET_FD`. Runs in the loop (no
+// thread). Returns the id (never 0), or 0 on failure.
+uint64_t uniloop_timer_add(async_runtime_t *rt, uintptr_t key, uint64_t delay_ms, uint64_t period_ms);
+
+// uniloop: cancels a timer; no wait reports it afterwards. 0, or -1
+// (`UNILOOP_ERR_NOT_FOUND` for a fired one-shot, cancelled or unknown id).
+int uniloop_timer_cancel(async_runtime_t *rt, uint64_t id);
+
+// uniloop: restarts a pending timer to fire `delay_ms` from now, keeping
+// its id. 0, or -1 (`UNILOOP_ERR_NOT_FOUND`).
+int uniloop_timer_reset(async_runtime_t *rt, uint64_t id, uint64_t delay_ms);
+
+// uniloop: fills `*stats`. 0, or -1.
+//
+// # Safety
+//
+// `stats` is NULL or points to writable memory for one struct.
+int uniloop_runtime_get_stats(async_runtime_t *rt, struct uniloop_runtime_stats_t *stats);
+
+// Starts a thread running `proc(context)`, with a stack of `stack_size`
+// bytes (0: the platform default; a smaller size than the platform's
+// minimum is rounded up). Returns NULL (nothing leaked) if `proc` is NULL
+// or the thread cannot be created (`UNILOOP_ERR_OS`).
+async_worker_t *async_worker_create(async_worker_proc_t proc, void *context, size_t stack_size);
+
+// Frees a worker. A worker that was joined, or whose body has returned,
+// is simply freed; a running one is signalled to stop and detached: its
+// body runs to its end on its own and is never joined (the handle stays
+// valid for `async_worker_current()` inside it until then).
+//
+// # Safety
+//
+// `worker` is NULL or a live handle; no call may start on it after this.
+void async_worker_destroy(async_worker_t *worker);
+
+#if !defined(_WIN32)
+// The worker's thread: its `pthread_t`. Waits for the new thread to have
+// started if it has not. Returns 0 for a NULL handle.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+pthread_t async_worker_get_native_handle(async_worker_t *worker);
+#endif
+
+#if defined(_WIN32)
+// The worker's thread: a `HANDLE` the worker owns (closed by
+// `async_worker_destroy`). Waits for the new thread to have started if it
+// has not. Returns NULL for a NULL handle.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+HANDLE async_worker_get_native_handle(async_worker_t *worker);
+#endif
+
+// Asks the worker to stop: `async_worker_should_stop` turns true, a
+// `uniloop_worker_wait_stop` returns, and the state is
+// `ASYNC_WORKER_STOPPING` until the body returns. Never blocks.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+void async_worker_signal_stop(async_worker_t *worker);
+
+// Waits up to `timeout_ms` milliseconds (`-1`: forever) for the body to
+// return, then joins the thread. Returns true once it has (also on later
+// calls), false on time (`UNILOOP_ERR_TIMEOUT`; the worker stays
+// joinable) — even right after the create, a timed join returns on time.
+// A body joining its own worker fails with `UNILOOP_ERR_INVALID`.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+bool async_worker_join(async_worker_t *worker, int timeout_ms);
+
+// The worker whose body is running on the calling thread, or NULL on any
+// other thread.
+async_worker_t *async_worker_current(void);
+
+// Whether `async_worker_signal_stop` has been called (false for NULL,
+// which records `UNILOOP_ERR_INVALID`). Cheap enough for a tight loop.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+bool async_worker_should_stop(async_worker_t *worker);
+
+// The worker's state; `ASYNC_WORKER_STOPPED` for NULL (which records
+// `UNILOOP_ERR_INVALID`).
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+enum async_worker_state_t async_worker_get_state(const async_worker_t *worker);
+
+// Not honoured: always NULL with `UNILOOP_ERR_UNSUPPORTED`. The
+// reference returned its internal `platform_event_t`, an object of
+// Neolith's own `port/sync` library that this library neither has nor
+// can make. A body that must sleep until stop is signalled calls
+// `uniloop_worker_wait_stop` instead.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+platform_event_t *async_worker_get_stop_event(async_worker_t *worker);
+
+// Sleeps until stop is signalled or `timeout_ms` milliseconds pass (`-1`:
+// forever); returns whether stop has been signalled. Use it instead of a
+// sleep in a polling body, so a stop is noticed at once.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle.
+bool uniloop_worker_wait_stop(async_worker_t *worker, int timeout_ms);
+
+// After a successful `async_worker_join`, stores the body's return value
+// in `*out` and returns true. False (and `*out` untouched) before the
+// join (`UNILOOP_ERR_NOT_FOUND`) or for NULL arguments.
+//
+// # Safety
+//
+// `worker` is NULL or a live handle; `out` is NULL or writable.
+bool uniloop_worker_result(async_worker_t *worker, void **out);
 
 #ifdef __cplusplus
 }  // extern "C"

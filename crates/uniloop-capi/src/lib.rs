@@ -23,9 +23,12 @@
 
 mod console;
 mod error;
+mod live;
 mod pool;
 mod queue;
 mod runtime;
+mod timeout;
+mod types;
 mod worker;
 
 pub use error::*;

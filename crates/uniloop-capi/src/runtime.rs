@@ -1,1 +1,446 @@
 //! (issue 10, helper A)
+//! `async_runtime_*`: the reference's event loop on [`rt::Runtime`], plus
+//! the `uniloop_timer_*` and `uniloop_runtime_*` extras.
+//!
+//! An `async_runtime_t` holds two parts. The loop part (the Rust runtime,
+//! the fd table, posted operations, timers) is for the thread that calls
+//! `async_runtime_wait`, as in the reference; it sits behind a mutex taken
+//! with `try_lock`, so a call from a second thread while one is in
+//! progress (an `add` during another thread's `wait`) fails with
+//! `UNILOOP_ERR_INVALID` instead of racing. The other part is a
+//! [`rt::Poster`], which is `Send + Sync`: `async_runtime_wakeup` and
+//! `async_runtime_post_completion` use only it, so any thread may call
+//! them at any time.
+//!
+//! After `async_runtime_deinit`, those two return -1 with
+//! `UNILOOP_ERR_CLOSED` instead of touching freed memory: live runtimes are
+//! kept in a set ([`Live`]), and deinit takes its runtime out of the set
+//! (waiting for posts in progress) before freeing it. Every other function
+//! checks the set too, so a second deinit is harmless.
+
+// The exported items are `pub` for cbindgen and reached through the C
+// symbol table, not through Rust paths; their names are the reference's.
+#![allow(unreachable_pub, non_camel_case_types)]
+
+use std::ffi::{c_int, c_void};
+use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, TryLockError};
+use std::time::Duration;
+
+use crate::error::{guard, Error, Result};
+use crate::live::Live;
+use crate::types::*;
+use crate::uniloop_error_t::*;
+
+mod extras;
+mod state;
+
+pub use self::extras::*;
+use self::state::Loop;
+
+/// `struct timeval` of the C library.
+#[cfg(unix)]
+pub type timeval = libc::timeval;
+
+/// `struct timeval` of winsock.
+#[cfg(windows)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+#[allow(non_camel_case_types)]
+pub struct timeval {
+    /// Seconds.
+    pub tv_sec: std::ffi::c_long,
+    /// Microseconds.
+    pub tv_usec: std::ffi::c_long,
+}
+
+/// The runtime handle (`async_runtime_t`). Opaque.
+pub struct async_runtime_s {
+    poster: rt::Poster,
+    posted: AtomicU64,
+    /// Used by one thread at a time, the one that waits (see the module
+    /// docs); `try_lock` turns a second thread's call into an error.
+    inner: Mutex<Loop>,
+}
+
+/// The reference's name for the runtime handle.
+#[allow(non_camel_case_types)]
+pub type async_runtime_t = async_runtime_s;
+
+static RUNTIMES: Live = Live::new();
+
+fn make(backend: Option<rt::Backend>) -> Result<*mut async_runtime_t> {
+    let mut b = rt::Runtime::builder()
+        .blocking_sources(true)
+        .return_on_signal(true);
+    if let Some(backend) = backend {
+        b = b.backend(backend);
+    }
+    let rt = b.build()?;
+    let this = Box::new(async_runtime_s {
+        poster: rt.poster(),
+        posted: AtomicU64::new(0),
+        inner: Mutex::new(Loop::new(rt)),
+    });
+    let p = Box::into_raw(this);
+    RUNTIMES.insert(p);
+    Ok(p)
+}
+
+fn not_live() -> Error {
+    Error::new(
+        UNILOOP_ERR_CLOSED,
+        "not a live runtime (deinitialised, or never returned by async_runtime_init)",
+    )
+}
+
+/// The loop part of a live runtime.
+fn with_loop<R>(rt: *mut async_runtime_t, f: impl FnOnce(&mut Loop) -> Result<R>) -> Result<R> {
+    if rt.is_null() {
+        return Err(Error::invalid("runtime is NULL"));
+    }
+    let locked = RUNTIMES
+        // SAFETY: `with` runs this only while `rt` is live; deinit frees it
+        // only when it can take this lock itself (under the set's write
+        // lock), so the guard keeps the memory alive after `with` returns.
+        .with(rt, || match unsafe { &*rt }.inner.try_lock() {
+            Ok(g) => Ok(g),
+            // A panic in an earlier call left nothing half-changed that
+            // matters more than refusing every later call would.
+            Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+            Err(TryLockError::WouldBlock) => Err(Error::invalid(
+                "the runtime is in use by another thread: call its loop \
+                 functions (all but wakeup and post_completion) from one thread",
+            )),
+        })
+        .unwrap_or_else(|| Err(not_live()));
+    f(&mut *locked?)
+}
+
+/// The thread-safe part of a live runtime, kept alive while `f` runs.
+fn with_poster<R>(
+    rt: *mut async_runtime_t,
+    f: impl FnOnce(&async_runtime_s) -> Result<R>,
+) -> Result<R> {
+    if rt.is_null() {
+        return Err(Error::invalid("runtime is NULL"));
+    }
+    RUNTIMES
+        // SAFETY: `with` runs this only while `rt` is live, and deinit
+        // waits for it to return before freeing; only `Sync` fields are
+        // touched.
+        .with(rt, || f(unsafe { &*rt }))
+        .unwrap_or_else(|| Err(not_live()))
+}
+
+/// A thread-safe poster for other modules (the console worker).
+pub(crate) fn poster_of(rt: *mut async_runtime_t) -> Result<rt::Poster> {
+    with_poster(rt, |r| Ok(r.poster.clone()))
+}
+
+/// A closure posting `(key, 0)` to the runtime behind `rt`, for the
+/// queue's `SIGNAL_ON_DATA` (capi-b's queue.rs). It returns false once the
+/// runtime is gone (deinit), never touching freed memory.
+#[allow(dead_code)] // used by capi-b's queue.rs after the merge
+pub(crate) fn poster_for(
+    rt: *mut async_runtime_t,
+    key: usize,
+) -> Result<Box<dyn Fn() -> bool + Send + Sync>> {
+    let poster = poster_of(rt)?;
+    Ok(Box::new(move || poster.post(key as u64, 0).is_ok()))
+}
+
+/// A closure posting `(key, data)` to the runtime behind `rt`, for the
+/// worker pool (capi-b's pool.rs); false once the runtime is gone.
+#[allow(dead_code)] // used by capi-b's pool.rs after the merge
+pub(crate) fn completion_sink(
+    rt: *mut async_runtime_t,
+) -> Result<std::sync::Arc<dyn Fn(usize, usize) -> bool + Send + Sync>> {
+    let poster = poster_of(rt)?;
+    Ok(std::sync::Arc::new(move |key, data| {
+        poster.post(key as u64, data as u64).is_ok()
+    }))
+}
+
+/// Creates a runtime on the platform's best backend (epoll, kqueue, IOCP).
+/// NULL on failure.
+#[no_mangle]
+pub extern "C" fn async_runtime_init() -> *mut async_runtime_t {
+    guard(ptr::null_mut(), || make(None))
+}
+
+/// Destroys a runtime: registered fds are forgotten (not closed), posted
+/// operations and timers dropped. Afterwards wakeup/post_completion from
+/// other threads return -1 with `UNILOOP_ERR_CLOSED`; a second deinit does
+/// nothing (and records `UNILOOP_ERR_CLOSED`). Call it on the thread that
+/// waits, not while a wait is running.
+#[no_mangle]
+pub extern "C" fn async_runtime_deinit(rt: *mut async_runtime_t) {
+    guard((), || {
+        if rt.is_null() {
+            return Err(Error::invalid("runtime is NULL"));
+        }
+        // SAFETY: `remove_if` runs this while `rt` is live.
+        let idle = || unsafe { &*rt }.inner.try_lock().is_ok();
+        match RUNTIMES.remove_if(rt, idle) {
+            None => return Err(not_live()),
+            Some(false) => {
+                return Err(Error::invalid(
+                    "the runtime is in use by another thread (a wait?): not freed",
+                ))
+            }
+            Some(true) => {}
+        }
+        // SAFETY: made by Box::into_raw in `make`; just taken out of the
+        // live set while nobody held its loop, so no other call can reach
+        // it any more, and posts that were in progress finished before
+        // `remove_if` got the write lock.
+        drop(unsafe { Box::from_raw(rt) });
+        Ok(())
+    })
+}
+
+/// Registers `fd` for readiness (`EVENT_READ` and/or `EVENT_WRITE`,
+/// level-triggered) with `context` returned in its events. The fd is
+/// borrowed: keep it open until `async_runtime_remove`. 0, or -1
+/// (`UNILOOP_ERR_EXISTS` if registered, the OS error for a bad fd,
+/// `UNILOOP_ERR_INVALID` if `events` has neither flag).
+#[no_mangle]
+pub extern "C" fn async_runtime_add(
+    rt: *mut async_runtime_t,
+    fd: socket_fd_t,
+    events: u32,
+    context: *mut c_void,
+) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| l.add(fd, events, context)).map(|()| 0)
+    })
+}
+
+/// Changes a registered fd's events and context. 0, or -1
+/// (`UNILOOP_ERR_NOT_FOUND` if not registered).
+#[no_mangle]
+pub extern "C" fn async_runtime_modify(
+    rt: *mut async_runtime_t,
+    fd: socket_fd_t,
+    events: u32,
+    context: *mut c_void,
+) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| l.modify(fd, events, context)).map(|()| 0)
+    })
+}
+
+/// Unregisters `fd` and cancels its posted reads and writes: no event for
+/// it comes from a wait after this returns, and the runtime's read buffer
+/// for it is freed. 0, or -1 (`UNILOOP_ERR_NOT_FOUND`; or the OS error for
+/// an fd closed before its removal — it is forgotten all the same).
+#[no_mangle]
+pub extern "C" fn async_runtime_remove(rt: *mut async_runtime_t, fd: socket_fd_t) -> c_int {
+    guard(-1, || with_loop(rt, |l| l.remove(fd)).map(|()| 0))
+}
+
+/// Makes a blocked (or the next) `async_runtime_wait` return. Produces no
+/// event. Any thread. 0, or -1 (`UNILOOP_ERR_CLOSED` after deinit). Not
+/// async-signal-safe.
+#[no_mangle]
+pub extern "C" fn async_runtime_wakeup(rt: *mut async_runtime_t) -> c_int {
+    guard(-1, || {
+        with_poster(rt, |r| {
+            r.poster
+                .wake()
+                .map_err(|_| Error::new(UNILOOP_ERR_CLOSED, "the runtime is closed"))
+        })
+        .map(|()| 0)
+    })
+}
+
+/// Waits for events and writes up to `max_events` of them to `events`.
+/// `timeout` NULL blocks, `{0, 0}` polls (negative fields count as 0).
+/// Returns the count (0 on timeout, after a wakeup, or when a signal
+/// interrupted the wait), or -1. Whatever did not fit comes with the next
+/// call. Call it from one thread only.
+///
+/// # Safety
+///
+/// `events` has room for `max_events` entries; `timeout` is NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn async_runtime_wait(
+    rt: *mut async_runtime_t,
+    events: *mut io_event_t,
+    max_events: c_int,
+    timeout: *mut timeval,
+) -> c_int {
+    guard(-1, || {
+        if events.is_null() {
+            return Err(Error::invalid("events is NULL"));
+        }
+        if max_events <= 0 {
+            return Err(Error::invalid("max_events must be > 0"));
+        }
+        let timeout = if timeout.is_null() {
+            None
+        } else {
+            // SAFETY: the caller passes NULL or a valid timeval.
+            let tv = unsafe { *timeout };
+            // time_t/suseconds_t (or winsock's longs) are wider on some
+            // platforms than others: the conversion is only useless on some.
+            #[allow(clippy::useless_conversion)]
+            let (secs, micros) = (
+                i64::from(tv.tv_sec).max(0) as u64,
+                i64::from(tv.tv_usec).max(0) as u64,
+            );
+            Some(Duration::from_secs(secs) + Duration::from_micros(micros))
+        };
+        with_loop(rt, |l| l.wait(events, max_events as usize, timeout)).map(|n| n as c_int)
+    })
+}
+
+/// Posts a completion: one event with `completion_key` = `key`,
+/// `bytes_transferred` = `data` (both full width), `event_type`
+/// `EVENT_READ`. Never merged, never dropped, FIFO per posting thread;
+/// never blocks. Any thread. 0, or -1 (`UNILOOP_ERR_CLOSED` after deinit).
+#[no_mangle]
+pub extern "C" fn async_runtime_post_completion(
+    rt: *mut async_runtime_t,
+    completion_key: UintPtr,
+    data: UintPtr,
+) -> c_int {
+    guard(-1, || {
+        with_poster(rt, |r| {
+            r.poster
+                .post(completion_key as u64, data as u64)
+                .map_err(|_| Error::new(UNILOOP_ERR_CLOSED, "the runtime is closed"))?;
+            r.posted.fetch_add(1, Relaxed);
+            Ok(0)
+        })
+    })
+}
+
+/// Posts a read on a registered, non-blocking fd. One event follows:
+/// `EVENT_READ` with `bytes_transferred` > 0 and `buffer` the data,
+/// `EVENT_CLOSE` with 0 bytes at end of stream, or `EVENT_ERROR`. While it
+/// is posted no readiness `EVENT_READ` is reported for the fd. `buffer`
+/// NULL: the runtime reads into its own buffer of `len` bytes
+/// (`UNILOOP_DEFAULT_READ_SIZE` if `len` is 0), valid until the next
+/// post_read on the fd or its removal. Otherwise `buffer` (`len` > 0
+/// bytes) must stay valid until the event. One read at a time per fd
+/// (`UNILOOP_ERR_EXISTS`). 0, or -1.
+#[no_mangle]
+pub extern "C" fn async_runtime_post_read(
+    rt: *mut async_runtime_t,
+    fd: socket_fd_t,
+    buffer: *mut c_void,
+    len: usize,
+) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| l.post_read(fd, buffer, len)).map(|()| 0)
+    })
+}
+
+/// Posts a write of `len` bytes (copied before this returns) on a
+/// registered, non-blocking fd. One event follows when all of it is out:
+/// `EVENT_WRITE` with `bytes_transferred` = `len` and `buffer` the pointer
+/// given, or `EVENT_ERROR` with how much went out. Writes on an fd go out
+/// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's 1 MiB of queued
+/// output).
+#[no_mangle]
+pub extern "C" fn async_runtime_post_write(
+    rt: *mut async_runtime_t,
+    fd: socket_fd_t,
+    buffer: *mut c_void,
+    len: usize,
+) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| l.post_write(fd, buffer, len)).map(|()| 0)
+    })
+}
+
+/// Detects what stdin is (`console_detect_type`) and remembers it for
+/// `async_runtime_get_console_type`; `context` is unused. Nothing is
+/// registered: console input comes through `console_worker_init`. 0, or -1.
+#[no_mangle]
+pub extern "C" fn async_runtime_add_console(
+    rt: *mut async_runtime_t,
+    context: *mut c_void,
+) -> c_int {
+    let _ = context;
+    guard(-1, || {
+        with_loop(rt, |l| {
+            l.console_type = crate::console::detect();
+            Ok(0)
+        })
+    })
+}
+
+/// The console type `async_runtime_add_console` detected
+/// (`CONSOLE_TYPE_NONE` before it, and for a bad handle).
+#[no_mangle]
+pub extern "C" fn async_runtime_get_console_type(rt: *mut async_runtime_t) -> console_type_t {
+    guard(console_type_t::CONSOLE_TYPE_NONE, || {
+        with_loop(rt, |l| Ok(l.console_type))
+    })
+}
+
+/// The reference returned its eventfd, which workers could write to. Not
+/// available: returns -1 (`UNILOOP_ERR_UNSUPPORTED`); post completions
+/// with `async_runtime_post_completion`.
+#[cfg(not(windows))]
+#[no_mangle]
+pub extern "C" fn async_runtime_get_event_loop_handle(rt: *mut async_runtime_t) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |_| {
+            Err(Error::new(
+                UNILOOP_ERR_UNSUPPORTED,
+                "the loop's notification handle is internal: use async_runtime_post_completion",
+            ))
+        })
+    })
+}
+
+/// The reference returned its IOCP handle. Not available: returns NULL
+/// (`UNILOOP_ERR_UNSUPPORTED`); use `async_runtime_post_completion`.
+#[cfg(windows)]
+#[no_mangle]
+pub extern "C" fn async_runtime_get_iocp(rt: *mut async_runtime_t) -> *mut c_void {
+    guard(ptr::null_mut(), || {
+        with_loop(rt, |_| {
+            Err(Error::new(
+                UNILOOP_ERR_UNSUPPORTED,
+                "the IOCP handle is internal: use async_runtime_post_completion",
+            ))
+        })
+    })
+}
+
+/// Windows, reference: the event handle of a piped stdin. Not available:
+/// NULL (`UNILOOP_ERR_UNSUPPORTED`); console input comes through the
+/// console worker.
+#[cfg(windows)]
+#[no_mangle]
+pub extern "C" fn async_runtime_get_console_event(rt: *mut async_runtime_t) -> *mut c_void {
+    guard(ptr::null_mut(), || {
+        with_loop(rt, |_| {
+            Err(Error::new(
+                UNILOOP_ERR_UNSUPPORTED,
+                "use console_worker_init",
+            ))
+        })
+    })
+}
+
+/// Windows, reference: the IOCP context of a piped stdin. Not available:
+/// NULL (`UNILOOP_ERR_UNSUPPORTED`); use the console worker.
+#[cfg(windows)]
+#[no_mangle]
+pub extern "C" fn async_runtime_get_console_ctx(rt: *mut async_runtime_t) -> *mut c_void {
+    guard(ptr::null_mut(), || {
+        with_loop(rt, |_| {
+            Err(Error::new(
+                UNILOOP_ERR_UNSUPPORTED,
+                "use console_worker_init",
+            ))
+        })
+    })
+}

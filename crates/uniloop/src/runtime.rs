@@ -91,6 +91,8 @@ pub struct Builder {
     backend: Option<Backend>,
     write_limit: Option<usize>,
     max_pending_completions: Option<usize>,
+    blocking_sources: bool,
+    return_on_signal: bool,
 }
 
 impl Builder {
@@ -139,6 +141,38 @@ impl Builder {
         self
     }
 
+    /// Lets [`Runtime::register`] take a source in blocking mode instead of
+    /// refusing it (Unix; Windows never checks). For callers that only use
+    /// readiness and do their own I/O, as the C API's users do; posted I/O
+    /// on a blocking source would stall the loop, so do not post on one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = uniloop::Runtime::builder().blocking_sources(true).build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn blocking_sources(mut self, allow: bool) -> Builder {
+        self.blocking_sources = allow;
+        self
+    }
+
+    /// Makes a [`Runtime::wait`] that a signal interrupts (`EINTR`) return
+    /// at once, with the events it has (usually none), instead of resuming
+    /// with the remaining time. C callers rely on this to notice a flag a
+    /// signal handler set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = uniloop::Runtime::builder().return_on_signal(true).build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn return_on_signal(mut self, yes: bool) -> Builder {
+        self.return_on_signal = yes;
+        self
+    }
+
     /// Creates the runtime.
     ///
     /// # Errors
@@ -168,6 +202,8 @@ impl Builder {
             turn: 0,
             looked: false,
             deferred: None,
+            blocking_sources: self.blocking_sources,
+            return_on_signal: self.return_on_signal,
             #[cfg(test)]
             fail_select: None,
             _not_sync: PhantomData,
@@ -226,6 +262,10 @@ pub struct Runtime {
     /// A selector error met after events had been collected: those events
     /// were returned, and the next `wait` returns this.
     deferred: Option<io::Error>,
+    /// [`Builder::blocking_sources`].
+    blocking_sources: bool,
+    /// [`Builder::return_on_signal`].
+    return_on_signal: bool,
     /// Test hook: the next selector call fails with this.
     #[cfg(test)]
     fail_select: Option<io::Error>,
@@ -268,7 +308,8 @@ impl Runtime {
     /// note that `TcpListener::accept` returns blocking sockets): the loop
     /// reads and writes until the OS says "would block", and a blocking
     /// source would stall it there instead — posted I/O does the same. On
-    /// Unix a blocking source is refused; Windows has no way to ask a
+    /// Unix a blocking source is refused (unless [`Builder::blocking_sources`]
+    /// is set); Windows has no way to ask a
     /// socket its mode, so there it is the caller's to get right. Setting
     /// `O_NONBLOCK` on a file description shared with other processes (a
     /// terminal's stdin) changes it for them too: read the console with
@@ -339,7 +380,9 @@ impl Runtime {
     ) -> io::Result<()> {
         self.check_trigger(trigger)?;
         let src = source.as_source();
-        sys::check_nonblocking(src)?;
+        if !self.blocking_sources {
+            sys::check_nonblocking(src)?;
+        }
         let raw = sys::raw_source(src);
         // The number may be in the registry still, its source closed
         // without deregistering: the selector asks the OS.
@@ -795,7 +838,7 @@ impl Runtime {
     /// * `None` blocks until something happens; `Some(Duration::ZERO)` only
     ///   looks. Sub-millisecond timeouts are rounded up, never down to a busy
     ///   poll. A signal (`EINTR`) does not end the wait early: it resumes with
-    ///   the remaining time.
+    ///   the remaining time (unless [`Builder::return_on_signal`] is set).
     /// * Whatever does not fit — completions, due timers, readiness — is
     ///   returned by later calls; nothing is dropped. When more kinds of
     ///   event are pending than fit, they take turns, so a flood of
@@ -915,7 +958,11 @@ impl Runtime {
                 io_polled = r.is_ok();
                 match r {
                     Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                        if self.return_on_signal {
+                            return Ok(events.len());
+                        }
+                    }
                     Err(e) if !events.is_empty() => self.deferred = Some(e),
                     Err(e) => return Err(e),
                 }

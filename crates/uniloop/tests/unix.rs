@@ -147,3 +147,68 @@ fn a_blocking_socket_is_refused_with_advice() {
         rt.register(&conn, Token(1), Interest::READABLE).unwrap();
     }
 }
+
+/// `Builder::return_on_signal` (the C API's reference semantics): a signal
+/// ends a wait that would block forever, with no events.
+#[test]
+fn return_on_signal_ends_the_wait() {
+    // SAFETY: as in eintr_resumes_with_remaining_time.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+    }
+    for b in backends() {
+        let (tx, rx) = mpsc::channel();
+        let done = Arc::new(AtomicBool::new(false));
+        let done2 = done.clone();
+        let waiter = std::thread::spawn(move || {
+            let mut rt = Runtime::builder()
+                .backend(b)
+                .return_on_signal(true)
+                .build()
+                .unwrap();
+            let mut events = Events::with_capacity(4);
+            // SAFETY: pthread_self has no preconditions.
+            tx.send(unsafe { libc::pthread_self() } as usize).unwrap();
+            let n = rt.wait(&mut events, None).unwrap();
+            done2.store(true, Ordering::Release);
+            n
+        });
+        let thread = rx.recv().unwrap() as libc::pthread_t;
+        while !done.load(Ordering::Acquire) {
+            // SAFETY: the waiter thread is alive until `done` is set.
+            unsafe { libc::pthread_kill(thread, libc::SIGUSR2) };
+            std::thread::yield_now();
+        }
+        assert_eq!(waiter.join().unwrap(), 0, "{b:?}");
+    }
+}
+
+/// `Builder::blocking_sources` (the C API: the reference took any fd): a
+/// blocking socket registers and reports readiness.
+#[test]
+fn blocking_sources_accepts_a_blocking_socket() {
+    use std::io::Write;
+    for b in backends() {
+        let mut rt = Runtime::builder()
+            .backend(b)
+            .blocking_sources(true)
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        rt.register(&conn, Token(1), Interest::READABLE).unwrap();
+        client.write_all(b"x").unwrap();
+        let mut events = Events::with_capacity(4);
+        rt.wait(&mut events, Some(Duration::from_secs(10))).unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, uniloop::Event::Io { token: Token(1), ready } if ready.is_readable())),
+            "{b:?}: {events:?}"
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! uniloop's extras on a runtime: choosing the backend, timers,
+//! statistics.
+
+use std::ffi::{c_char, c_int, CStr};
+use std::ptr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use super::{async_runtime_t, make, with_loop, with_poster};
+use crate::error::{guard, Error};
+use crate::types::UintPtr;
+use crate::uniloop_error_t::*;
+
+/// Runtime statistics, from `uniloop_runtime_get_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(non_camel_case_types)]
+pub struct uniloop_runtime_stats_t {
+    /// Registered fds.
+    pub registered: usize,
+    /// Pending timers.
+    pub timers: usize,
+    /// Posted reads and writes not yet returned by a wait.
+    pub pending_ops: usize,
+    /// Calls to `async_runtime_wait`.
+    pub waits: u64,
+    /// Events returned, of every kind.
+    pub events: u64,
+    /// Readiness events returned.
+    pub io_events: u64,
+    /// Finished posted reads and writes returned.
+    pub io_done: u64,
+    /// Completions returned.
+    pub completions: u64,
+    /// Timer expiries returned.
+    pub timer_events: u64,
+    /// Completions posted with `async_runtime_post_completion` (any thread).
+    pub posted: u64,
+}
+
+/// uniloop: creates a runtime on a named backend: "epoll", "poll",
+/// "kqueue", "iocp", or NULL for the default. NULL on failure
+/// (`UNILOOP_ERR_INVALID` for an unknown name, `UNILOOP_ERR_UNSUPPORTED`
+/// for one this platform lacks).
+///
+/// # Safety
+///
+/// `backend` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn uniloop_runtime_init_backend(
+    backend: *const c_char,
+) -> *mut async_runtime_t {
+    guard(ptr::null_mut(), || {
+        if backend.is_null() {
+            return make(None);
+        }
+        // SAFETY: the caller passes a NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(backend) }.to_string_lossy();
+        let b = match &*name {
+            "epoll" => rt::Backend::Epoll,
+            "poll" => rt::Backend::Poll,
+            "kqueue" => rt::Backend::Kqueue,
+            "iocp" => rt::Backend::Iocp,
+            other => return Err(Error::invalid(format!("unknown backend {other:?}"))),
+        };
+        make(Some(b))
+    })
+}
+
+/// uniloop: the name of the runtime's backend ("epoll", "poll", "kqueue",
+/// "iocp"); NULL for a bad handle.
+#[no_mangle]
+pub extern "C" fn uniloop_runtime_backend(rt: *mut async_runtime_t) -> *const c_char {
+    guard(ptr::null(), || {
+        with_loop(rt, |l| {
+            let s = match l.rt.backend() {
+                rt::Backend::Epoll => c"epoll",
+                rt::Backend::Poll => c"poll",
+                rt::Backend::Kqueue => c"kqueue",
+                rt::Backend::Iocp => c"iocp",
+            };
+            Ok(s.as_ptr())
+        })
+    })
+}
+
+/// uniloop: starts a timer. After `delay_ms`, and then every `period_ms`
+/// if it is not 0, a wait returns an event with `completion_key` = `key`,
+/// `event_type` = `EVENT_READ | UNILOOP_EVENT_TIMER`, `bytes_transferred`
+/// = the id returned here, `fd` `INVALID_SOCKET_FD`. Runs in the loop (no
+/// thread). Returns the id (never 0), or 0 on failure.
+#[no_mangle]
+pub extern "C" fn uniloop_timer_add(
+    rt: *mut async_runtime_t,
+    key: UintPtr,
+    delay_ms: u64,
+    period_ms: u64,
+) -> u64 {
+    guard(0, || {
+        with_loop(rt, |l| {
+            let period = (period_ms > 0).then(|| Duration::from_millis(period_ms));
+            let id =
+                l.rt.add_timer(key as u64, Duration::from_millis(delay_ms), period);
+            let cid = id.as_u64().wrapping_add(1);
+            l.timers.insert(cid, (id, period.is_some()));
+            Ok(cid)
+        })
+    })
+}
+
+/// uniloop: cancels a timer; no wait reports it afterwards. 0, or -1
+/// (`UNILOOP_ERR_NOT_FOUND` for a fired one-shot, cancelled or unknown id).
+#[no_mangle]
+pub extern "C" fn uniloop_timer_cancel(rt: *mut async_runtime_t, id: u64) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| match l.timers.remove(&id) {
+            Some((tid, _)) if l.rt.cancel_timer(tid) => Ok(0),
+            _ => Err(Error::new(UNILOOP_ERR_NOT_FOUND, "no such timer")),
+        })
+    })
+}
+
+/// uniloop: restarts a pending timer to fire `delay_ms` from now, keeping
+/// its id. 0, or -1 (`UNILOOP_ERR_NOT_FOUND`).
+#[no_mangle]
+pub extern "C" fn uniloop_timer_reset(rt: *mut async_runtime_t, id: u64, delay_ms: u64) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| match l.timers.get(&id) {
+            Some(&(tid, _)) if l.rt.reset_timer(tid, Duration::from_millis(delay_ms)) => Ok(0),
+            _ => Err(Error::new(UNILOOP_ERR_NOT_FOUND, "no such timer")),
+        })
+    })
+}
+
+/// uniloop: fills `*stats`. 0, or -1.
+///
+/// # Safety
+///
+/// `stats` is NULL or points to writable memory for one struct.
+#[no_mangle]
+pub unsafe extern "C" fn uniloop_runtime_get_stats(
+    rt: *mut async_runtime_t,
+    stats: *mut uniloop_runtime_stats_t,
+) -> c_int {
+    guard(-1, || {
+        if stats.is_null() {
+            return Err(Error::invalid("stats is NULL"));
+        }
+        let posted = with_poster(rt, |r| Ok(r.posted.load(Relaxed)))?;
+        with_loop(rt, |l| {
+            let mut s = l.stats;
+            s.registered = l.fds.len();
+            s.timers = l.rt.timers();
+            s.pending_ops = l.ops.len();
+            s.posted = posted;
+            // SAFETY: checked non-NULL; the caller's memory for one struct.
+            unsafe { stats.write(s) };
+            Ok(0)
+        })
+    })
+}

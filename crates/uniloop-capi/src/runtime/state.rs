@@ -1,0 +1,372 @@
+//! The loop part of a runtime: the fd table, posted reads and writes, and
+//! turning the Rust runtime's events into `io_event_t`s.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::ptr;
+use std::time::Duration;
+
+use super::uniloop_runtime_stats_t;
+use crate::error::{Error, Result};
+use crate::types::*;
+use crate::uniloop_error_t::*;
+
+/// What `post_read(rt, fd, NULL, 0)` reads into: a buffer of this many
+/// bytes that the runtime owns (4 KiB).
+pub const UNILOOP_DEFAULT_READ_SIZE: usize = 4096;
+
+/// The most events one `async_runtime_wait` returns, whatever
+/// `max_events` says (the rest come with the next call).
+const MAX_BATCH: usize = 65_536;
+
+pub(super) struct Fd {
+    context: *mut c_void,
+    mask: u32,
+    /// The runtime-owned buffer of the last `post_read(fd, NULL, ..)`.
+    read_buf: Option<Vec<u8>>,
+    /// A buffer kept for the next read into a caller's buffer.
+    spare: Option<Vec<u8>>,
+    ops: Vec<rt::OpId>,
+}
+
+pub(super) struct Op {
+    fd: socket_fd_t,
+    /// The caller's buffer (NULL: the runtime's).
+    user: *mut c_void,
+}
+
+pub(super) struct Loop {
+    pub(super) rt: rt::Runtime,
+    events: rt::Events,
+    pub(super) fds: HashMap<socket_fd_t, Fd>,
+    pub(super) ops: HashMap<rt::OpId, Op>,
+    /// C timer id → (Rust id, periodic).
+    pub(super) timers: HashMap<u64, (rt::TimerId, bool)>,
+    pub(super) console_type: console_type_t,
+    pub(super) stats: uniloop_runtime_stats_t,
+}
+
+#[cfg(unix)]
+fn source<'a>(fd: socket_fd_t) -> std::os::fd::BorrowedFd<'a> {
+    // SAFETY: the caller of async_runtime_add promised the fd stays open
+    // while registered (as with the reference); the borrow lives only for
+    // the call it is made in.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+#[cfg(windows)]
+fn source<'a>(fd: socket_fd_t) -> std::os::windows::io::BorrowedSocket<'a> {
+    // SAFETY: as on Unix: the socket stays open while registered, and the
+    // borrow lives only for the call it is made in.
+    unsafe { std::os::windows::io::BorrowedSocket::borrow_raw(fd as _) }
+}
+
+fn check_fd(fd: socket_fd_t) -> Result<()> {
+    if fd == INVALID_FD || (cfg!(unix) && (fd as i64) < 0) {
+        Err(Error::invalid(
+            "fd is invalid (negative / INVALID_SOCKET_FD)",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn interest(events: u32) -> Result<rt::Interest> {
+    match (events & EVENT_READ != 0, events & EVENT_WRITE != 0) {
+        (true, true) => Ok(rt::Interest::READABLE | rt::Interest::WRITABLE),
+        (true, false) => Ok(rt::Interest::READABLE),
+        (false, true) => Ok(rt::Interest::WRITABLE),
+        (false, false) => Err(Error::invalid(
+            "events must contain EVENT_READ or EVENT_WRITE",
+        )),
+    }
+}
+
+/// Readiness as `EVENT_*` flags, as the reference's epoll backend reported
+/// it: a peer's FIN is readable (the read returns 0), a hang-up of both
+/// directions is `EVENT_CLOSE`; only asked-for READ/WRITE are reported.
+fn event_type(ready: rt::Readiness, mask: u32) -> u32 {
+    let mut t = 0;
+    if ready.is_readable() || ready.is_read_closed() {
+        t |= EVENT_READ;
+    }
+    if ready.is_writable() {
+        t |= EVENT_WRITE;
+    }
+    t &= mask;
+    if ready.is_error() {
+        t |= EVENT_ERROR;
+    }
+    if ready.is_read_closed() && ready.is_write_closed() {
+        t |= EVENT_CLOSE;
+    }
+    t
+}
+
+#[cfg(unix)]
+fn check_nonblocking(fd: socket_fd_t) -> Result<()> {
+    // SAFETY: F_GETFL reads flags; a bad fd gives -1/EBADF.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    if fl & libc::O_NONBLOCK == 0 {
+        return Err(Error::invalid(
+            "posted I/O needs a non-blocking fd (set O_NONBLOCK); readiness works on any",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn check_nonblocking(_fd: socket_fd_t) -> Result<()> {
+    Ok(())
+}
+
+impl Loop {
+    pub(super) fn new(rt: rt::Runtime) -> Loop {
+        Loop {
+            rt,
+            events: rt::Events::with_capacity(64),
+            fds: HashMap::new(),
+            ops: HashMap::new(),
+            timers: HashMap::new(),
+            console_type: console_type_t::CONSOLE_TYPE_NONE,
+            stats: uniloop_runtime_stats_t::default(),
+        }
+    }
+
+    pub(super) fn add(&mut self, fd: socket_fd_t, events: u32, context: *mut c_void) -> Result<()> {
+        check_fd(fd)?;
+        let interest = interest(events)?;
+        self.rt
+            .register(&source(fd), rt::Token(fd as u64), interest)?;
+        // A number closed without remove and reused: the core replaced its
+        // registration (and dropped its operations); so do we.
+        if let Some(old) = self.fds.remove(&fd) {
+            for op in old.ops {
+                self.ops.remove(&op);
+            }
+        }
+        self.fds.insert(
+            fd,
+            Fd {
+                context,
+                mask: events,
+                read_buf: None,
+                spare: None,
+                ops: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn modify(
+        &mut self,
+        fd: socket_fd_t,
+        events: u32,
+        context: *mut c_void,
+    ) -> Result<()> {
+        check_fd(fd)?;
+        let interest = interest(events)?;
+        let Some(entry) = self.fds.get_mut(&fd) else {
+            return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
+        };
+        self.rt
+            .reregister(&source(fd), rt::Token(fd as u64), interest)?;
+        entry.context = context;
+        entry.mask = events;
+        Ok(())
+    }
+
+    pub(super) fn remove(&mut self, fd: socket_fd_t) -> Result<()> {
+        check_fd(fd)?;
+        let Some(entry) = self.fds.remove(&fd) else {
+            return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
+        };
+        for op in entry.ops {
+            self.ops.remove(&op);
+        }
+        // Forgotten even if the OS complains (an fd closed before remove).
+        self.rt.deregister(&source(fd))?;
+        Ok(())
+    }
+
+    pub(super) fn post_read(
+        &mut self,
+        fd: socket_fd_t,
+        buf: *mut c_void,
+        len: usize,
+    ) -> Result<()> {
+        check_fd(fd)?;
+        if !buf.is_null() && len == 0 {
+            return Err(Error::invalid(
+                "a read into a caller's buffer needs len > 0",
+            ));
+        }
+        let Some(entry) = self.fds.get_mut(&fd) else {
+            return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
+        };
+        check_nonblocking(fd)?;
+        let size = match (buf.is_null(), len) {
+            (true, 0) => UNILOOP_DEFAULT_READ_SIZE,
+            (_, n) => n,
+        };
+        let reuse = if buf.is_null() {
+            entry.read_buf.take()
+        } else {
+            entry.spare.take()
+        };
+        let vec = match reuse {
+            Some(mut v) if v.capacity() == size => {
+                v.clear();
+                v
+            }
+            _ => Vec::with_capacity(size),
+        };
+        match self.rt.post_read(&source(fd), vec) {
+            Ok(op) => {
+                entry.ops.push(op);
+                self.ops.insert(op, Op { fd, user: buf });
+                Ok(())
+            }
+            Err(e) => {
+                let (e, v) = e.into_parts();
+                if buf.is_null() {
+                    entry.read_buf = Some(v);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    pub(super) fn post_write(
+        &mut self,
+        fd: socket_fd_t,
+        buf: *mut c_void,
+        len: usize,
+    ) -> Result<()> {
+        check_fd(fd)?;
+        if buf.is_null() && len != 0 {
+            return Err(Error::invalid("buffer is NULL and len is not 0"));
+        }
+        let Some(entry) = self.fds.get_mut(&fd) else {
+            return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
+        };
+        check_nonblocking(fd)?;
+        let data = if len == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: the caller passes `len` readable bytes at `buf`
+            // (checked non-NULL above); they are copied before returning.
+            unsafe { std::slice::from_raw_parts(buf as *const u8, len) }.to_vec()
+        };
+        let op = self
+            .rt
+            .post_write(&source(fd), data)
+            .map_err(|e| Error::from(e.into_parts().0))?;
+        entry.ops.push(op);
+        self.ops.insert(op, Op { fd, user: buf });
+        Ok(())
+    }
+
+    /// One wait, its events written to `out` (room for `max` events).
+    pub(super) fn wait(
+        &mut self,
+        out: *mut io_event_t,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<usize> {
+        let cap = max.min(MAX_BATCH);
+        if self.events.capacity() != cap {
+            self.events = rt::Events::with_capacity(cap);
+        }
+        self.stats.waits += 1;
+        self.rt.wait(&mut self.events, timeout)?;
+        let mut n = 0;
+        let events = std::mem::replace(&mut self.events, rt::Events::with_capacity(0));
+        for ev in events.iter() {
+            if let Some(e) = self.translate(ev) {
+                // SAFETY: `out` has room for `max` events (the caller's
+                // promise) and `n < events.len() <= cap <= max`.
+                unsafe { out.add(n).write(e) };
+                n += 1;
+            }
+        }
+        self.events = events;
+        self.stats.events += n as u64;
+        Ok(n)
+    }
+
+    fn translate(&mut self, ev: &rt::Event) -> Option<io_event_t> {
+        let mut e = io_event_t::zeroed();
+        match *ev {
+            rt::Event::Io { token, ready } => {
+                let fd = token.0 as socket_fd_t;
+                let entry = self.fds.get(&fd)?;
+                e.event_type = event_type(ready, entry.mask);
+                if e.event_type == 0 {
+                    return None;
+                }
+                e.fd = fd;
+                e.context = entry.context;
+                self.stats.io_events += 1;
+            }
+            rt::Event::IoDone { op, .. } => {
+                let Op { fd, user } = self.ops.remove(&op)?;
+                let fin = self.rt.take_io(op)?;
+                let entry = self.fds.get_mut(&fd)?;
+                entry.ops.retain(|o| *o != op);
+                e.fd = fd;
+                e.context = entry.context;
+                e.bytes_transferred = fin.bytes;
+                e.event_type = match (fin.kind, fin.error.is_some(), fin.bytes) {
+                    (_, true, _) => EVENT_ERROR,
+                    (rt::OpKind::Read, false, 0) => EVENT_CLOSE,
+                    (rt::OpKind::Read, false, _) => EVENT_READ,
+                    (rt::OpKind::Write, false, _) => EVENT_WRITE,
+                };
+                e.buffer = match fin.kind {
+                    rt::OpKind::Write => user,
+                    rt::OpKind::Read if user.is_null() => {
+                        let buf = entry.read_buf.insert(fin.buf);
+                        buf.as_mut_ptr().cast()
+                    }
+                    rt::OpKind::Read => {
+                        // SAFETY: the caller's buffer of the posted length
+                        // stays valid until this event (the IOCP contract);
+                        // `fin.bytes` is at most that length (the Vec had
+                        // exactly that capacity).
+                        unsafe {
+                            ptr::copy_nonoverlapping(fin.buf.as_ptr(), user.cast(), fin.bytes)
+                        };
+                        entry.spare = Some(fin.buf);
+                        user
+                    }
+                };
+                self.stats.io_done += 1;
+            }
+            rt::Event::Completion { key, data } => {
+                e.completion_key = key as usize;
+                e.bytes_transferred = data as usize;
+                e.event_type = EVENT_READ;
+                self.stats.completions += 1;
+            }
+            rt::Event::Timer { key, id } => {
+                let cid = id.as_u64().wrapping_add(1);
+                if let Some(&(_, false)) = self.timers.get(&cid) {
+                    self.timers.remove(&cid);
+                }
+                e.completion_key = key as usize;
+                e.bytes_transferred = cid as usize;
+                e.event_type = EVENT_READ | UNILOOP_EVENT_TIMER;
+                self.stats.timer_events += 1;
+            }
+            // A wakeup ends the wait and is not an event (the reference's
+            // epoll backend reported a fake completion with key 0).
+            rt::Event::Wake => return None,
+            _ => return None,
+        }
+        Some(e)
+    }
+}
