@@ -30,13 +30,13 @@ use std::sync::Arc;
 use crate::error::{guard, Error, Result};
 use crate::live::Live;
 use crate::queue::{async_queue_t, enqueue_bytes};
+use crate::runtime::{async_runtime_t, poster_of};
+use crate::types::{console_type_t, UintPtr};
+use crate::uniloop_error_t::*;
 use crate::worker::{
     async_worker_create, async_worker_destroy, async_worker_join, async_worker_signal_stop,
     async_worker_t,
 };
-use crate::runtime::{async_runtime_t, poster_of};
-use crate::types::{console_type_t, UintPtr};
-use crate::uniloop_error_t::*;
 
 /// The completion key Neolith gives its console worker.
 #[allow(dead_code)] // only in the header
