@@ -28,6 +28,7 @@ impl Server {
             Input::WindowSize(w, h) => {
                 if let Some(c) = self.conns.get_mut(&token) {
                     c.window = Some((w, h));
+                    log(&format!("conn {token}: window {w}x{h}"));
                 }
                 return;
             }
