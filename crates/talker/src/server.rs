@@ -125,6 +125,8 @@ pub struct Server {
     save_again: bool,
     console: Option<Console>,
     pub(crate) mcp: Option<McpSession>,
+    /// MCP log notifications not yet sent: (level, text).
+    mcp_outbox: Vec<(&'static str, String)>,
     signals: Option<Signals>,
     pub(crate) chat_log: VecDeque<String>,
     pub(crate) counters: Counters,
@@ -197,6 +199,7 @@ impl Server {
             save_again: false,
             console: Some(console),
             mcp,
+            mcp_outbox: Vec::new(),
             signals: Some(signals),
             chat_log: VecDeque::new(),
             counters: Counters::default(),
@@ -236,6 +239,7 @@ impl Server {
             for event in &events {
                 self.on_event(*event);
                 self.reap();
+                self.flush_mcp();
             }
         }
         self.finish();
@@ -684,6 +688,7 @@ impl Server {
 
     /// Output for the operator: the console, or an MCP log message.
     fn operator_says(&mut self, text: &str) {
+        // (An MCP client gets it as a log message.)
         if self.mcp.is_some() {
             self.mcp_log("notice", text);
         } else {
@@ -691,14 +696,21 @@ impl Server {
         }
     }
 
-    /// Sends an MCP `notifications/message` if an MCP client is connected.
-    pub(crate) fn mcp_log(&mut self, level: &str, text: &str) {
-        if let Some(n) = self
-            .mcp
-            .as_ref()
-            .and_then(|m| m.log_notification(level, text))
-        {
-            println!("{n}");
+    /// Queues an MCP `notifications/message` (sent at the end of the
+    /// event, after any response to the request that caused it).
+    pub(crate) fn mcp_log(&mut self, level: &'static str, text: &str) {
+        if self.cfg.mcp {
+            self.mcp_outbox.push((level, text.to_string()));
+        }
+    }
+
+    /// Sends the queued MCP notifications the client wants.
+    fn flush_mcp(&mut self) {
+        let Some(session) = &self.mcp else { return };
+        for (level, text) in self.mcp_outbox.drain(..) {
+            if let Some(n) = session.log_notification(level, &text) {
+                println!("{n}");
+            }
         }
     }
 
