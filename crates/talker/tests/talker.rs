@@ -374,3 +374,22 @@ fn the_poll_backend_serves_too() {
     alice.send("say over poll");
     bob.expect("Alice says: over poll");
 }
+
+#[test]
+fn autosave_runs_on_its_timer() {
+    let t = Talker::start("autosave", &["--autosave", "1"]);
+    let _alice = t.login("Alice");
+    // The save is logged by the loop when the saver's result arrives.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let line = util::expect_line(&t.stderr, "saved ", "autosave log");
+        let state = std::fs::read_to_string(t.data_dir.join("state.json")).unwrap();
+        if state.contains("\"Alice\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no autosave with Alice in it: {line}"
+        );
+    }
+}
