@@ -819,7 +819,10 @@ impl Server {
         fn one<R: Send + 'static>(p: Option<&WorkerPool<R>>) -> serde_json::Value {
             match p {
                 Some(p) => {
-                    serde_json::json!({ "threads": p.threads(), "queued": p.queued(), "untaken": p.untaken() })
+                    serde_json::json!({
+                        "threads": p.threads(), "queued": p.queued(), "running": p.running(),
+                        "completed": p.completed(), "untaken": p.untaken(),
+                    })
                 }
                 None => serde_json::Value::Null,
             }
