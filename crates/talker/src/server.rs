@@ -496,6 +496,10 @@ impl Server {
         }
         let _ = self.rt.deregister(&c.stream);
         log(&format!("conn {token} ({}): closed: {reason}", c.peer));
+        // A descriptor is free: a listener paused at the fd limit can go on.
+        if let Some(a) = self.acceptor.as_mut() {
+            let _ = a.resume(&mut self.rt);
+        }
     }
 
     /// Logs a user out (once): remembered in the state, announced to the

@@ -393,3 +393,32 @@ fn autosave_runs_on_its_timer() {
         );
     }
 }
+
+#[test]
+fn talker_load_reports_deliveries_and_latency() {
+    let t = Talker::start("load", &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_talker-load"))
+        .args([
+            "--addr",
+            &t.addr.to_string(),
+            "--clients",
+            "10",
+            "--rate",
+            "5",
+            "--duration",
+            "1",
+        ])
+        .args(["--pid", &t.child.id().to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("10 clients logged in"), "{stdout}");
+    assert!(stdout.contains("sent 50, delivered 50"), "{stdout}");
+    assert!(stdout.contains("latency: p50"), "{stdout}");
+    println!("{stdout}");
+}
