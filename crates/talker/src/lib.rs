@@ -12,12 +12,13 @@
 //! * [`persist`] — saving on a worker (temp file, fsync, rename);
 //!   [`resolve`] — reverse DNS on a worker.
 //! * [`operator`] — the console's commands; [`mcp`] — the same over the
-//!   Model Context Protocol.
+//!   Model Context Protocol; [`output`] — stdout written by a worker.
 
 pub mod commands;
 pub mod conn;
 pub mod mcp;
 pub mod operator;
+pub mod output;
 pub mod persist;
 pub mod resolve;
 pub mod server;

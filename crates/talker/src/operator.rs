@@ -107,6 +107,7 @@ impl Server {
             "timers": self.rt.timers(),
             "resolver_pool": resolver,
             "saver_pool": saver,
+            "stdout": { "queued": self.stdout.queued(), "dropped": self.stdout.dropped() },
             "save_progress_queue": {
                 "capacity": q.capacity, "len": q.len, "high_water": q.high_water,
                 "pushed": q.pushed, "popped": q.popped, "dropped": q.dropped,

@@ -20,6 +20,7 @@ use uniloop::{
 
 use crate::conn::{self, Closing, Conn, Phase};
 use crate::mcp::McpSession;
+use crate::output::Stdout;
 use crate::persist::{self, Progress, Report, Saved};
 use crate::resolve;
 use crate::world::Rooms;
@@ -124,6 +125,9 @@ pub struct Server {
     save_job: Option<(JobId, SaveBy)>,
     save_again: bool,
     console: Option<Console>,
+    /// Operator / MCP output, written by a worker so the loop never
+    /// blocks on a reader that does not read.
+    pub(crate) stdout: Stdout,
     pub(crate) mcp: Option<McpSession>,
     /// MCP log notifications not yet sent: (level, text).
     mcp_outbox: Vec<(&'static str, String)>,
@@ -181,6 +185,7 @@ impl Server {
         let save_progress = Queue::bounded(64, Overflow::DropOldest);
         save_progress.signal(&poster, SAVE_PROGRESS);
         let console = Console::spawn(&poster, CONSOLE)?;
+        let stdout = Stdout::spawn()?;
 
         rt.add_timer(HEARTBEAT, HEARTBEAT_PERIOD, Some(HEARTBEAT_PERIOD));
         rt.add_timer(AUTOSAVE, cfg.autosave, Some(cfg.autosave));
@@ -198,6 +203,7 @@ impl Server {
             save_job: None,
             save_again: false,
             console: Some(console),
+            stdout,
             mcp,
             mcp_outbox: Vec::new(),
             signals: Some(signals),
@@ -668,12 +674,12 @@ impl Server {
                         let replies = session.handle(&line, self);
                         self.mcp = Some(session);
                         for r in replies {
-                            println!("{r}");
+                            self.stdout.line(r);
                         }
                     } else {
                         let out = self.operator(&line);
                         if !out.is_empty() {
-                            println!("{out}");
+                            self.stdout.line(out);
                         }
                     }
                 }
@@ -696,7 +702,7 @@ impl Server {
         if self.mcp.is_some() {
             self.mcp_log("notice", text);
         } else {
-            println!("{text}");
+            self.stdout.line(text);
         }
     }
 
@@ -713,7 +719,7 @@ impl Server {
         let Some(session) = &self.mcp else { return };
         for (level, text) in self.mcp_outbox.drain(..) {
             if let Some(n) = session.log_notification(level, &text) {
-                println!("{n}");
+                self.stdout.line(n);
             }
         }
     }
@@ -787,6 +793,7 @@ impl Server {
             c.stop(Duration::from_millis(200));
         }
         log("goodbye");
+        self.stdout.finish(Duration::from_secs(2));
     }
 }
 

@@ -193,3 +193,23 @@ fn mcp_over_pipes() {
     assert!(status.success(), "{status:?}");
     assert!(rpc.t.data_dir.join("state.json").exists());
 }
+
+#[test]
+fn an_mcp_client_that_never_reads_does_not_stall_the_talker() {
+    let mut t = Talker::start_unread("mcp-unread", &["--mcp"]);
+    assert!(t.unread_stdout.is_some());
+    // Far more answers than the stdout pipe and the writer's queue hold.
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let burst = format!("{ping}\n").repeat(20_000);
+    {
+        use std::io::Write;
+        let stdin = t.stdin.as_mut().unwrap();
+        stdin.write_all(burst.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    // Telnet users are served all the same.
+    let mut alice = t.login("Alice");
+    let mut bob = t.login("Bob");
+    alice.send("say still here");
+    bob.expect("Alice says: still here");
+}

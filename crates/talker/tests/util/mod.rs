@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,8 @@ pub struct Talker {
     pub stderr: Receiver<String>,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// The stdout pipe when nobody reads it ([`Talker::start_unread`]).
+    pub unread_stdout: Option<ChildStdout>,
 }
 
 fn lines_of(r: impl Read + Send + 'static) -> Receiver<String> {
@@ -80,6 +82,18 @@ impl Talker {
     /// As [`start`], with a given data dir.
     #[track_caller]
     pub fn start_in(data_dir: PathBuf, args: &[&str]) -> Talker {
+        Talker::spawn(data_dir, args, true)
+    }
+
+    /// As [`start`], but nothing ever reads the talker's stdout (it must
+    /// be `--mcp`, whose banner goes to stderr).
+    #[track_caller]
+    pub fn start_unread(name: &str, args: &[&str]) -> Talker {
+        Talker::spawn(temp_dir(name), args, false)
+    }
+
+    #[track_caller]
+    fn spawn(data_dir: PathBuf, args: &[&str], read_stdout: bool) -> Talker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_talker"))
             .args(["--addr", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
@@ -90,7 +104,11 @@ impl Talker {
             .spawn()
             .expect("the talker binary starts");
         let stdin = child.stdin.take();
-        let stdout = lines_of(child.stdout.take().unwrap());
+        let (stdout, unread_stdout) = if read_stdout {
+            (lines_of(child.stdout.take().unwrap()), None)
+        } else {
+            (mpsc::channel().1, child.stdout.take())
+        };
         let stderr = lines_of(child.stderr.take().unwrap());
         let mcp = args.contains(&"--mcp");
         let banner = expect_line(
@@ -110,6 +128,7 @@ impl Talker {
             stderr,
             addr,
             data_dir,
+            unread_stdout,
         }
     }
 
