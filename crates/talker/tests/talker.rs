@@ -422,3 +422,59 @@ fn talker_load_reports_deliveries_and_latency() {
     assert!(stdout.contains("latency: p50"), "{stdout}");
     println!("{stdout}");
 }
+
+#[test]
+fn rooms_txt_in_the_data_dir_replaces_the_built_in_rooms() {
+    let dir = util::temp_dir("custom-rooms");
+    std::fs::write(
+        dir.join("rooms.txt"),
+        "[deck] The Deck\nSalt spray.\nexits: hold\n\n[hold] The Hold\nDark.\nexits: deck\n",
+    )
+    .unwrap();
+    let t = Talker::start_in(dir, &[]);
+    let mut alice = t.connect();
+    alice.expect("By what name");
+    alice.send("Alice");
+    alice.expect("The Deck");
+    alice.expect("Exits: hold.");
+    alice.send("go hold");
+    alice.expect("Dark.");
+}
+
+#[test]
+fn a_broken_rooms_txt_stops_the_start_with_a_message() {
+    let dir = util::temp_dir("bad-rooms");
+    std::fs::write(dir.join("rooms.txt"), "[a] A\nexits: nowhere\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_talker"))
+        .args(["--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rooms.txt") && err.contains("nowhere"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_large_save_reports_progress() {
+    let dir = util::temp_dir("large-save");
+    // Enough users for several 64 KiB chunks.
+    let users: serde_json::Map<String, serde_json::Value> = (0..3000)
+        .map(|i| {
+            let user = serde_json::json!({
+                "name": format!("User{i}"), "logins": 1, "messages": 0, "last_seen": 0, "room": "lobby"
+            });
+            (format!("user{i}"), user)
+        })
+        .collect();
+    let state = serde_json::json!({ "users": users, "total_logins": 3000, "total_messages": 0 });
+    std::fs::write(dir.join("state.json"), state.to_string()).unwrap();
+    let mut t = Talker::start_in(dir, &[]);
+    t.console("save");
+    t.expect_log("saving: 65536 of");
+    t.expect_stdout("saved ");
+}
