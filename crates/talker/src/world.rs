@@ -53,7 +53,8 @@ impl Rooms {
     pub fn parse(text: &str) -> Result<Rooms, RoomsError> {
         let err = |line, message: String| RoomsError { line, message };
         let mut rooms: Vec<Room> = Vec::new();
-        let mut exit_lines = Vec::new();
+        // (room index, line) of each `exits:` line, for error messages.
+        let mut exit_lines: Vec<(usize, usize)> = Vec::new();
         for (n, raw) in text.lines().enumerate() {
             let n = n + 1;
             let line = raw.trim();
@@ -92,7 +93,7 @@ impl Rooms {
                     .split_whitespace()
                     .map(str::to_ascii_lowercase)
                     .collect();
-                exit_lines.push(n);
+                exit_lines.push((rooms.len() - 1, n));
             } else {
                 if !room.description.is_empty() {
                     room.description.push(' ');
@@ -108,11 +109,12 @@ impl Rooms {
             .enumerate()
             .map(|(i, r)| (r.id.clone(), i))
             .collect();
-        for room in &rooms {
+        for (index, line) in exit_lines {
+            let room = &rooms[index];
             for exit in &room.exits {
                 if !by_id.contains_key(exit) {
                     return Err(err(
-                        0,
+                        line,
                         format!("room {:?} has an exit to unknown room {exit:?}", room.id),
                     ));
                 }
@@ -211,7 +213,7 @@ mod tests {
     #[test]
     fn bad_files_are_refused_with_a_line() {
         assert_eq!(Rooms::parse("hello").unwrap_err().line, 1);
-        assert!(Rooms::parse("[a] A\nexits: b").is_err());
+        assert_eq!(Rooms::parse("[a] A\nexits: b").unwrap_err().line, 2);
         assert!(Rooms::parse("[a] A\n[a] again").is_err());
         assert!(Rooms::parse("# nothing").is_err());
         assert!(Rooms::parse("[a b] x").is_err());
