@@ -478,3 +478,29 @@ fn a_large_save_reports_progress() {
     t.expect_log("saving: 65536 of");
     t.expect_stdout("saved ");
 }
+
+#[test]
+fn clients_sending_random_bytes_never_bring_the_server_down() {
+    let t = Talker::start("garbage", &[]);
+    let mut x = 0x9e37_79b9u32;
+    for round in 0..20 {
+        let mut c = t.connect();
+        let mut junk = Vec::new();
+        let len = 1000 + round * 997;
+        for _ in 0..len {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            junk.push(x as u8);
+        }
+        c.send_raw(&junk);
+        // Some hang up at once, some after a partial IAC sequence.
+        if round % 2 == 0 {
+            c.send_raw(b"\xff\xfa\x1f\x00");
+        }
+    }
+    let mut alice = t.login("Alice");
+    let mut bob = t.login("Bob");
+    alice.send("say the server is fine");
+    bob.expect("Alice says: the server is fine");
+}
