@@ -201,15 +201,19 @@ fn an_mcp_client_that_never_reads_does_not_stall_the_talker() {
     // Far more answers than the stdout pipe and the writer's queue hold.
     let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
     let burst = format!("{ping}\n").repeat(20_000);
-    {
+    // Written by a thread: if the talker stalled, this write would block
+    // (its stdin fills up) and the test must fail on its deadline, not hang.
+    let mut stdin = t.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
         use std::io::Write;
-        let stdin = t.stdin.as_mut().unwrap();
-        stdin.write_all(burst.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
+        let _ = stdin.write_all(burst.as_bytes());
+        let _ = stdin.flush();
+        stdin // kept open: closing stdin would shut the MCP server down
+    });
     // Telnet users are served all the same.
     let mut alice = t.login("Alice");
     let mut bob = t.login("Bob");
     alice.send("say still here");
     bob.expect("Alice says: still here");
+    let _stdin = writer.join().unwrap();
 }
