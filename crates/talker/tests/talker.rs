@@ -504,3 +504,42 @@ fn clients_sending_random_bytes_never_bring_the_server_down() {
     alice.send("say the server is fine");
     bob.expect("Alice says: the server is fine");
 }
+
+#[test]
+fn shutdown_with_a_client_that_does_not_read_ends_in_bounded_time() {
+    use socket2::{Domain, Socket, Type};
+    // A limit so high the slow client is never dropped: its output is
+    // still queued when shutdown comes.
+    let mut t = Talker::start("shutdown-slow", &["--write-limit", "100000000"]);
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&t.addr.into()).unwrap();
+    let mut slow = Client::from_stream(sock.into());
+    slow.expect("By what name");
+    slow.send("Slow");
+    slow.expect("Welcome, Slow!");
+
+    let mut speaker = t.login("Speaker");
+    let mut speaker_reader = Client::from_stream(speaker.stream.try_clone().unwrap());
+    let reader = std::thread::spawn(move || speaker_reader.expect("You say: done"));
+    let text = "y".repeat(400);
+    for i in 0..10_000 {
+        speaker.send(&format!("say {i} {text}"));
+    }
+    speaker.send("say done");
+    reader.join().unwrap();
+
+    let started = Instant::now();
+    t.console("shutdown");
+    let status = t.wait_exit();
+    assert!(status.success(), "{status:?}");
+    t.expect_log("flush time is up");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let state = std::fs::read_to_string(t.data_dir.join("state.json")).unwrap();
+    assert!(state.contains("\"Slow\""), "{state}");
+    drop(slow);
+}
