@@ -9,7 +9,8 @@
 //! * [`telnet`] — the input parser, a pure function over bytes.
 //! * [`commands`] — what users type; [`world`] — rooms and names.
 //! * [`conn`] — one connection, its output and its backpressure.
-//! * [`persist`] — saving on a worker (temp file, fsync, rename);
+//! * [`persist`] — saving on a worker (temp file, fsync, rename), and
+//!   [`saving`], the loop's side of it;
 //!   [`resolve`] — reverse DNS on a worker.
 //! * [`operator`] — the console's commands; [`mcp`] — the same over the
 //!   Model Context Protocol; [`output`] — stdout written by a worker.
@@ -21,6 +22,7 @@ pub mod operator;
 pub mod output;
 pub mod persist;
 pub mod resolve;
+pub mod saving;
 pub mod server;
 pub mod telnet;
 pub mod world;

@@ -23,6 +23,7 @@ use crate::mcp::McpSession;
 use crate::output::Stdout;
 use crate::persist::{self, Progress, Report, Saved};
 use crate::resolve;
+use crate::saving::SaveBy;
 use crate::world::Rooms;
 
 const LISTENER: Token = Token(0);
@@ -102,13 +103,6 @@ pub struct Counters {
     last_beat: Option<Instant>,
 }
 
-/// Who asked for a save, so the answer goes to them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SaveBy {
-    Timer,
-    Operator,
-}
-
 /// The whole talker.
 #[derive(Debug)]
 pub struct Server {
@@ -119,11 +113,11 @@ pub struct Server {
     acceptor: Option<Acceptor>,
     pub(crate) conns: HashMap<u64, Conn>,
     next_token: u64,
-    resolver: Option<WorkerPool<Option<String>>>,
-    saver: Option<WorkerPool<Result<Report, String>>>,
+    pub(crate) resolver: Option<WorkerPool<Option<String>>>,
+    pub(crate) saver: Option<WorkerPool<Result<Report, String>>>,
     pub(crate) save_progress: Queue<Progress>,
-    save_job: Option<(JobId, SaveBy)>,
-    save_again: bool,
+    pub(crate) save_job: Option<(JobId, SaveBy)>,
+    pub(crate) save_again: bool,
     console: Option<Console>,
     /// Operator / MCP output, written by a worker so the loop never
     /// blocks on a reader that does not read.
@@ -593,74 +587,6 @@ impl Server {
         }
     }
 
-    // ---- saving --------------------------------------------------------
-
-    /// The state as it would be saved now (online users' rooms included).
-    pub(crate) fn snapshot(&self) -> Saved {
-        let mut s = self.saved.clone();
-        for c in self.conns.values() {
-            if let Some(name) = c.name() {
-                if let Some(u) = s.users.get_mut(&name.to_ascii_lowercase()) {
-                    u.last_seen = unix_now();
-                    u.room = self.rooms.get(c.room).id.clone();
-                }
-            }
-        }
-        s.total_messages = self.saved.total_messages;
-        s
-    }
-
-    fn request_save(&mut self, by: SaveBy) {
-        if self.save_job.is_some() {
-            self.save_again = true;
-            return;
-        }
-        let Some(pool) = &self.saver else { return };
-        let snapshot = self.snapshot();
-        let dir = self.cfg.data_dir.clone();
-        let progress = self.save_progress.clone();
-        match pool.submit(move || persist::save(&dir, &snapshot, Some(&progress))) {
-            Ok(id) => self.save_job = Some((id, by)),
-            Err(_) => log("save: the saver is busy; skipped"),
-        }
-    }
-
-    fn on_saved(&mut self, id: JobId) {
-        let result = self.saver.as_ref().and_then(|p| p.take_result(id));
-        let by = match self.save_job {
-            Some((job, by)) if job == id => by,
-            _ => return,
-        };
-        self.save_job = None;
-        let text = match result {
-            Some(Ok(Ok(r))) => {
-                self.counters.saves += 1;
-                format!(
-                    "saved {} bytes to {} in {} ms",
-                    r.bytes,
-                    r.path.display(),
-                    r.took.as_millis()
-                )
-            }
-            Some(Ok(Err(e))) => {
-                self.counters.save_failures += 1;
-                format!("SAVE FAILED: {e} (the previous file is kept)")
-            }
-            Some(Err(panic)) => {
-                self.counters.save_failures += 1;
-                format!("SAVE FAILED: the saver panicked: {}", panic.0)
-            }
-            None => return,
-        };
-        log(&text);
-        if by == SaveBy::Operator {
-            self.operator_says(&text);
-        }
-        if std::mem::take(&mut self.save_again) {
-            self.request_save(SaveBy::Timer);
-        }
-    }
-
     // ---- console / MCP ------------------------------------------------
 
     fn on_console(&mut self) {
@@ -697,7 +623,7 @@ impl Server {
     }
 
     /// Output for the operator: the console, or an MCP log message.
-    fn operator_says(&mut self, text: &str) {
+    pub(crate) fn operator_says(&mut self, text: &str) {
         // (An MCP client gets it as a log message.)
         if self.mcp.is_some() {
             self.mcp_log("notice", text);
@@ -817,27 +743,4 @@ pub(crate) fn fmt_duration(d: Duration) -> String {
 /// A line for the log (stderr: stdout belongs to the console or MCP).
 pub(crate) fn log(text: &str) {
     eprintln!("talker: {text}");
-}
-
-impl Server {
-    /// A save the operator asked for: its outcome is reported back.
-    pub(crate) fn request_operator_save(&mut self) {
-        self.request_save(SaveBy::Operator);
-    }
-
-    /// (resolver, saver) pool statistics for `stats`.
-    pub(crate) fn pool_stats(&self) -> (serde_json::Value, serde_json::Value) {
-        fn one<R: Send + 'static>(p: Option<&WorkerPool<R>>) -> serde_json::Value {
-            match p {
-                Some(p) => {
-                    serde_json::json!({
-                        "threads": p.threads(), "queued": p.queued(), "running": p.running(),
-                        "completed": p.completed(), "untaken": p.untaken(),
-                    })
-                }
-                None => serde_json::Value::Null,
-            }
-        }
-        (one(self.resolver.as_ref()), one(self.saver.as_ref()))
-    }
 }
