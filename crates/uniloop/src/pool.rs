@@ -479,6 +479,34 @@ impl<R> WorkerPool<R> {
         self.jobs.len()
     }
 
+    /// Jobs running now (a server's `stats`: how busy the pool is).
+    pub fn running(&self) -> usize {
+        self.shared.running.load(Ordering::Acquire)
+    }
+
+    /// Jobs finished so far, panicked ones included, whether or not their
+    /// results were taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uniloop::{Events, Runtime, WorkerPool};
+    ///
+    /// let mut rt = Runtime::new()?;
+    /// let pool = WorkerPool::new(1, &rt.poster(), 1)?;
+    /// let id = pool.submit(|| 1).unwrap();
+    /// let mut events = Events::with_capacity(4);
+    /// while pool.take_result(id).is_none() {
+    ///     rt.wait(&mut events, Some(Duration::from_secs(10)))?;
+    /// }
+    /// assert_eq!((pool.completed(), pool.running(), pool.queued()), (1, 0, 0));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn completed(&self) -> u64 {
+        self.shared.completed.load(Ordering::Acquire) as u64
+    }
+
     /// Stops the pool: queued jobs are cancelled (dropped unrun), running
     /// jobs get up to `timeout` to finish, and threads still busy after that
     /// are detached. Results not yet taken are dropped and counted

@@ -278,3 +278,22 @@ fn shutdown_drops_and_counts_results_never_taken() {
     assert_eq!(report.untaken, 6);
     assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 8);
 }
+
+#[test]
+fn running_and_completed_count_the_pools_work() {
+    let mut rt = Runtime::new().unwrap();
+    let pool = WorkerPool::new(1, &rt.poster(), KEY).unwrap();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    pool.submit(move || {
+        started_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+    })
+    .unwrap();
+    pool.submit(|| panic!("counted too")).unwrap();
+    started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!((pool.running(), pool.queued(), pool.completed()), (1, 1, 0));
+    go_tx.send(()).unwrap();
+    completions(&mut rt, 2);
+    assert_eq!((pool.running(), pool.queued(), pool.completed()), (0, 0, 2));
+}

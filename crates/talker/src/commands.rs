@@ -1,0 +1,262 @@
+//! What users type: logging in, then the talker's commands.
+
+use std::time::Instant;
+
+use crate::conn::Phase;
+use crate::persist::UserRecord;
+use crate::server::{fmt_duration, log, unix_now, Server};
+use crate::telnet::Input;
+use crate::world::validate_name;
+
+/// The `help` text.
+pub const HELP: &str = "\
+Commands:
+  say TEXT    (or 'TEXT)   speak to the room
+  emote TEXT  (or :TEXT)   act, e.g. ':waves'
+  tell NAME TEXT           a private message
+  shout TEXT               to everyone, in every room
+  who                      who is on, idle times, where from
+  look                     the room, its exits, who is here
+  go ROOM                  walk to a room through an exit
+  quit                     leave
+  help                     this text";
+
+impl Server {
+    /// One decoded piece of a connection's input.
+    pub(crate) fn on_input(&mut self, token: u64, input: Input) {
+        let line = match input {
+            Input::WindowSize(w, h) => {
+                if let Some(c) = self.conns.get_mut(&token) {
+                    c.window = Some((w, h));
+                    log(&format!("conn {token}: window {w}x{h}"));
+                }
+                return;
+            }
+            Input::TooLong(text) => {
+                let max = self.cfg.max_line;
+                self.send(
+                    token,
+                    &format!("(Your line was longer than {max} bytes; the rest was cut.)"),
+                );
+                text
+            }
+            Input::Line(text) => text,
+        };
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        c.last_input = Instant::now();
+        c.idle_warned = false;
+        match c.phase {
+            Phase::Login => self.login(token, line.trim()),
+            Phase::Playing { .. } => self.command(token, line.trim()),
+            Phase::Gone => {}
+        }
+    }
+
+    fn login(&mut self, token: u64, name: &str) {
+        if name.is_empty() {
+            return self.send(token, "By what name are you known?");
+        }
+        if let Err(why) = validate_name(name) {
+            self.send(token, &why);
+            return self.send(token, "By what name are you known?");
+        }
+        if self.online(name).is_some() {
+            self.send(token, &format!("Someone called {name} is here already."));
+            return self.send(token, "By what name are you known?");
+        }
+        let key = name.to_ascii_lowercase();
+        let start = self.rooms.start();
+        let record = self.saved.users.entry(key).or_insert_with(|| UserRecord {
+            name: name.to_string(),
+            ..UserRecord::default()
+        });
+        record.name = name.to_string();
+        record.logins += 1;
+        record.last_seen = unix_now();
+        let returning = record.logins > 1;
+        let room = self.rooms.find(&record.room).unwrap_or(start);
+        self.saved.total_logins += 1;
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        c.phase = Phase::Playing {
+            name: name.to_string(),
+        };
+        c.room = room;
+        if let Some(t) = c.login_timer.take() {
+            self.rt.cancel_timer(t);
+        }
+        log(&format!("conn {token}: logged in as {name}"));
+        let greeting = if returning { "Welcome back" } else { "Welcome" };
+        self.send(
+            token,
+            &format!("{greeting}, {name}! Type 'help' for the commands."),
+        );
+        self.look(token);
+        self.broadcast(Some(room), Some(token), &format!("{name} arrives."));
+        self.mcp_log("info", &format!("{name} logged in"));
+    }
+
+    /// The token of the logged-in user called `name` (any case).
+    pub(crate) fn online(&self, name: &str) -> Option<u64> {
+        self.conns
+            .values()
+            .find(|c| c.name().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .map(|c| c.token)
+    }
+
+    fn command(&mut self, token: u64, line: &str) {
+        if line.is_empty() {
+            return;
+        }
+        let (verb, rest) = if let Some(rest) = line.strip_prefix('\'') {
+            ("say".to_string(), rest.trim())
+        } else if let Some(rest) = line.strip_prefix(':') {
+            ("emote".to_string(), rest.trim())
+        } else {
+            let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
+            (verb.to_ascii_lowercase(), rest.trim())
+        };
+        let Some((name, room)) = self
+            .conns
+            .get(&token)
+            .and_then(|c| Some((c.name()?.to_string(), c.room)))
+        else {
+            return;
+        };
+        match verb.as_str() {
+            "say" | "emote" | "shout" if rest.is_empty() => {
+                self.send(token, &format!("{verb} what?"));
+            }
+            "say" => {
+                self.send(token, &format!("You say: {rest}"));
+                self.broadcast(Some(room), Some(token), &format!("{name} says: {rest}"));
+                self.spoke(
+                    &name,
+                    format!("[{}] {name} says: {rest}", self.rooms.get(room).id),
+                );
+            }
+            "emote" => {
+                self.broadcast(Some(room), None, &format!("{name} {rest}"));
+                self.spoke(
+                    &name,
+                    format!("[{}] {name} {rest}", self.rooms.get(room).id),
+                );
+            }
+            "shout" => {
+                self.send(token, &format!("You shout: {rest}"));
+                self.broadcast(None, Some(token), &format!("{name} shouts: {rest}"));
+                self.spoke(&name, format!("[*] {name} shouts: {rest}"));
+            }
+            "tell" => {
+                let (to, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                let text = text.trim();
+                if to.is_empty() || text.is_empty() {
+                    return self.send(token, "Usage: tell NAME TEXT");
+                }
+                match self.online(to) {
+                    Some(target) => {
+                        let to_name = self.conns[&target].name().unwrap_or(to).to_string();
+                        self.send(target, &format!("{name} tells you: {text}"));
+                        self.send(token, &format!("You tell {to_name}: {text}"));
+                        self.spoke(&name, format!("[tell] {name} -> {to_name}: {text}"));
+                    }
+                    None => self.send(token, &format!("No one called {to} is here.")),
+                }
+            }
+            "who" => {
+                let text = self.who_text();
+                self.send(token, &text);
+            }
+            "look" | "l" => self.look(token),
+            "go" => self.go(token, &name, room, rest),
+            "help" | "?" => self.send(token, HELP),
+            "quit" => self.begin_close(token, Some(&format!("Goodbye, {name}!")), "quit"),
+            _ => self.send(
+                token,
+                &format!("Unknown command '{verb}'. Type 'help' for the commands."),
+            ),
+        }
+    }
+
+    fn spoke(&mut self, name: &str, log_line: String) {
+        if let Some(u) = self.saved.users.get_mut(&name.to_ascii_lowercase()) {
+            u.messages += 1;
+        }
+        self.chat(log_line);
+    }
+
+    fn look(&mut self, token: u64) {
+        let Some(c) = self.conns.get(&token) else {
+            return;
+        };
+        let room = self.rooms.get(c.room);
+        let others: Vec<&str> = self
+            .conns
+            .values()
+            .filter(|o| o.token != token && o.room == c.room)
+            .filter_map(|o| o.name())
+            .collect();
+        let here = if others.is_empty() {
+            "You are alone here.".to_string()
+        } else {
+            format!("Here: {}.", others.join(", "))
+        };
+        let text = format!(
+            "{}\n{}\nExits: {}.\n{here}",
+            room.name,
+            room.description,
+            room.exits.join(", ")
+        );
+        self.send(token, &text);
+    }
+
+    fn go(&mut self, token: u64, name: &str, from: usize, where_: &str) {
+        if where_.is_empty() {
+            return self.send(token, "Go where? Type 'look' to see the exits.");
+        }
+        let to = match self.rooms.exit(from, where_) {
+            Ok(to) => to,
+            Err(why) => return self.send(token, &why),
+        };
+        let to_name = self.rooms.get(to).name.clone();
+        self.broadcast(
+            Some(from),
+            Some(token),
+            &format!("{name} leaves for {to_name}."),
+        );
+        if let Some(c) = self.conns.get_mut(&token) {
+            c.room = to;
+        }
+        self.broadcast(Some(to), Some(token), &format!("{name} arrives."));
+        self.look(token);
+    }
+
+    /// The `who` list, one line per user.
+    pub(crate) fn who_text(&self) -> String {
+        let now = Instant::now();
+        let mut rows: Vec<(String, String, String, String)> = self
+            .conns
+            .values()
+            .filter_map(|c| {
+                let name = c.name()?;
+                Some((
+                    name.to_string(),
+                    self.rooms.get(c.room).id.clone(),
+                    fmt_duration(now.duration_since(c.last_input)),
+                    c.from(),
+                ))
+            })
+            .collect();
+        rows.sort();
+        let mut out = format!("{} user(s) on:", rows.len());
+        for (name, room, idle, from) in rows {
+            out.push_str(&format!(
+                "\n  {name:<16} {room:<10} idle {idle:<7} from {from}"
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,151 @@
+//! One client connection: its socket, its telnet decoder, where it is in
+//! its life, and how text goes out to it.
+//!
+//! Output is posted I/O: [`send`] hands a buffer to
+//! [`Runtime::post_write`], which writes what the socket takes now and the
+//! rest when it becomes writable — the loop never waits for a client. Each
+//! connection has a write limit ([`Runtime::set_write_limit`]): a client
+//! that stops reading fills it, the next write is refused with
+//! `WouldBlock`, and the caller drops that client. Nobody else waits.
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
+
+use uniloop::{OpId, Runtime, TimerId};
+
+use crate::telnet::{self, Decoder};
+
+/// Where a connection is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Asked for a name, not given one yet.
+    Login,
+    /// Logged in.
+    Playing {
+        /// The name as typed.
+        name: String,
+    },
+    /// Logged out (or never logged in) and closing.
+    Gone,
+}
+
+/// A connection being closed: its last output is flushed, then the write
+/// side is shut and the peer's end of stream awaited (bounded in time).
+#[derive(Debug)]
+pub struct Closing {
+    /// When closing began.
+    pub since: Instant,
+    /// The empty write that completes once everything before it is out.
+    pub flush: Option<OpId>,
+    /// Why it is closing, for the log.
+    pub reason: String,
+}
+
+/// One client.
+#[derive(Debug)]
+pub struct Conn {
+    /// Its token in the runtime.
+    pub token: u64,
+    /// The socket (non-blocking, registered).
+    pub stream: TcpStream,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// The peer's host name, once the resolver has answered.
+    pub host: Option<String>,
+    /// Telnet input.
+    pub decoder: Decoder,
+    /// Login, playing, gone.
+    pub phase: Phase,
+    /// Index of the room it is in.
+    pub room: usize,
+    /// When it connected.
+    pub connected: Instant,
+    /// When it last typed a line.
+    pub last_input: Instant,
+    /// Whether it was warned about being idle since its last line.
+    pub idle_warned: bool,
+    /// The login timeout, until it logs in.
+    pub login_timer: Option<TimerId>,
+    /// The posted read, if one is.
+    pub read: Option<OpId>,
+    /// The window size the client reported (NAWS).
+    pub window: Option<(u16, u16)>,
+    /// Set once closing has begun.
+    pub closing: Option<Closing>,
+}
+
+impl Conn {
+    /// A new connection in the login phase.
+    pub fn new(
+        token: u64,
+        stream: TcpStream,
+        peer: SocketAddr,
+        max_line: usize,
+        room: usize,
+    ) -> Conn {
+        let now = Instant::now();
+        Conn {
+            token,
+            stream,
+            peer,
+            host: None,
+            decoder: Decoder::new(max_line),
+            phase: Phase::Login,
+            room,
+            connected: now,
+            last_input: now,
+            idle_warned: false,
+            login_timer: None,
+            read: None,
+            window: None,
+            closing: None,
+        }
+    }
+
+    /// The name, if logged in and not closing.
+    pub fn name(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Playing { name } if self.closing.is_none() => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Where it connects from: the host name if known, else the address.
+    pub fn from(&self) -> String {
+        self.host
+            .clone()
+            .unwrap_or_else(|| self.peer.ip().to_string())
+    }
+}
+
+/// Sends `text` plus a line end to `conn` (nothing once it is closing).
+///
+/// # Errors
+///
+/// Why the client must be dropped: its output is over the write limit (it
+/// is not reading), or the socket is gone.
+pub fn send(rt: &mut Runtime, conn: &mut Conn, text: &str) -> Result<(), String> {
+    if conn.closing.is_some() {
+        return Ok(());
+    }
+    let mut buf = Vec::with_capacity(text.len() + 2);
+    telnet::encode(text, &mut buf);
+    buf.extend_from_slice(b"\r\n");
+    send_raw(rt, conn, buf)
+}
+
+/// Sends bytes as they are (telnet negotiation).
+///
+/// # Errors
+///
+/// As [`send`].
+pub fn send_raw(rt: &mut Runtime, conn: &mut Conn, buf: Vec<u8>) -> Result<(), String> {
+    match rt.post_write(&conn.stream, buf) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+            Err("output buffer full: the client is not reading".to_string())
+        }
+        Err(e) => Err(format!("write refused: {}", e.error())),
+    }
+}

@@ -1,0 +1,28 @@
+//! A small multi-user talker (a chat MUD) on uniloop: the program behind
+//! the `talker` binary, as a library so each piece can be read, tested and
+//! copied on its own.
+//!
+//! One thread serves everything through one [`uniloop::Runtime::wait`]:
+//!
+//! * [`server`] — the loop: accepting, posted reads and writes, timers,
+//!   worker results, console lines, signals, shutdown.
+//! * [`telnet`] — the input parser, a pure function over bytes.
+//! * [`commands`] — what users type; [`world`] — rooms and names.
+//! * [`conn`] — one connection, its output and its backpressure.
+//! * [`persist`] — saving on a worker (temp file, fsync, rename), and
+//!   [`saving`], the loop's side of it;
+//!   [`resolve`] — reverse DNS on a worker.
+//! * [`operator`] — the console's commands; [`mcp`] — the same over the
+//!   Model Context Protocol; [`output`] — stdout written by a worker.
+
+pub mod commands;
+pub mod conn;
+pub mod mcp;
+pub mod operator;
+pub mod output;
+pub mod persist;
+pub mod resolve;
+pub mod saving;
+pub mod server;
+pub mod telnet;
+pub mod world;

@@ -1,0 +1,190 @@
+//! The operator's commands, shared by the console (text) and MCP (JSON):
+//! who, kick, wall / say as the system, tell, stats, save, shutdown.
+
+use serde_json::{json, Value};
+
+use crate::mcp::Talker;
+use crate::server::{fmt_duration, Server};
+
+/// The console's `help`.
+pub const CONSOLE_HELP: &str = "\
+Console commands:
+  who          who is on
+  kick NAME    disconnect a user
+  wall MSG     a message from the system to everyone
+  stats        connections, messages/s, queue and pool statistics
+  save         save the state now
+  shutdown     say goodbye to everyone, save, exit";
+
+impl Server {
+    /// Runs one console line; returns what to print.
+    pub(crate) fn operator(&mut self, line: &str) -> String {
+        let line = line.trim();
+        let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let rest = rest.trim();
+        match verb {
+            "" => String::new(),
+            "who" => self.who_text(),
+            "kick" if !rest.is_empty() => match self.kick(rest) {
+                Ok(()) => format!("kicked {rest}"),
+                Err(e) => e,
+            },
+            "wall" if !rest.is_empty() => {
+                self.wall(rest);
+                format!("sent to {} user(s)", self.users_on())
+            }
+            "stats" => self.stats_text(),
+            "save" => {
+                self.request_operator_save();
+                "saving...".to_string()
+            }
+            "shutdown" => {
+                self.begin_shutdown("console shutdown");
+                "shutting down".to_string()
+            }
+            "help" => CONSOLE_HELP.to_string(),
+            _ => format!("unknown or incomplete command {line:?}; type help"),
+        }
+    }
+
+    fn users_on(&self) -> usize {
+        self.conns.values().filter(|c| c.name().is_some()).count()
+    }
+
+    /// Disconnects a logged-in user with a notice.
+    ///
+    /// # Errors
+    ///
+    /// No such user is on.
+    pub(crate) fn kick(&mut self, name: &str) -> Result<(), String> {
+        let token = self
+            .online(name)
+            .ok_or_else(|| format!("no one called {name} is on"))?;
+        self.begin_close(
+            token,
+            Some("You have been kicked out by the operator."),
+            "kicked by the operator",
+        );
+        Ok(())
+    }
+
+    /// A message from the system to everyone logged in.
+    pub(crate) fn wall(&mut self, text: &str) {
+        self.broadcast(None, None, &format!("[SYSTEM] {text}"));
+        self.chat(format!("[*] SYSTEM: {text}"));
+    }
+
+    fn stats_json(&self) -> Value {
+        let mut playing = 0;
+        let mut login = 0;
+        let mut closing = 0;
+        for c in self.conns.values() {
+            if c.closing.is_some() {
+                closing += 1;
+            } else if c.name().is_some() {
+                playing += 1;
+            } else {
+                login += 1;
+            }
+        }
+        let q = self.save_progress.stats();
+        let k = &self.counters;
+        let (resolver, saver) = self.pool_stats();
+        json!({
+            "uptime_s": self.started.elapsed().as_secs(),
+            "backend": format!("{:?}", self.rt.backend()),
+            "connections": { "total": self.conns.len(), "playing": playing, "logging_in": login, "closing": closing },
+            "accepted": k.accepted,
+            "refused": k.refused,
+            "messages": k.messages,
+            "messages_per_s": (k.rate * 10.0).round() / 10.0,
+            "dropped_slow_clients": k.dropped_slow,
+            "idle_kicks": k.idle_kicks,
+            "saves": k.saves,
+            "save_failures": k.save_failures,
+            "loop_iterations": k.iterations,
+            "registered_sources": self.rt.registered(),
+            "timers": self.rt.timers(),
+            "resolver_pool": resolver,
+            "saver_pool": saver,
+            "stdout": { "queued": self.stdout.queued(), "dropped": self.stdout.dropped() },
+            "save_progress_queue": {
+                "capacity": q.capacity, "len": q.len, "high_water": q.high_water,
+                "pushed": q.pushed, "popped": q.popped, "dropped": q.dropped,
+            },
+        })
+    }
+
+    fn stats_text(&self) -> String {
+        let s = self.stats_json();
+        let mut out = String::from("stats:");
+        if let Value::Object(map) = s {
+            for (k, v) in map {
+                out.push_str(&format!("\n  {k}: {v}"));
+            }
+        }
+        out.push_str(&format!(
+            "\n  uptime: {}",
+            fmt_duration(self.started.elapsed())
+        ));
+        out
+    }
+}
+
+impl Talker for Server {
+    fn who(&self) -> Value {
+        let now = std::time::Instant::now();
+        let users: Vec<Value> = self
+            .conns
+            .values()
+            .filter_map(|c| {
+                Some(json!({
+                    "name": c.name()?,
+                    "room": self.rooms.get(c.room).id,
+                    "idle_s": now.duration_since(c.last_input).as_secs(),
+                    "from": c.from(),
+                }))
+            })
+            .collect();
+        json!({ "users": users })
+    }
+
+    fn say(&mut self, text: &str) {
+        self.wall(text);
+    }
+
+    fn tell(&mut self, name: &str, text: &str) -> Result<(), String> {
+        let token = self
+            .online(name)
+            .ok_or_else(|| format!("no one called {name} is on"))?;
+        self.send(token, &format!("[SYSTEM] tells you: {text}"));
+        self.chat(format!("[tell] SYSTEM -> {name}: {text}"));
+        Ok(())
+    }
+
+    fn kick(&mut self, name: &str) -> Result<(), String> {
+        Server::kick(self, name)
+    }
+
+    fn stats(&self) -> Value {
+        self.stats_json()
+    }
+
+    fn rooms(&self) -> Value {
+        let rooms: Vec<Value> = self
+            .rooms
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let here: Vec<&str> =
+                    self.conns.values().filter(|c| c.room == i).filter_map(|c| c.name()).collect();
+                json!({ "id": r.id, "name": r.name, "description": r.description, "exits": r.exits, "users": here })
+            })
+            .collect();
+        json!({ "rooms": rooms })
+    }
+
+    fn chat_log(&self) -> Vec<String> {
+        self.chat_log.iter().cloned().collect()
+    }
+}
