@@ -431,7 +431,7 @@ mod loom_tests {
     #[test]
     fn two_producers_no_lost_post() {
         loom::model(|| {
-            let shared = Arc::new(Shared::new(Doorbell::default()));
+            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
             let producers: Vec<_> = (0..2u64)
                 .map(|p| {
                     let shared = shared.clone();
@@ -452,7 +452,7 @@ mod loom_tests {
     #[test]
     fn one_producer_fifo_across_sleeps() {
         loom::model(|| {
-            let shared = Arc::new(Shared::new(Doorbell::default()));
+            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
             let producer = {
                 let shared = shared.clone();
                 loom::thread::spawn(move || {
@@ -469,7 +469,7 @@ mod loom_tests {
     #[test]
     fn wake_and_post_race() {
         loom::model(|| {
-            let shared = Arc::new(Shared::new(Doorbell::default()));
+            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
             let waker = {
                 let shared = shared.clone();
                 loom::thread::spawn(move || shared.wake().unwrap())
@@ -485,10 +485,37 @@ mod loom_tests {
         });
     }
 
+    /// The bound of `max_pending_completions(1)`: of two racing posts one is
+    /// taken and one refused (never both taken), the refused one keeps its
+    /// values, and once the loop has taken the item there is room again.
+    #[test]
+    fn bounded_posts_never_exceed_the_bound() {
+        loom::model(|| {
+            let shared = Arc::new(Shared::new(Doorbell::default(), 1));
+            let posters: Vec<_> = (0..2u64)
+                .map(|p| {
+                    let shared = shared.clone();
+                    loom::thread::spawn(move || shared.post(p, 10 + p))
+                })
+                .collect();
+            let results: Vec<_> = posters.into_iter().map(|t| t.join().unwrap()).collect();
+            let taken = results.iter().filter(|r| r.is_ok()).count();
+            assert_eq!(taken, 1, "{results:?}");
+            for (p, r) in results.iter().enumerate() {
+                if let Err(e) = r {
+                    assert_eq!(e.into_inner(), (p as u64, 10 + p as u64));
+                }
+            }
+            assert!(shared.pop().is_some());
+            assert!(shared.pop().is_none());
+            assert!(shared.post(7, 7).is_ok(), "room again after the pop");
+        });
+    }
+
     #[test]
     fn post_after_close_fails() {
         loom::model(|| {
-            let shared = Arc::new(Shared::new(Doorbell::default()));
+            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
             shared.close();
             assert_eq!(
                 shared.post(1, 1),
