@@ -431,7 +431,7 @@ mod loom_tests {
     #[test]
     fn two_producers_no_lost_post() {
         loom::model(|| {
-            let shared = Arc::new(Shared::new(Doorbell::default()));
+            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
             let producers: Vec<_> = (0..2u64)
                 .map(|p| {
                     let shared = shared.clone();
@@ -452,7 +452,7 @@ mod loom_tests {
     #[test]
     fn one_producer_fifo_across_sleeps() {
         loom::model(|| {
-            let shared = Arc::new(Shared::new(Doorbell::default()));
+            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
             let producer = {
                 let shared = shared.clone();
                 loom::thread::spawn(move || {
@@ -469,7 +469,7 @@ mod loom_tests {
     #[test]
     fn wake_and_post_race() {
         loom::model(|| {
-            let shared = Arc::new(Shared::new(Doorbell::default()));
+            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
             let waker = {
                 let shared = shared.clone();
                 loom::thread::spawn(move || shared.wake().unwrap())
@@ -488,7 +488,7 @@ mod loom_tests {
     #[test]
     fn post_after_close_fails() {
         loom::model(|| {
-            let shared = Arc::new(Shared::new(Doorbell::default()));
+            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
             shared.close();
             assert_eq!(
                 shared.post(1, 1),
