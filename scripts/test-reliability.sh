@@ -7,7 +7,8 @@
 #   asan      AddressSanitizer (+ LeakSanitizer) over the same plus posted I/O
 #   proptest  the registration state machine (tests/fuzz_registry.rs)
 #   fuzz      cargo fuzz: fuzz/fuzz_targets/line_splitter.rs for 60 s
-#   soak      scripts/soak.sh --short (the echo example under churn)
+#   soak      scripts/soak.sh --short (the echo example under churn), both
+#             --mode readiness and --mode completion
 #
 #   bash scripts/test-reliability.sh [STEP...]     (default: all, in order)
 #
@@ -183,12 +184,16 @@ fuzz() {
   summary "fuzz $target: ${runs:-?} runs in $secs s, corpus $(find "fuzz/corpus/$target" -type f | wc -l) seeds + $(find "$scratch" -type f | wc -l) found, no crash"
 }
 
+# Both ways of serving connections: readiness (the example's own reads and
+# writes) and completion mode (posted reads and writes, one buffer each).
 soak() {
   step "soak"
   local log="$LOGS/soak" mode=--short
   [ "${SOAK:-short}" = long ] && mode=
-  bash scripts/soak.sh $mode 2>&1 | tee "$log"
-  summary "$(grep -a '^soak: [0-9]* connections' "$log" | tail -1)"
+  for serve in readiness completion; do
+    bash scripts/soak.sh $mode --mode "$serve" 2>&1 | tee "$log"
+    summary "$(grep -a '^soak: [0-9]* connections' "$log" | tail -1 | sed "s/^soak:/soak ($serve):/")"
+  done
 }
 
 for s in "${STEPS[@]}"; do
