@@ -76,6 +76,12 @@ step "loom models"
 LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg uniloop_loom" \
   cargo test -p uniloop --lib --release --target-dir target/loom -- loom
 
+step "reliability: Miri, ThreadSanitizer, AddressSanitizer, registration state machine, soak"
+# Installs nightly, miri and rust-src itself; one summary line per tool.
+# Its cargo result lines are indented so the closing tally below counts
+# each native test once, not again under Miri and the sanitizers.
+bash scripts/test-reliability.sh 2>&1 | sed -u 's/^test result: /  [reliability] test result: /'
+
 step "benchmark smoke run (CI: checks every case runs; no pass/fail on the numbers)"
 # --quick finishes in under 2 minutes on 2 cores; the binary exits non-zero
 # only if a case fails to run.
@@ -84,6 +90,6 @@ cargo run --release -p uniloop-bench -- --quick
 echo
 echo "all checks passed"
 # One closing line for the whole run, summed from cargo's `test result:` lines.
-passed=$(grep -aoE 'test result: ok\. [0-9]+ passed' "$LOG" | awk '{s += $4} END {print s + 0}')
-ignored=$(grep -aoE 'test result: ok\. [0-9]+ passed; 0 failed; [0-9]+ ignored' "$LOG" | awk '{s += $8} END {print s + 0}')
+passed=$(grep -aE '^test result: ok\.' "$LOG" | grep -aoE 'test result: ok\. [0-9]+ passed' | awk '{s += $4} END {print s + 0}')
+ignored=$(grep -aE '^test result: ok\.' "$LOG" | grep -aoE 'test result: ok\. [0-9]+ passed; 0 failed; [0-9]+ ignored' | awk '{s += $8} END {print s + 0}')
 echo "tests: $passed passed, 0 failed, $ignored skipped"

@@ -135,14 +135,15 @@ fn clear() {
 
 #[test]
 fn single_producer_single_consumer_1000_through_32() {
+    const N: u32 = if cfg!(miri) { 100 } else { 1000 };
     let q = Queue::bounded(32, Overflow::Block);
     let tx = q.clone();
     let producer = on_thread(move || {
-        for i in 0..1000u32 {
+        for i in 0..N {
             tx.push(i).unwrap();
         }
     });
-    for want in 0..1000u32 {
+    for want in 0..N {
         assert_eq!(q.pop_timeout(GUARD), Ok(want));
     }
     guarded(&producer);
@@ -152,7 +153,7 @@ fn single_producer_single_consumer_1000_through_32() {
 #[test]
 fn multiple_producers() {
     const PRODUCERS: u32 = 4;
-    const EACH: u32 = 1000;
+    const EACH: u32 = if cfg!(miri) { 50 } else { 1000 };
     let q = Queue::bounded(16, Overflow::Block);
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|p| {
@@ -324,7 +325,8 @@ fn signal_on_a_non_empty_queue_posts_at_once() {
 #[test]
 fn signal_with_a_producer_thread_loses_nothing() {
     const KEY: u64 = 5;
-    const N: u32 = 20_000;
+    // Miri: the same protocol at a size it runs in seconds.
+    const N: u32 = if cfg!(miri) { 300 } else { 20_000 };
     let mut rt = Runtime::new().unwrap();
     let q = Queue::bounded(128, Overflow::Block);
     q.signal(&rt.poster(), KEY);

@@ -1,0 +1,147 @@
+//! Posted I/O over a `UnixStream` pair: the operation bookkeeping (buffers
+//! handed over and back, reads into spare capacity, partial and queued
+//! writes, cancel, deregister with operations in flight) without TCP, so
+//! that Miri — which emulates `socketpair` and epoll but not `socket(2)` —
+//! checks it for UB too (scripts/test-reliability.sh). Natively it runs on
+//! epoll and poll; under Miri on epoll (Miri has no `poll(2)`).
+#![cfg(unix)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use uniloop::{Backend, Event, Events, Interest, OpId, OpKind, Runtime, Token};
+
+const GUARD: Duration = Duration::from_secs(20);
+
+fn backends() -> Vec<Backend> {
+    Backend::ALL
+        .into_iter()
+        .filter(|b| b.is_available())
+        .filter(|b| !cfg!(miri) || *b == Backend::Epoll)
+        .collect()
+}
+
+fn pair() -> (UnixStream, UnixStream) {
+    let (a, b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    (a, b)
+}
+
+/// Waits (bounded) for `op`'s `IoDone` and takes it.
+#[track_caller]
+fn done(rt: &mut Runtime, events: &mut Events, op: OpId) -> uniloop::Finished {
+    let start = std::time::Instant::now();
+    loop {
+        assert!(start.elapsed() < GUARD, "operation {op:?} did not finish");
+        rt.wait(events, Some(Duration::from_millis(50))).unwrap();
+        if events
+            .iter()
+            .any(|e| matches!(*e, Event::IoDone { op: o, .. } if o == op))
+        {
+            return rt.take_io(op).expect("delivered, not yet taken");
+        }
+    }
+}
+
+#[test]
+fn a_read_appends_to_the_spare_capacity_and_hands_the_buffer_back() {
+    for b in backends() {
+        let mut rt = Runtime::builder().backend(b).build().unwrap();
+        let (mine, mut peer) = pair();
+        rt.register(&mine, Token(1), Interest::READABLE).unwrap();
+        let mut buf = Vec::with_capacity(16);
+        buf.extend_from_slice(b"old:");
+        let op = rt.post_read(&mine, buf).unwrap();
+        peer.write_all(b"hello").unwrap();
+        let mut events = Events::with_capacity(8);
+        let f = done(&mut rt, &mut events, op);
+        assert_eq!(f.kind, OpKind::Read, "{b:?}");
+        assert!(f.error.is_none(), "{b:?}: {:?}", f.error);
+        assert_eq!((f.bytes, &f.buf[..]), (5, &b"old:hello"[..]), "{b:?}");
+        assert!(rt.take_io(op).is_none(), "{b:?}: taken once");
+        rt.deregister(&mine).unwrap();
+    }
+}
+
+#[test]
+fn queued_writes_complete_in_order_and_all_of_each_goes_out() {
+    for b in backends() {
+        let mut rt = Runtime::builder().backend(b).build().unwrap();
+        let (mine, mut peer) = pair();
+        rt.register(&mine, Token(1), Interest::READABLE).unwrap();
+        // Bigger than a socketpair's buffer, so the first write is partial
+        // and the second queues behind it.
+        let big: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let first = rt.post_write(&mine, big.clone()).unwrap();
+        let second = rt.post_write(&mine, b"tail".to_vec()).unwrap();
+        let mut got = Vec::new();
+        let mut events = Events::with_capacity(8);
+        let mut finished = Vec::new();
+        let start = std::time::Instant::now();
+        while finished.len() < 2 {
+            assert!(start.elapsed() < GUARD, "{b:?}: writes did not finish");
+            let mut chunk = [0u8; 65536];
+            match peer.read(&mut chunk) {
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{b:?}: {e}"),
+            }
+            rt.wait(&mut events, Some(Duration::ZERO)).unwrap();
+            for e in &events {
+                if let Event::IoDone { op, .. } = *e {
+                    finished.push(op);
+                }
+            }
+        }
+        assert_eq!(finished, [first, second], "{b:?}: in order");
+        for (op, len) in [(first, big.len()), (second, 4)] {
+            let f = rt.take_io(op).unwrap();
+            assert!(f.error.is_none(), "{b:?}: {:?}", f.error);
+            assert_eq!((f.kind, f.bytes, f.buf.len()), (OpKind::Write, len, len));
+        }
+        peer.set_nonblocking(false).unwrap();
+        while got.len() < big.len() + 4 {
+            let mut chunk = [0u8; 65536];
+            let n = peer.read(&mut chunk).unwrap();
+            assert!(n > 0, "{b:?}: early end of stream");
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert!(
+            got[..big.len()] == big[..] && &got[big.len()..] == b"tail",
+            "{b:?}"
+        );
+    }
+}
+
+#[test]
+fn cancel_and_deregister_hand_buffers_back_and_report_nothing_more() {
+    for b in backends() {
+        let mut rt = Runtime::builder().backend(b).build().unwrap();
+        let (mine, mut peer) = pair();
+        rt.register(&mine, Token(1), Interest::READABLE).unwrap();
+        let read = rt.post_read(&mine, Vec::with_capacity(64)).unwrap();
+        let f = rt.cancel_io(read).expect("a pending read is cancelled");
+        assert_eq!(
+            (f.kind, f.bytes, f.buf.capacity() >= 64),
+            (OpKind::Read, 0, true)
+        );
+        let again = rt.post_read(&mine, Vec::with_capacity(64)).unwrap();
+        rt.deregister(&mine).unwrap();
+        assert!(
+            rt.cancel_io(again).is_none(),
+            "{b:?}: dropped by deregister"
+        );
+        peer.write_all(b"late").unwrap();
+        let mut events = Events::with_capacity(8);
+        for _ in 0..3 {
+            rt.wait(&mut events, Some(Duration::ZERO)).unwrap();
+            assert!(
+                events.is_empty(),
+                "{b:?}: {:?}",
+                events.iter().collect::<Vec<_>>()
+            );
+        }
+    }
+}
