@@ -117,12 +117,6 @@ enum Entry {
     /// Its source was closed without `deregister`; `file` is the file it
     /// watched.
     Zombie(Token, usize),
-    /// A zombie that `reregister` with the socket that took its number
-    /// accepted (poll: the entry watches the number). The runtime may still
-    /// see the entry as stale, so a `register` of that socket may replace
-    /// it (Ok) instead of answering `AlreadyExists` — reported in the
-    /// README's Reliability section as a follow-up.
-    Adopted(Token),
 }
 
 struct Harness {
@@ -172,7 +166,7 @@ impl Harness {
     /// May an event under `token` arrive now?
     fn may_report(&self, token: Token) -> bool {
         self.entries.iter().any(|(&fd, &e)| match e {
-            Entry::Live(t) | Entry::Adopted(t) => t == token,
+            Entry::Live(t) => t == token,
             Entry::Zombie(t, file) => {
                 t == token
                     && (self.file_open(file) || (self.backend == Backend::Poll && fd_is_open(fd)))
@@ -211,13 +205,10 @@ impl Harness {
                     (_, Err(e)) if e.kind() == ErrorKind::Unsupported => {
                         prop_assert!(!self.backend.supports(trigger), "{trigger:?}: {e}");
                     }
-                    (None, Ok(()))
-                    | (Some(Entry::Zombie(..)), Ok(()))
-                    | (Some(Entry::Adopted(_)), Ok(())) => {
+                    (None, Ok(())) | (Some(Entry::Zombie(..)), Ok(())) => {
                         self.entries.insert(fd, Entry::Live(token));
                     }
-                    (Some(Entry::Live(_) | Entry::Adopted(_)), Err(e))
-                        if e.kind() == ErrorKind::AlreadyExists => {}
+                    (Some(Entry::Live(_)), Err(e)) if e.kind() == ErrorKind::AlreadyExists => {}
                     // The documented limit: nothing told the old file from
                     // the new one.
                     (Some(Entry::Zombie(..)), Err(e)) if e.kind() == ErrorKind::AlreadyExists => {}
@@ -233,18 +224,18 @@ impl Harness {
                     (Some(Entry::Live(_)), Ok(())) => {
                         self.entries.insert(fd, Entry::Live(token));
                     }
-                    (Some(Entry::Adopted(_)), Ok(())) => {
-                        self.entries.insert(fd, Entry::Adopted(token));
-                    }
-                    (Some(Entry::Adopted(_)), Err(_)) => {}
                     (None, Err(e)) if e.kind() == ErrorKind::NotFound => {}
-                    // A closed source's entry under this socket's number:
-                    // either the entry now watches this socket, or the OS
-                    // refused (the entry stays as it was).
-                    (Some(Entry::Zombie(..)), Ok(())) => {
-                        self.entries.insert(fd, Entry::Adopted(token));
+                    // A closed source's entry under this socket's number.
+                    // Another file was never registered: `NotFound`, on
+                    // every backend. The same file again (a dup that took
+                    // the number) may be taken as the registration itself,
+                    // or refused if the OS saw the number closed meanwhile.
+                    (Some(Entry::Zombie(_, file)), Ok(())) if file == self.pool[i].file => {
+                        self.entries.insert(fd, Entry::Live(token));
                     }
-                    (Some(Entry::Zombie(..)), Err(_)) => {}
+                    (Some(Entry::Zombie(_, file)), Err(e))
+                        if e.kind() == ErrorKind::NotFound
+                            && (file != self.pool[i].file || self.backend == Backend::Poll) => {}
                     (state, r) => prop_assert!(false, "reregister fd {fd} in {state:?}: {r:?}"),
                 }
             }
@@ -264,7 +255,7 @@ impl Harness {
                 let Some(i) = self.pick(i) else { return Ok(()) };
                 let sock = self.pool.swap_remove(i);
                 let fd = sock.stream.as_raw_fd();
-                if let Some(Entry::Live(t) | Entry::Adopted(t)) = self.entries.get(&fd).copied() {
+                if let Some(Entry::Live(t)) = self.entries.get(&fd).copied() {
                     self.entries.insert(fd, Entry::Zombie(t, sock.file));
                 }
                 drop(sock);

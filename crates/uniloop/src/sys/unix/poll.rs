@@ -178,9 +178,11 @@ impl Selector {
         let raw = fd.as_raw_fd();
         let i = *self.index.get(&raw).ok_or_else(not_found)?;
         let entry = &mut self.entries[i];
-        if entry.closed {
-            // As epoll answers for a closed fd (`ENOENT`): only `replace`
-            // or `deregister` can do anything with this entry now.
+        // A closed entry, or one whose number another file has taken since
+        // (its source closed without `deregister`): as epoll answers for
+        // that fd (`ENOENT`), only `replace` or `deregister` can do anything
+        // with this entry now — `fd` was never registered itself.
+        if entry.closed || entry.id.differs(&Identity::of(fd)?) {
             return Err(closed());
         }
         entry.slot = slot;
