@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -176,7 +177,10 @@ static void test_completions(void) {
 /* ---- wakeups from threads; signals ---- */
 static atomic_int stop_flag;
 static void *wake_loop(void *arg) {
-    while (!atomic_load(&stop_flag)) CHECK(async_runtime_wakeup(arg) == 0);
+    while (!atomic_load(&stop_flag)) {
+        CHECK(async_runtime_wakeup(arg) == 0);
+        sched_yield();
+    }
     return NULL;
 }
 
@@ -234,7 +238,12 @@ static atomic_int waited;
 static void *wait_once(void *rt) {
     static io_event_t mine[8];
     /* (refused, too, while the main thread's add holds the loop) */
-    while (async_runtime_wait(rt, mine, 8, NULL) == -1) CHECK(uniloop_last_error() == UNILOOP_ERR_INVALID);
+    /* sched_yield: under valgrind, which runs one thread at a time, a spin
+       without it can keep the other thread off the CPU for minutes. */
+    while (async_runtime_wait(rt, mine, 8, NULL) == -1) {
+        CHECK(uniloop_last_error() == UNILOOP_ERR_INVALID);
+        sched_yield();
+    }
     atomic_store(&waited, 1);
     return NULL;
 }
@@ -255,6 +264,7 @@ static void test_second_thread(void) {
             registered = 1;
             break;
         }
+        sched_yield(); /* let the other thread reach its wait (see wait_once) */
     }
     CHECK(uniloop_last_error() == UNILOOP_ERR_INVALID);
     async_runtime_deinit(rt); /* refused: in use */
