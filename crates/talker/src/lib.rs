@@ -24,5 +24,6 @@ pub mod persist;
 pub mod resolve;
 pub mod saving;
 pub mod server;
+mod sys;
 pub mod telnet;
 pub mod world;

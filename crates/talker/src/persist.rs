@@ -121,12 +121,8 @@ pub fn save(
         file.sync_all().map_err(|e| fail("syncing", &tmp, e))?;
         drop(file);
         fs::rename(&tmp, &path).map_err(|e| fail("renaming to", &path, e))?;
-        // The rename itself is durable once the directory is synced (Unix;
-        // a directory cannot be opened as a file on Windows).
-        #[cfg(unix)]
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+        // The rename itself is durable once the directory is synced.
+        crate::sys::sync_dir(dir);
         Ok(())
     })();
     if result.is_err() {

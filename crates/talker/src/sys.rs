@@ -1,0 +1,91 @@
+//! What the talker does differently per platform, kept in one place as
+//! uniloop keeps its own in `sys/`: reverse DNS (`getnameinfo(3)` on Unix)
+//! and making a rename durable (syncing its directory, which Windows cannot
+//! open as a file).
+
+use std::net::IpAddr;
+use std::path::Path;
+
+/// The host name of `ip`, or `None` if it has none (or the lookup failed).
+/// Blocks for as long as the resolver takes.
+#[cfg(unix)]
+pub(crate) fn reverse_dns(ip: IpAddr) -> Option<String> {
+    use std::ffi::CStr;
+    use std::net::SocketAddr;
+
+    let addr = SocketAddr::new(ip, 0);
+    // SAFETY: sockaddr_storage is plain data for which all-zero is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                // SAFETY: all-zero is a valid value of this plain C struct
+                // (it also zeroes the BSDs' `sin_len` and `sin_zero`).
+                ..unsafe { std::mem::zeroed() }
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for
+            // sockaddr_in; the write stays inside `storage`.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                // SAFETY: as above.
+                ..unsafe { std::mem::zeroed() }
+            };
+            // SAFETY: as above, for sockaddr_in6.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    let mut host = [0 as libc::c_char; 1025];
+    // SAFETY: `storage` holds a valid address of `len` bytes; `host` is a
+    // writable buffer of the length passed; no service is asked for.
+    let rc = unsafe {
+        libc::getnameinfo(
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len as libc::socklen_t,
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: on success getnameinfo wrote a NUL-terminated string into
+    // `host`.
+    let name = unsafe { CStr::from_ptr(host.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// The host name of `ip`: not looked up on this platform.
+#[cfg(not(unix))]
+pub(crate) fn reverse_dns(_ip: IpAddr) -> Option<String> {
+    None
+}
+
+/// Makes a rename inside `dir` durable: syncs the directory (Unix). A
+/// failure is ignored: the file itself is already synced.
+#[cfg(unix)]
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Windows cannot open a directory as a file; NTFS makes the rename durable
+/// with the file's metadata.
+#[cfg(not(unix))]
+pub(crate) fn sync_dir(_dir: &Path) {}
