@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io;
 
 use crate::ops::SourceOps;
-use crate::sys::RawSource;
+use crate::sys::{RawSource, Source};
 use crate::{Interest, Token, Trigger};
 
 /// One registration.
@@ -28,6 +28,29 @@ pub(crate) struct Reg {
     pub(crate) spent: bool,
     /// Posted-operation state, made by the first post on this source.
     pub(crate) ops: Option<Box<SourceOps>>,
+}
+
+impl Reg {
+    /// The source's posted-operation state, made on first use. `slot` is
+    /// this registration's slot number and `src` its source.
+    #[inline]
+    pub(crate) fn ops_mut(
+        &mut self,
+        src: Source<'_>,
+        slot: u64,
+        default_limit: usize,
+    ) -> &mut SourceOps {
+        let (interest, spent) = (self.interest, self.spent);
+        self.ops.get_or_insert_with(|| {
+            Box::new(SourceOps::new(
+                src,
+                index_of(slot) as u32,
+                interest,
+                spent,
+                default_limit,
+            ))
+        })
+    }
 }
 
 #[derive(Debug)]

@@ -8,8 +8,8 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::completion::{Poster, Shared};
-use crate::ops::{Finished, OpError, OpId, OpKind, Ops, SourceOps, DEFAULT_WRITE_LIMIT};
-use crate::registry::{index_of, Registry};
+use crate::ops::{Finished, OpError, OpId, OpKind, Ops, DEFAULT_WRITE_LIMIT};
+use crate::registry::Registry;
 use crate::sync::Arc;
 use crate::sys::{self, AsSource, Selector, Waker};
 use crate::timer::{TimerId, Timers};
@@ -694,11 +694,10 @@ impl Runtime {
         source: &S,
         bytes: usize,
     ) -> io::Result<()> {
-        let slot = self.source_ops(source.as_source())?;
+        let src = source.as_source();
+        let slot = self.registry.lookup(sys::raw_source(src))?;
         let reg = self.registry.get_mut(slot).expect("a registered slot");
-        reg.ops
-            .as_deref_mut()
-            .expect("made by source_ops")
+        reg.ops_mut(src, slot, self.ops.default_limit)
             .set_limit(bytes);
         Ok(())
     }
@@ -711,41 +710,20 @@ impl Runtime {
             Err(e) => return Err(OpError::from_parts(e, buf)),
         };
         let (reg, seq) = self.registry.for_post(slot).expect("a registered slot");
-        let default_limit = self.ops.default_limit;
-        let io = reg.ops.get_or_insert_with(|| {
-            Box::new(SourceOps::new(
-                src,
-                index_of(slot) as u32,
-                reg.interest,
-                reg.spent,
-                default_limit,
-            ))
-        });
+        let (interest, trigger) = (reg.interest, reg.trigger);
+        let io = reg.ops_mut(src, slot, self.ops.default_limit);
         let id = match kind {
-            OpKind::Read => self.ops.post_read(src, io, seq, buf, reg.trigger)?,
+            OpKind::Read => self.ops.post_read(src, io, seq, buf, trigger)?,
             OpKind::Write => self.ops.post_write(src, io, seq, buf)?,
         };
         // Give the OS what the pending operations now need.
-        if let Some(want) = Ops::after_post(io, reg.interest, reg.trigger) {
-            match self.selector.reregister(src, slot, want, reg.trigger) {
+        if let Some(want) = Ops::after_post(io, interest, trigger) {
+            match self.selector.reregister(src, slot, want, trigger) {
                 Ok(()) => Ops::armed(io, want),
                 Err(e) => self.ops.fail_pending(io, &e),
             }
         }
         Ok(id)
-    }
-
-    /// The slot of a registered source, with its operation state made if it
-    /// had none.
-    fn source_ops(&mut self, src: sys::Source<'_>) -> io::Result<u64> {
-        let slot = self.registry.lookup(sys::raw_source(src))?;
-        let reg = self.registry.get_mut(slot).expect("a registered slot");
-        if reg.ops.is_none() {
-            let index = index_of(slot) as u32;
-            let ops = SourceOps::new(src, index, reg.interest, reg.spent, self.ops.default_limit);
-            reg.ops = Some(Box::new(ops));
-        }
-        Ok(slot)
     }
 
     /// A handle for other threads to post completions and wake the loop.
@@ -928,9 +906,11 @@ impl Runtime {
                 // once). A loop of posts then pays one OS look per turn,
                 // not two, and the OS is still looked at by every other
                 // call at least.
-                let skip = self.looked
-                    && !events.is_empty()
-                    && events.iter().all(|e| matches!(e, Event::IoDone { .. }));
+                // This run is wake, timers, IoDone, completions in that
+                // order, so it holds only IoDones when its ends are both one.
+                let is_done = |e: Option<&Event>| matches!(e, Some(Event::IoDone { .. }));
+                let run = events.iter().as_slice();
+                let skip = self.looked && is_done(run.first()) && is_done(run.last());
                 self.looked = false;
                 if events.room() > 0 && !io_polled && !skip {
                     match self.poll_io(events, Some(Duration::ZERO)) {
