@@ -383,20 +383,26 @@ pub extern "C" fn async_runtime_get_console_type(rt: *mut async_runtime_t) -> co
     })
 }
 
+/// For the reference functions that hand out an internal handle: checks
+/// `rt` (a bad handle is still `UNILOOP_ERR_INVALID`/`_CLOSED`), then fails
+/// with `UNILOOP_ERR_UNSUPPORTED` and `why`.
+fn unsupported<R>(rt: *mut async_runtime_t, fail: R, why: &'static str) -> R {
+    guard(fail, || {
+        with_loop(rt, |_| Err(Error::new(UNILOOP_ERR_UNSUPPORTED, why)))
+    })
+}
+
 /// The reference returned its eventfd, which workers could write to. Not
 /// available: returns -1 (`UNILOOP_ERR_UNSUPPORTED`); post completions
 /// with `async_runtime_post_completion`.
 #[cfg(not(windows))]
 #[no_mangle]
 pub extern "C" fn async_runtime_get_event_loop_handle(rt: *mut async_runtime_t) -> c_int {
-    guard(-1, || {
-        with_loop(rt, |_| {
-            Err(Error::new(
-                UNILOOP_ERR_UNSUPPORTED,
-                "the loop's notification handle is internal: use async_runtime_post_completion",
-            ))
-        })
-    })
+    unsupported(
+        rt,
+        -1,
+        "the loop's notification handle is internal: use async_runtime_post_completion",
+    )
 }
 
 /// The reference returned its IOCP handle. Not available: returns NULL
@@ -404,14 +410,11 @@ pub extern "C" fn async_runtime_get_event_loop_handle(rt: *mut async_runtime_t) 
 #[cfg(windows)]
 #[no_mangle]
 pub extern "C" fn async_runtime_get_iocp(rt: *mut async_runtime_t) -> *mut c_void {
-    guard(ptr::null_mut(), || {
-        with_loop(rt, |_| {
-            Err(Error::new(
-                UNILOOP_ERR_UNSUPPORTED,
-                "the IOCP handle is internal: use async_runtime_post_completion",
-            ))
-        })
-    })
+    unsupported(
+        rt,
+        ptr::null_mut(),
+        "the IOCP handle is internal: use async_runtime_post_completion",
+    )
 }
 
 /// Windows, reference: the event handle of a piped stdin. Not available:
@@ -420,14 +423,7 @@ pub extern "C" fn async_runtime_get_iocp(rt: *mut async_runtime_t) -> *mut c_voi
 #[cfg(windows)]
 #[no_mangle]
 pub extern "C" fn async_runtime_get_console_event(rt: *mut async_runtime_t) -> *mut c_void {
-    guard(ptr::null_mut(), || {
-        with_loop(rt, |_| {
-            Err(Error::new(
-                UNILOOP_ERR_UNSUPPORTED,
-                "use console_worker_init",
-            ))
-        })
-    })
+    unsupported(rt, ptr::null_mut(), "use console_worker_init")
 }
 
 /// Windows, reference: the IOCP context of a piped stdin. Not available:
@@ -435,12 +431,5 @@ pub extern "C" fn async_runtime_get_console_event(rt: *mut async_runtime_t) -> *
 #[cfg(windows)]
 #[no_mangle]
 pub extern "C" fn async_runtime_get_console_ctx(rt: *mut async_runtime_t) -> *mut c_void {
-    guard(ptr::null_mut(), || {
-        with_loop(rt, |_| {
-            Err(Error::new(
-                UNILOOP_ERR_UNSUPPORTED,
-                "use console_worker_init",
-            ))
-        })
-    })
+    unsupported(rt, ptr::null_mut(), "use console_worker_init")
 }
