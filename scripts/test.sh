@@ -32,6 +32,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --exclude uniloop-cap
 RUSTDOCFLAGS="-D warnings" cargo doc -p uniloop-capi --no-deps
 
 step "tests (native)"
+# The C library's tests run under valgrind (tests/c.rs insists on it in CI).
+if ! command -v valgrind >/dev/null; then
+  sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind
+fi
 cargo test --workspace
 
 step "tests (Windows, under Wine)"
