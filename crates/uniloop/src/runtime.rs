@@ -331,7 +331,11 @@ impl Runtime {
     ///
     /// How the OS is asked: **epoll** adds the fd; the kernel refuses
     /// (`EEXIST`) only if this very file is registered under the number —
-    /// it dropped the closed one's entry. **kqueue**: whether the kernel
+    /// it dropped the closed one's entry. (A closed fd's entry that a live
+    /// duplicate kept in the kernel after the runtime forgot it, by a
+    /// `deregister` or replacement through another file, is taken over by
+    /// the next registration of that file under that number; until then it
+    /// may wake `wait` without reporting anything.) **kqueue**: whether the kernel
     /// still has a filter for the fd; closing an fd drops its filters.
     /// **poll**: whether the entry reported `POLLNVAL`, or the fd's identity
     /// differs from the registered one's (`fstat` device and inode; a BSD or

@@ -359,3 +359,27 @@ proptest! {
         run(Backend::Poll, capacity, &ops)?;
     }
 }
+
+/// Found by the proptest run in CI (2026-12-01): a dup of a closed
+/// source's file, registered under a new number, was refused with
+/// `AlreadyExists`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn epoll_dup_of_a_zombie_file_registers_under_a_new_number() {
+    use Op::*;
+    let ops = [
+        Open,
+        Register(0, 0, 0),
+        Open,
+        Dup(2),
+        PeerClose(0),
+        Close(3),
+        Open,
+        Dup(0),
+        Deregister(2),
+        Close(2),
+        Dup(2),
+        Register(3, 0, 0),
+    ];
+    run(Backend::Epoll, 1, &ops).unwrap();
+}

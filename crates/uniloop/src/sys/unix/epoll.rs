@@ -42,7 +42,29 @@ impl Selector {
         })
     }
 
+    /// The runtime has no entry under `fd`'s number. The kernel may still
+    /// have one for this very file and number: a registration whose fd was
+    /// closed while a duplicate kept the file open, and then forgotten by
+    /// the runtime (deregistered through another file that took the
+    /// number, or replaced) — epoll keeps it, and no call can remove it
+    /// until the file is back under that number. It is now: `EEXIST` here
+    /// can only be that orphan, so the registration takes it over.
     pub(crate) fn register(
+        &mut self,
+        fd: Source<'_>,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        match self.add(fd, slot, interest, trigger) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::EXIST.raw_os_error()) => {
+                self.reregister(fd, slot, interest, trigger)
+            }
+            r => r,
+        }
+    }
+
+    fn add(
         &mut self,
         fd: Source<'_>,
         slot: u64,
@@ -60,7 +82,13 @@ impl Selector {
     /// The runtime still has `fd`'s number: epoll keys its entries by file
     /// and number, and drops a file's entry when its last fd is closed. So
     /// if adding succeeds, the old entry was a closed fd's and `fd` is
-    /// registered now; `EEXIST` means this very file is registered already.
+    /// registered now. `EEXIST` means the kernel has this very file under
+    /// the number: most likely the runtime's entry (the source is
+    /// registered already), possibly an orphan as [`register`] describes
+    /// while the runtime's entry is a closed file's. Nothing tells the two
+    /// apart, so both are `AlreadyExists`; `deregister` clears either.
+    ///
+    /// [`register`]: Selector::register
     pub(crate) fn replace(
         &mut self,
         fd: Source<'_>,
@@ -68,7 +96,7 @@ impl Selector {
         interest: Interest,
         trigger: Trigger,
     ) -> io::Result<()> {
-        match self.register(fd, slot, interest, trigger) {
+        match self.add(fd, slot, interest, trigger) {
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::EXIST.raw_os_error()) => {
                 Err(crate::sys::already_registered())
             }
