@@ -67,6 +67,8 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 
+use crossbeam_utils::CachePadded;
+
 use crate::sync::{Arc, AtomicBool, AtomicU8, AtomicUsize, FifoQueue, Ordering};
 use crate::sys::Notify;
 
@@ -85,7 +87,10 @@ pub(crate) struct Shared<N> {
     /// does), and a post that loses a race for the last place fails as if
     /// the queue had been full a moment earlier.
     count: AtomicUsize,
-    state: AtomicU8,
+    /// On a cache line of its own: every post swaps it, and a field the
+    /// loop reads per item beside it (`limit`, read by every `pop`) would
+    /// bounce the line between the two cores on every post.
+    state: CachePadded<AtomicU8>,
     wake_pending: AtomicBool,
     closed: AtomicBool,
     notifier: N,
@@ -103,7 +108,7 @@ impl<N: Notify> Shared<N> {
             queue: FifoQueue::new(),
             limit,
             count: AtomicUsize::new(0),
-            state: AtomicU8::new(AWAKE),
+            state: CachePadded::new(AtomicU8::new(AWAKE)),
             wake_pending: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             notifier,

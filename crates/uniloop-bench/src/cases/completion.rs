@@ -44,7 +44,7 @@ pub(crate) fn case(cfg: &Config) -> Case {
         .goal_at_least("mio Waker + crossbeam (wake per msg)", 2.0)
         .goal_at_least("mio Waker + crossbeam (wake if empty)", 2.0)
         .goal_at_least("tokio current_thread + unbounded mpsc", 1.0)
-        .goal_at_least("crossbeam SegQueue, no wake", 0.5)
+        .goal_at_least("crossbeam SegQueue, no wake", 1.0)
         .note(
             "\"wake if empty\": the producer wakes only when its send made the channel length 1 \
              (single producer, so no wake-up is lost).",
