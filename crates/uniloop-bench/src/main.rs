@@ -3,14 +3,19 @@
 //!
 //! ```text
 //! cargo run --release -p uniloop-bench -- [--quick] [--reps N] [--out DIR] [--only SYSTEM] [CASE...]
+//! cargo run --release -p uniloop-bench -- --callgrind [--out DIR] [--only PROBE]
 //! ```
 //!
 //! Each case runs every system back to back, repetition by repetition
 //! (interleaved, so a burst of noise from the machine hits all systems
 //! alike), and reports the median. Results are printed as one table per
 //! case and written as JSON, CSV and an SVG chart of the ratios.
+//!
+//! `--callgrind` instead counts user-space instructions per operation for
+//! the single-threaded cases under valgrind (see `callgrind.rs`).
 
 mod alloc;
+mod callgrind;
 mod cases;
 mod report;
 mod sys;
@@ -58,6 +63,7 @@ const CASES: [&str; 7] = [
 fn usage() -> String {
     format!(
         "usage: uniloop-bench [--quick] [--reps N] [--out DIR] [--only SYSTEM] [CASE...]\n\
+         \x20      uniloop-bench --callgrind [--out DIR] [--only PROBE]   (instructions per operation, under valgrind)\n\
          cases: {} (default: all)",
         CASES.join(", ")
     )
@@ -69,10 +75,22 @@ fn main() -> ExitCode {
     let mut out = None;
     let mut only = None;
     let mut selected = Vec::new();
-    let mut args = std::env::args().skip(1);
+    let mut callgrind = false;
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--callgrind-probe") {
+        return match callgrind::child(&argv[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let mut args = argv.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--callgrind" => callgrind = true,
             "--reps" => match args.next().and_then(|n| n.parse::<usize>().ok()) {
                 Some(n) if n > 0 => reps = Some(n),
                 _ => return bad_usage("--reps needs a positive number"),
@@ -93,6 +111,7 @@ fn main() -> ExitCode {
             other => return bad_usage(&format!("unknown argument {other:?}")),
         }
     }
+    let named_cases = !selected.is_empty();
     if selected.is_empty() {
         selected = CASES.iter().map(|s| s.to_string()).collect();
     }
@@ -102,6 +121,21 @@ fn main() -> ExitCode {
         only,
     };
     let out = out.unwrap_or_else(|| PathBuf::from("target/bench"));
+    if callgrind {
+        if quick || reps.is_some() || named_cases {
+            return bad_usage("--callgrind takes only --out and --only");
+        }
+        return match callgrind::run(&out, cfg.only.as_deref()) {
+            Ok(path) => {
+                println!("wrote {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
 
     if let Err(e) = sys::raise_fd_limit(25_000) {
         eprintln!("warning: could not raise the open-file limit: {e}");

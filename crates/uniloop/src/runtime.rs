@@ -201,6 +201,8 @@ impl Builder {
             scratch: Vec::new(),
             turn: 0,
             looked: false,
+            posts_pending: true,
+            clock: Instant::now(),
             deferred: None,
             blocking_sources: self.blocking_sources,
             return_on_signal: self.return_on_signal,
@@ -259,6 +261,13 @@ pub struct Runtime {
     /// Whether the last `wait` looked at the OS. A call that has events of
     /// its own to return may then skip its look (see `wait`).
     looked: bool,
+    /// Whether the completion queue may hold posts: set when a pass finds
+    /// that a producer notified, cleared when a pop finds the queue empty
+    /// ("Skipping the pop" in `completion.rs`).
+    posts_pending: bool,
+    /// The last clock reading; stands in for `now` in a `wait` that needs
+    /// no clock (no timer pending, no deadline of its own).
+    clock: Instant,
     /// A selector error met after events had been collected: those events
     /// were returned, and the next `wait` returns this.
     deferred: Option<io::Error>,
@@ -885,8 +894,21 @@ impl Runtime {
         if let Some(e) = self.deferred.take() {
             return Err(e);
         }
-        let start = Instant::now();
-        let deadline = timeout.and_then(|t| start.checked_add(t));
+        // Timers only shrink during a call, so with none pending and no
+        // deadline of its own (no timeout, or a zero one) the call never
+        // reads the clock.
+        let clocked = self.timers.len() > 0 || timeout.is_some_and(|t| !t.is_zero());
+        let start = if clocked {
+            self.clock = Instant::now();
+            self.clock
+        } else {
+            self.clock
+        };
+        let deadline = if clocked {
+            timeout.and_then(|t| start.checked_add(t))
+        } else {
+            None
+        };
         self.turn = self.turn.wrapping_add(1);
         // Leave room for I/O readiness before taking completions and timers:
         // half the buffer, or every other call when it holds one event.
@@ -900,7 +922,7 @@ impl Runtime {
         // the whole buffer free, so the next pass need not poll it again.
         let mut io_polled = false;
         loop {
-            self.shared.begin_pass();
+            self.posts_pending |= self.shared.begin_pass();
             let more = self.collect(events, now, events.capacity() - reserve);
             let expired = timeout == Some(Duration::ZERO) || deadline.is_some_and(|d| now >= d);
             if more || !events.is_empty() || expired {
@@ -933,12 +955,15 @@ impl Runtime {
 
             let block = match (deadline, self.timers.next_deadline()) {
                 (None, None) => None,
+                // The first pass, and no timer: the caller's whole timeout
+                // (no clock arithmetic).
+                (Some(_), None) if now == start => timeout,
                 (Some(d), None) | (None, Some(d)) => Some(d.saturating_duration_since(now)),
                 (Some(a), Some(b)) => Some(a.min(b).saturating_duration_since(now)),
             };
             if self.shared.prepare_sleep() {
                 let r = self.poll_io(events, block);
-                self.shared.finish_sleep();
+                self.posts_pending |= self.shared.finish_sleep();
                 io_polled = r.is_ok();
                 match r {
                     Ok(()) => {}
@@ -958,18 +983,34 @@ impl Runtime {
                 if self.timers.len() > 0 {
                     now = Instant::now();
                 }
-                self.shared.begin_pass();
+                self.posts_pending |= self.shared.begin_pass();
                 self.collect(events, now, events.capacity());
                 return Ok(events.len());
             }
-            now = Instant::now();
+            if clocked {
+                now = Instant::now();
+            }
         }
     }
 
     /// Takes a pending wake, due timers and completions, in that order,
     /// until `events` holds `limit`. Returns whether something was left
     /// behind for lack of room.
+    #[inline(always)]
     fn collect(&mut self, events: &mut Events, now: Instant, limit: usize) -> bool {
+        // The usual case of a loop that polls: nothing of these is pending.
+        if !self.posts_pending
+            && self.timers.len() == 0
+            && !self.ops.has_done()
+            && !self.shared.wake_pending()
+        {
+            return false;
+        }
+        self.collect_pending(events, now, limit)
+    }
+
+    #[inline(never)]
+    fn collect_pending(&mut self, events: &mut Events, now: Instant, limit: usize) -> bool {
         let limit = limit.min(events.capacity());
         if self.shared.wake_pending() {
             if events.len() >= limit {
@@ -1007,13 +1048,15 @@ impl Runtime {
                 });
             }
         }
-        while events.len() < limit {
+        while self.posts_pending && events.len() < limit {
             match self.shared.pop() {
                 Some((key, data)) => events.push(Event::Completion { key, data }),
-                None => return self.ops.has_done(),
+                None => self.posts_pending = false,
             }
         }
-        self.shared.has_completions() || self.ops.has_done() || (timers && self.timers.has_due(now))
+        (self.posts_pending && self.shared.has_completions())
+            || self.ops.has_done()
+            || (timers && self.timers.has_due(now))
     }
 
     fn poll_io(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {

@@ -539,6 +539,12 @@ impl Timers {
     /// one in a higher level. Never later than the true next deadline, and
     /// after `has_due(now)` found nothing, later than `now`.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        if self.live == 0 {
+            // Nothing live, so every due entry is stale: drop them at once.
+            self.due.clear();
+            self.due_head = 0;
+            return None;
+        }
         if let Some((_, tick)) = self.due_front() {
             return Some(self.instant(tick));
         }

@@ -7,6 +7,8 @@ use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use super::Until;
+use crate::callgrind::measured;
 use crate::report::{Case, Role, Sample};
 use crate::Config;
 
@@ -29,12 +31,12 @@ pub(crate) fn case(cfg: &Config) -> Case {
     ))
     .lower_is_better()
     .system("uniloop epoll", Role::Subject, move || {
-        both(|n| uniloop(n, uniloop::Backend::Epoll, d))
+        both(|n| uniloop(n, uniloop::Backend::Epoll, Until::Elapsed(d)))
     })
     .system("uniloop poll", Role::Uniloop, move || {
-        both(|n| uniloop(n, uniloop::Backend::Poll, d))
+        both(|n| uniloop(n, uniloop::Backend::Poll, Until::Elapsed(d)))
     })
-    .system("mio", Role::Peer, move || both(|n| mio_loop(n, d)))
+    .system("mio", Role::Peer, move || both(|n| mio_loop(n, Until::Elapsed(d))))
     .goal_value_at_most("uniloop epoll", 1.2)
     .note("poll(2) is O(registered) per wait by nature: the poll row shows the fallback's cost, not a goal")
 }
@@ -83,7 +85,8 @@ where
     s.write_all(&[1])
 }
 
-fn uniloop(n: usize, backend: uniloop::Backend, d: Duration) -> io::Result<f64> {
+/// ns per iteration.
+pub(crate) fn uniloop(n: usize, backend: uniloop::Backend, until: Until) -> io::Result<f64> {
     use uniloop::{Event, Events, Interest, Runtime, Token};
     let mut rt = Runtime::builder().backend(backend).build()?;
     let idle = idle_sockets(n)?;
@@ -95,29 +98,33 @@ fn uniloop(n: usize, backend: uniloop::Backend, d: Duration) -> io::Result<f64> 
     rt.register(&b, Token(1), Interest::READABLE)?;
     (&a).write_all(&[1])?;
     let mut events = Events::with_capacity(64);
-    let mut iters = 0u64;
     let start = Instant::now();
-    while start.elapsed() < d {
-        for _ in 0..64 {
-            rt.wait(&mut events, Some(Duration::from_secs(5)))?;
-            for ev in &events {
-                match *ev {
-                    Event::Io {
-                        token: Token(0), ..
-                    } => bounce(&a)?,
-                    Event::Io {
-                        token: Token(1), ..
-                    } => bounce(&b)?,
-                    _ => return Err(io::Error::other("idle: an idle socket woke")),
+    let iters = measured(|| -> io::Result<u64> {
+        let mut iters = 0u64;
+        while until.more(start, iters) {
+            for _ in 0..64 {
+                rt.wait(&mut events, Some(Duration::from_secs(5)))?;
+                for ev in &events {
+                    match *ev {
+                        Event::Io {
+                            token: Token(0), ..
+                        } => bounce(&a)?,
+                        Event::Io {
+                            token: Token(1), ..
+                        } => bounce(&b)?,
+                        _ => return Err(io::Error::other("idle: an idle socket woke")),
+                    }
                 }
+                iters += 1;
             }
-            iters += 1;
         }
-    }
+        Ok(iters)
+    })?;
     Ok(start.elapsed().as_nanos() as f64 / iters as f64)
 }
 
-fn mio_loop(n: usize, d: Duration) -> io::Result<f64> {
+/// ns per iteration.
+pub(crate) fn mio_loop(n: usize, until: Until) -> io::Result<f64> {
     use mio::net::{UdpSocket as MioUdp, UnixStream as MioUnix};
     use mio::{Events, Interest, Poll, Token};
     let mut poll = Poll::new()?;
@@ -135,20 +142,23 @@ fn mio_loop(n: usize, d: Duration) -> io::Result<f64> {
         .register(&mut b, Token(1), Interest::READABLE)?;
     (&a).write_all(&[1])?;
     let mut events = Events::with_capacity(64);
-    let mut iters = 0u64;
     let start = Instant::now();
-    while start.elapsed() < d {
-        for _ in 0..64 {
-            poll.poll(&mut events, Some(Duration::from_secs(5)))?;
-            for ev in events.iter() {
-                match ev.token() {
-                    Token(0) => bounce(&a)?,
-                    Token(1) => bounce(&b)?,
-                    _ => return Err(io::Error::other("idle: an idle socket woke")),
+    let iters = measured(|| -> io::Result<u64> {
+        let mut iters = 0u64;
+        while until.more(start, iters) {
+            for _ in 0..64 {
+                poll.poll(&mut events, Some(Duration::from_secs(5)))?;
+                for ev in events.iter() {
+                    match ev.token() {
+                        Token(0) => bounce(&a)?,
+                        Token(1) => bounce(&b)?,
+                        _ => return Err(io::Error::other("idle: an idle socket woke")),
+                    }
                 }
+                iters += 1;
             }
-            iters += 1;
         }
-    }
+        Ok(iters)
+    })?;
     Ok(start.elapsed().as_nanos() as f64 / iters as f64)
 }

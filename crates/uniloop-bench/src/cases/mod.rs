@@ -9,11 +9,11 @@ use crate::Config;
 
 mod completion;
 mod echo;
-mod idle;
+pub(crate) mod idle;
 mod latency;
 mod memory;
 mod queue;
-mod timers;
+pub(crate) mod timers;
 
 /// The tables for the command-line case `name`.
 pub(crate) fn build(name: &str, cfg: &Config) -> Vec<Case> {
@@ -26,6 +26,26 @@ pub(crate) fn build(name: &str, cfg: &Config) -> Vec<Case> {
         "queue" => queue::cases(cfg),
         "memory" => memory::cases(),
         _ => Vec::new(),
+    }
+}
+
+/// How long a single-threaded loop runs: for a time (the timed cases) or
+/// for a number of iterations (the `--callgrind` probes, which count
+/// instructions per operation).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Until {
+    Elapsed(Duration),
+    Iterations(u64),
+}
+
+impl Until {
+    /// Whether a loop that started at `start` and has done `done`
+    /// iterations goes on.
+    pub(crate) fn more(self, start: Instant, done: u64) -> bool {
+        match self {
+            Until::Elapsed(d) => start.elapsed() < d,
+            Until::Iterations(n) => done < n,
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::{check_stall, tokio_rt, STALL};
+use crate::callgrind::measured;
 use crate::report::{Case, Role, Sample};
 use crate::sys::{thread_cpu_time, Rng};
 use crate::Config;
@@ -53,68 +54,72 @@ fn sample(n: usize, cpu: Duration, insert_cancel: Duration) -> Sample {
     )
 }
 
-fn uniloop(n: usize, range: Duration) -> io::Result<Sample> {
+pub(crate) fn uniloop(n: usize, range: Duration) -> io::Result<Sample> {
     use uniloop::{Event, Events, Runtime};
     let ds = deadlines(n, range);
     let mut rt = Runtime::new()?;
     let mut events = Events::with_capacity(1024);
-    let cpu0 = thread_cpu_time();
-    let start = Instant::now();
-    let ids: Vec<_> = ds
-        .iter()
-        .enumerate()
-        .map(|(i, d)| rt.add_timer(i as u64, *d, None))
-        .collect();
-    for id in ids.iter().skip(1).step_by(2) {
-        rt.cancel_timer(*id);
-    }
-    let insert_cancel = start.elapsed();
-    let mut fired = 0;
-    while fired < n - n / 2 {
-        rt.wait(&mut events, Some(Duration::from_secs(1)))?;
-        for ev in &events {
-            if let Event::Timer { key, .. } = *ev {
-                if key % 2 == 1 {
-                    return Err(io::Error::other("uniloop: a cancelled timer fired"));
-                }
-                fired += 1;
-            }
-        }
-        check_stall(start, STALL, "uniloop timers")?;
-    }
-    Ok(sample(n, thread_cpu_time() - cpu0, insert_cancel))
-}
-
-fn tokio_delay_queue(n: usize, range: Duration) -> io::Result<Sample> {
-    use tokio_util::time::DelayQueue;
-    let ds = deadlines(n, range);
-    let rt = tokio_rt()?;
-    rt.block_on(async move {
+    measured(|| {
         let cpu0 = thread_cpu_time();
         let start = Instant::now();
-        let mut queue = DelayQueue::new();
-        let keys: Vec<_> = ds
+        let ids: Vec<_> = ds
             .iter()
             .enumerate()
-            .map(|(i, d)| queue.insert(i as u64, *d))
+            .map(|(i, d)| rt.add_timer(i as u64, *d, None))
             .collect();
-        for key in keys.iter().skip(1).step_by(2) {
-            queue.remove(key);
+        for id in ids.iter().skip(1).step_by(2) {
+            rt.cancel_timer(*id);
         }
         let insert_cancel = start.elapsed();
         let mut fired = 0;
         while fired < n - n / 2 {
-            match std::future::poll_fn(|cx| queue.poll_expired(cx)).await {
-                Some(expired) => {
-                    if expired.into_inner() % 2 == 1 {
-                        return Err(io::Error::other("tokio: a cancelled timer fired"));
+            rt.wait(&mut events, Some(Duration::from_secs(1)))?;
+            for ev in &events {
+                if let Event::Timer { key, .. } = *ev {
+                    if key % 2 == 1 {
+                        return Err(io::Error::other("uniloop: a cancelled timer fired"));
                     }
                     fired += 1;
                 }
-                None => return Err(io::Error::other("tokio: DelayQueue ran dry")),
             }
+            check_stall(start, STALL, "uniloop timers")?;
         }
         Ok(sample(n, thread_cpu_time() - cpu0, insert_cancel))
+    })
+}
+
+pub(crate) fn tokio_delay_queue(n: usize, range: Duration) -> io::Result<Sample> {
+    use tokio_util::time::DelayQueue;
+    let ds = deadlines(n, range);
+    let rt = tokio_rt()?;
+    measured(|| {
+        rt.block_on(async move {
+            let cpu0 = thread_cpu_time();
+            let start = Instant::now();
+            let mut queue = DelayQueue::new();
+            let keys: Vec<_> = ds
+                .iter()
+                .enumerate()
+                .map(|(i, d)| queue.insert(i as u64, *d))
+                .collect();
+            for key in keys.iter().skip(1).step_by(2) {
+                queue.remove(key);
+            }
+            let insert_cancel = start.elapsed();
+            let mut fired = 0;
+            while fired < n - n / 2 {
+                match std::future::poll_fn(|cx| queue.poll_expired(cx)).await {
+                    Some(expired) => {
+                        if expired.into_inner() % 2 == 1 {
+                            return Err(io::Error::other("tokio: a cancelled timer fired"));
+                        }
+                        fired += 1;
+                    }
+                    None => return Err(io::Error::other("tokio: DelayQueue ran dry")),
+                }
+            }
+            Ok(sample(n, thread_cpu_time() - cpu0, insert_cancel))
+        })
     })
 }
 

@@ -372,7 +372,13 @@ pub(crate) fn timeout_ms(timeout: Option<Duration>) -> i32 {
     match timeout {
         None => -1,
         Some(t) => {
-            let ms = t.as_nanos().div_ceil(1_000_000);
+            // Whole seconds are whole milliseconds, so rounding up the
+            // sub-second part is rounding up the whole (without the u128
+            // division `as_nanos` would need).
+            let ms = t
+                .as_secs()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(t.subsec_nanos().div_ceil(1_000_000)));
             i32::try_from(ms).unwrap_or(i32::MAX)
         }
     }

@@ -1,0 +1,305 @@
+//! `--callgrind`: user-space instructions per operation for the
+//! single-threaded cases, counted by `valgrind --tool=callgrind` — figures
+//! that, unlike times, do not drift between machines or with what else the
+//! machine is doing (issue 12).
+//!
+//! The parent runs this binary under callgrind once per probe, system and
+//! size, as `--callgrind-probe PROBE SYSTEM OPS`. Only what runs inside
+//! [`measured`] is counted (`--collect-atstart=no --toggle-collect`), and
+//! each system runs at `n` and `2n` operations: the figure is
+//! `(Ir(2n) − Ir(n)) / n`, so setup and one-time costs (a first allocation,
+//! a runtime's creation) cancel out. Counts are of the process's user-space
+//! instructions on every thread; the kernel's work in a syscall is not
+//! counted, for anyone.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::cases::{idle, timers, Until};
+
+/// Runs `f`; under `--callgrind`, the only code whose instructions count.
+/// A plain call otherwise (it is never inlined, so callgrind can find it).
+#[inline(never)]
+pub(crate) fn measured<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
+/// The symbol pattern that `--toggle-collect` matches [`measured`] by.
+const MEASURED: &str = "*uniloop_bench::callgrind::measured*";
+
+type RunOps = fn(u64) -> io::Result<()>;
+
+/// One single-threaded operation, timed for uniloop and its peer.
+struct Probe {
+    key: &'static str,
+    what: &'static str,
+    /// Operations in the smaller run (the larger has twice as many).
+    ops: u64,
+    /// uniloop, then the peer.
+    systems: [(&'static str, RunOps); 2],
+}
+
+/// Timers per run of the timer probe: each is inserted, and half are
+/// cancelled and half fire, so there are two operations per timer.
+fn timer_ops(ops: u64) -> io::Result<()> {
+    timers::uniloop(ops as usize / 2, Duration::from_millis(20)).map(drop)
+}
+
+fn delay_queue_ops(ops: u64) -> io::Result<()> {
+    timers::tokio_delay_queue(ops as usize / 2, Duration::from_millis(20)).map(drop)
+}
+
+fn probes() -> Vec<Probe> {
+    vec![
+        Probe {
+            key: "wait",
+            what: "a wait with a zero timeout, nothing ready (one idle socket registered)",
+            ops: 1_000,
+            systems: [("uniloop epoll", uniloop_wait), ("mio", mio_wait)],
+        },
+        Probe {
+            key: "idle-10",
+            what: "one idle-case iteration (wait + read + write), 10 idle sockets",
+            ops: 640,
+            systems: [
+                ("uniloop epoll", |ops| {
+                    idle::uniloop(10, uniloop::Backend::Epoll, Until::Iterations(ops)).map(drop)
+                }),
+                ("mio", |ops| {
+                    idle::mio_loop(10, Until::Iterations(ops)).map(drop)
+                }),
+            ],
+        },
+        Probe {
+            key: "idle-10000",
+            what: "one idle-case iteration (wait + read + write), 10,000 idle sockets",
+            ops: 640,
+            systems: [
+                ("uniloop epoll", |ops| {
+                    idle::uniloop(10_000, uniloop::Backend::Epoll, Until::Iterations(ops)).map(drop)
+                }),
+                ("mio", |ops| {
+                    idle::mio_loop(10_000, Until::Iterations(ops)).map(drop)
+                }),
+            ],
+        },
+        Probe {
+            key: "timers",
+            what: "one timer operation (insert, cancel or fire; the timers case at 20 ms)",
+            ops: 20_000,
+            systems: [
+                ("uniloop", timer_ops),
+                ("tokio-util DelayQueue", delay_queue_ops),
+            ],
+        },
+    ]
+}
+
+fn uniloop_wait(ops: u64) -> io::Result<()> {
+    use uniloop::{Events, Interest, Runtime, Token};
+    let mut rt = Runtime::new()?;
+    let idle = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    idle.set_nonblocking(true)?;
+    rt.register(&idle, Token(0), Interest::READABLE)?;
+    let mut events = Events::with_capacity(64);
+    measured(|| {
+        for _ in 0..ops {
+            if rt.wait(&mut events, Some(Duration::ZERO))? != 0 {
+                return Err(io::Error::other("wait probe: an idle socket reported"));
+            }
+        }
+        Ok(())
+    })
+}
+
+fn mio_wait(ops: u64) -> io::Result<()> {
+    use mio::{Events, Interest, Poll, Token};
+    let mut poll = Poll::new()?;
+    let idle = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    idle.set_nonblocking(true)?;
+    let mut idle = mio::net::UdpSocket::from_std(idle);
+    poll.registry()
+        .register(&mut idle, Token(0), Interest::READABLE)?;
+    let mut events = Events::with_capacity(64);
+    measured(|| {
+        for _ in 0..ops {
+            poll.poll(&mut events, Some(Duration::ZERO))?;
+            if !events.is_empty() {
+                return Err(io::Error::other("wait probe: an idle socket reported"));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The child's side: `--callgrind-probe PROBE SYSTEM OPS`.
+pub(crate) fn child(args: &[String]) -> io::Result<()> {
+    let [probe, system, ops] = args else {
+        return Err(bad("--callgrind-probe needs PROBE SYSTEM OPS"));
+    };
+    let probe = probes()
+        .into_iter()
+        .find(|p| p.key == probe.as_str())
+        .ok_or_else(|| bad(&format!("no probe {probe:?}")))?;
+    let (_, run) = system
+        .parse::<usize>()
+        .ok()
+        .and_then(|i| probe.systems.get(i).copied())
+        .ok_or_else(|| bad(&format!("no system {system:?}")))?;
+    let ops = ops
+        .parse::<u64>()
+        .map_err(|_| bad(&format!("bad OPS {ops:?}")))?;
+    run(ops)
+}
+
+fn bad(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// One probe's result: instructions per operation, uniloop then the peer.
+struct Row {
+    what: &'static str,
+    names: [&'static str; 2],
+    per_op: [f64; 2],
+}
+
+/// The parent's side: runs every probe under callgrind, prints the table
+/// and writes it to `out/callgrind.md`. `only` keeps the probes whose key
+/// contains it.
+pub(crate) fn run(out: &Path, only: Option<&str>) -> io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for probe in probes() {
+        if only.is_some_and(|o| !probe.key.contains(o)) {
+            continue;
+        }
+        let mut per_op = [0.0; 2];
+        for (i, (name, _)) in probe.systems.iter().enumerate() {
+            let small = count(&exe, probe.key, i, probe.ops, out)?;
+            let large = count(&exe, probe.key, i, 2 * probe.ops, out)?;
+            per_op[i] = large.saturating_sub(small) as f64 / probe.ops as f64;
+            eprintln!(
+                "[callgrind] {} / {name}: {:.0} instructions per operation",
+                probe.key, per_op[i]
+            );
+        }
+        rows.push(Row {
+            what: probe.what,
+            names: [probe.systems[0].0, probe.systems[1].0],
+            per_op,
+        });
+    }
+    let table = render(&rows);
+    println!("{table}");
+    println!(
+        "callgrind: {} probes in {:.0} s",
+        rows.len(),
+        started.elapsed().as_secs_f64()
+    );
+    std::fs::create_dir_all(out)?;
+    let path = out.join("callgrind.md");
+    std::fs::write(&path, table)?;
+    Ok(path)
+}
+
+fn render(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "User-space instructions per operation (`valgrind --tool=callgrind`, \
+         (Ir(2n) − Ir(n)) / n inside the measured loop; kernel work not counted):\n\n\
+         | operation | uniloop | peer | uniloop ÷ peer |\n|---|---|---|---|\n",
+    );
+    for r in rows {
+        let ratio = if r.per_op[1] > 0.0 {
+            format!("{:.2}×", r.per_op[0] / r.per_op[1])
+        } else {
+            "n/a".to_string()
+        };
+        s.push_str(&format!(
+            "| {} | {} {:.0} | {} {:.0} | {ratio} |\n",
+            r.what, r.names[0], r.per_op[0], r.names[1], r.per_op[1]
+        ));
+    }
+    s
+}
+
+/// Instructions counted inside [`measured`] for one child run.
+fn count(exe: &Path, probe: &str, system: usize, ops: u64, out: &Path) -> io::Result<u64> {
+    std::fs::create_dir_all(out)?;
+    let file = out.join(format!(
+        "callgrind.{probe}.{system}.{ops}.{}",
+        std::process::id()
+    ));
+    let output = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg("--collect-atstart=no")
+        .arg(format!("--toggle-collect={MEASURED}"))
+        .arg(format!("--callgrind-out-file={}", file.display()))
+        .arg(exe)
+        .args([
+            "--callgrind-probe",
+            probe,
+            &system.to_string(),
+            &ops.to_string(),
+        ])
+        .output()
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("running valgrind ({e}): --callgrind needs it (apt-get install valgrind)"),
+            )
+        })?;
+    if !output.status.success() {
+        return Err(io::Error::other(format!(
+            "callgrind run of {probe}/{system} with {ops} ops failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )));
+    }
+    let text = std::fs::read_to_string(&file)?;
+    // Best effort: the figures are in hand, the file is scratch.
+    let _ = std::fs::remove_file(&file);
+    total(&text).ok_or_else(|| io::Error::other(format!("no totals in {}", file.display())))
+}
+
+/// The first event's total (`Ir`) of a callgrind output file.
+fn total(text: &str) -> Option<u64> {
+    text.lines()
+        .rev()
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_are_read_from_a_callgrind_file() {
+        let text = "version: 1\nevents: Ir\nfn=main\n3 10\nsummary: 1234\ntotals: 5678 9\n";
+        assert_eq!(total(text), Some(5678));
+        assert_eq!(total("summary: 42\n"), Some(42));
+        assert_eq!(total("events: Ir\n"), None);
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_probe_and_a_ratio() {
+        let rows = [Row {
+            what: "op",
+            names: ["uniloop", "mio"],
+            per_op: [150.0, 100.0],
+        }];
+        let t = render(&rows);
+        assert!(t.contains("| op | uniloop 150 | mio 100 | 1.50× |"), "{t}");
+    }
+}
