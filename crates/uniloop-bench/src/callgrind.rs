@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::cases::{idle, timers, Until};
+use crate::cases::{echo, idle, timers, Until};
 
 /// Runs `f`; under `--callgrind`, the only code whose instructions count.
 /// A plain call otherwise (it is never inlined, so callgrind can find it).
@@ -45,6 +45,12 @@ struct Probe {
 /// cancelled and half fire, so there are two operations per timer.
 fn timer_ops(ops: u64) -> io::Result<()> {
     timers::uniloop(ops as usize / 2, Duration::from_millis(20)).map(drop)
+}
+
+/// `ops` echo round trips over 64 connections; only the server thread
+/// runs inside [`measured`].
+fn echo_ops(ops: u64, serve: echo::Serve) -> io::Result<()> {
+    echo::run(64, Until::Iterations(ops), serve).map(drop)
 }
 
 fn delay_queue_ops(ops: u64) -> io::Result<()> {
@@ -82,6 +88,30 @@ fn probes() -> Vec<Probe> {
                 }),
                 ("mio", |ops| {
                     idle::mio_loop(10_000, Until::Iterations(ops)).map(drop)
+                }),
+            ],
+        },
+        Probe {
+            key: "echo-64",
+            what: "one echo round trip, 64 connections (the server thread: wait, read, write)",
+            ops: 6_400,
+            systems: [
+                ("uniloop readiness", |ops| {
+                    echo_ops(ops, echo::UNILOOP_READINESS)
+                }),
+                ("mio", |ops| echo_ops(ops, echo::MIO)),
+            ],
+        },
+        Probe {
+            key: "echo-64-completion",
+            what: "one echo round trip, 64 connections, posted reads and writes against readiness",
+            ops: 6_400,
+            systems: [
+                ("uniloop completion", |ops| {
+                    echo_ops(ops, echo::UNILOOP_COMPLETION)
+                }),
+                ("uniloop readiness", |ops| {
+                    echo_ops(ops, echo::UNILOOP_READINESS)
                 }),
             ],
         },

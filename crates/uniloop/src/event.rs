@@ -165,6 +165,19 @@ impl Readiness {
     /// Priority / out-of-band data is available.
     pub const PRIORITY: Readiness = Readiness(1 << 5);
 
+    /// The readiness whose bits are `bits` (a backend's branch-free
+    /// translation builds them; bits above `PRIORITY` are dropped).
+    #[inline]
+    pub(crate) const fn from_bits(bits: u32) -> Readiness {
+        Readiness((bits & 0x3f) as u8)
+    }
+
+    /// The bits `from_bits` takes.
+    #[allow(dead_code)] // used by some backends only
+    pub(crate) const fn bits(self) -> u8 {
+        self.0
+    }
+
     /// See [`Readiness::READABLE`].
     pub const fn is_readable(self) -> bool {
         self.contains(Self::READABLE)

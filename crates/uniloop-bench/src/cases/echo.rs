@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockRef, Socket, Type};
 
-use super::join;
-use super::tokio_rt;
+use super::{join, tokio_rt, Until};
+use crate::callgrind::measured;
 use crate::report::{Case, Role, Sample};
 use crate::sys::{epoll_events, Epoll};
 use crate::Config;
@@ -44,16 +44,16 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
                  uniloop on epoll, once with readiness events and once with posted reads and writes \
                  (completion mode, one reused buffer per connection)"
             ))
-            .system(READINESS, Role::Subject, move || run(conns, d, serve_uniloop))
+            .system(READINESS, Role::Subject, move || run(conns, Until::Elapsed(d), serve_uniloop))
             .system(COMPLETION, Role::Uniloop, move || {
-                run(conns, d, serve_uniloop_completion)
+                run(conns, Until::Elapsed(d), serve_uniloop_completion)
             })
-            .system("mio", Role::Peer, move || run(conns, d, serve_mio))
+            .system("mio", Role::Peer, move || run(conns, Until::Elapsed(d), serve_mio))
             .system("tokio current_thread", Role::Peer, move || {
-                run(conns, d, serve_tokio)
+                run(conns, Until::Elapsed(d), serve_tokio)
             })
             .system("raw epoll loop", Role::Limit, move || {
-                run(conns, d, serve_raw)
+                run(conns, Until::Elapsed(d), serve_raw)
             })
             .goal_at_least("mio", 1.0)
             .goal_at_least("raw epoll loop", 0.95)
@@ -63,9 +63,18 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
         .collect()
 }
 
-type Serve = fn(TcpListener, usize) -> io::Result<()>;
+pub(crate) type Serve = fn(TcpListener, usize) -> io::Result<()>;
 
-fn run(conns: usize, duration: Duration, serve: Serve) -> io::Result<Sample> {
+/// The servers, for the `--callgrind` probes.
+pub(crate) const UNILOOP_READINESS: Serve = serve_uniloop;
+pub(crate) const UNILOOP_COMPLETION: Serve = serve_uniloop_completion;
+pub(crate) const MIO: Serve = serve_mio;
+
+/// Round trips per second. With `Until::Iterations(n)` the generator stops
+/// after `n` round trips (no warm-up), for counting instructions per round
+/// trip on the server thread, which runs all of `serve` inside
+/// [`measured`].
+pub(crate) fn run(conns: usize, until: Until, serve: Serve) -> io::Result<Sample> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
@@ -73,8 +82,8 @@ fn run(conns: usize, duration: Duration, serve: Serve) -> io::Result<Sample> {
     socket.set_nonblocking(true)?;
     let listener: TcpListener = socket.into();
     let addr = listener.local_addr()?;
-    let server = thread::spawn(move || serve(listener, conns));
-    let r = generate(addr, conns, duration);
+    let server = thread::spawn(move || measured(|| serve(listener, conns)));
+    let r = generate(addr, conns, until);
     // The generator closed every connection: the server sees EOF on each
     // and returns.
     let s = join(server);
@@ -84,7 +93,7 @@ fn run(conns: usize, duration: Duration, serve: Serve) -> io::Result<Sample> {
 }
 
 /// Connects `conns` clients and keeps one request in flight on each.
-fn generate(addr: SocketAddr, conns: usize, duration: Duration) -> io::Result<f64> {
+fn generate(addr: SocketAddr, conns: usize, until: Until) -> io::Result<f64> {
     let mut streams = Vec::with_capacity(conns);
     for _ in 0..conns {
         let s = TcpStream::connect(addr)?;
@@ -103,19 +112,28 @@ fn generate(addr: SocketAddr, conns: usize, duration: Duration) -> io::Result<f6
     }
     let mut events = epoll_events(1024);
     let mut buf = [0u8; MSG];
-    let warmup = duration / 5;
     let start = Instant::now();
     let mut counted: u64 = 0;
     let mut measuring = None;
     loop {
-        let now = Instant::now();
-        match measuring {
-            None if now - start >= warmup => {
-                measuring = Some(now);
-                counted = 0;
+        match until {
+            Until::Elapsed(duration) => {
+                let now = Instant::now();
+                match measuring {
+                    None if now - start >= duration / 5 => {
+                        measuring = Some(now);
+                        counted = 0;
+                    }
+                    Some(t) if now - t >= duration => break,
+                    _ => {}
+                }
             }
-            Some(t) if now - t >= duration => break,
-            _ => {}
+            Until::Iterations(n) => {
+                measuring.get_or_insert(start);
+                if counted >= n {
+                    break;
+                }
+            }
         }
         let n = ep.wait(&mut events, 5000)?;
         if n == 0 {

@@ -8,7 +8,7 @@ use crate::report::Case;
 use crate::Config;
 
 mod completion;
-mod echo;
+pub(crate) mod echo;
 pub(crate) mod idle;
 mod latency;
 mod memory;
