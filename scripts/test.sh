@@ -91,6 +91,9 @@ step "benchmark smoke run (CI: checks every case runs; no pass/fail on the numbe
 # --quick finishes in under 2 minutes on 2 cores; the binary exits non-zero
 # only if a case fails to run.
 cargo run --release -p uniloop-bench -- --quick
+# Instructions per operation under callgrind (about 30 s): deterministic,
+# so its table is comparable from one machine to the next.
+cargo run --release -p uniloop-bench -- --callgrind
 
 echo
 echo "all checks passed"
