@@ -103,6 +103,19 @@ fn probes() -> Vec<Probe> {
             ],
         },
         Probe {
+            key: "echo-1000",
+            what: "one echo round trip, 1,000 connections (the server thread)",
+            ops: 10_000,
+            systems: [
+                ("uniloop readiness", |ops| {
+                    echo::run(1000, Until::Iterations(ops), echo::UNILOOP_READINESS).map(drop)
+                }),
+                ("mio", |ops| {
+                    echo::run(1000, Until::Iterations(ops), echo::MIO).map(drop)
+                }),
+            ],
+        },
+        Probe {
             key: "echo-64-completion",
             what: "one echo round trip, 64 connections, posted reads and writes against readiness",
             ops: 6_400,
@@ -112,6 +125,20 @@ fn probes() -> Vec<Probe> {
                 }),
                 ("uniloop readiness", |ops| {
                     echo_ops(ops, echo::UNILOOP_READINESS)
+                }),
+            ],
+        },
+        Probe {
+            key: "echo-1000-completion",
+            what:
+                "one echo round trip, 1,000 connections, posted reads and writes against readiness",
+            ops: 10_000,
+            systems: [
+                ("uniloop completion", |ops| {
+                    echo::run(1000, Until::Iterations(ops), echo::UNILOOP_COMPLETION).map(drop)
+                }),
+                ("uniloop readiness", |ops| {
+                    echo::run(1000, Until::Iterations(ops), echo::UNILOOP_READINESS).map(drop)
                 }),
             ],
         },
