@@ -83,7 +83,8 @@ use std::io;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{Arc, AtomicBool, AtomicU8, AtomicUsize, FifoQueue, Ordering};
+use crate::mpsc::Mpsc;
+use crate::sync::{Arc, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use crate::sys::Notify;
 
 const AWAKE: u8 = 0;
@@ -92,7 +93,7 @@ const NOTIFIED: u8 = 2;
 
 /// The state shared by a runtime and all of its [`Poster`]s.
 pub(crate) struct Shared<N> {
-    queue: FifoQueue<(u64, u64)>,
+    queue: Mpsc<(u64, u64)>,
     /// [`Builder::max_pending_completions`](crate::Builder::max_pending_completions);
     /// `usize::MAX`: no bound, and `count` is not kept.
     limit: usize,
@@ -119,7 +120,7 @@ pub(crate) struct Shared<N> {
 impl<N: Notify> Shared<N> {
     pub(crate) fn new(notifier: N, limit: usize) -> Self {
         Shared {
-            queue: FifoQueue::new(),
+            queue: Mpsc::new(),
             limit,
             count: AtomicUsize::new(0),
             state: CachePadded::new(AtomicU8::new(AWAKE)),
@@ -211,8 +212,15 @@ impl<N: Notify> Shared<N> {
         self.wake_pending.load(Ordering::Acquire) && self.wake_pending.swap(false, Ordering::AcqRel)
     }
 
-    pub(crate) fn pop(&self) -> Option<(u64, u64)> {
-        let item = self.queue.pop();
+    /// Consumer: the oldest post, if one is ready.
+    ///
+    /// # Safety
+    ///
+    /// One thread at a time: the runtime that owns this state (the queue
+    /// has a single consumer).
+    pub(crate) unsafe fn pop(&self) -> Option<(u64, u64)> {
+        // SAFETY: passed on from this fn's contract.
+        let item = unsafe { self.queue.pop() };
         if self.limit != usize::MAX && item.is_some() {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
@@ -402,6 +410,12 @@ mod tests {
     //! these run under Miri (which has no eventfd for the real `Waker` to
     //! lean on in every configuration) as well as natively.
     use super::*;
+
+    /// `Shared::pop` from the test's thread.
+    fn pop<N: Notify>(shared: &Shared<N>) -> Option<(u64, u64)> {
+        // SAFETY: each test's thread is its queue's only consumer.
+        unsafe { shared.pop() }
+    }
     use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 
     #[derive(Default)]
@@ -427,7 +441,7 @@ mod tests {
         }
         assert_eq!(rung(&shared), 0);
         assert_eq!(shared.pending(), 10);
-        let got: Vec<_> = std::iter::from_fn(|| shared.pop()).collect();
+        let got: Vec<_> = std::iter::from_fn(|| pop(&shared)).collect();
         assert_eq!(got, (0..10).map(|i| (i, i + 100)).collect::<Vec<_>>());
         assert!(!shared.has_completions());
     }
@@ -439,7 +453,7 @@ mod tests {
         shared.post(1, 2).unwrap();
         assert!(!shared.prepare_sleep(), "NOTIFIED since the pass began");
         shared.begin_pass();
-        assert_eq!(shared.pop(), Some((1, 2)));
+        assert_eq!(pop(&shared), Some((1, 2)));
         assert!(shared.prepare_sleep());
         assert_eq!(rung(&shared), 0);
     }
@@ -458,7 +472,7 @@ mod tests {
         shared.begin_pass();
         assert!(shared.take_wake());
         assert!(!shared.take_wake(), "one wake, taken once");
-        assert_eq!(std::iter::from_fn(|| shared.pop()).count(), 100);
+        assert_eq!(std::iter::from_fn(|| pop(&shared)).count(), 100);
     }
 
     #[test]
@@ -481,7 +495,7 @@ mod tests {
         shared.post(1, 1).unwrap();
         shared.post(2, 2).unwrap();
         assert_eq!(shared.post(3, 3), Err(PostError::Full { key: 3, data: 3 }));
-        assert_eq!(shared.pop(), Some((1, 1)));
+        assert_eq!(pop(&shared), Some((1, 1)));
         shared.post(4, 4).unwrap();
         assert_eq!(shared.pending(), 2);
     }
@@ -517,7 +531,7 @@ mod tests {
         let mut next = [0u64; 2];
         while next.iter().sum::<u64>() < 2 * PER {
             shared.begin_pass();
-            while let Some((p, i)) = shared.pop() {
+            while let Some((p, i)) = pop(&shared) {
                 assert_eq!(next[p as usize], i, "FIFO per producer");
                 next[p as usize] += 1;
             }
@@ -529,7 +543,7 @@ mod tests {
         for p in producers {
             p.join().unwrap();
         }
-        assert!(shared.pop().is_none());
+        assert!(pop(&shared).is_none());
     }
 }
 
@@ -538,6 +552,12 @@ mod loom_tests {
     //! Model checks of the wake protocol: the loop must never block while a
     //! post or a wake is unseen. A lost wake-up shows as a loom deadlock.
     use super::*;
+
+    /// `Shared::pop` from the test's thread.
+    fn pop<N: Notify>(shared: &Shared<N>) -> Option<(u64, u64)> {
+        // SAFETY: each test's thread is its queue's only consumer.
+        unsafe { shared.pop() }
+    }
     use crate::sync::{Condvar, Mutex};
 
     /// Stands in for the eventfd: a level-triggered flag that a blocked
@@ -588,7 +608,7 @@ mod loom_tests {
             pending |= shared.begin_pass();
             woke |= shared.take_wake();
             while pending {
-                match shared.pop() {
+                match pop(&shared) {
                     Some(item) => got.push(item),
                     None => pending = false,
                 }
@@ -720,8 +740,8 @@ mod loom_tests {
                     assert_eq!(e.into_inner(), (p as u64, 10 + p as u64));
                 }
             }
-            assert!(shared.pop().is_some());
-            assert!(shared.pop().is_none());
+            assert!(pop(&shared).is_some());
+            assert!(pop(&shared).is_none());
             assert!(shared.post(7, 7).is_ok(), "room again after the pop");
         });
     }

@@ -177,6 +177,7 @@ mod completion;
 mod console;
 mod event;
 mod lines;
+mod mpsc;
 pub mod ops;
 mod pool;
 mod queue;

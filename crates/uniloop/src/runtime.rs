@@ -1049,7 +1049,9 @@ impl Runtime {
             }
         }
         while self.posts_pending && events.len() < limit {
-            match self.shared.pop() {
+            // SAFETY: the runtime is the queue's one consumer, and `Runtime`
+            // is not `Sync`: this `&mut self` call is the only one popping.
+            match unsafe { self.shared.pop() } {
                 Some((key, data)) => events.push(Event::Completion { key, data }),
                 None => self.posts_pending = false,
             }
