@@ -713,7 +713,7 @@ void *async_runtime_get_console_ctx(async_runtime_t *rt);
 async_runtime_t *uniloop_runtime_init_backend(const char *backend);
 
 // uniloop: the name of the runtime's backend ("epoll", "poll", "kqueue",
-// "iocp"); NULL for a bad handle.
+// "iocp", "uring"); NULL for a bad handle.
 const char *uniloop_runtime_backend(async_runtime_t *rt);
 
 // uniloop: starts a timer. After `delay_ms`, and then every `period_ms`

@@ -19,7 +19,8 @@ use crate::{Event, Events, Interest, Readiness, Token, Trigger};
 ///
 /// | OS | default | also |
 /// |---|---|---|
-/// | Linux, Android | `Epoll` | `Poll` |
+/// | Linux | `Epoll` | `Poll`, `Uring` (where io_uring is permitted) |
+/// | Android | `Epoll` | `Poll` |
 /// | macOS, iOS, FreeBSD, OpenBSD, NetBSD, DragonFly | `Kqueue` | `Poll` |
 /// | Windows | `Iocp` | — |
 /// | other Unix | `Poll` | — |
@@ -41,15 +42,27 @@ pub enum Backend {
     Kqueue,
     /// Windows I/O completion ports with AFD polling.
     Iocp,
+    /// Linux `io_uring(7)`, opt-in (never the default): readiness through
+    /// `IORING_OP_POLL_ADD` (level, edge and oneshot), the doorbell and
+    /// timeouts through the ring. Posted reads and writes run through the
+    /// same readiness emulation as on epoll for now, not as native ring
+    /// submissions. Needs Linux 5.11 or later, and a system that permits
+    /// io_uring: [`is_available`](Backend::is_available) tries, and
+    /// building a runtime on it where io_uring is refused (the
+    /// `kernel.io_uring_disabled` sysctl, a seccomp filter) fails with
+    /// [`io::ErrorKind::PermissionDenied`] or
+    /// [`io::ErrorKind::Unsupported`] naming the cause.
+    Uring,
 }
 
 impl Backend {
     /// Every backend, for iterating (tests, benchmarks).
-    pub const ALL: [Backend; 4] = [
+    pub const ALL: [Backend; 5] = [
         Backend::Epoll,
         Backend::Poll,
         Backend::Kqueue,
         Backend::Iocp,
+        Backend::Uring,
     ];
 
     /// The backend [`Runtime::new`] uses on this platform.
@@ -57,7 +70,9 @@ impl Backend {
         sys::default_backend()
     }
 
-    /// Whether this build can create a runtime on this backend.
+    /// Whether this build can create a runtime on this backend. For
+    /// [`Backend::Uring`] this asks the kernel (a one-entry ring, closed at
+    /// once), since only trying tells whether io_uring is permitted.
     pub fn is_available(self) -> bool {
         sys::is_available(self)
     }
@@ -68,7 +83,7 @@ impl Backend {
     pub fn supports(self, trigger: Trigger) -> bool {
         match (self, trigger) {
             (_, Trigger::Level | Trigger::Oneshot) => true,
-            (Backend::Epoll | Backend::Kqueue, Trigger::Edge) => true,
+            (Backend::Epoll | Backend::Kqueue | Backend::Uring, Trigger::Edge) => true,
             (Backend::Poll | Backend::Iocp, Trigger::Edge) => false,
         }
     }
@@ -178,15 +193,13 @@ impl Builder {
     /// # Errors
     ///
     /// [`io::ErrorKind::Unsupported`] if the chosen backend does not exist on
-    /// this platform; otherwise whatever the OS says when creating the
+    /// this platform, or (io_uring) this kernel lacks what it needs;
+    /// [`io::ErrorKind::PermissionDenied`] if the system refuses io_uring;
+    /// otherwise whatever the OS says when creating the
     /// selector or doorbell (out of file descriptors, say).
     pub fn build(self) -> io::Result<Runtime> {
         let backend = self.backend.unwrap_or_else(Backend::native);
-        if !backend.is_available() {
-            return Err(sys::unsupported(&format!(
-                "the {backend:?} backend is not available on this platform"
-            )));
-        }
+        sys::availability(backend)?;
         let (selector, waker) = Selector::new(backend)?;
         Ok(Runtime {
             backend,

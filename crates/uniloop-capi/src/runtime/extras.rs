@@ -68,7 +68,7 @@ pub unsafe extern "C" fn uniloop_runtime_init_backend(
 }
 
 /// uniloop: the name of the runtime's backend ("epoll", "poll", "kqueue",
-/// "iocp"); NULL for a bad handle.
+/// "iocp", "uring"); NULL for a bad handle.
 #[no_mangle]
 pub extern "C" fn uniloop_runtime_backend(rt: *mut async_runtime_t) -> *const c_char {
     guard(ptr::null(), || {
@@ -78,6 +78,7 @@ pub extern "C" fn uniloop_runtime_backend(rt: *mut async_runtime_t) -> *const c_
                 rt::Backend::Poll => c"poll",
                 rt::Backend::Kqueue => c"kqueue",
                 rt::Backend::Iocp => c"iocp",
+                rt::Backend::Uring => c"uring",
             };
             Ok(s.as_ptr())
         })

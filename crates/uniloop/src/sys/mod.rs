@@ -152,6 +152,13 @@ pub(crate) fn is_available(backend: Backend) -> bool {
     imp::is_available(backend)
 }
 
+/// `Ok` if this build and this system can create `backend`; otherwise an
+/// error naming the cause (`Unsupported`, or `PermissionDenied` where the
+/// system refuses it, as io_uring may be).
+pub(crate) fn availability(backend: Backend) -> io::Result<()> {
+    imp::availability(backend)
+}
+
 /// The answer for registering a source that is registered already.
 pub(crate) fn already_registered() -> io::Error {
     io::Error::new(io::ErrorKind::AlreadyExists, "source is already registered")

@@ -1,4 +1,5 @@
-//! Unix backends: epoll (Linux, Android), poll (everywhere).
+//! Unix backends: epoll (Linux, Android), io_uring (Linux, opt-in), kqueue
+//! (BSD, macOS), poll (everywhere).
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -14,6 +15,8 @@ mod epoll;
 mod kqueue;
 mod poll;
 pub(crate) mod signal;
+#[cfg(target_os = "linux")]
+mod uring;
 mod waker;
 
 pub(crate) use self::waker::Waker;
@@ -217,7 +220,26 @@ pub(crate) fn is_available(backend: Backend) -> bool {
         Backend::Epoll => cfg!(any(target_os = "linux", target_os = "android")),
         Backend::Poll => true,
         Backend::Kqueue => cfg!(uniloop_kqueue),
+        Backend::Uring => availability(Backend::Uring).is_ok(),
         Backend::Iocp => false,
+    }
+}
+
+/// Whether `backend` can be created here, and if not, why: io_uring may be
+/// compiled out of the kernel, disabled by a sysctl or refused by a seccomp
+/// filter, which only trying says (a one-entry ring, closed at once).
+pub(crate) fn availability(backend: Backend) -> io::Result<()> {
+    match backend {
+        #[cfg(target_os = "linux")]
+        Backend::Uring => uring::probe(),
+        #[cfg(not(target_os = "linux"))]
+        Backend::Uring => Err(super::unsupported(
+            "the Uring backend is only available on Linux",
+        )),
+        other if is_available(other) => Ok(()),
+        other => Err(super::unsupported(&format!(
+            "the {other:?} backend is not available on this platform"
+        ))),
     }
 }
 
@@ -230,6 +252,10 @@ pub(crate) enum Selector {
     #[cfg(uniloop_kqueue)]
     Kqueue(kqueue::Selector),
     Poll(poll::Selector),
+    #[cfg(target_os = "linux")]
+    /// Boxed: the ring's mappings and tables make it several times the
+    /// size of the others.
+    Uring(Box<uring::Selector>),
 }
 
 impl Selector {
@@ -248,6 +274,14 @@ impl Selector {
             Backend::Poll => {
                 let waker = Waker::new()?;
                 Ok((Selector::Poll(poll::Selector::new(&waker)), waker))
+            }
+            #[cfg(target_os = "linux")]
+            Backend::Uring => {
+                let waker = Waker::new()?;
+                Ok((
+                    Selector::Uring(Box::new(uring::Selector::new(&waker)?)),
+                    waker,
+                ))
             }
             #[allow(unreachable_patterns)]
             other => Err(super::unsupported(&format!(
@@ -269,6 +303,8 @@ impl Selector {
             #[cfg(uniloop_kqueue)]
             Selector::Kqueue(s) => s.register(fd, slot, interest, trigger),
             Selector::Poll(s) => s.register(fd, slot, interest, trigger),
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.register(fd, slot, interest, trigger),
         }
     }
 
@@ -288,6 +324,8 @@ impl Selector {
             #[cfg(uniloop_kqueue)]
             Selector::Kqueue(s) => s.replace(fd, old, slot, interest, trigger),
             Selector::Poll(s) => s.replace(fd, slot, interest, trigger),
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.replace(fd, slot, interest, trigger),
         }
     }
 
@@ -304,6 +342,8 @@ impl Selector {
             #[cfg(uniloop_kqueue)]
             Selector::Kqueue(s) => s.reregister(fd, slot, interest, trigger),
             Selector::Poll(s) => s.reregister(fd, slot, interest, trigger),
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.reregister(fd, slot, interest, trigger),
         }
     }
 
@@ -314,6 +354,8 @@ impl Selector {
             #[cfg(uniloop_kqueue)]
             Selector::Kqueue(s) => s.deregister(fd),
             Selector::Poll(s) => s.deregister(fd),
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.deregister(fd),
         }
     }
 
@@ -329,6 +371,8 @@ impl Selector {
             #[cfg(uniloop_kqueue)]
             Selector::Kqueue(s) => s.select(out, max, timeout),
             Selector::Poll(s) => s.select(out, max, timeout),
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.select(out, max, timeout),
         }
     }
 }

@@ -126,6 +126,16 @@ pub(crate) fn is_available(backend: Backend) -> bool {
     backend == Backend::Iocp
 }
 
+pub(crate) fn availability(backend: Backend) -> io::Result<()> {
+    if is_available(backend) {
+        Ok(())
+    } else {
+        Err(super::unsupported(&format!(
+            "the {backend:?} backend is not available on this platform"
+        )))
+    }
+}
+
 /// The one selector Windows has; a newtype so the runtime sees the same
 /// `Selector::new(Backend)` as on Unix.
 #[derive(Debug)]
