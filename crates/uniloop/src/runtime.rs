@@ -44,9 +44,10 @@ pub enum Backend {
     Iocp,
     /// Linux `io_uring(7)`, opt-in (never the default): readiness through
     /// `IORING_OP_POLL_ADD` (level, edge and oneshot), the doorbell and
-    /// timeouts through the ring. Posted reads and writes run through the
-    /// same readiness emulation as on epoll for now, not as native ring
-    /// submissions. Needs Linux 5.11 or later, and a system that permits
+    /// timeouts through the ring. Posted reads and writes on a socket that
+    /// do not finish at once become native `IORING_OP_RECV`/`SEND`
+    /// submissions (cancelled with `IORING_OP_ASYNC_CANCEL`); on other fds
+    /// they run through the readiness emulation, as on epoll. Needs Linux 5.11 or later, and a system that permits
     /// io_uring: [`is_available`](Backend::is_available) tries, and
     /// building a runtime on it where io_uring is refused (the
     /// `kernel.io_uring_disabled` sysctl, a seccomp filter) fails with
@@ -695,7 +696,12 @@ impl Runtime {
     /// ```
     pub fn cancel_io(&mut self, op: OpId) -> Option<Finished> {
         let reg = self.registry.at_index_mut(op.index())?;
-        reg.ops.as_deref_mut()?.cancel(op)
+        let io = reg.ops.as_deref_mut()?;
+        // SAFETY: the source is registered, and the caller keeps a
+        // registered source open until it deregisters it; the borrow ends
+        // with this call.
+        let src = unsafe { sys::borrow_raw(reg.raw) };
+        self.ops.cancel(&mut self.selector, src, io, op)
     }
 
     /// Sets how many unwritten bytes of posted writes may queue on `source`
@@ -714,7 +720,7 @@ impl Runtime {
         let src = source.as_source();
         let slot = self.registry.lookup(sys::raw_source(src))?;
         let reg = self.registry.get_mut(slot).expect("a registered slot");
-        reg.ops_mut(src, slot, self.ops.default_limit)
+        reg.ops_mut(src, slot, self.ops.default_limit, self.selector.native_io())
             .set_limit(bytes);
         Ok(())
     }
@@ -728,10 +734,12 @@ impl Runtime {
         };
         let (reg, seq) = self.registry.for_post(slot).expect("a registered slot");
         let (interest, trigger) = (reg.interest, reg.trigger);
-        let io = reg.ops_mut(src, slot, self.ops.default_limit);
+        let native = self.selector.native_io();
+        let io = reg.ops_mut(src, slot, self.ops.default_limit, native);
+        let sel = &mut self.selector;
         let id = match kind {
-            OpKind::Read => self.ops.post_read(src, io, seq, buf, trigger)?,
-            OpKind::Write => self.ops.post_write(src, io, seq, buf)?,
+            OpKind::Read => self.ops.post_read(sel, src, io, seq, buf, trigger)?,
+            OpKind::Write => self.ops.post_write(sel, src, io, seq, buf)?,
         };
         // Give the OS what the pending operations now need.
         if let Some(want) = Ops::after_post(io, interest, trigger) {
@@ -1079,6 +1087,22 @@ impl Runtime {
             }
         }
         self.scratch = scratch;
+        // Native (io_uring) reads and writes that finished, after the
+        // readiness: a read still pending there took its source's readable
+        // readiness, as on the emulation.
+        while let Some(done) = self.selector.pop_op_done() {
+            let index = OpId::from_bits(done.op).index();
+            // Gone (deregistered, replaced): its buffer goes with `done`.
+            let Some(reg) = self.registry.at_index_mut(index) else {
+                continue;
+            };
+            let Some(io) = reg.ops.as_deref_mut() else {
+                continue;
+            };
+            // SAFETY: as above: a registered source, open while registered.
+            let src = unsafe { sys::borrow_raw(reg.raw) };
+            self.ops.on_native(&mut self.selector, src, io, done);
+        }
         Ok(())
     }
 

@@ -83,12 +83,14 @@
 //!   A selector re-registered with more interest for a pending operation
 //!   (`reregister`) must report the new interest from the next `select` on;
 //!   that, plus the calls above, is all the emulation needs. A backend that
-//!   does completion I/O natively (overlapped `WSARecv`/`WSASend`, io_uring
-//!   `RECV`/`SEND`) would instead take submissions — the caller's buffer,
-//!   owned by the runtime until its completion has been dequeued, never
-//!   freed or moved while the kernel may write it; cancellation waited for
-//!   before a buffer is released — and hand back `(operation, bytes, error)`
-//!   completions from `select`, which `ops` queues like its own.
+//!   does completion I/O natively (io_uring `RECV`/`SEND` does; overlapped
+//!   `WSARecv`/`WSASend` would) says so with `native_io()` and takes
+//!   submissions (`submit_recv`, `submit_send`, `cancel_op`, `pop_op_done`):
+//!   the caller's buffer is the selector's from submission until its
+//!   completion has been seen, never freed or moved while the kernel may
+//!   write it; a cancellation is waited for before a buffer is released;
+//!   completions come back as [`OpDone`] after `select`, and `ops` queues
+//!   them like its own.
 //!
 //! # Readiness mapping
 //!
@@ -129,6 +131,19 @@ pub(crate) trait Notify: Send + Sync {
     /// soon as it starts). Must not block; ringing again before the loop has
     /// drained the doorbell is the same as ringing once.
     fn notify(&self) -> io::Result<()>;
+}
+
+/// A finished native (io_uring) read or write, from
+/// `Selector::pop_op_done`: the runtime's operation (`OpId` bits), the
+/// kernel's result (a byte count, or `-errno`) and the caller's buffer,
+/// handed back — for a read, its length grown by the bytes that arrived.
+#[derive(Debug)]
+pub(crate) struct OpDone {
+    pub(crate) op: u64,
+    pub(crate) result: i32,
+    /// `result` is `-ECANCELED`: the operation was withdrawn, nothing done.
+    pub(crate) cancelled: bool,
+    pub(crate) buf: Vec<u8>,
 }
 
 /// How an `accept` failure is handled; see `accept_error`.

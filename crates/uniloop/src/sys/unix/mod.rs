@@ -377,6 +377,73 @@ impl Selector {
     }
 }
 
+/// Native completion I/O, io_uring's only (see `sys` docs): on the other
+/// backends `native_io` is false and the runtime never calls the rest.
+impl Selector {
+    pub(crate) fn native_io(&self) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Selector::Uring(_) => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    pub(crate) fn submit_recv(
+        &mut self,
+        fd: Source<'_>,
+        op: u64,
+        buf: Vec<u8>,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.submit_recv(fd, op, buf),
+            #[allow(unreachable_patterns)]
+            _ => Err((no_native_io(), buf)),
+        }
+    }
+
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    pub(crate) fn submit_send(
+        &mut self,
+        fd: Source<'_>,
+        op: u64,
+        buf: Vec<u8>,
+        offset: usize,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.submit_send(fd, op, buf, offset),
+            #[allow(unreachable_patterns)]
+            _ => Err((no_native_io(), buf)),
+        }
+    }
+
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    pub(crate) fn cancel_op(&mut self, id: u64) -> io::Result<Option<super::OpDone>> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.cancel_op(id),
+            #[allow(unreachable_patterns)]
+            _ => Err(no_native_io()),
+        }
+    }
+
+    pub(crate) fn pop_op_done(&mut self) -> Option<super::OpDone> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.pop_op_done(),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+}
+
+fn no_native_io() -> io::Error {
+    super::unsupported("native completion I/O is the io_uring backend's only")
+}
+
 /// A reusable output buffer for the OS's event records (`epoll_event`,
 /// `kevent`).
 pub(crate) struct EventBuf<T>(Vec<MaybeUninit<T>>);

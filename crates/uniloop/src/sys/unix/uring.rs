@@ -34,10 +34,22 @@
 //!   timespec, rounded up to whole milliseconds like epoll's), so a timed
 //!   wait is one `io_uring_enter`; `ETIME` is the timeout, `EINTR` is
 //!   returned as `Interrupted` for the runtime to resume.
-//! * **Completion-mode I/O** (`post_read` / `post_write`) currently runs
-//!   through the readiness emulation in [`ops`](crate::ops), as on epoll:
-//!   the reads and writes are `read(2)`/`send(2)` calls driven by the polls
-//!   above. Native `IORING_OP_RECV`/`SEND` submissions are not done yet.
+//! * **Completion-mode I/O** (`post_read` / `post_write`) on a socket is
+//!   native: [`ops`](crate::ops) first tries the read or write at once (one
+//!   `read(2)`/`send(2)`, as on every backend: a socket with data or room
+//!   finishes there, with no ring round trip), and what does not finish
+//!   there becomes an `IORING_OP_RECV` into the buffer's spare capacity, or
+//!   an `IORING_OP_SEND` of the unwritten rest (`MSG_WAITALL`, so the kernel
+//!   sends all of it; `MSG_NOSIGNAL`). No readiness interest is added for
+//!   them. The buffer moves into the selector (`inflight`) before its SQE
+//!   is queued and leaves only with its completion, so nothing can free or
+//!   grow it while the kernel may touch it. `cancel_io`, `deregister`, a
+//!   replaced registration and dropping the runtime cancel with
+//!   `IORING_OP_ASYNC_CANCEL` and wait for the cancelled operation's own
+//!   completion before a buffer is released; if it finished first, that
+//!   outcome is the one handed back. Posted I/O on other fds (pipes, ttys)
+//!   still runs through the readiness emulation (`read(2)`/`write(2)` driven
+//!   by the polls above).
 //!
 //! # Capacity and overflow
 //!
@@ -79,6 +91,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use super::poll::Identity;
 use super::{timeout_ms, Source, Waker};
+use crate::sys::OpDone;
 use crate::{Interest, Readiness, Trigger};
 
 /// `user_data` of the doorbell's poll.
@@ -98,9 +111,12 @@ const CQ_ENTRIES: u32 = 4096;
 
 /// What this backend needs of the kernel, checked by [`probe`] (and so by
 /// `Backend::Uring.is_available()` and by building a runtime on it).
-const NEEDED_OPS: [(u8, &str); 2] = [
+const NEEDED_OPS: [(u8, &str); 5] = [
     (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
     (opcode::PollRemove::CODE, "IORING_OP_POLL_REMOVE"),
+    (opcode::Recv::CODE, "IORING_OP_RECV"),
+    (opcode::Send::CODE, "IORING_OP_SEND"),
+    (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
 ];
 
 #[derive(Debug)]
@@ -138,8 +154,24 @@ impl From<cqueue::Entry> for Cqe {
     }
 }
 
+/// A posted read or write the kernel has. Its buffer lives here, not with
+/// the operation, from the submission until its completion has been seen:
+/// nothing above `sys/` can drop or grow it while the kernel may use it.
+#[derive(Debug)]
+struct InFlight {
+    /// The runtime's name for the operation ([`OpId`](crate::OpId) bits).
+    op: u64,
+    fd: RawFd,
+    read: bool,
+    buf: Vec<u8>,
+}
+
 pub(crate) struct Selector {
     ring: IoUring,
+    /// Native reads and writes the kernel has, by their `user_data`.
+    inflight: HashMap<u64, InFlight>,
+    /// Their completions, in the order the ring gave them, until taken.
+    op_done: VecDeque<(u64, OpDone)>,
     entries: HashMap<RawFd, Entry>,
     /// Live poll ids and the fd each was armed for.
     polls: HashMap<u64, RawFd>,
@@ -159,6 +191,7 @@ impl std::fmt::Debug for Selector {
             .field("entries", &self.entries.len())
             .field("polls", &self.polls.len())
             .field("backlog", &self.backlog.len())
+            .field("inflight", &self.inflight.len())
             .finish_non_exhaustive()
     }
 }
@@ -245,6 +278,8 @@ impl Selector {
     pub(crate) fn with_sizes(waker: &Waker, sq: u32, cq: u32) -> io::Result<Selector> {
         let mut selector = Selector {
             ring: new_ring(sq, cq)?,
+            inflight: HashMap::new(),
+            op_done: VecDeque::new(),
             entries: HashMap::new(),
             polls: HashMap::new(),
             next_poll: FIRST_POLL,
@@ -271,17 +306,29 @@ impl Selector {
 
     /// Puts one SQE in the submission queue, submitting what is there first
     /// if it is full.
-    fn push(&mut self, sqe: &squeue::Entry) -> io::Result<()> {
+    ///
+    /// # Safety
+    ///
+    /// Any memory `sqe` points at must stay valid, and not be moved, until
+    /// the kernel has posted the request's completion (the caller keeps a
+    /// native operation's buffer in `inflight` for that long; polls,
+    /// removals and cancellations point at nothing).
+    unsafe fn push_unchecked(&mut self, sqe: &squeue::Entry) -> io::Result<()> {
         loop {
-            // SAFETY: the entries pushed here are polls and poll removals:
-            // they point at no memory (an fd and a mask, or a `user_data`
-            // value), so nothing they name can go away before the kernel
-            // has read them.
+            // SAFETY: the caller's promise, above.
             if unsafe { self.ring.submission().push(sqe) }.is_ok() {
                 return Ok(());
             }
             self.submit()?;
         }
+    }
+
+    /// [`push_unchecked`](Selector::push_unchecked) for entries that point
+    /// at no memory: polls, poll removals, cancellations.
+    fn push(&mut self, sqe: &squeue::Entry) -> io::Result<()> {
+        // SAFETY: such an entry names an fd, a mask or another request's
+        // `user_data`, nothing that can go away before the kernel reads it.
+        unsafe { self.push_unchecked(sqe) }
     }
 
     /// Submits without waiting. `EBUSY` (completions the kernel could not
@@ -299,7 +346,8 @@ impl Selector {
     }
 
     fn drain_to_backlog(&mut self) {
-        self.backlog.extend(self.ring.completion().map(Cqe::from));
+        let cqes = self.ring.completion().map(Cqe::from);
+        self.backlog.extend(cqes.filter(|c| c.user_data != IGNORED));
     }
 
     fn new_poll(&mut self, fd: RawFd) -> io::Result<()> {
@@ -330,6 +378,188 @@ impl Selector {
             let sqe = opcode::PollRemove::new(id).build().user_data(IGNORED);
             self.push(&sqe)?;
         }
+        Ok(())
+    }
+
+    /// Whether `cqe` is a native operation's; if so, its completion is
+    /// queued for [`pop_op_done`](Selector::pop_op_done).
+    fn finish_op(&mut self, cqe: Cqe) -> bool {
+        let Some(mut op) = self.inflight.remove(&cqe.user_data) else {
+            return false;
+        };
+        if op.read && cqe.result > 0 {
+            let n = cqe.result as usize;
+            debug_assert!(n <= op.buf.capacity() - op.buf.len());
+            // SAFETY: the kernel has written `n` bytes into the spare
+            // capacity from `len` on (it was given exactly that region, and
+            // never writes more than its length), and posted its completion,
+            // so it writes there no more.
+            unsafe { op.buf.set_len(op.buf.len() + n) };
+        }
+        self.op_done.push_back((
+            cqe.user_data,
+            OpDone {
+                op: op.op,
+                result: cqe.result,
+                cancelled: cqe.result == -libc::ECANCELED,
+                buf: op.buf,
+            },
+        ));
+        true
+    }
+
+    /// A native read on socket `fd` into `buf`'s spare capacity, for the
+    /// runtime's operation `op`. On an error the buffer comes back.
+    pub(crate) fn submit_recv(
+        &mut self,
+        fd: Source<'_>,
+        op: u64,
+        mut buf: Vec<u8>,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        let spare = buf.capacity() - buf.len();
+        let len = u32::try_from(spare).unwrap_or(u32::MAX);
+        // SAFETY: `len()` is at most `capacity()`, so the pointer stays
+        // inside (or one past) the allocation.
+        let ptr = unsafe { buf.as_mut_ptr().add(buf.len()) };
+        let raw = fd.as_raw_fd();
+        let sqe = opcode::Recv::new(types::Fd(raw), ptr, len).build();
+        self.submit_op(sqe, op, raw, true, buf)
+    }
+
+    /// A native write on socket `fd` of `buf[offset..]`, all of it
+    /// (`MSG_WAITALL`: the kernel retries a short send itself), without
+    /// `SIGPIPE` (`MSG_NOSIGNAL`).
+    pub(crate) fn submit_send(
+        &mut self,
+        fd: Source<'_>,
+        op: u64,
+        buf: Vec<u8>,
+        offset: usize,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        let rest = &buf[offset.min(buf.len())..];
+        let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
+        let raw = fd.as_raw_fd();
+        let sqe = opcode::Send::new(types::Fd(raw), rest.as_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+            .build();
+        self.submit_op(sqe, op, raw, false, buf)
+    }
+
+    fn submit_op(
+        &mut self,
+        sqe: squeue::Entry,
+        op: u64,
+        fd: RawFd,
+        read: bool,
+        buf: Vec<u8>,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        let id = self.next_poll;
+        self.next_poll += 1;
+        // The buffer moves in before the entry is queued: moving the `Vec`
+        // does not move its heap block, which the entry points at.
+        self.inflight.insert(id, InFlight { op, fd, read, buf });
+        // SAFETY: the buffer the entry points at is in `inflight` until its
+        // completion is seen (`finish_op`), and is never reallocated there;
+        // `Drop` waits for every in-flight request (or leaks its buffer).
+        match unsafe { self.push_unchecked(&sqe.user_data(id)) } {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                // The entry never reached the queue (`push` fails only in
+                // the submit that makes room for it): the buffer is free.
+                let op = self.inflight.remove(&id).expect("just inserted");
+                Err((e, op.buf))
+            }
+        }
+    }
+
+    /// The next finished native operation.
+    pub(crate) fn pop_op_done(&mut self) -> Option<OpDone> {
+        self.op_done.pop_front().map(|(_, d)| d)
+    }
+
+    /// Cancels the native operation `id` (`IORING_OP_ASYNC_CANCEL`) and
+    /// waits for its completion, so that its buffer can be handed back: the
+    /// result is `-ECANCELED`, or what it did if it finished first (a read
+    /// whose bytes arrived, a write that went out) — the cancellation racing
+    /// the completion. `None` if `id` is not in flight nor finished.
+    pub(crate) fn cancel_op(&mut self, id: u64) -> io::Result<Option<OpDone>> {
+        Ok(self.cancel_ops(&[id])?.pop())
+    }
+
+    /// [`cancel_op`](Selector::cancel_op) for several at once: one submit,
+    /// then the wait for all of them. Their completions come back (in no
+    /// particular order), leaving out unknown ids.
+    fn cancel_ops(&mut self, ids: &[u64]) -> io::Result<Vec<OpDone>> {
+        let wanted: std::collections::HashSet<u64> = ids.iter().copied().collect();
+        let mut waiting = 0;
+        for &id in &wanted {
+            if self.inflight.contains_key(&id) {
+                self.push(&opcode::AsyncCancel::new(id).build().user_data(IGNORED))?;
+                waiting += 1;
+            }
+        }
+        if waiting > 0 {
+            self.submit()?;
+        }
+        // Every other completion met on the way goes to the backlog, in
+        // order, for the next `select`; op completions land in `op_done`.
+        // The backlog is looked through once: what joins it below is no
+        // op's.
+        let mut backlog = VecDeque::with_capacity(self.backlog.len());
+        for cqe in std::mem::take(&mut self.backlog) {
+            if !self.finish_op(cqe) {
+                backlog.push_back(cqe);
+            } else if wanted.contains(&cqe.user_data) {
+                waiting -= 1;
+            }
+        }
+        while waiting > 0 {
+            loop {
+                let Some(e) = self.ring.completion().next() else {
+                    break;
+                };
+                let cqe = Cqe::from(e);
+                if self.finish_op(cqe) {
+                    if wanted.contains(&cqe.user_data) {
+                        waiting -= 1;
+                    }
+                } else if cqe.user_data != IGNORED {
+                    backlog.push_back(cqe);
+                }
+            }
+            if waiting == 0 {
+                break;
+            }
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => {
+                    self.backlog = backlog;
+                    return Err(e);
+                }
+            }
+        }
+        self.backlog = backlog;
+        let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.op_done)
+            .into_iter()
+            .partition(|(u, _)| wanted.contains(u));
+        self.op_done = rest;
+        Ok(mine.into_iter().map(|(_, d)| d).collect())
+    }
+
+    /// Cancels every native operation on `fd` and waits for them; their
+    /// buffers are dropped (deregistration drops what was posted). Those
+    /// that had finished already stay in `op_done`, where the runtime finds
+    /// their source gone and drops them.
+    fn cancel_fd_ops(&mut self, fd: RawFd) -> io::Result<()> {
+        let ids: Vec<u64> = self
+            .inflight
+            .iter()
+            .filter(|(_, op)| op.fd == fd)
+            .map(|(&id, _)| id)
+            .collect();
+        self.cancel_ops(&ids)?;
         Ok(())
     }
 
@@ -376,9 +606,10 @@ impl Selector {
         if !entry.closed && !entry.id.differs(&id) {
             return Err(crate::sys::already_registered());
         }
-        // The old poll pins the old file: let it go now.
+        // The old poll and operations pin the old file: let them go now.
         self.remove_poll(raw)?;
         self.submit()?;
+        self.cancel_fd_ops(raw)?;
         self.register(fd, slot, interest, trigger)
     }
 
@@ -408,6 +639,7 @@ impl Selector {
         }
         self.remove_poll(raw)?;
         self.entries.remove(&raw);
+        self.cancel_fd_ops(raw)?;
         // Submitted at once: the poll holds a reference to the file, which
         // the caller may be about to close and expects closed.
         self.submit()
@@ -480,6 +712,9 @@ impl Selector {
     }
 
     fn handle(&mut self, cqe: Cqe, out: &mut Vec<(u64, Readiness)>) {
+        if self.finish_op(cqe) {
+            return;
+        }
         let more = cqueue::more(cqe.flags);
         match cqe.user_data {
             IGNORED => return,
@@ -581,4 +816,19 @@ fn readiness(mask: u32) -> Readiness {
         r |= Readiness::ERROR | Readiness::WRITE_CLOSED;
     }
     r
+}
+
+impl Drop for Selector {
+    /// The kernel may still write into the buffers of reads in flight:
+    /// cancel them all and wait for their completions before the buffers
+    /// (and the ring) go. Should that wait fail, the buffers are leaked,
+    /// never freed under the kernel.
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.inflight.keys().copied().collect();
+        if self.cancel_ops(&ids).is_err() {
+            for (_, op) in self.inflight.drain() {
+                std::mem::forget(op.buf);
+            }
+        }
+    }
 }
