@@ -72,6 +72,19 @@
 //! out when its poll is next armed (`EBADF`) and reports nothing from then
 //! on.
 //!
+//! # Memory ordering
+//!
+//! This file adds no atomic protocol. The rings' head and tail indices are
+//! shared with the kernel and handled by the `io-uring` crate (an acquire
+//! load of the kernel's tail before reading entries, a release store of our
+//! head or tail after them, as `io_uring(7)` prescribes). Cross-thread
+//! posts and wakes use the completion protocol of
+//! [`completion`](crate::completion) unchanged — its AWAKE/SLEEPING state
+//! word and its loom models — with the eventfd as the doorbell, exactly as
+//! on epoll; a ring after the loop set the flag is a completion posted to
+//! the ring (task work of the eventfd's poll), which ends the
+//! `io_uring_enter` wait or makes it return at once.
+//!
 //! # Why the `io-uring` crate
 //!
 //! It is the io_uring binding the Rust ecosystem has settled on (tokio-uring,
