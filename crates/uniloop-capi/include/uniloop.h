@@ -703,9 +703,11 @@ void *async_runtime_get_console_ctx(async_runtime_t *rt);
 #endif
 
 // uniloop: creates a runtime on a named backend: "epoll", "poll",
-// "kqueue", "iocp", or NULL for the default. NULL on failure
-// (`UNILOOP_ERR_INVALID` for an unknown name, `UNILOOP_ERR_UNSUPPORTED`
-// for one this platform lacks).
+// "kqueue", "iocp", "uring" (Linux io_uring, opt-in), or NULL for the
+// default. NULL on failure (`UNILOOP_ERR_INVALID` for an unknown name,
+// `UNILOOP_ERR_UNSUPPORTED` for one this platform or kernel lacks,
+// `UNILOOP_ERR_OS` where the system refuses io_uring; the message says
+// why).
 //
 // # Safety
 //
