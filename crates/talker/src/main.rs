@@ -49,7 +49,7 @@ fn cli() -> Command {
         .arg(
             Arg::new("backend")
                 .long("backend")
-                .value_parser(["epoll", "poll", "kqueue", "iocp", "native"])
+                .value_parser(["epoll", "poll", "kqueue", "iocp", "uring", "native"])
                 .default_value("native")
                 .help("The uniloop backend"),
         )
@@ -76,6 +76,7 @@ fn main() -> ExitCode {
         Some("poll") => Backend::Poll,
         Some("kqueue") => Backend::Kqueue,
         Some("iocp") => Backend::Iocp,
+        Some("uring") => Backend::Uring,
         _ => Backend::native(),
     };
     if !backend.is_available() {

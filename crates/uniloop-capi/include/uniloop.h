@@ -703,9 +703,11 @@ void *async_runtime_get_console_ctx(async_runtime_t *rt);
 #endif
 
 // uniloop: creates a runtime on a named backend: "epoll", "poll",
-// "kqueue", "iocp", or NULL for the default. NULL on failure
-// (`UNILOOP_ERR_INVALID` for an unknown name, `UNILOOP_ERR_UNSUPPORTED`
-// for one this platform lacks).
+// "kqueue", "iocp", "uring" (Linux io_uring, opt-in), or NULL for the
+// default. NULL on failure (`UNILOOP_ERR_INVALID` for an unknown name,
+// `UNILOOP_ERR_UNSUPPORTED` for one this platform or kernel lacks,
+// `UNILOOP_ERR_OS` where the system refuses io_uring; the message says
+// why).
 //
 // # Safety
 //
@@ -713,7 +715,7 @@ void *async_runtime_get_console_ctx(async_runtime_t *rt);
 async_runtime_t *uniloop_runtime_init_backend(const char *backend);
 
 // uniloop: the name of the runtime's backend ("epoll", "poll", "kqueue",
-// "iocp"); NULL for a bad handle.
+// "iocp", "uring"); NULL for a bad handle.
 const char *uniloop_runtime_backend(async_runtime_t *rt);
 
 // uniloop: starts a timer. After `delay_ms`, and then every `period_ms`

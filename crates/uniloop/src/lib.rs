@@ -163,7 +163,7 @@
 //!
 //! | OS | backends | tested |
 //! |---|---|---|
-//! | Linux | [`Backend::Epoll`] (default), [`Backend::Poll`] | natively in CI, the contract suite on both |
+//! | Linux | [`Backend::Epoll`] (default), [`Backend::Poll`], [`Backend::Uring`] (opt-in, where io_uring is permitted) | natively in CI, the contract and posted-I/O suites on all three |
 //! | macOS, iOS, FreeBSD, OpenBSD, NetBSD, DragonFly | [`Backend::Kqueue`] (default), [`Backend::Poll`] | type-checked and linted in CI |
 //! | other Unix | [`Backend::Poll`] | builds; not run in CI |
 //! | Windows | [`Backend::Iocp`] | cross-built in CI, the contract suite under Wine |

@@ -41,10 +41,17 @@
 //!   posted — so the usual loop (read done, post the next read) changes
 //!   nothing with the OS.
 //!
-//! A native completion backend (overlapped I/O, io_uring) would take the
-//! syscalls out of this module and put submissions in their place; the
-//! buffer rules above are the ones such a backend needs (the runtime owns
-//! the buffer until the operation's completion has been seen).
+//! # How it runs on io_uring
+//!
+//! The same "try at once", and then, for a socket, a native submission in
+//! place of armed interest: the read's buffer goes to the ring as an
+//! `IORING_OP_RECV`, the front write's unwritten rest as an
+//! `IORING_OP_SEND` (writes behind it wait their turn here, so they go out
+//! in order). While the kernel has a buffer it belongs to the selector, not
+//! to the operation (whose `kernel` names the submission); its completion
+//! brings it back through `Ops::on_native`, and a cancel
+//! (`Ops::cancel`) waits for the kernel to let go of it first. Pipes and
+//! other non-sockets keep the readiness emulation. IOCP still emulates.
 //!
 //! # Limits
 //!
@@ -64,7 +71,7 @@ use std::fmt;
 use std::io;
 
 use crate::event::{Interest, Readiness};
-use crate::sys::{self, Source};
+use crate::sys::{self, OpDone, Selector, Source};
 use crate::Trigger;
 
 #[cfg(doc)]
@@ -89,6 +96,16 @@ pub struct OpId(u64);
 impl OpId {
     pub(crate) fn new(index: u32, seq: u32) -> OpId {
         OpId(u64::from(seq) << 32 | u64::from(index))
+    }
+
+    /// The id from its bits (a native submission's tag).
+    pub(crate) fn from_bits(bits: u64) -> OpId {
+        OpId(bits)
+    }
+
+    /// Its bits.
+    pub(crate) fn bits(self) -> u64 {
+        self.0
     }
 
     /// The registry index of the operation's source.
@@ -224,7 +241,14 @@ struct Op {
     seq: u32,
     kind: OpKind,
     stage: Stage,
+    /// The caller's buffer — empty while the kernel has it (`kernel`).
     buf: Vec<u8>,
+    /// A native (io_uring) submission's id while it is in flight: the
+    /// buffer is then the selector's, until its completion is seen.
+    kernel: Option<u64>,
+    /// The buffer's length when posted (a write's size), known also while
+    /// the kernel has the buffer.
+    len: usize,
     bytes: usize,
     error: Option<io::Error>,
 }
@@ -235,7 +259,9 @@ impl Op {
             seq,
             kind,
             stage: Stage::Pending,
+            len: buf.len(),
             buf,
+            kernel: None,
             bytes: 0,
             error: None,
         }
@@ -285,6 +311,9 @@ pub(crate) struct SourceOps {
     /// would make at once when the answer is known to be "would block".
     maybe_readable: bool,
     socket: bool,
+    /// What does not finish at once goes to the ring as a native
+    /// submission (io_uring, sockets) instead of waiting for readiness.
+    native: bool,
 }
 
 impl SourceOps {
@@ -297,7 +326,9 @@ impl SourceOps {
         armed: Interest,
         spent: bool,
         limit: usize,
+        native: bool,
     ) -> SourceOps {
+        let socket = sys::is_socket(src);
         SourceOps {
             index,
             read: None,
@@ -311,7 +342,8 @@ impl SourceOps {
             os_armed: !spent,
             caller_armed: !spent,
             maybe_readable: true,
-            socket: sys::is_socket(src),
+            socket,
+            native: native && socket,
         }
     }
 
@@ -323,6 +355,9 @@ impl SourceOps {
     #[inline]
     fn need(&self) -> Interest {
         let mut need = Interest::NONE;
+        if self.native {
+            return need; // the ring does the waiting
+        }
         if self.read.is_some() {
             need |= Interest::READABLE;
         }
@@ -463,6 +498,7 @@ impl Ops {
     #[inline]
     pub(crate) fn post_read(
         &mut self,
+        sel: &mut Selector,
         src: Source<'_>,
         io: &mut SourceOps,
         seq: u32,
@@ -487,13 +523,27 @@ impl Ops {
         if io.maybe_readable {
             self.try_read(src, io, trigger);
         }
-        Ok(OpId::new(io.index, seq))
+        let id = OpId::new(io.index, seq);
+        if io.native {
+            if let Some(op) = io.read.as_mut() {
+                let buf = std::mem::take(&mut op.buf);
+                match sel.submit_recv(src, id.bits(), buf) {
+                    Ok(k) => op.kernel = Some(k),
+                    Err((e, buf)) => {
+                        io.read = None;
+                        return Err(OpError::from_parts(e, buf));
+                    }
+                }
+            }
+        }
+        Ok(id)
     }
 
     /// Posts a write as operation `seq`.
     #[inline]
     pub(crate) fn post_write(
         &mut self,
+        sel: &mut Selector,
         src: Source<'_>,
         io: &mut SourceOps,
         seq: u32,
@@ -510,14 +560,148 @@ impl Ops {
             ));
         }
         let mut op = Op::new(seq, OpKind::Write, buf);
-        if io.writes.is_empty() && self.write_out(src, io.socket, &mut op) {
+        let first = io.writes.is_empty();
+        if first && self.write_out(src, io.socket, &mut op) {
             // All out (or failed) at once: it never enters the queue.
             self.finish(io, op);
         } else {
             io.queued += op.buf.len() - op.bytes;
             io.writes.push_back(op);
+            if first && io.native {
+                self.send_front(sel, src, io);
+            }
         }
         Ok(OpId::new(io.index, seq))
+    }
+
+    /// Hands the front write's unwritten rest to the ring. A refused
+    /// submission ends the write with its error.
+    fn send_front(&mut self, sel: &mut Selector, src: Source<'_>, io: &mut SourceOps) {
+        let Some(op) = io.writes.front_mut() else {
+            return;
+        };
+        let id = OpId::new(io.index, op.seq);
+        let buf = std::mem::take(&mut op.buf);
+        match sel.submit_send(src, id.bits(), buf, op.bytes) {
+            Ok(k) => op.kernel = Some(k),
+            Err((e, buf)) => {
+                op.buf = buf;
+                op.error = Some(e);
+                let op = io.writes.pop_front().expect("the front write");
+                io.queued -= op.buf.len() - op.bytes;
+                self.finish(io, op);
+                // The next one gets its own try.
+                self.send_front(sel, src, io);
+            }
+        }
+    }
+
+    /// A native submission finished: complete its operation, or send the
+    /// rest of a write the kernel took only part of.
+    pub(crate) fn on_native(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        io: &mut SourceOps,
+        done: OpDone,
+    ) {
+        let seq = OpId::from_bits(done.op).seq();
+        if io
+            .read
+            .as_ref()
+            .is_some_and(|op| op.seq == seq && op.kernel.is_some())
+        {
+            let mut op = io.read.take().expect("the posted read");
+            op.kernel = None;
+            op.buf = done.buf;
+            match usize::try_from(done.result) {
+                Ok(n) => op.bytes = n,
+                Err(_) => op.error = Some(io::Error::from_raw_os_error(-done.result)),
+            }
+            self.finish(io, op);
+            return;
+        }
+        let Some(op) = io
+            .writes
+            .front_mut()
+            .filter(|op| op.seq == seq && op.kernel.is_some())
+        else {
+            return; // withdrawn meanwhile: its buffer goes
+        };
+        op.kernel = None;
+        op.buf = done.buf;
+        let left = op.buf.len() - op.bytes;
+        let finished = match usize::try_from(done.result) {
+            Ok(0) if left > 0 => {
+                op.error = Some(io::Error::from(io::ErrorKind::WriteZero));
+                true
+            }
+            Ok(n) => {
+                let n = n.min(left);
+                op.bytes += n;
+                io.queued -= n;
+                op.bytes == op.buf.len()
+            }
+            Err(_) => {
+                op.error = Some(io::Error::from_raw_os_error(-done.result));
+                true
+            }
+        };
+        if finished {
+            let op = io.writes.pop_front().expect("the front write");
+            io.queued -= op.buf.len() - op.bytes;
+            self.finish(io, op);
+        }
+        self.send_front(sel, src, io);
+    }
+
+    /// [`SourceOps::cancel`] for a source whose operations may be in the
+    /// ring: a read or write in flight is cancelled there and waited for
+    /// (its buffer is the kernel's until then). If it finished first, its
+    /// real outcome is handed back.
+    pub(crate) fn cancel(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        io: &mut SourceOps,
+        id: OpId,
+    ) -> Option<Finished> {
+        let seq = id.seq();
+        let in_kernel = |op: &Op| op.seq == seq && op.kernel.is_some();
+        let read = io.read.as_ref().is_some_and(in_kernel);
+        let write = io.writes.front().is_some_and(in_kernel);
+        if !read && !write {
+            return io.cancel(id);
+        }
+        let mut op = if read {
+            io.read.take().expect("the posted read")
+        } else {
+            io.writes.pop_front().expect("the front write")
+        };
+        let unwritten = op.len - op.bytes;
+        let k = op.kernel.take().expect("in the kernel");
+        match sel.cancel_op(k) {
+            Ok(Some(done)) => {
+                op.buf = done.buf;
+                match usize::try_from(done.result) {
+                    Ok(n) => op.bytes += n,
+                    Err(_) if done.cancelled => {}
+                    Err(_) => op.error = Some(io::Error::from_raw_os_error(-done.result)),
+                }
+            }
+            // Not found (cannot be: it was in flight), or the wait failed:
+            // the buffer stays with the selector, which drops it when the
+            // completion comes (or leaks it rather than free it under the
+            // kernel).
+            Ok(None) => {}
+            Err(e) => op.error = Some(e),
+        }
+        if write {
+            // Sent or withdrawn, none of it is queued any more.
+            io.queued -= unwritten;
+            self.send_front(sel, src, io);
+        }
+        Some(finished(op))
     }
 
     /// After a post: what the OS registration must change to, if anything.
@@ -557,14 +741,14 @@ impl Ops {
         }
         if io.read.is_some() {
             left = left.without(READ_SIDE);
-            if ready.intersects(READ_SIDE.union(Readiness::ERROR)) {
+            if !io.native && ready.intersects(READ_SIDE.union(Readiness::ERROR)) {
                 self.try_read(src, io, trigger);
                 consumed = true;
             }
         }
         if !io.writes.is_empty() {
             left = left.without(WRITE_SIDE);
-            if ready.intersects(WRITE_SIDE.union(Readiness::ERROR)) {
+            if !io.native && ready.intersects(WRITE_SIDE.union(Readiness::ERROR)) {
                 self.flush(src, io);
                 consumed = true;
             }
@@ -618,6 +802,10 @@ impl Ops {
     /// Re-arming the source failed: the pending operations cannot make
     /// progress, so they end with that error.
     pub(crate) fn fail_pending(&mut self, io: &mut SourceOps, e: &io::Error) {
+        if io.native {
+            // Its operations wait in the ring, not on the registration.
+            return;
+        }
         if let Some(mut op) = io.read.take() {
             op.error = Some(copy_error(e));
             self.finish(io, op);

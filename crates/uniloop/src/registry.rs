@@ -39,6 +39,7 @@ impl Reg {
         src: Source<'_>,
         slot: u64,
         default_limit: usize,
+        native: bool,
     ) -> &mut SourceOps {
         let (interest, spent) = (self.interest, self.spent);
         self.ops.get_or_insert_with(|| {
@@ -48,6 +49,7 @@ impl Reg {
                 interest,
                 spent,
                 default_limit,
+                native,
             ))
         })
     }

@@ -19,7 +19,8 @@ use crate::{Event, Events, Interest, Readiness, Token, Trigger};
 ///
 /// | OS | default | also |
 /// |---|---|---|
-/// | Linux, Android | `Epoll` | `Poll` |
+/// | Linux | `Epoll` | `Poll`, `Uring` (where io_uring is permitted) |
+/// | Android | `Epoll` | `Poll` |
 /// | macOS, iOS, FreeBSD, OpenBSD, NetBSD, DragonFly | `Kqueue` | `Poll` |
 /// | Windows | `Iocp` | — |
 /// | other Unix | `Poll` | — |
@@ -41,15 +42,28 @@ pub enum Backend {
     Kqueue,
     /// Windows I/O completion ports with AFD polling.
     Iocp,
+    /// Linux `io_uring(7)`, opt-in (never the default): readiness through
+    /// `IORING_OP_POLL_ADD` (level, edge and oneshot), the doorbell and
+    /// timeouts through the ring. Posted reads and writes on a socket that
+    /// do not finish at once become native `IORING_OP_RECV`/`SEND`
+    /// submissions (cancelled with `IORING_OP_ASYNC_CANCEL`); on other fds
+    /// they run through the readiness emulation, as on epoll. Needs Linux 5.11 or later, and a system that permits
+    /// io_uring: [`is_available`](Backend::is_available) tries, and
+    /// building a runtime on it where io_uring is refused (the
+    /// `kernel.io_uring_disabled` sysctl, a seccomp filter) fails with
+    /// [`io::ErrorKind::PermissionDenied`] or
+    /// [`io::ErrorKind::Unsupported`] naming the cause.
+    Uring,
 }
 
 impl Backend {
     /// Every backend, for iterating (tests, benchmarks).
-    pub const ALL: [Backend; 4] = [
+    pub const ALL: [Backend; 5] = [
         Backend::Epoll,
         Backend::Poll,
         Backend::Kqueue,
         Backend::Iocp,
+        Backend::Uring,
     ];
 
     /// The backend [`Runtime::new`] uses on this platform.
@@ -57,7 +71,9 @@ impl Backend {
         sys::default_backend()
     }
 
-    /// Whether this build can create a runtime on this backend.
+    /// Whether this build can create a runtime on this backend. For
+    /// [`Backend::Uring`] this asks the kernel (a one-entry ring, closed at
+    /// once), since only trying tells whether io_uring is permitted.
     pub fn is_available(self) -> bool {
         sys::is_available(self)
     }
@@ -68,7 +84,7 @@ impl Backend {
     pub fn supports(self, trigger: Trigger) -> bool {
         match (self, trigger) {
             (_, Trigger::Level | Trigger::Oneshot) => true,
-            (Backend::Epoll | Backend::Kqueue, Trigger::Edge) => true,
+            (Backend::Epoll | Backend::Kqueue | Backend::Uring, Trigger::Edge) => true,
             (Backend::Poll | Backend::Iocp, Trigger::Edge) => false,
         }
     }
@@ -178,15 +194,13 @@ impl Builder {
     /// # Errors
     ///
     /// [`io::ErrorKind::Unsupported`] if the chosen backend does not exist on
-    /// this platform; otherwise whatever the OS says when creating the
+    /// this platform, or (io_uring) this kernel lacks what it needs;
+    /// [`io::ErrorKind::PermissionDenied`] if the system refuses io_uring;
+    /// otherwise whatever the OS says when creating the
     /// selector or doorbell (out of file descriptors, say).
     pub fn build(self) -> io::Result<Runtime> {
         let backend = self.backend.unwrap_or_else(Backend::native);
-        if !backend.is_available() {
-            return Err(sys::unsupported(&format!(
-                "the {backend:?} backend is not available on this platform"
-            )));
-        }
+        sys::availability(backend)?;
         let (selector, waker) = Selector::new(backend)?;
         Ok(Runtime {
             backend,
@@ -691,7 +705,12 @@ impl Runtime {
     /// ```
     pub fn cancel_io(&mut self, op: OpId) -> Option<Finished> {
         let reg = self.registry.at_index_mut(op.index())?;
-        reg.ops.as_deref_mut()?.cancel(op)
+        let io = reg.ops.as_deref_mut()?;
+        // SAFETY: the source is registered, and the caller keeps a
+        // registered source open until it deregisters it; the borrow ends
+        // with this call.
+        let src = unsafe { sys::borrow_raw(reg.raw) };
+        self.ops.cancel(&mut self.selector, src, io, op)
     }
 
     /// Sets how many unwritten bytes of posted writes may queue on `source`
@@ -710,7 +729,7 @@ impl Runtime {
         let src = source.as_source();
         let slot = self.registry.lookup(sys::raw_source(src))?;
         let reg = self.registry.get_mut(slot).expect("a registered slot");
-        reg.ops_mut(src, slot, self.ops.default_limit)
+        reg.ops_mut(src, slot, self.ops.default_limit, self.selector.native_io())
             .set_limit(bytes);
         Ok(())
     }
@@ -724,10 +743,12 @@ impl Runtime {
         };
         let (reg, seq) = self.registry.for_post(slot).expect("a registered slot");
         let (interest, trigger) = (reg.interest, reg.trigger);
-        let io = reg.ops_mut(src, slot, self.ops.default_limit);
+        let native = self.selector.native_io();
+        let io = reg.ops_mut(src, slot, self.ops.default_limit, native);
+        let sel = &mut self.selector;
         let id = match kind {
-            OpKind::Read => self.ops.post_read(src, io, seq, buf, trigger)?,
-            OpKind::Write => self.ops.post_write(src, io, seq, buf)?,
+            OpKind::Read => self.ops.post_read(sel, src, io, seq, buf, trigger)?,
+            OpKind::Write => self.ops.post_write(sel, src, io, seq, buf)?,
         };
         // Give the OS what the pending operations now need.
         if let Some(want) = Ops::after_post(io, interest, trigger) {
@@ -1111,6 +1132,22 @@ impl Runtime {
             }
         }
         self.scratch = scratch;
+        // Native (io_uring) reads and writes that finished, after the
+        // readiness: a read still pending there took its source's readable
+        // readiness, as on the emulation.
+        while let Some(done) = self.selector.pop_op_done() {
+            let index = OpId::from_bits(done.op).index();
+            // Gone (deregistered, replaced): its buffer goes with `done`.
+            let Some(reg) = self.registry.at_index_mut(index) else {
+                continue;
+            };
+            let Some(io) = reg.ops.as_deref_mut() else {
+                continue;
+            };
+            // SAFETY: as above: a registered source, open while registered.
+            let src = unsafe { sys::borrow_raw(reg.raw) };
+            self.ops.on_native(&mut self.selector, src, io, done);
+        }
         Ok(())
     }
 

@@ -944,6 +944,10 @@ macro_rules! contract_suite {
         mod iocp {
             $( #[test] fn $test() { super::$test(uniloop::Backend::Iocp) } )*
         }
+        #[cfg(target_os = "linux")]
+        mod uring {
+            $( #[test] fn $test() { super::$test(uniloop::Backend::Uring) } )*
+        }
     };
 }
 

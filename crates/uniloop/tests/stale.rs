@@ -240,6 +240,10 @@ macro_rules! every_backend {
         mod iocp {
             $( #[test] fn $test() { super::$test(uniloop::Backend::Iocp) } )*
         }
+        #[cfg(target_os = "linux")]
+        mod uring {
+            $( #[test] fn $test() { super::$test(uniloop::Backend::Uring) } )*
+        }
     };
 }
 

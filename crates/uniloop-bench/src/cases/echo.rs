@@ -6,7 +6,12 @@
 //! uniloop serves it twice: in readiness mode (told a socket is readable, it
 //! reads and writes itself, like the mio and raw rows) and in completion mode
 //! (it posts a read with a buffer, gets [`uniloop::Event::IoDone`], posts that
-//! buffer as the write, and posts it again as the next read).
+//! buffer as the write, and posts it again as the next read) — each on epoll
+//! and, where io_uring is permitted, on `Backend::Uring` (where posted
+//! reads that find nothing wait in the ring as `IORING_OP_RECV`).
+//!
+//! Every row also reports the server thread's system calls per round trip
+//! (counted with a perf tracepoint, where the kernel allows it).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -15,6 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockRef, Socket, Type};
+use uniloop::Backend;
 
 use super::{join, tokio_rt, Until};
 use crate::callgrind::measured;
@@ -25,6 +31,8 @@ use crate::Config;
 const MSG: usize = 64;
 const READINESS: &str = "uniloop readiness mode (epoll)";
 const COMPLETION: &str = "uniloop completion mode (epoll)";
+const URING_READINESS: &str = "uniloop readiness mode (io_uring)";
+const URING_COMPLETION: &str = "uniloop completion mode (io_uring)";
 
 pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
     let secs = cfg.pick(5.0, 0.5);
@@ -32,7 +40,7 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
         .into_iter()
         .map(|conns| {
             let d = Duration::from_secs_f64(secs);
-            Case::new(
+            let mut case = Case::new(
                 "echo",
                 &format!("echo-{conns}"),
                 &format!("TCP echo, {conns} connections"),
@@ -42,11 +50,16 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
                 "{conns} loopback connections, {MSG}-byte request/response, round trips counted for {secs} s \
                  after a warm-up; one load generator (raw epoll, same for every system) on the calling thread; \
                  uniloop on epoll, once with readiness events and once with posted reads and writes \
-                 (completion mode, one reused buffer per connection)"
+                 (completion mode, one reused buffer per connection), and the same two on io_uring where it is permitted; \
+                 syscalls/round trip: the server thread's system calls over its whole life ÷ all round trips"
             ))
-            .system(READINESS, Role::Subject, move || run(conns, Until::Elapsed(d), serve_uniloop))
+            .system(READINESS, Role::Subject, move || {
+                run(conns, Until::Elapsed(d), |l, n| serve_uniloop(l, n, Backend::Epoll))
+            })
             .system(COMPLETION, Role::Uniloop, move || {
-                run(conns, Until::Elapsed(d), serve_uniloop_completion)
+                run(conns, Until::Elapsed(d), |l, n| {
+                    serve_uniloop_completion(l, n, Backend::Epoll)
+                })
             })
             .system("mio", Role::Peer, move || run(conns, Until::Elapsed(d), serve_mio))
             .system("tokio current_thread", Role::Peer, move || {
@@ -58,7 +71,21 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
             .goal_at_least("mio", 1.0)
             .goal_at_least("raw epoll loop", 0.95)
             .goal_pair_at_least(COMPLETION, READINESS, 0.95)
-            .goal_pair_at_least(COMPLETION, "raw epoll loop", 0.95)
+            .goal_pair_at_least(COMPLETION, "raw epoll loop", 0.95);
+            if Backend::Uring.is_available() {
+                case = case
+                    .system(URING_READINESS, Role::Uniloop, move || {
+                        run(conns, Until::Elapsed(d), |l, n| serve_uniloop(l, n, Backend::Uring))
+                    })
+                    .system(URING_COMPLETION, Role::Uniloop, move || {
+                        run(conns, Until::Elapsed(d), |l, n| {
+                            serve_uniloop_completion(l, n, Backend::Uring)
+                        })
+                    });
+            } else {
+                case = case.note("no io_uring rows: io_uring is not permitted on this machine");
+            }
+            case
         })
         .collect()
 }
@@ -66,8 +93,8 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
 pub(crate) type Serve = fn(TcpListener, usize) -> io::Result<()>;
 
 /// The servers, for the `--callgrind` probes.
-pub(crate) const UNILOOP_READINESS: Serve = serve_uniloop;
-pub(crate) const UNILOOP_COMPLETION: Serve = serve_uniloop_completion;
+pub(crate) const UNILOOP_READINESS: Serve = |l, n| serve_uniloop(l, n, Backend::Epoll);
+pub(crate) const UNILOOP_COMPLETION: Serve = |l, n| serve_uniloop_completion(l, n, Backend::Epoll);
 pub(crate) const MIO: Serve = serve_mio;
 
 /// Round trips per second. With `Until::Iterations(n)` the generator stops
@@ -75,6 +102,7 @@ pub(crate) const MIO: Serve = serve_mio;
 /// trip on the server thread, which runs all of `serve` inside
 /// [`measured`].
 pub(crate) fn run(conns: usize, until: Until, serve: Serve) -> io::Result<Sample> {
+    use crate::sys::SyscallCount;
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
@@ -82,18 +110,33 @@ pub(crate) fn run(conns: usize, until: Until, serve: Serve) -> io::Result<Sample
     socket.set_nonblocking(true)?;
     let listener: TcpListener = socket.into();
     let addr = listener.local_addr()?;
-    let server = thread::spawn(move || measured(|| serve(listener, conns)));
+    let server = thread::spawn(move || {
+        // The whole life of the server thread, accepts and closes included
+        // (a few per connection, against thousands of round trips each).
+        let count = SyscallCount::start();
+        measured(|| serve(listener, conns))?;
+        Ok(count.and_then(|c| c.read()))
+    });
     let r = generate(addr, conns, until);
     // The generator closed every connection: the server sees EOF on each
     // and returns.
     let s = join(server);
-    let rate = r?;
-    s?;
-    Ok(Sample::new(rate))
+    let (rate, round_trips) = r?;
+    let sample = Sample::new(rate);
+    Ok(match s? {
+        Some(calls) if round_trips > 0 => sample.with(
+            "syscalls/round trip",
+            calls as f64 / round_trips as f64,
+            "syscalls",
+        ),
+        _ => sample,
+    })
 }
 
 /// Connects `conns` clients and keeps one request in flight on each.
-fn generate(addr: SocketAddr, conns: usize, until: Until) -> io::Result<f64> {
+/// Returns the round trips per second while measuring, and all the round
+/// trips made (warm-up included).
+fn generate(addr: SocketAddr, conns: usize, until: Until) -> io::Result<(f64, u64)> {
     let mut streams = Vec::with_capacity(conns);
     for _ in 0..conns {
         let s = TcpStream::connect(addr)?;
@@ -114,6 +157,7 @@ fn generate(addr: SocketAddr, conns: usize, until: Until) -> io::Result<f64> {
     let mut buf = [0u8; MSG];
     let start = Instant::now();
     let mut counted: u64 = 0;
+    let mut total: u64 = 0;
     let mut measuring = None;
     loop {
         match until {
@@ -152,6 +196,7 @@ fn generate(addr: SocketAddr, conns: usize, until: Until) -> io::Result<f64> {
                     if got[i] == MSG {
                         got[i] = 0;
                         counted += 1;
+                        total += 1;
                         if s.write(&request)? != MSG {
                             return Err(io::Error::other("echo: short write"));
                         }
@@ -163,7 +208,7 @@ fn generate(addr: SocketAddr, conns: usize, until: Until) -> io::Result<f64> {
         }
     }
     let elapsed = measuring.map_or(Duration::ZERO, |t| t.elapsed());
-    Ok(counted as f64 / elapsed.as_secs_f64())
+    Ok((counted as f64 / elapsed.as_secs_f64(), total))
 }
 
 /// Echoes whatever `s` has; `Ok(false)` when the peer is gone.
@@ -189,10 +234,10 @@ fn gone(e: &io::Error) -> bool {
     )
 }
 
-fn serve_uniloop(listener: TcpListener, conns: usize) -> io::Result<()> {
+fn serve_uniloop(listener: TcpListener, conns: usize, backend: Backend) -> io::Result<()> {
     use uniloop::{Event, Events, Interest, Runtime, Token};
     const LISTENER: Token = Token(u64::MAX);
-    let mut rt = Runtime::new()?;
+    let mut rt = Runtime::builder().backend(backend).build()?;
     rt.register(&listener, LISTENER, Interest::READABLE)?;
     let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
     let mut open = 0;
@@ -239,10 +284,14 @@ fn serve_uniloop(listener: TcpListener, conns: usize) -> io::Result<()> {
 /// bytes, that buffer goes out as the write; when the write is done, the
 /// emptied buffer is the next read. This loop allocates one buffer per
 /// connection and nothing per round trip.
-fn serve_uniloop_completion(listener: TcpListener, conns: usize) -> io::Result<()> {
+fn serve_uniloop_completion(
+    listener: TcpListener,
+    conns: usize,
+    backend: Backend,
+) -> io::Result<()> {
     use uniloop::{Event, Events, Interest, OpKind, Runtime, Token};
     const LISTENER: Token = Token(u64::MAX);
-    let mut rt = Runtime::new()?;
+    let mut rt = Runtime::builder().backend(backend).build()?;
     rt.register(&listener, LISTENER, Interest::READABLE)?;
     let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
     let mut open = 0;

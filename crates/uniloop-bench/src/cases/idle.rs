@@ -17,7 +17,7 @@ const LARGE: usize = 10_000;
 
 pub(crate) fn case(cfg: &Config) -> Case {
     let d = Duration::from_secs_f64(cfg.pick(1.0, 0.15));
-    Case::new(
+    let case = Case::new(
         "idle",
         "idle",
         "idle scaling (cost per loop iteration, 10,000 vs 10 idle sockets)",
@@ -38,7 +38,13 @@ pub(crate) fn case(cfg: &Config) -> Case {
     })
     .system("mio", Role::Peer, move || both(|n| mio_loop(n, Until::Elapsed(d))))
     .goal_value_at_most("uniloop epoll", 1.2)
-    .note("poll(2) is O(registered) per wait by nature: the poll row shows the fallback's cost, not a goal")
+    .note("poll(2) is O(registered) per wait by nature: the poll row shows the fallback's cost, not a goal");
+    if !uniloop::Backend::Uring.is_available() {
+        return case.note("no io_uring row: io_uring is not permitted on this machine");
+    }
+    case.system("uniloop io_uring", Role::Uniloop, move || {
+        both(|n| uniloop(n, uniloop::Backend::Uring, Until::Elapsed(d)))
+    })
 }
 
 fn both(mut per_iter: impl FnMut(usize) -> io::Result<f64>) -> io::Result<Sample> {

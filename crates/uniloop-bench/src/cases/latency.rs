@@ -11,10 +11,11 @@ use super::{check_stall, join, tokio_rt, STALL};
 use crate::report::{Case, Role, Sample};
 use crate::sys::{epoll_events, Epoll, EventFd};
 use crate::Config;
+use uniloop::Backend;
 
 pub(crate) fn case(cfg: &Config) -> Case {
     let n: usize = cfg.pick(100_000, 10_000);
-    Case::new(
+    let case = Case::new(
         "latency",
         "latency",
         "wake latency (ping-pong)",
@@ -24,11 +25,13 @@ pub(crate) fn case(cfg: &Config) -> Case {
         "{n} round trips between two threads, each blocked in its own loop; \
              p50/p99 are round-trip times"
     ))
-    .system("uniloop (wake)", Role::Subject, move || uniloop_wake(n))
+    .system("uniloop (wake)", Role::Subject, move || {
+        uniloop_wake(n, Backend::Epoll)
+    })
     .system(
         "uniloop (post, carries key + data)",
         Role::Uniloop,
-        move || uniloop(n),
+        move || uniloop(n, Backend::Epoll),
     )
     .system("mio Waker", Role::Peer, move || mio_waker(n))
     .system("polling notify", Role::Peer, move || polling_notify(n))
@@ -47,7 +50,17 @@ pub(crate) fn case(cfg: &Config) -> Case {
         "the uniloop row uses Poster::wake, like mio's Waker and the raw eventfd (no payload); \
          the post row carries a (key, data) completion each way through the user-space queue, \
          like tokio's mpsc",
-    )
+    );
+    if !Backend::Uring.is_available() {
+        return case.note("no io_uring rows: io_uring is not permitted on this machine");
+    }
+    case.system("uniloop (wake, io_uring)", Role::Uniloop, move || {
+        uniloop_wake(n, Backend::Uring)
+    })
+    .system("uniloop (post, io_uring)", Role::Uniloop, move || {
+        uniloop(n, Backend::Uring)
+    })
+    .note("io_uring rows: the same loops on Backend::Uring, whose doorbell is the eventfd polled by a multishot POLL_ADD")
 }
 
 /// Round trips/s plus p50/p99 in µs from per-trip times.
@@ -78,10 +91,10 @@ fn drive(n: usize, mut ping: impl FnMut(u64) -> io::Result<()>) -> io::Result<Sa
 
 const STOP: u64 = u64::MAX;
 
-fn uniloop(n: usize) -> io::Result<Sample> {
+fn uniloop(n: usize, backend: Backend) -> io::Result<Sample> {
     use uniloop::{Event, Events, Runtime};
-    let mut a = Runtime::new()?;
-    let mut b = Runtime::new()?;
+    let mut a = Runtime::builder().backend(backend).build()?;
+    let mut b = Runtime::builder().backend(backend).build()?;
     let to_a = a.poster();
     let to_b = b.poster();
     let echo = thread::spawn(move || -> io::Result<()> {
@@ -118,10 +131,10 @@ fn uniloop(n: usize) -> io::Result<Sample> {
     r
 }
 
-fn uniloop_wake(n: usize) -> io::Result<Sample> {
+fn uniloop_wake(n: usize, backend: Backend) -> io::Result<Sample> {
     use uniloop::{Event, Events, Runtime};
-    let mut a = Runtime::new()?;
-    let mut b = Runtime::new()?;
+    let mut a = Runtime::builder().backend(backend).build()?;
+    let mut b = Runtime::builder().backend(backend).build()?;
     let to_a = a.poster();
     let to_b = b.poster();
     let stop = Arc::new(AtomicBool::new(false));

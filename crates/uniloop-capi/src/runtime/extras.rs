@@ -39,9 +39,11 @@ pub struct uniloop_runtime_stats_t {
 }
 
 /// uniloop: creates a runtime on a named backend: "epoll", "poll",
-/// "kqueue", "iocp", or NULL for the default. NULL on failure
-/// (`UNILOOP_ERR_INVALID` for an unknown name, `UNILOOP_ERR_UNSUPPORTED`
-/// for one this platform lacks).
+/// "kqueue", "iocp", "uring" (Linux io_uring, opt-in), or NULL for the
+/// default. NULL on failure (`UNILOOP_ERR_INVALID` for an unknown name,
+/// `UNILOOP_ERR_UNSUPPORTED` for one this platform or kernel lacks,
+/// `UNILOOP_ERR_OS` where the system refuses io_uring; the message says
+/// why).
 ///
 /// # Safety
 ///
@@ -61,6 +63,7 @@ pub unsafe extern "C" fn uniloop_runtime_init_backend(
             "poll" => rt::Backend::Poll,
             "kqueue" => rt::Backend::Kqueue,
             "iocp" => rt::Backend::Iocp,
+            "uring" => rt::Backend::Uring,
             other => return Err(Error::invalid(format!("unknown backend {other:?}"))),
         };
         make(Some(b))
@@ -68,7 +71,7 @@ pub unsafe extern "C" fn uniloop_runtime_init_backend(
 }
 
 /// uniloop: the name of the runtime's backend ("epoll", "poll", "kqueue",
-/// "iocp"); NULL for a bad handle.
+/// "iocp", "uring"); NULL for a bad handle.
 #[no_mangle]
 pub extern "C" fn uniloop_runtime_backend(rt: *mut async_runtime_t) -> *const c_char {
     guard(ptr::null(), || {
@@ -78,6 +81,7 @@ pub extern "C" fn uniloop_runtime_backend(rt: *mut async_runtime_t) -> *const c_
                 rt::Backend::Poll => c"poll",
                 rt::Backend::Kqueue => c"kqueue",
                 rt::Backend::Iocp => c"iocp",
+                rt::Backend::Uring => c"uring",
             };
             Ok(s.as_ptr())
         })

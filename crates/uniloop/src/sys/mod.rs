@@ -83,12 +83,14 @@
 //!   A selector re-registered with more interest for a pending operation
 //!   (`reregister`) must report the new interest from the next `select` on;
 //!   that, plus the calls above, is all the emulation needs. A backend that
-//!   does completion I/O natively (overlapped `WSARecv`/`WSASend`, io_uring
-//!   `RECV`/`SEND`) would instead take submissions — the caller's buffer,
-//!   owned by the runtime until its completion has been dequeued, never
-//!   freed or moved while the kernel may write it; cancellation waited for
-//!   before a buffer is released — and hand back `(operation, bytes, error)`
-//!   completions from `select`, which `ops` queues like its own.
+//!   does completion I/O natively (io_uring `RECV`/`SEND` does; overlapped
+//!   `WSARecv`/`WSASend` would) says so with `native_io()` and takes
+//!   submissions (`submit_recv`, `submit_send`, `cancel_op`, `pop_op_done`):
+//!   the caller's buffer is the selector's from submission until its
+//!   completion has been seen, never freed or moved while the kernel may
+//!   write it; a cancellation is waited for before a buffer is released;
+//!   completions come back as [`OpDone`] after `select`, and `ops` queues
+//!   them like its own.
 //!
 //! # Readiness mapping
 //!
@@ -131,6 +133,19 @@ pub(crate) trait Notify: Send + Sync {
     fn notify(&self) -> io::Result<()>;
 }
 
+/// A finished native (io_uring) read or write, from
+/// `Selector::pop_op_done`: the runtime's operation (`OpId` bits), the
+/// kernel's result (a byte count, or `-errno`) and the caller's buffer,
+/// handed back — for a read, its length grown by the bytes that arrived.
+#[derive(Debug)]
+pub(crate) struct OpDone {
+    pub(crate) op: u64,
+    pub(crate) result: i32,
+    /// `result` is `-ECANCELED`: the operation was withdrawn, nothing done.
+    pub(crate) cancelled: bool,
+    pub(crate) buf: Vec<u8>,
+}
+
 /// How an `accept` failure is handled; see `accept_error`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum AcceptError {
@@ -150,6 +165,13 @@ pub(crate) fn default_backend() -> Backend {
 /// Whether this build can create `backend`.
 pub(crate) fn is_available(backend: Backend) -> bool {
     imp::is_available(backend)
+}
+
+/// `Ok` if this build and this system can create `backend`; otherwise an
+/// error naming the cause (`Unsupported`, or `PermissionDenied` where the
+/// system refuses it, as io_uring may be).
+pub(crate) fn availability(backend: Backend) -> io::Result<()> {
+    imp::availability(backend)
 }
 
 /// The answer for registering a source that is registered already.

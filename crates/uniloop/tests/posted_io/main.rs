@@ -60,6 +60,10 @@ macro_rules! contract_suite {
         mod iocp {
             $( $(#[$attr])* #[test] fn $test() { let _fds = super::$lock(); super::$test(uniloop::Backend::Iocp) } )*
         }
+        #[cfg(target_os = "linux")]
+        mod uring {
+            $( $(#[$attr])* #[test] fn $test() { let _fds = super::$lock(); super::$test(uniloop::Backend::Uring) } )*
+        }
     };
 }
 

@@ -1,4 +1,5 @@
-//! Unix backends: epoll (Linux, Android), poll (everywhere).
+//! Unix backends: epoll (Linux, Android), io_uring (Linux, opt-in), kqueue
+//! (BSD, macOS), poll (everywhere).
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -14,6 +15,8 @@ mod epoll;
 mod kqueue;
 mod poll;
 pub(crate) mod signal;
+#[cfg(target_os = "linux")]
+mod uring;
 mod waker;
 
 pub(crate) use self::waker::Waker;
@@ -217,7 +220,26 @@ pub(crate) fn is_available(backend: Backend) -> bool {
         Backend::Epoll => cfg!(any(target_os = "linux", target_os = "android")),
         Backend::Poll => true,
         Backend::Kqueue => cfg!(uniloop_kqueue),
+        Backend::Uring => availability(Backend::Uring).is_ok(),
         Backend::Iocp => false,
+    }
+}
+
+/// Whether `backend` can be created here, and if not, why: io_uring may be
+/// compiled out of the kernel, disabled by a sysctl or refused by a seccomp
+/// filter, which only trying says (a one-entry ring, closed at once).
+pub(crate) fn availability(backend: Backend) -> io::Result<()> {
+    match backend {
+        #[cfg(target_os = "linux")]
+        Backend::Uring => uring::probe(),
+        #[cfg(not(target_os = "linux"))]
+        Backend::Uring => Err(super::unsupported(
+            "the Uring backend is only available on Linux",
+        )),
+        other if is_available(other) => Ok(()),
+        other => Err(super::unsupported(&format!(
+            "the {other:?} backend is not available on this platform"
+        ))),
     }
 }
 
@@ -230,6 +252,10 @@ pub(crate) enum Selector {
     #[cfg(uniloop_kqueue)]
     Kqueue(kqueue::Selector),
     Poll(poll::Selector),
+    #[cfg(target_os = "linux")]
+    /// Boxed: the ring's mappings and tables make it several times the
+    /// size of the others.
+    Uring(Box<uring::Selector>),
 }
 
 impl Selector {
@@ -248,6 +274,14 @@ impl Selector {
             Backend::Poll => {
                 let waker = Waker::new()?;
                 Ok((Selector::Poll(poll::Selector::new(&waker)), waker))
+            }
+            #[cfg(target_os = "linux")]
+            Backend::Uring => {
+                let waker = Waker::new()?;
+                Ok((
+                    Selector::Uring(Box::new(uring::Selector::new(&waker)?)),
+                    waker,
+                ))
             }
             #[allow(unreachable_patterns)]
             other => Err(super::unsupported(&format!(
@@ -269,6 +303,8 @@ impl Selector {
             #[cfg(uniloop_kqueue)]
             Selector::Kqueue(s) => s.register(fd, slot, interest, trigger),
             Selector::Poll(s) => s.register(fd, slot, interest, trigger),
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.register(fd, slot, interest, trigger),
         }
     }
 
@@ -288,6 +324,8 @@ impl Selector {
             #[cfg(uniloop_kqueue)]
             Selector::Kqueue(s) => s.replace(fd, old, slot, interest, trigger),
             Selector::Poll(s) => s.replace(fd, slot, interest, trigger),
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.replace(fd, slot, interest, trigger),
         }
     }
 
@@ -304,6 +342,8 @@ impl Selector {
             #[cfg(uniloop_kqueue)]
             Selector::Kqueue(s) => s.reregister(fd, slot, interest, trigger),
             Selector::Poll(s) => s.reregister(fd, slot, interest, trigger),
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.reregister(fd, slot, interest, trigger),
         }
     }
 
@@ -314,6 +354,8 @@ impl Selector {
             #[cfg(uniloop_kqueue)]
             Selector::Kqueue(s) => s.deregister(fd),
             Selector::Poll(s) => s.deregister(fd),
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.deregister(fd),
         }
     }
 
@@ -329,8 +371,77 @@ impl Selector {
             #[cfg(uniloop_kqueue)]
             Selector::Kqueue(s) => s.select(out, max, timeout),
             Selector::Poll(s) => s.select(out, max, timeout),
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.select(out, max, timeout),
         }
     }
+}
+
+/// Native completion I/O, io_uring's only (see `sys` docs): on the other
+/// backends `native_io` is false and the runtime never calls the rest.
+impl Selector {
+    pub(crate) fn native_io(&self) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Selector::Uring(_) => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    pub(crate) fn submit_recv(
+        &mut self,
+        fd: Source<'_>,
+        op: u64,
+        buf: Vec<u8>,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.submit_recv(fd, op, buf),
+            #[allow(unreachable_patterns)]
+            _ => Err((no_native_io(), buf)),
+        }
+    }
+
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    pub(crate) fn submit_send(
+        &mut self,
+        fd: Source<'_>,
+        op: u64,
+        buf: Vec<u8>,
+        offset: usize,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.submit_send(fd, op, buf, offset),
+            #[allow(unreachable_patterns)]
+            _ => Err((no_native_io(), buf)),
+        }
+    }
+
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    pub(crate) fn cancel_op(&mut self, id: u64) -> io::Result<Option<super::OpDone>> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.cancel_op(id),
+            #[allow(unreachable_patterns)]
+            _ => Err(no_native_io()),
+        }
+    }
+
+    pub(crate) fn pop_op_done(&mut self) -> Option<super::OpDone> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.pop_op_done(),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+}
+
+fn no_native_io() -> io::Error {
+    super::unsupported("native completion I/O is the io_uring backend's only")
 }
 
 /// A reusable output buffer for the OS's event records (`epoll_event`,

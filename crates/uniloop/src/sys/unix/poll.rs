@@ -44,7 +44,7 @@ struct Entry {
 /// `fstat` fills in neither (both 0), its own and its peer's address, as
 /// far as it has them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Identity {
+pub(super) struct Identity {
     dev: u64,
     ino: u64,
     addrs: Option<Box<(Option<SocketAddrAny>, Option<SocketAddrAny>)>>,
@@ -53,7 +53,7 @@ struct Identity {
 impl Identity {
     // `st_dev` and `st_ino` are `u64` on some systems, not on others.
     #[allow(clippy::unnecessary_cast)]
-    fn of(fd: Source<'_>) -> io::Result<Identity> {
+    pub(super) fn of(fd: Source<'_>) -> io::Result<Identity> {
         let st = rustix::fs::fstat(fd)?;
         let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
         let socket = FileType::from_raw_mode(st.st_mode) == FileType::Socket;
@@ -68,7 +68,7 @@ impl Identity {
     /// Whether `now` is another file. Addresses count only where both
     /// sides have one: a socket registered before it connected gains a
     /// peer, and is still the same socket.
-    fn differs(&self, now: &Identity) -> bool {
+    pub(super) fn differs(&self, now: &Identity) -> bool {
         fn known_and_unequal<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
             matches!((a, b), (Some(a), Some(b)) if a != b)
         }

@@ -126,10 +126,60 @@ pub(crate) fn is_available(backend: Backend) -> bool {
     backend == Backend::Iocp
 }
 
+pub(crate) fn availability(backend: Backend) -> io::Result<()> {
+    if is_available(backend) {
+        Ok(())
+    } else {
+        Err(super::unsupported(&format!(
+            "the {backend:?} backend is not available on this platform"
+        )))
+    }
+}
+
 /// The one selector Windows has; a newtype so the runtime sees the same
 /// `Selector::new(Backend)` as on Unix.
 #[derive(Debug)]
 pub(crate) struct Selector(iocp::Selector);
+
+/// Native completion I/O is io_uring's only so far: posted reads and writes
+/// on IOCP run through the readiness emulation (`native_io` is false, and
+/// the runtime never calls the rest).
+impl Selector {
+    pub(crate) fn native_io(&self) -> bool {
+        false
+    }
+
+    pub(crate) fn submit_recv(
+        &mut self,
+        _fd: Source<'_>,
+        _op: u64,
+        buf: Vec<u8>,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        Err((no_native_io(), buf))
+    }
+
+    pub(crate) fn submit_send(
+        &mut self,
+        _fd: Source<'_>,
+        _op: u64,
+        buf: Vec<u8>,
+        _offset: usize,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        Err((no_native_io(), buf))
+    }
+
+    pub(crate) fn cancel_op(&mut self, _id: u64) -> io::Result<Option<super::OpDone>> {
+        Err(no_native_io())
+    }
+
+    pub(crate) fn pop_op_done(&mut self) -> Option<super::OpDone> {
+        None
+    }
+}
+
+fn no_native_io() -> io::Error {
+    super::unsupported("native completion I/O is the io_uring backend's only")
+}
 
 impl Selector {
     pub(crate) fn new(backend: Backend) -> io::Result<(Selector, Waker)> {

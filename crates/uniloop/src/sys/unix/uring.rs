@@ -1,0 +1,891 @@
+//! The io_uring backend (Linux, opt-in: [`Backend::Uring`](crate::Backend::Uring)).
+//!
+//! # What runs through the ring
+//!
+//! * **Readiness** is `IORING_OP_POLL_ADD`, one request per registration:
+//!   * *oneshot*: a oneshot poll; its one completion disarms the
+//!     registration until `reregister`, as `EPOLLONESHOT` does.
+//!   * *level*: a oneshot poll re-armed by the next `select` after each
+//!     report. A poll checks the file's state when it is armed, so a source
+//!     still ready is reported again by every `select`, and one drained in
+//!     between is not — the level contract, with the re-arm riding in the
+//!     same `io_uring_enter` that waits (no extra syscall).
+//!   * *edge*: a multishot poll (`IORING_POLL_ADD_MULTI`, no
+//!     `IORING_POLL_ADD_LEVEL`): one completion per wake-up of the file's
+//!     wait queue, as `EPOLLET` gives one event per wake-up. When the
+//!     kernel ends a multishot (a completion without `IORING_CQE_F_MORE`) it
+//!     is armed again; a poll reports the current state on arming, so no
+//!     edge is lost (at worst one is repeated).
+//!   * *reregister* removes the old poll (`IORING_OP_POLL_REMOVE`) and arms a
+//!     new one; every poll has its own 64-bit id in `user_data`, never
+//!     reused, so the removed poll's last completion is recognised as stale
+//!     and dropped.
+//! * **The doorbell** is the eventfd of [`Waker`], polled by a multishot
+//!   `POLL_ADD` armed before the first wait. As with epoll's edge-triggered
+//!   registration, every write to the eventfd wakes its wait queue and so
+//!   posts a completion, also when the loop is not waiting yet: a ring that
+//!   lands between the completion protocol's "sleeping" flag and
+//!   `io_uring_enter` is a completion already in the ring, and the enter
+//!   returns at once. The counter is never drained (the waker empties it on
+//!   the one write in 2^64 that would overflow it); if the kernel ends the
+//!   multishot, the poll is armed again before the next wait, and finds the
+//!   counter non-zero — one spurious wake, never a lost one.
+//! * **Timeouts** are the wait's own (`IORING_ENTER_EXT_ARG` with a
+//!   timespec, rounded up to whole milliseconds like epoll's), so a timed
+//!   wait is one `io_uring_enter`; `ETIME` is the timeout, `EINTR` is
+//!   returned as `Interrupted` for the runtime to resume.
+//! * **Completion-mode I/O** (`post_read` / `post_write`) on a socket is
+//!   native: [`ops`](crate::ops) first tries the read or write at once (one
+//!   `read(2)`/`send(2)`, as on every backend: a socket with data or room
+//!   finishes there, with no ring round trip), and what does not finish
+//!   there becomes an `IORING_OP_RECV` into the buffer's spare capacity, or
+//!   an `IORING_OP_SEND` of the unwritten rest (`MSG_WAITALL`, so the kernel
+//!   sends all of it; `MSG_NOSIGNAL`). No readiness interest is added for
+//!   them. The buffer moves into the selector (`inflight`) before its SQE
+//!   is queued and leaves only with its completion, so nothing can free or
+//!   grow it while the kernel may touch it. `cancel_io`, `deregister`, a
+//!   replaced registration and dropping the runtime cancel with
+//!   `IORING_OP_ASYNC_CANCEL` and wait for the cancelled operation's own
+//!   completion before a buffer is released; if it finished first, that
+//!   outcome is the one handed back. Posted I/O on other fds (pipes, ttys)
+//!   still runs through the readiness emulation (`read(2)`/`write(2)` driven
+//!   by the polls above).
+//!
+//! # Capacity and overflow
+//!
+//! Completions the caller's `max` has no room for stay in the completion
+//! queue for the next `select`. The ring is created only if the kernel has
+//! `IORING_FEAT_NODROP`: a full completion queue then keeps further
+//! completions in the kernel's overflow list instead of dropping them, and
+//! `io_uring_enter` answers `EBUSY` while it cannot flush them. On `EBUSY`
+//! the selector moves the completion queue's entries into its own backlog
+//! (handled before the ring's on the next `select`) and submits again. A
+//! full submission queue is submitted on the spot and the push retried.
+//!
+//! # Limits
+//!
+//! A poll request holds a reference to its file. A source closed without
+//! `deregister` therefore stays open in the kernel (its peer sees no close)
+//! while a poll is armed on it: until it is deregistered, its number is
+//! registered again (the stale entry is replaced, see `replace`), or the
+//! runtime is dropped. A level or oneshot entry whose fd is closed is found
+//! out when its poll is next armed (`EBADF`) and reports nothing from then
+//! on.
+//!
+//! # Memory ordering
+//!
+//! This file adds no atomic protocol. The rings' head and tail indices are
+//! shared with the kernel and handled by the `io-uring` crate (an acquire
+//! load of the kernel's tail before reading entries, a release store of our
+//! head or tail after them, as `io_uring(7)` prescribes). Cross-thread
+//! posts and wakes use the completion protocol of
+//! [`completion`](crate::completion) unchanged — its AWAKE/SLEEPING state
+//! word and its loom models — with the eventfd as the doorbell, exactly as
+//! on epoll; a ring after the loop set the flag is a completion posted to
+//! the ring (task work of the eventfd's poll), which ends the
+//! `io_uring_enter` wait or makes it return at once.
+//!
+//! # Why the `io-uring` crate
+//!
+//! It is the io_uring binding the Rust ecosystem has settled on (tokio-uring,
+//! glommio's and monoio's rings use it or its layout), maintained by the
+//! tokio project, with no runtime of its own: a typed builder for each SQE,
+//! the ring mappings and the `io_uring_enter` flags, and nothing else. The
+//! alternative, rustix's raw `io_uring_*` calls, would leave the mmap layout
+//! and the ring's memory ordering to this file; liburing would add a C
+//! build dependency.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+
+use super::poll::Identity;
+use super::{timeout_ms, Source, Waker};
+use crate::sys::OpDone;
+use crate::{Interest, Readiness, Trigger};
+
+/// `user_data` of the doorbell's poll.
+const WAKER: u64 = u64::MAX;
+/// `user_data` of requests whose completion carries nothing for us
+/// (`POLL_REMOVE`): their results are ignored.
+const IGNORED: u64 = u64::MAX - 1;
+/// Poll ids count up from 1 and stay far below the reserved values.
+const FIRST_POLL: u64 = 1;
+
+/// Submission and completion queue sizes. A registration has at most one
+/// poll armed, and a level or oneshot one at most one completion in flight;
+/// edge registrations and bursts beyond the completion queue go to the
+/// kernel's overflow list (`IORING_FEAT_NODROP`), nothing is lost.
+const SQ_ENTRIES: u32 = 256;
+const CQ_ENTRIES: u32 = 4096;
+
+/// What this backend needs of the kernel, checked by [`probe`] (and so by
+/// `Backend::Uring.is_available()` and by building a runtime on it).
+const NEEDED_OPS: [(u8, &str); 5] = [
+    (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
+    (opcode::PollRemove::CODE, "IORING_OP_POLL_REMOVE"),
+    (opcode::Recv::CODE, "IORING_OP_RECV"),
+    (opcode::Send::CODE, "IORING_OP_SEND"),
+    (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
+];
+
+#[derive(Debug)]
+struct Entry {
+    slot: u64,
+    interest: Interest,
+    trigger: Trigger,
+    /// The id of the poll armed for this entry, if one is.
+    poll: Option<u64>,
+    /// A level entry reported since its poll completed, or an edge entry
+    /// whose multishot the kernel ended: armed again by the next `select`.
+    rearm: bool,
+    /// The fd turned out closed (a poll on it failed with `EBADF`): nothing
+    /// is armed or reported any more.
+    closed: bool,
+    /// The file registered, to tell it from a later one with its number.
+    id: Identity,
+}
+
+/// One completion, copied out of the ring (the backlog keeps these).
+#[derive(Debug, Clone, Copy)]
+struct Cqe {
+    user_data: u64,
+    result: i32,
+    flags: u32,
+}
+
+impl From<cqueue::Entry> for Cqe {
+    fn from(e: cqueue::Entry) -> Cqe {
+        Cqe {
+            user_data: e.user_data(),
+            result: e.result(),
+            flags: e.flags(),
+        }
+    }
+}
+
+/// A posted read or write the kernel has. Its buffer lives here, not with
+/// the operation, from the submission until its completion has been seen:
+/// nothing above `sys/` can drop or grow it while the kernel may use it.
+#[derive(Debug)]
+struct InFlight {
+    /// The runtime's name for the operation ([`OpId`](crate::OpId) bits).
+    op: u64,
+    fd: RawFd,
+    read: bool,
+    buf: Vec<u8>,
+}
+
+pub(crate) struct Selector {
+    ring: IoUring,
+    /// Native reads and writes the kernel has, by their `user_data`.
+    inflight: HashMap<u64, InFlight>,
+    /// Their completions, in the order the ring gave them, until taken.
+    op_done: VecDeque<(u64, OpDone)>,
+    entries: HashMap<RawFd, Entry>,
+    /// Live poll ids and the fd each was armed for.
+    polls: HashMap<u64, RawFd>,
+    next_poll: u64,
+    /// Entries to arm again before the next wait.
+    rearm: Vec<RawFd>,
+    /// Completions moved out of the ring on `EBUSY`, handled first.
+    backlog: VecDeque<Cqe>,
+    waker: RawFd,
+    waker_armed: bool,
+}
+
+impl std::fmt::Debug for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Selector")
+            .field("ring", &self.ring.as_raw_fd())
+            .field("entries", &self.entries.len())
+            .field("polls", &self.polls.len())
+            .field("backlog", &self.backlog.len())
+            .field("inflight", &self.inflight.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether this kernel lets this process make a ring with what the backend
+/// needs; the error says why not. Makes a one-entry ring and closes it:
+/// nothing outlives the call.
+pub(crate) fn probe() -> io::Result<()> {
+    new_ring(1, 2).map(drop)
+}
+
+fn new_ring(sq: u32, cq: u32) -> io::Result<IoUring> {
+    let ring = IoUring::builder()
+        .setup_cqsize(cq)
+        .setup_clamp()
+        .build(sq)
+        .map_err(setup_error)?;
+    let params = ring.params();
+    let missing = if !params.is_feature_nodrop() {
+        Some("IORING_FEAT_NODROP (Linux 5.5)")
+    } else if !params.is_feature_ext_arg() {
+        Some("IORING_FEAT_EXT_ARG (Linux 5.11)")
+    } else {
+        None
+    };
+    if let Some(feature) = missing {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("the Uring backend needs {feature}, which this kernel's io_uring lacks"),
+        ));
+    }
+    let mut probe = Probe::new();
+    ring.submitter().register_probe(&mut probe).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("the Uring backend could not probe io_uring's opcodes (Linux 5.6+): {e}"),
+        )
+    })?;
+    for (code, name) in NEEDED_OPS {
+        if !probe.is_supported(code) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the Uring backend needs {name}, which this kernel's io_uring lacks"),
+            ));
+        }
+    }
+    Ok(ring)
+}
+
+/// `io_uring_setup` failed: say why, with the kind a caller can act on.
+fn setup_error(e: io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(libc::ENOSYS) => io::Error::new(
+            io::ErrorKind::Unsupported,
+            "io_uring_setup is not implemented by this kernel (ENOSYS): \
+             the Uring backend needs Linux 5.11 or later built with io_uring",
+        ),
+        Some(libc::EPERM) => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "io_uring_setup was refused (EPERM): io_uring is disabled by the \
+             kernel.io_uring_disabled sysctl, or this process is not allowed it \
+             (a seccomp filter, as container runtimes install by default)",
+        ),
+        Some(libc::EACCES) => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "io_uring_setup was refused (EACCES): kernel.io_uring_disabled = 1 \
+             limits io_uring to the kernel.io_uring_group group",
+        ),
+        Some(libc::EINVAL) => io::Error::new(
+            io::ErrorKind::Unsupported,
+            "io_uring_setup rejected the ring's parameters (EINVAL): the Uring \
+             backend needs Linux 5.11 or later",
+        ),
+        _ => e,
+    }
+}
+
+impl Selector {
+    pub(crate) fn new(waker: &Waker) -> io::Result<Selector> {
+        Selector::with_sizes(waker, SQ_ENTRIES, CQ_ENTRIES)
+    }
+
+    /// With explicit queue sizes, so the tests can fill them.
+    pub(crate) fn with_sizes(waker: &Waker, sq: u32, cq: u32) -> io::Result<Selector> {
+        let mut selector = Selector {
+            ring: new_ring(sq, cq)?,
+            inflight: HashMap::new(),
+            op_done: VecDeque::new(),
+            entries: HashMap::new(),
+            polls: HashMap::new(),
+            next_poll: FIRST_POLL,
+            rearm: Vec::new(),
+            backlog: VecDeque::new(),
+            waker: waker.fd().as_raw_fd(),
+            waker_armed: false,
+        };
+        selector.arm_waker()?;
+        // Armed before `new` returns, so no ring can come before the poll.
+        selector.submit()?;
+        Ok(selector)
+    }
+
+    fn arm_waker(&mut self) -> io::Result<()> {
+        let sqe = opcode::PollAdd::new(types::Fd(self.waker), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(WAKER);
+        self.push(&sqe)?;
+        self.waker_armed = true;
+        Ok(())
+    }
+
+    /// Puts one SQE in the submission queue, submitting what is there first
+    /// if it is full.
+    ///
+    /// # Safety
+    ///
+    /// Any memory `sqe` points at must stay valid, and not be moved, until
+    /// the kernel has posted the request's completion (the caller keeps a
+    /// native operation's buffer in `inflight` for that long; polls,
+    /// removals and cancellations point at nothing).
+    unsafe fn push_unchecked(&mut self, sqe: &squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: the caller's promise, above.
+            if unsafe { self.ring.submission().push(sqe) }.is_ok() {
+                return Ok(());
+            }
+            self.submit()?;
+        }
+    }
+
+    /// [`push_unchecked`](Selector::push_unchecked) for entries that point
+    /// at no memory: polls, poll removals, cancellations.
+    fn push(&mut self, sqe: &squeue::Entry) -> io::Result<()> {
+        // SAFETY: such an entry names an fd, a mask or another request's
+        // `user_data`, nothing that can go away before the kernel reads it.
+        unsafe { self.push_unchecked(sqe) }
+    }
+
+    /// Submits without waiting. `EBUSY` (completions the kernel could not
+    /// flush from its overflow list) is resolved by moving the completion
+    /// queue into the backlog.
+    fn submit(&mut self) -> io::Result<()> {
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.drain_to_backlog(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn drain_to_backlog(&mut self) {
+        let cqes = self.ring.completion().map(Cqe::from);
+        self.backlog.extend(cqes.filter(|c| c.user_data != IGNORED));
+    }
+
+    fn new_poll(&mut self, fd: RawFd) -> io::Result<()> {
+        let entry = self.entries.get(&fd).expect("a registered fd");
+        let id = self.next_poll;
+        self.next_poll += 1;
+        let sqe = opcode::PollAdd::new(types::Fd(fd), events(entry.interest))
+            .multi(entry.trigger == Trigger::Edge)
+            .build()
+            .user_data(id);
+        self.push(&sqe)?;
+        self.polls.insert(id, fd);
+        let entry = self.entries.get_mut(&fd).expect("a registered fd");
+        entry.poll = Some(id);
+        entry.rearm = false;
+        Ok(())
+    }
+
+    /// Withdraws `fd`'s armed poll, if any; its last completion will be
+    /// stale.
+    fn remove_poll(&mut self, fd: RawFd) -> io::Result<()> {
+        let Some(entry) = self.entries.get_mut(&fd) else {
+            return Ok(());
+        };
+        entry.rearm = false;
+        if let Some(id) = entry.poll.take() {
+            self.polls.remove(&id);
+            let sqe = opcode::PollRemove::new(id).build().user_data(IGNORED);
+            self.push(&sqe)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `cqe` is a native operation's; if so, its completion is
+    /// queued for [`pop_op_done`](Selector::pop_op_done).
+    fn finish_op(&mut self, cqe: Cqe) -> bool {
+        let Some(mut op) = self.inflight.remove(&cqe.user_data) else {
+            return false;
+        };
+        if op.read && cqe.result > 0 {
+            let n = cqe.result as usize;
+            debug_assert!(n <= op.buf.capacity() - op.buf.len());
+            // SAFETY: the kernel has written `n` bytes into the spare
+            // capacity from `len` on (it was given exactly that region, and
+            // never writes more than its length), and posted its completion,
+            // so it writes there no more.
+            unsafe { op.buf.set_len(op.buf.len() + n) };
+        }
+        self.op_done.push_back((
+            cqe.user_data,
+            OpDone {
+                op: op.op,
+                result: cqe.result,
+                cancelled: cqe.result == -libc::ECANCELED,
+                buf: op.buf,
+            },
+        ));
+        true
+    }
+
+    /// A native read on socket `fd` into `buf`'s spare capacity, for the
+    /// runtime's operation `op`. On an error the buffer comes back.
+    pub(crate) fn submit_recv(
+        &mut self,
+        fd: Source<'_>,
+        op: u64,
+        mut buf: Vec<u8>,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        let spare = buf.capacity() - buf.len();
+        let len = u32::try_from(spare).unwrap_or(u32::MAX);
+        // SAFETY: `len()` is at most `capacity()`, so the pointer stays
+        // inside (or one past) the allocation.
+        let ptr = unsafe { buf.as_mut_ptr().add(buf.len()) };
+        let raw = fd.as_raw_fd();
+        let sqe = opcode::Recv::new(types::Fd(raw), ptr, len).build();
+        self.submit_op(sqe, op, raw, true, buf)
+    }
+
+    /// A native write on socket `fd` of `buf[offset..]`, all of it
+    /// (`MSG_WAITALL`: the kernel retries a short send itself), without
+    /// `SIGPIPE` (`MSG_NOSIGNAL`).
+    pub(crate) fn submit_send(
+        &mut self,
+        fd: Source<'_>,
+        op: u64,
+        buf: Vec<u8>,
+        offset: usize,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        let rest = &buf[offset.min(buf.len())..];
+        let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
+        let raw = fd.as_raw_fd();
+        let sqe = opcode::Send::new(types::Fd(raw), rest.as_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+            .build();
+        self.submit_op(sqe, op, raw, false, buf)
+    }
+
+    fn submit_op(
+        &mut self,
+        sqe: squeue::Entry,
+        op: u64,
+        fd: RawFd,
+        read: bool,
+        buf: Vec<u8>,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        let id = self.next_poll;
+        self.next_poll += 1;
+        // The buffer moves in before the entry is queued: moving the `Vec`
+        // does not move its heap block, which the entry points at.
+        self.inflight.insert(id, InFlight { op, fd, read, buf });
+        // SAFETY: the buffer the entry points at is in `inflight` until its
+        // completion is seen (`finish_op`), and is never reallocated there;
+        // `Drop` waits for every in-flight request (or leaks its buffer).
+        match unsafe { self.push_unchecked(&sqe.user_data(id)) } {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                // The entry never reached the queue (`push` fails only in
+                // the submit that makes room for it): the buffer is free.
+                let op = self.inflight.remove(&id).expect("just inserted");
+                Err((e, op.buf))
+            }
+        }
+    }
+
+    /// The next finished native operation.
+    pub(crate) fn pop_op_done(&mut self) -> Option<OpDone> {
+        self.op_done.pop_front().map(|(_, d)| d)
+    }
+
+    /// Cancels the native operation `id` (`IORING_OP_ASYNC_CANCEL`) and
+    /// waits for its completion, so that its buffer can be handed back: the
+    /// result is `-ECANCELED`, or what it did if it finished first (a read
+    /// whose bytes arrived, a write that went out) — the cancellation racing
+    /// the completion. `None` if `id` is not in flight nor finished.
+    pub(crate) fn cancel_op(&mut self, id: u64) -> io::Result<Option<OpDone>> {
+        Ok(self.cancel_ops(&[id])?.pop())
+    }
+
+    /// [`cancel_op`](Selector::cancel_op) for several at once: one submit,
+    /// then the wait for all of them. Their completions come back (in no
+    /// particular order), leaving out unknown ids.
+    fn cancel_ops(&mut self, ids: &[u64]) -> io::Result<Vec<OpDone>> {
+        let wanted: std::collections::HashSet<u64> = ids.iter().copied().collect();
+        let mut waiting = 0;
+        for &id in &wanted {
+            if self.inflight.contains_key(&id) {
+                self.push(&opcode::AsyncCancel::new(id).build().user_data(IGNORED))?;
+                waiting += 1;
+            }
+        }
+        if waiting > 0 {
+            self.submit()?;
+        }
+        // Every other completion met on the way goes to the backlog, in
+        // order, for the next `select`; op completions land in `op_done`.
+        // The backlog is looked through once: what joins it below is no
+        // op's.
+        let mut backlog = VecDeque::with_capacity(self.backlog.len());
+        for cqe in std::mem::take(&mut self.backlog) {
+            if !self.finish_op(cqe) {
+                backlog.push_back(cqe);
+            } else if wanted.contains(&cqe.user_data) {
+                waiting -= 1;
+            }
+        }
+        while waiting > 0 {
+            loop {
+                let Some(e) = self.ring.completion().next() else {
+                    break;
+                };
+                let cqe = Cqe::from(e);
+                if self.finish_op(cqe) {
+                    if wanted.contains(&cqe.user_data) {
+                        waiting -= 1;
+                    }
+                } else if cqe.user_data != IGNORED {
+                    backlog.push_back(cqe);
+                }
+            }
+            if waiting == 0 {
+                break;
+            }
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => {
+                    self.backlog = backlog;
+                    return Err(e);
+                }
+            }
+        }
+        self.backlog = backlog;
+        let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.op_done)
+            .into_iter()
+            .partition(|(u, _)| wanted.contains(u));
+        self.op_done = rest;
+        Ok(mine.into_iter().map(|(_, d)| d).collect())
+    }
+
+    /// Cancels every native operation on `fd` and waits for them; their
+    /// buffers are dropped (deregistration drops what was posted). Those
+    /// that had finished already stay in `op_done`, where the runtime finds
+    /// their source gone and drops them.
+    fn cancel_fd_ops(&mut self, fd: RawFd) -> io::Result<()> {
+        let ids: Vec<u64> = self
+            .inflight
+            .iter()
+            .filter(|(_, op)| op.fd == fd)
+            .map(|(&id, _)| id)
+            .collect();
+        self.cancel_ops(&ids)?;
+        Ok(())
+    }
+
+    pub(crate) fn register(
+        &mut self,
+        fd: Source<'_>,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        // fstat says EBADF now, as epoll_ctl would; it also keeps the
+        // file's identity for `replace`.
+        let id = Identity::of(fd)?;
+        let raw = fd.as_raw_fd();
+        self.entries.insert(
+            raw,
+            Entry {
+                slot,
+                interest,
+                trigger,
+                poll: None,
+                rearm: false,
+                closed: false,
+                id,
+            },
+        );
+        // Armed now, submitted with the next wait (or when the queue fills).
+        self.new_poll(raw)
+    }
+
+    /// The runtime still has `fd`'s number: the entry is stale if a poll
+    /// found its fd closed, or if `fd` is another file than the one
+    /// registered. Then it becomes `fd`'s.
+    pub(crate) fn replace(
+        &mut self,
+        fd: Source<'_>,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        let id = Identity::of(fd)?;
+        let entry = self.entries.get(&raw).ok_or_else(not_found)?;
+        if !entry.closed && !entry.id.differs(&id) {
+            return Err(crate::sys::already_registered());
+        }
+        // The old poll and operations pin the old file: let them go now.
+        self.remove_poll(raw)?;
+        self.submit()?;
+        self.cancel_fd_ops(raw)?;
+        self.register(fd, slot, interest, trigger)
+    }
+
+    pub(crate) fn reregister(
+        &mut self,
+        fd: Source<'_>,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        let entry = self.entries.get_mut(&raw).ok_or_else(not_found)?;
+        if entry.closed {
+            return Err(closed());
+        }
+        entry.slot = slot;
+        entry.interest = interest;
+        entry.trigger = trigger;
+        self.remove_poll(raw)?;
+        self.new_poll(raw)
+    }
+
+    pub(crate) fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        if !self.entries.contains_key(&raw) {
+            return Err(not_found());
+        }
+        self.remove_poll(raw)?;
+        self.entries.remove(&raw);
+        self.cancel_fd_ops(raw)?;
+        // Submitted at once: the poll holds a reference to the file, which
+        // the caller may be about to close and expects closed.
+        self.submit()
+    }
+
+    pub(crate) fn select(
+        &mut self,
+        out: &mut Vec<(u64, Readiness)>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<bool> {
+        for fd in std::mem::take(&mut self.rearm) {
+            if self
+                .entries
+                .get(&fd)
+                .is_some_and(|e| e.rearm && e.poll.is_none() && !e.closed)
+            {
+                self.new_poll(fd)?;
+            }
+        }
+        if !self.waker_armed {
+            self.arm_waker()?;
+        }
+        let have = !self.backlog.is_empty() || !self.ring.completion().is_empty();
+        let timeout = if have { Some(Duration::ZERO) } else { timeout };
+        self.enter(timeout)?;
+        self.reap(out, max.max(1));
+        Ok(false)
+    }
+
+    /// Submits what is queued and waits for at least one completion, at
+    /// most `timeout`.
+    fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let r = match timeout {
+            Some(Duration::ZERO) => self.ring.submit(),
+            None => self.ring.submit_and_wait(1),
+            Some(_) => {
+                let ms = timeout_ms(timeout);
+                let ts = types::Timespec::new()
+                    .sec((ms / 1000) as u64)
+                    .nsec((ms % 1000) as u32 * 1_000_000);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                // Completions are waiting already; make room for the
+                // overflow and let `reap` hand them out.
+                self.drain_to_backlog();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn reap(&mut self, out: &mut Vec<(u64, Readiness)>, max: usize) {
+        while out.len() < max {
+            let cqe = match self.backlog.pop_front() {
+                Some(cqe) => cqe,
+                None => match self.ring.completion().next() {
+                    Some(e) => Cqe::from(e),
+                    None => return,
+                },
+            };
+            self.handle(cqe, out);
+        }
+    }
+
+    fn handle(&mut self, cqe: Cqe, out: &mut Vec<(u64, Readiness)>) {
+        if self.finish_op(cqe) {
+            return;
+        }
+        let more = cqueue::more(cqe.flags);
+        match cqe.user_data {
+            IGNORED => return,
+            WAKER => {
+                if !more {
+                    self.waker_armed = false;
+                }
+                return;
+            }
+            _ => {}
+        }
+        let id = cqe.user_data;
+        let Some(&fd) = self.polls.get(&id) else {
+            return; // removed (reregister, deregister): stale
+        };
+        if !more {
+            self.polls.remove(&id);
+        }
+        let Some(entry) = self.entries.get_mut(&fd) else {
+            return;
+        };
+        if entry.poll != Some(id) {
+            return;
+        }
+        if !more {
+            entry.poll = None;
+        }
+        if cqe.result < 0 {
+            match -cqe.result {
+                // Ended by the kernel (an overflow ends a multishot, say):
+                // arm again, unless the registration is oneshot.
+                libc::ECANCELED if entry.trigger != Trigger::Oneshot => {
+                    entry.rearm = true;
+                    self.rearm.push(fd);
+                }
+                libc::EBADF => entry.closed = true,
+                _ => out.push((entry.slot, Readiness::ERROR)),
+            }
+            return;
+        }
+        out.push((entry.slot, readiness(cqe.result as u32)));
+        if !more && entry.trigger != Trigger::Oneshot {
+            entry.rearm = true;
+            self.rearm.push(fd);
+        }
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        "the fd was closed while registered with the io_uring selector",
+    )
+}
+
+fn not_found() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        "source is not registered with the io_uring selector",
+    )
+}
+
+fn events(interest: Interest) -> u32 {
+    let mut e = 0;
+    if interest.is_readable() {
+        e |= libc::POLLIN | libc::POLLRDHUP;
+    }
+    if interest.is_writable() {
+        e |= libc::POLLOUT;
+    }
+    if interest.is_priority() {
+        e |= libc::POLLPRI;
+    }
+    e as u32
+}
+
+/// A poll's result mask. The kernel adds `POLLERR`, `POLLHUP` and
+/// `POLLRDHUP` to every poll's mask, so a source with no read interest can
+/// report read-closed too (epoll reports `EPOLLRDHUP` only when asked).
+fn readiness(mask: u32) -> Readiness {
+    let has = |bit: libc::c_short| mask & bit as u32 != 0;
+    let mut r = Readiness::EMPTY;
+    if has(libc::POLLIN) {
+        r |= Readiness::READABLE;
+    }
+    if has(libc::POLLOUT) {
+        r |= Readiness::WRITABLE;
+    }
+    if has(libc::POLLPRI) {
+        r |= Readiness::PRIORITY;
+    }
+    if has(libc::POLLRDHUP) || has(libc::POLLHUP) {
+        r |= Readiness::READ_CLOSED;
+    }
+    if has(libc::POLLHUP) {
+        r |= Readiness::WRITE_CLOSED;
+    }
+    if has(libc::POLLERR) {
+        r |= Readiness::ERROR | Readiness::WRITE_CLOSED;
+    }
+    r
+}
+
+impl Drop for Selector {
+    /// The kernel may still write into the buffers of reads in flight:
+    /// cancel them all and wait for their completions before the buffers
+    /// (and the ring) go. Should that wait fail, the buffers are leaked,
+    /// never freed under the kernel.
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.inflight.keys().copied().collect();
+        if self.cancel_ops(&ids).is_err() {
+            for (_, op) in self.inflight.drain() {
+                std::mem::forget(op.buf);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    /// 64 ready sources on an 8-entry completion queue (and a 4-entry
+    /// submission queue): the kernel keeps what does not fit in its overflow
+    /// list (`IORING_FEAT_NODROP`), and every report arrives, once.
+    #[test]
+    fn an_overflowing_completion_queue_loses_nothing() {
+        let waker = Waker::new().unwrap();
+        let mut sel = Selector::with_sizes(&waker, 4, 8).unwrap();
+        let pairs: Vec<_> = (0..64).map(|_| UnixStream::pair().unwrap()).collect();
+        for (i, (a, b)) in pairs.iter().enumerate() {
+            a.set_nonblocking(true).unwrap();
+            (&*b).write_all(b"x").unwrap();
+            sel.register(a.as_fd(), i as u64, Interest::READABLE, Trigger::Oneshot)
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        sel.select(&mut out, 1, Some(Duration::ZERO)).unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(
+            sel.ring.submission().cq_overflow() || !sel.backlog.is_empty(),
+            "the completion queue should have overflowed"
+        );
+        for _ in 0..100 {
+            if out.len() >= 64 {
+                break;
+            }
+            sel.select(&mut out, 1000, Some(Duration::ZERO)).unwrap();
+        }
+        let mut slots: Vec<u64> = out.iter().map(|&(slot, _)| slot).collect();
+        slots.sort_unstable();
+        assert_eq!(slots, (0..64).collect::<Vec<_>>());
+        assert!(out.iter().all(|(_, r)| r.is_readable()));
+        sel.select(&mut out, 1000, Some(Duration::ZERO)).unwrap();
+        assert_eq!(out.len(), 64, "oneshot: each reported once");
+    }
+}
