@@ -202,14 +202,15 @@ struct Inner<T> {
     sink: Mutex<Option<Sink>>,
 }
 
-/// The high-water mark and what keeps its upkeep off the consumer's cache
-/// line: `head_seen`, a head position read some time ago. The head only
-/// moves forwards, so `tail - head_seen` bounds the length from above; only
-/// when that bound exceeds the mark does a push read the real head (and
-/// remember it).
+/// The high-water mark and what keeps its upkeep off the consumers' cache
+/// line: `check_at`, a tail position before which no push can raise the
+/// mark. It is computed from a head read some time ago, `h`, as the
+/// position `count(h) + mark + 1`: the head only moves forwards, so while
+/// the tail is before that position the length is at most the mark. Only a
+/// push that reaches it reads the real head (and computes the next one).
 struct Marks {
     high_water: AtomicUsize,
-    head_seen: AtomicUsize,
+    check_at: AtomicUsize,
 }
 
 /// A snapshot of a [`Queue`]'s counters ([`Queue::stats`]).
@@ -368,7 +369,8 @@ impl<T> Queue<T> {
                 has_signal: AtomicBool::new(false),
                 marks: CachePadded::new(Marks {
                     high_water: AtomicUsize::new(0),
-                    head_seen: AtomicUsize::new(0),
+                    // Position 1: the first push measures (count 1).
+                    check_at: AtomicUsize::new(1),
                 }),
                 poppers: Parking::new(End::Tail),
                 pushers: Parking::new(End::Head),
@@ -702,26 +704,34 @@ impl<T> Inner<T> {
     }
 
     /// Raises the high-water mark to the length after a push that moved
-    /// the tail to `tail`, reading the consumers' head only when the bound
-    /// from `head_seen` says the mark might rise. Once the mark is the
-    /// capacity nothing can raise it.
+    /// the tail to `tail`, reading the consumers' head only when `tail`
+    /// has reached `check_at` (see `Marks`). Once the mark is the capacity
+    /// nothing can raise it.
+    #[inline]
     fn note_len(&self, tail: usize) {
         let marks = &*self.marks;
         let high = marks.high_water.load(Ordering::Relaxed);
-        if high >= self.ring.capacity()
-            || self
-                .ring
-                .distance(marks.head_seen.load(Ordering::Relaxed), tail)
-                <= high
-        {
-            return;
+        // Positions grow with the count (wrapping: compare the difference).
+        let reached = tail.wrapping_sub(marks.check_at.load(Ordering::Relaxed)) as isize >= 0;
+        if high < self.ring.capacity() && reached {
+            self.measure(tail, high);
         }
+    }
+
+    #[cold]
+    fn measure(&self, tail: usize, high: usize) {
+        let marks = &*self.marks;
         let head = self.ring.head();
-        marks.head_seen.store(head, Ordering::Relaxed);
         let len = self.ring.distance(head, tail).min(self.ring.capacity());
-        if len > high {
-            marks.high_water.fetch_max(len, Ordering::Relaxed);
-        }
+        let high = if len > high {
+            marks.high_water.fetch_max(len, Ordering::Relaxed).max(len)
+        } else {
+            high
+        };
+        let next = self.ring.count(head).wrapping_add(high).wrapping_add(1);
+        marks
+            .check_at
+            .store(self.ring.position(next), Ordering::Relaxed);
     }
 
     fn fire(&self) {

@@ -77,6 +77,8 @@ pub(super) struct Ring<T> {
     cap: usize,
     /// The first flag bit; `mark - 1` masks the index.
     mark: usize,
+    /// Clears the flags: `!(mark | mark << 1)`.
+    pos_mask: usize,
     one_lap: usize,
     lap_shift: u32,
 }
@@ -106,25 +108,30 @@ impl<T> Ring<T> {
             buffer,
             cap,
             mark,
+            pos_mask: !(mark | mark << 1),
             one_lap,
             lap_shift: one_lap.trailing_zeros(),
         }
     }
 
+    #[inline]
     fn waiter(&self) -> usize {
         self.mark
     }
 
+    #[inline]
     fn armed(&self) -> usize {
         self.mark << 1
     }
 
     /// The position in a word: the word without its flags.
+    #[inline]
     fn pos(&self, word: usize) -> usize {
-        word & !(self.mark | self.mark << 1)
+        word & self.pos_mask
     }
 
     /// The position after `pos`.
+    #[inline]
     fn next(&self, pos: usize) -> usize {
         let index = pos & (self.mark - 1);
         let lap = pos & !(self.one_lap - 1);
@@ -135,9 +142,21 @@ impl<T> Ring<T> {
         }
     }
 
+    /// The slot at position `pos`.
+    #[inline]
+    fn slot(&self, pos: usize) -> &Slot<T> {
+        let index = pos & (self.mark - 1);
+        debug_assert!(index < self.cap);
+        // SAFETY: every position the ring makes has an index below `cap`
+        // (`next` wraps to the next lap at `cap`), and `buffer` has `cap`
+        // slots.
+        unsafe { self.buffer.get_unchecked(index) }
+    }
+
     /// Claims the slot at `tail` for a push, or hands the value to `full`
     /// when the ring is full there (`full` returns `Err` to finish, `Ok` to
     /// retry). On success, writes the value and reports the flags.
+    #[inline]
     fn push_or_else<R, F>(&self, mut value: T, full: F) -> Result<Pushed, R>
     where
         F: Fn(T, usize, usize, &Slot<T>) -> Result<T, R>,
@@ -147,7 +166,7 @@ impl<T> Ring<T> {
         loop {
             let tail = self.pos(word);
             let new_tail = self.next(tail);
-            let slot = &self.buffer[tail & (self.mark - 1)];
+            let slot = self.slot(tail);
             let stamp = slot.stamp.load(Ordering::Acquire);
             if tail == stamp {
                 // Keep a parked popper's flag; take `ARMED` (this push is
@@ -190,6 +209,7 @@ impl<T> Ring<T> {
     }
 
     /// Pushes if there is room; `Err` hands the value back when full.
+    #[inline]
     pub(super) fn push(&self, value: T) -> Result<Pushed, T> {
         self.push_or_else(value, |v, tail, _, _| {
             let head = self.pos(self.head.load(Ordering::Relaxed));
@@ -259,12 +279,13 @@ impl<T> Ring<T> {
     }
 
     /// Pops the oldest value; the flag says whether a pusher is parked.
+    #[inline]
     pub(super) fn pop(&self) -> Option<(T, bool)> {
         let b = Backoff::new();
         let mut word = self.head.load(Ordering::Relaxed);
         loop {
             let head = self.pos(word);
-            let slot = &self.buffer[head & (self.mark - 1)];
+            let slot = self.slot(head);
             let stamp = slot.stamp.load(Ordering::Acquire);
             if head + 1 == stamp {
                 let new_word = self.next(head) | (word & self.waiter());
@@ -341,6 +362,12 @@ impl<T> Ring<T> {
         (pos >> self.lap_shift)
             .wrapping_mul(self.cap)
             .wrapping_add(pos & (self.mark - 1))
+    }
+
+    /// The position that stands for `count` moves (the inverse of
+    /// [`count`](Ring::count)).
+    pub(super) fn position(&self, count: usize) -> usize {
+        ((count / self.cap) << self.lap_shift) | (count % self.cap)
     }
 
     /// The number of items between positions `head` and `tail` if `head`
