@@ -23,10 +23,14 @@
 //!
 //! Statistics stay off the hot path too: pops are counted by the head word
 //! itself (laps times capacity plus index, minus the drops, which also move
-//! the head), pushes as pops plus drops plus the length, and the
-//! high-water mark is checked against `tail - head_seen`, an upper bound of
-//! the length from a head position read earlier; only when that bound
-//! exceeds the mark does a push read the consumers' head (see `Marks`).
+//! the head; on 32-bit targets the word's lap field wraps, and the count with
+//! it, after 2^29 to 2^30 pops), pushes as pops plus drops plus the length,
+//! and the high-water mark costs a push one comparison of its new tail with
+//! `check_at`, a position computed from a head read earlier before which the
+//! length cannot exceed the mark (the head only moves forwards); only a push
+//! that reaches it reads the consumers' head (see `Marks`). While the mark is
+//! below the capacity and the consumer keeps the queue nearly empty, that
+//! can be every push; once the mark is the capacity, none.
 //!
 //! # Memory orderings
 //!
