@@ -208,9 +208,9 @@ struct Inner<T> {
 
 /// The high-water mark and what keeps its upkeep off the consumers' cache
 /// line: `check_at`, a tail position before which no push can raise the
-/// mark. It is computed from a head read some time ago, `h`, as the
-/// position `count(h) + mark + 1`: the head only moves forwards, so while
-/// the tail is before that position the length is at most the mark. Only a
+/// mark. It is computed from a head read some time ago as the position
+/// `mark + 1` moves after it: the head only moves forwards, so while the
+/// tail is before that position the length is at most the mark. Only a
 /// push that reaches it reads the real head (and computes the next one).
 struct Marks {
     high_water: AtomicUsize,
@@ -732,10 +732,10 @@ impl<T> Inner<T> {
         } else {
             high
         };
-        let next = self.ring.count(head).wrapping_add(high).wrapping_add(1);
-        marks
-            .check_at
-            .store(self.ring.position(next), Ordering::Relaxed);
+        if high < self.ring.capacity() {
+            let next = self.ring.advance(head, high + 1);
+            marks.check_at.store(next, Ordering::Relaxed);
+        }
     }
 
     fn fire(&self) {

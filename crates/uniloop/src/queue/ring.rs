@@ -364,20 +364,32 @@ impl<T> Ring<T> {
             .wrapping_add(pos & (self.mark - 1))
     }
 
-    /// The position that stands for `count` moves (the inverse of
-    /// [`count`](Ring::count)).
-    pub(super) fn position(&self, count: usize) -> usize {
-        ((count / self.cap) << self.lap_shift) | (count % self.cap)
+    /// The position `n` moves after `pos`, for `n <= cap`.
+    pub(super) fn advance(&self, pos: usize, n: usize) -> usize {
+        debug_assert!(n <= self.cap);
+        let index = (pos & (self.mark - 1)) + n;
+        let lap = pos & !(self.one_lap - 1);
+        if index < self.cap {
+            lap | index
+        } else {
+            lap.wrapping_add(self.one_lap) | (index - self.cap)
+        }
     }
 
-    /// The number of items between positions `head` and `tail` if `head`
-    /// is no later than `tail`, else 0 (a stale `tail`).
+    /// The number of items from position `head` to position `tail`, which
+    /// are at most a lap apart; 0 if `head` is not before `tail` (a head
+    /// read after other pops passed this tail). Positions grow with every
+    /// move (wrapping), so their difference orders them.
     pub(super) fn distance(&self, head: usize, tail: usize) -> usize {
-        let d = self.count(tail).wrapping_sub(self.count(head));
-        if d > usize::MAX / 2 {
-            0
+        if tail.wrapping_sub(head) as isize <= 0 {
+            return 0;
+        }
+        let hix = head & (self.mark - 1);
+        let tix = tail & (self.mark - 1);
+        if head & !(self.one_lap - 1) == tail & !(self.one_lap - 1) {
+            tix - hix
         } else {
-            d
+            self.cap - hix + tix
         }
     }
 
