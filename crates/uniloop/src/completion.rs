@@ -61,7 +61,8 @@
 //!
 //! # Skipping the pop
 //!
-//! An empty queue's `pop` is not free (tens of instructions in `SegQueue`),
+//! An empty queue's `pop` is not free (tens of instructions in the
+//! `SegQueue` this queue was),
 //! and a loop that polls with a zero timeout pays it on every call. So the
 //! loop pops only while something may be there: from a pass whose
 //! `begin_pass` (or the `finish_sleep` before it) read `NOTIFIED`, until a

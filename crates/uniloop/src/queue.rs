@@ -4,60 +4,88 @@
 //!
 //! # Design
 //!
-//! The items live in crossbeam's lock-free `ArrayQueue` (its `force_push` is
-//! exactly the drop-oldest policy), so the fast path of a push or a pop is
-//! that structure's compare-and-swap plus a few counters: no mutex and no
-//! syscall. A mutex and two condition variables exist only for parties that
-//! must *block* (a `pop` on an empty queue, a `Block` push on a full one);
-//! a counter of such sleepers lets the other side skip the mutex and the
-//! futex wake unless somebody is actually asleep.
+//! The items live in [`ring::Ring`], crossbeam-queue's lock-free
+//! `ArrayQueue` algorithm owned here (its `force_push` is exactly the
+//! drop-oldest policy), so the fast path of a push or a pop is that
+//! structure's compare-and-swap plus a store: no mutex, no syscall, no
+//! fence and no shared counter. The ring runs on `crate::sync`'s atomics,
+//! so under `--cfg uniloop_loom` loom model-checks the production code
+//! itself; its `Backoff` spins become `yield_now`s there.
 //!
-//! Under `--cfg uniloop_loom` the ring is `queue/loom_ring.rs` instead: a
-//! line-for-line port of `ArrayQueue`'s algorithm onto loom's atomics
-//! (`ArrayQueue` spins on std atomics that loom can neither see nor
-//! schedule; `sync::FifoQueue` swaps `SegQueue` out for the same reason).
-//! It keeps `ArrayQueue`'s memory orderings — a push publishes with a
-//! release store, an emptiness check is plain loads — rather than a mutex,
-//! whose extra synchronisation would hide a missing fence from the model.
+//! What the other side must be told travels in flag bits of the ring's
+//! `head` and `tail` words (layout in `queue/ring.rs`): `WAITER` in `tail`
+//! (a popper is parked), `WAITER` in `head` (a pusher is parked), `ARMED`
+//! in `tail` (the next push posts the completion). A push's CAS on `tail`
+//! reads the tail word anyway, so it learns for free whether it must wake
+//! or post; a pop's CAS on `head` likewise. A mutex and a condition
+//! variable per side exist only for parties that must *block* (a `pop` on
+//! an empty queue, a `Block` push on a full one).
+//!
+//! Statistics stay off the hot path too: pops are counted by the head word
+//! itself (laps times capacity plus index, minus the drops, which also move
+//! the head; on 32-bit targets the word's lap field wraps, and the count with
+//! it, after 2^29 to 2^30 pops), pushes as pops plus drops plus the length,
+//! and the high-water mark costs a push one comparison of its new tail with
+//! `check_at`, a position computed from a head read earlier before which the
+//! length cannot exceed the mark (the head only moves forwards); only a push
+//! that reaches it reads the consumers' head (see `Marks`). While the mark is
+//! below the capacity and the consumer keeps the queue nearly empty, that
+//! can be every push; once the mark is the capacity, none.
+//!
+//! # Memory orderings
+//!
+//! The ring keeps `ArrayQueue`'s: a slot is claimed by a `SeqCst` CAS, its
+//! value published by a release store of the slot's stamp and taken after
+//! an acquire load of it; the full and empty checks fence as `ArrayQueue`
+//! does. The two flag protocols below use one more fact only: all
+//! read-modify-writes of one atomic word form a single modification order,
+//! each reading the value just before it, whatever their orderings. Flag
+//! RMWs are `AcqRel`, so a push that takes `ARMED` also sees the signal
+//! sink stored before the arming. `closed` is a `SeqCst` store read under
+//! the parking mutex or before each attempt.
 //!
 //! # Parking protocol (no lost wake-up, no needless wake)
 //!
-//! A popper that found the ring empty (after a brief spin) registers as a
-//! sleeper under the poppers' mutex, which publishes a non-zero `unwoken`
-//! count; it then issues `fence(SeqCst)` and looks at the ring again, and
-//! waits on the condition variable only if the ring is still empty and the
-//! queue is not closed. A pusher publishes its item, issues
-//! `fence(SeqCst)`, and loads `unwoken`; only if it is non-zero does it
-//! take the mutex and `notify_one`.
+//! A popper that found the ring empty (after a brief spin) takes the
+//! poppers' mutex, counts itself as a sleeper and sets `WAITER` in `tail`
+//! with a `fetch_or`, which returns the latest tail word; it waits on the
+//! condition variable only if that tail equals the head (empty) and the
+//! queue is not closed. A push's CAS on `tail` keeps the flag and reports
+//! it; the push then (after publishing its item) takes the mutex and
+//! `notify_one`s.
 //!
-//! Why nothing is lost: the two fences are ordered in the single total order
-//! of `SeqCst` operations. If the pusher's fence comes first, the popper's
-//! look after its own fence sees the item (C++ `[atomics.order]`: a write
-//! sequenced before fence X is visible to a read sequenced after fence Y when
-//! X precedes Y). If the popper's fence comes first, the pusher's load sees
-//! the non-zero count and notifies; the popper registered while holding the
-//! mutex and holds it until `wait` releases it atomically, so the pusher's
-//! notification lands after the popper is waiting. Pushers blocked on a
-//! full ring mirror this exactly with the roles swapped. How `unwoken`
-//! stops counting a sleeper once it has been sent a wake-up (so a burst of
+//! Why nothing is lost: the popper's `fetch_or` and the push's CAS are two
+//! RMWs of `tail`. If the CAS comes later in `tail`'s modification order,
+//! it reads the flag (nobody clears it while the popper is unwoken, see
+//! `Parking`) and the pusher wakes somebody; the popper holds the mutex
+//! from registering until `wait` releases it atomically, so the wake-up
+//! lands after it is waiting. If the `fetch_or` comes later, it reads the
+//! pushed tail and the popper does not sleep. (A stale head can only make
+//! the ring look non-empty, which costs a retry.) Pushers blocked on a full
+//! ring mirror this exactly with `WAITER` in `head`. How the flag is
+//! cleared once every sleeper has been sent a wake-up (so a burst of
 //! operations costs one syscall, not one each) is argued at `Parking`.
 //! [`Queue::close`] sets `closed` and then wakes everybody, so a sleeper
 //! either sees `closed` under the mutex or is woken.
 //!
 //! # Signal protocol (one completion per burst, none lost)
 //!
-//! With [`Queue::signal`], a flag `signalled` means "a completion has been
-//! posted and the consumer has not yet seen the queue empty since". A pusher,
-//! after publishing its item and the `SeqCst` fence above, loads `signalled`;
-//! if it is clear, it swaps it to set (`AcqRel`) and the one pusher that
-//! moved it from clear to set posts `(key, 0)`. A consumer whose pop finds
-//! the ring empty clears `signalled`, issues `fence(SeqCst)`, and looks at
-//! the ring again; if an item is there it pops it instead of reporting
-//! empty. By the same fence argument, a push that completed after the
-//! consumer's last look either sees `signalled` clear (and posts) or its item
-//! is seen by that look. So: after the consumer drained the queue (a pop
-//! returned nothing), the next push posts exactly one completion, and a
-//! burst of pushes before the next drain posts nothing more.
+//! With [`Queue::signal`], `ARMED` in `tail` means "the consumer has seen
+//! the queue empty since the last completion". A consumer whose pop finds
+//! the ring empty sets it with a `fetch_or` (unless a plain load shows it
+//! set already) and looks at the tail word that RMW returned: if an item
+//! is there it pops it instead of reporting empty. A push's CAS on `tail`
+//! clears `ARMED`; the one push whose CAS took it posts `(key, 0)` after
+//! publishing its item. By the modification-order argument above, a push
+//! whose CAS came after the consumer's arming takes the flag (and posts),
+//! and one whose CAS came before is seen by the consumer's look. A stale
+//! "already set" load is harmless: the flag was set by this consumer and
+//! taken by a push that has posted (or will), so a completion is on its
+//! way. So: after the consumer drained the queue (a pop returned nothing),
+//! the next push posts exactly one completion, and a burst of pushes
+//! before the next drain posts nothing more. [`Queue::signal`] arms too,
+//! and if the ring already holds items takes the flag back (`fetch_and`)
+//! and posts itself, unless a push took the flag first and posts.
 //!
 //! The consumer's side of the contract: on the completion, pop until the
 //! queue reports empty. A completion may find the queue already empty (an
@@ -69,14 +97,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::{Backoff, CachePadded};
 
-use crate::sync::{fence, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::Poster;
 
-#[cfg(uniloop_loom)]
-mod loom_ring;
 mod parking;
+mod ring;
 
 use self::parking::Parking;
+use self::ring::{End, Pushed, Ring};
 
 /// Whether a party about to block first spins briefly (crossbeam's
 /// `Backoff`: a few busy iterations, then a few `yield_now`s). The other
@@ -84,11 +112,6 @@ use self::parking::Parking;
 /// syscall for every push or pop that sees the sleeper before it leaves.
 /// Off under loom: spinning only multiplies the interleavings to explore.
 const SPIN: bool = !cfg!(uniloop_loom);
-
-#[cfg(not(uniloop_loom))]
-type Ring<T> = crossbeam_queue::ArrayQueue<T>;
-#[cfg(uniloop_loom)]
-type Ring<T> = loom_ring::Ring<T>;
 
 /// What [`Queue::push`] does when the queue is full.
 ///
@@ -171,17 +194,27 @@ struct Inner<T> {
     ring: Ring<T>,
     policy: Overflow,
     closed: AtomicBool,
-    /// Poppers asleep on an empty ring.
+    has_signal: AtomicBool,
+    /// Read by every push; written only when the mark rises.
+    marks: CachePadded<Marks>,
+    /// Poppers asleep on an empty ring (they flag `tail`).
     poppers: Parking,
-    /// Pushers asleep on a full ring.
+    /// Pushers asleep on a full ring (they flag `head`).
     pushers: Parking,
-    popped: CachePadded<AtomicUsize>,
     dropped: AtomicUsize,
     rejected: AtomicUsize,
-    high_water: AtomicUsize,
-    has_signal: AtomicBool,
-    signalled: CachePadded<AtomicBool>,
     sink: Mutex<Option<Sink>>,
+}
+
+/// The high-water mark and what keeps its upkeep off the consumers' cache
+/// line: `check_at`, a tail position before which no push can raise the
+/// mark. It is computed from a head read some time ago as the position
+/// `mark + 1` moves after it: the head only moves forwards, so while the
+/// tail is before that position the length is at most the mark. Only a
+/// push that reaches it reads the real head (and computes the next one).
+struct Marks {
+    high_water: AtomicUsize,
+    check_at: AtomicUsize,
 }
 
 /// A snapshot of a [`Queue`]'s counters ([`Queue::stats`]).
@@ -337,14 +370,16 @@ impl<T> Queue<T> {
                 ring: Ring::new(capacity),
                 policy,
                 closed: AtomicBool::new(false),
-                poppers: Parking::new(),
-                pushers: Parking::new(),
-                popped: CachePadded::new(AtomicUsize::new(0)),
+                has_signal: AtomicBool::new(false),
+                marks: CachePadded::new(Marks {
+                    high_water: AtomicUsize::new(0),
+                    // Position 1: the first push measures (count 1).
+                    check_at: AtomicUsize::new(1),
+                }),
+                poppers: Parking::new(End::Tail),
+                pushers: Parking::new(End::Head),
                 dropped: AtomicUsize::new(0),
                 rejected: AtomicUsize::new(0),
-                high_water: AtomicUsize::new(0),
-                has_signal: AtomicBool::new(false),
-                signalled: CachePadded::new(AtomicBool::new(false)),
                 sink: Mutex::new(None),
             }),
         }
@@ -395,8 +430,8 @@ impl<T> Queue<T> {
             return Err(PushError::Closed(value));
         }
         match inner.ring.push(value) {
-            Ok(()) => {
-                inner.after_push();
+            Ok(pushed) => {
+                inner.after_push(pushed);
                 Ok(())
             }
             Err(value) => {
@@ -449,11 +484,11 @@ impl<T> Queue<T> {
         if inner.closed.load(Ordering::Acquire) {
             return Err(PushError::Closed(value));
         }
-        let displaced = inner.ring.force_push(value);
+        let (displaced, pushed) = inner.ring.force_push(value);
         if displaced.is_some() {
             inner.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        inner.after_push();
+        inner.after_push(pushed);
         Ok(displaced)
     }
 
@@ -530,8 +565,8 @@ impl<T> Queue<T> {
     pub fn close(&self) {
         let inner = &*self.inner;
         inner.closed.store(true, Ordering::SeqCst);
-        inner.poppers.wake_all();
-        inner.pushers.wake_all();
+        inner.poppers.wake_all(&inner.ring);
+        inner.pushers.wake_all(&inner.ring);
     }
 
     /// Whether [`close`](Queue::close) has been called.
@@ -555,15 +590,16 @@ impl<T> Queue<T> {
     pub fn clear(&self) -> usize {
         let inner = &*self.inner;
         let mut n = 0;
-        while inner.ring.pop().is_some() {
+        let mut waiter = false;
+        while let Some((_, w)) = inner.ring.pop() {
             n += 1;
+            waiter |= w;
         }
         if n > 0 {
             inner.dropped.fetch_add(n, Ordering::Relaxed);
-            fence(Ordering::SeqCst);
-            if inner.pushers.has_unwoken() {
-                inner.pushers.wake_all();
-            }
+        }
+        if waiter {
+            inner.pushers.wake_all(&inner.ring);
         }
         n
     }
@@ -597,13 +633,18 @@ impl<T> Queue<T> {
     pub fn stats(&self) -> QueueStats {
         let inner = &*self.inner;
         let count = |a: &AtomicUsize| a.load(Ordering::Relaxed) as u64;
-        let popped = count(&inner.popped);
         let dropped = count(&inner.dropped);
+        // Every pop and every drop moved the head once, and the head word
+        // counts its moves (laps times capacity plus index), so pops need
+        // no counter of their own. Drops are counted after their move, so
+        // under load this can run a few ahead; quiet, it is exact.
+        let moves = inner.ring.count(inner.ring.head()) as u64;
+        let popped = moves.saturating_sub(dropped);
         let len = inner.ring.len();
         QueueStats {
             capacity: inner.ring.capacity(),
             len,
-            high_water: inner.high_water.load(Ordering::Relaxed),
+            high_water: inner.marks.high_water.load(Ordering::Relaxed),
             // Every accepted item is popped, dropped or still queued, so
             // pushes need no counter of their own on the hot path.
             pushed: popped + dropped + len as u64,
@@ -653,37 +694,47 @@ impl<T> Queue<T> {
 }
 
 impl<T> Inner<T> {
-    /// Everything a successful push owes the other side: counters, then the
-    /// `SeqCst` fence that pairs with a sleeper's (or a draining consumer's)
-    /// fence, then the checks that decide whether anyone must be told.
-    fn after_push(&self) {
-        // Measuring the length reads the consumers' index, a cache line
-        // they keep writing; once the mark has reached the capacity nothing
-        // can raise it, so stop paying for that.
-        let high = self.high_water.load(Ordering::Relaxed);
-        if high < self.ring.capacity() {
-            let len = self.ring.len();
-            if len > high {
-                self.high_water.fetch_max(len, Ordering::Relaxed);
-            }
+    /// Everything a successful push owes: the high-water mark, then what
+    /// its CAS on `tail` reported — a parked popper to wake, a completion
+    /// to post. No fence: the flags are in the word the CAS just read.
+    fn after_push(&self, pushed: Pushed) {
+        self.note_len(pushed.tail);
+        if pushed.waiter {
+            self.poppers.wake_one(&self.ring);
         }
-        fence(Ordering::SeqCst);
-        if self.poppers.has_unwoken() {
-            self.poppers.wake_one();
-        }
-        if self.has_signal.load(Ordering::Relaxed)
-            && !self.signalled.load(Ordering::Relaxed)
-            && !self.signalled.swap(true, Ordering::AcqRel)
-        {
+        if pushed.armed {
             self.fire();
         }
     }
 
-    fn after_pop(&self) {
-        self.popped.fetch_add(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if self.pushers.has_unwoken() {
-            self.pushers.wake_one();
+    /// Raises the high-water mark to the length after a push that moved
+    /// the tail to `tail`, reading the consumers' head only when `tail`
+    /// has reached `check_at` (see `Marks`). Once the mark is the capacity
+    /// nothing can raise it.
+    #[inline]
+    fn note_len(&self, tail: usize) {
+        let marks = &*self.marks;
+        let high = marks.high_water.load(Ordering::Relaxed);
+        // Positions grow with the count (wrapping: compare the difference).
+        let reached = tail.wrapping_sub(marks.check_at.load(Ordering::Relaxed)) as isize >= 0;
+        if high < self.ring.capacity() && reached {
+            self.measure(tail, high);
+        }
+    }
+
+    #[cold]
+    fn measure(&self, tail: usize, high: usize) {
+        let marks = &*self.marks;
+        let head = self.ring.head();
+        let len = self.ring.distance(head, tail).min(self.ring.capacity());
+        let high = if len > high {
+            marks.high_water.fetch_max(len, Ordering::Relaxed).max(len)
+        } else {
+            high
+        };
+        if high < self.ring.capacity() {
+            let next = self.ring.advance(head, high + 1);
+            marks.check_at.store(next, Ordering::Relaxed);
         }
     }
 
@@ -696,29 +747,29 @@ impl<T> Inner<T> {
     fn set_sink(&self, sink: Sink) {
         *lock(&self.sink) = Some(sink);
         self.has_signal.store(true, Ordering::Relaxed);
-        // Pairs with `after_push`'s fence: a push that did not see
-        // `has_signal` left an item that this look sees.
-        fence(Ordering::SeqCst);
-        if !self.ring.is_empty() && !self.signalled.swap(true, Ordering::AcqRel) {
+        // Arm: the next push posts. If the ring already holds items, take
+        // the flag back and post now, unless a push took it first (then
+        // that push posts). Either way exactly one completion.
+        if !self.ring.arm() && self.ring.disarm() {
             self.fire();
         }
     }
 
     fn try_pop(&self) -> Option<T> {
         loop {
-            if let Some(v) = self.ring.pop() {
-                self.after_pop();
+            if let Some((v, waiter)) = self.ring.pop() {
+                if waiter {
+                    self.pushers.wake_one(&self.ring);
+                }
                 return Some(v);
             }
-            // Empty. Re-arm the signal, then look once more: a push that
-            // still saw the old `signalled` (and so did not post) is found
-            // here. See "Signal protocol" in the module docs.
-            if !self.signalled.load(Ordering::Relaxed) {
+            // Empty. Re-arm the signal (the next push posts), reading the
+            // tail afresh as it does: a push that came before the arming
+            // is found there. See "Signal protocol" in the module docs.
+            if !self.has_signal.load(Ordering::Relaxed) || self.ring.armed_hint() {
                 return None;
             }
-            self.signalled.store(false, Ordering::Relaxed);
-            fence(Ordering::SeqCst);
-            if self.ring.is_empty() {
+            if self.ring.arm() {
                 return None;
             }
         }
@@ -742,9 +793,8 @@ impl<T> Inner<T> {
                 Some(None) => return Err(PopError::Timeout),
                 None => None,
             };
-            self.poppers.sleep(left, || {
-                self.ring.is_empty() && !self.closed.load(Ordering::SeqCst)
-            });
+            self.poppers
+                .sleep(&self.ring, left, || !self.closed.load(Ordering::SeqCst));
         }
     }
 
@@ -755,8 +805,8 @@ impl<T> Inner<T> {
                 return Err(PushError::Closed(value));
             }
             match self.ring.push(value) {
-                Ok(()) => {
-                    self.after_push();
+                Ok(pushed) => {
+                    self.after_push(pushed);
                     return Ok(());
                 }
                 Err(back) => value = back,
@@ -773,9 +823,8 @@ impl<T> Inner<T> {
                 }
                 None => None,
             };
-            self.pushers.sleep(left, || {
-                self.ring.is_full() && !self.closed.load(Ordering::SeqCst)
-            });
+            self.pushers
+                .sleep(&self.ring, left, || !self.closed.load(Ordering::SeqCst));
         }
     }
 }

@@ -2,19 +2,22 @@
 
 use std::time::Duration;
 
-use crossbeam_utils::CachePadded;
-
 use super::lock;
-use crate::sync::{fence, AtomicUsize, Condvar, Mutex, Ordering};
+use super::ring::End;
+use crate::sync::{Condvar, Mutex};
 
 /// Where one side's blocked parties sleep: a mutex-guarded count of
-/// sleepers and of wake-ups already sent to them, a condition variable, and
-/// an atomic copy of `sleepers - woken` that the other side reads on its
-/// fast path.
+/// sleepers and of wake-ups already sent to them, and a condition variable.
+/// What the other side reads on its fast path is not here but in the ring:
+/// the `WAITER` flag of this side's [`End`], which is set exactly while
+/// `sleepers - woken` (the *unwoken* sleepers) may be non-zero. Every
+/// change of the flag happens under the mutex: a sleeper sets it as it
+/// registers ([`Ring::park`](super::ring::Ring::park), an RMW that also
+/// reads the word afresh), and whoever brings `unwoken` to 0 clears it.
 ///
 /// Counting the wake-ups sent is what keeps a syscall off every operation
 /// while a sleeper is waking up: once every sleeper has been sent a
-/// wake-up, `unwoken` is 0 and the other side skips the mutex and
+/// wake-up, the flag is clear and the other side skips the mutex and
 /// `notify_one` entirely (crossbeam-channel gets the same effect by
 /// unregistering a waiter as it notifies it).
 ///
@@ -25,11 +28,12 @@ use crate::sync::{fence, AtomicUsize, Condvar, Mutex, Ordering};
 /// `P`, or only when `sleepers > woken` with `F` empty, i.e. `P > woken`; a
 /// sleeper that re-takes the mutex leaves `P` and takes one wake-up with it
 /// (if any). So `unwoken = F + P - woken >= F`: while anyone is still
-/// blocked, `unwoken > 0` and the next wake reaches the condition variable.
-/// A wake-up that finds nobody blocked costs one extra pass, never a lost
+/// blocked, `unwoken > 0`, the flag stays set, and every operation of the
+/// other side that completes meanwhile sees it and calls `wake_one`. A
+/// wake-up that finds nobody blocked costs one extra pass, never a lost
 /// item, because every woken party tries its operation again.
 pub(super) struct Parking {
-    unwoken: CachePadded<AtomicUsize>,
+    end: End,
     counts: Mutex<Sleepers>,
     cv: Condvar,
 }
@@ -38,29 +42,45 @@ pub(super) struct Parking {
 struct Sleepers {
     sleepers: usize,
     woken: usize,
+    /// Whether the flag is set: only this side's mutex holders change it,
+    /// so this copy is exact and spares a redundant RMW on the other
+    /// side's busiest word.
+    flagged: bool,
+}
+
+/// The flag's two operations on the ring, passed in so `Parking` does not
+/// depend on the ring's item type.
+pub(super) trait Flag {
+    /// Sets the flag; `true` if the party must still block.
+    fn park(&self, end: End) -> bool;
+    /// Clears the flag.
+    fn unpark(&self, end: End);
 }
 
 impl Parking {
-    pub(super) fn new() -> Parking {
+    pub(super) fn new(end: End) -> Parking {
         Parking {
-            unwoken: CachePadded::new(AtomicUsize::new(0)),
+            end,
             counts: Mutex::new(Sleepers::default()),
             cv: Condvar::new(),
         }
     }
 
-    /// Registers as a sleeper, issues the `SeqCst` fence that pairs with
-    /// the other side's fence after its operation, and blocks only if
-    /// `still_blocked()` (checked after the fence) says so.
-    pub(super) fn sleep(&self, timeout: Option<Duration>, still_blocked: impl FnOnce() -> bool) {
+    /// Registers as a sleeper and sets the flag; blocks only if the ring
+    /// (read by the flag's RMW) and `still_blocked()` say so.
+    pub(super) fn sleep(
+        &self,
+        flag: &impl Flag,
+        timeout: Option<Duration>,
+        still_blocked: impl FnOnce() -> bool,
+    ) {
         let mut counts = lock(&self.counts);
         counts.sleepers += 1;
-        self.publish(&counts);
-        fence(Ordering::SeqCst);
-        if !still_blocked() {
+        counts.flagged = true;
+        if !flag.park(self.end) || !still_blocked() {
             // Nobody can have woken us: a waker needs the mutex we hold.
             counts.sleepers -= 1;
-            self.publish(&counts);
+            self.settle(flag, &mut counts);
             return;
         }
         counts = match timeout {
@@ -74,33 +94,32 @@ impl Parking {
         };
         counts.sleepers -= 1;
         counts.woken = counts.woken.saturating_sub(1);
-        self.publish(&counts);
+        self.settle(flag, &mut counts);
     }
 
-    /// The fast-path check, after the caller's `SeqCst` fence.
-    pub(super) fn has_unwoken(&self) -> bool {
-        self.unwoken.load(Ordering::Relaxed) > 0
-    }
-
-    pub(super) fn wake_one(&self) {
+    /// Called by the other side when its CAS saw the flag.
+    pub(super) fn wake_one(&self, flag: &impl Flag) {
         let mut counts = lock(&self.counts);
         if counts.sleepers > counts.woken {
             counts.woken += 1;
-            self.publish(&counts);
             self.cv.notify_one();
         }
+        self.settle(flag, &mut counts);
     }
 
-    pub(super) fn wake_all(&self) {
+    pub(super) fn wake_all(&self, flag: &impl Flag) {
         let mut counts = lock(&self.counts);
         counts.woken = counts.sleepers;
-        self.publish(&counts);
+        self.settle(flag, &mut counts);
         self.cv.notify_all();
     }
 
-    /// Only ever written under `counts`, so the stores are in order.
-    fn publish(&self, counts: &Sleepers) {
-        self.unwoken
-            .store(counts.sleepers - counts.woken, Ordering::Relaxed);
+    /// Clears the flag once nobody is left unwoken. Only ever called under
+    /// `counts`, so no sleeper can be between registering and blocking.
+    fn settle(&self, flag: &impl Flag, counts: &mut Sleepers) {
+        if counts.flagged && counts.sleepers == counts.woken {
+            counts.flagged = false;
+            flag.unpark(self.end);
+        }
     }
 }
