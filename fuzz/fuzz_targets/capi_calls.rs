@@ -222,38 +222,143 @@ const MAX_OPS: usize = 96;
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    RtInit { backend: u8 },
-    RtDeinit { rt: u8 },
-    Add { rt: u8, fd: u8, events: u8, ctx: u8 },
-    Modify { rt: u8, fd: u8, events: u8, ctx: u8 },
-    Remove { rt: u8, fd: u8 },
-    Wakeup { rt: u8 },
-    Post { rt: u8, data: u64 },
-    PostRead { rt: u8, fd: u8, own_buf: bool, len: u16 },
-    PostWrite { rt: u8, fd: u8, null: bool, len: u16 },
-    Wait { rt: u8, max: i8, null_events: bool, timeout: u8 },
-    TimerAdd { rt: u8, delay: u8, period: u8 },
-    TimerCancel { rt: u8, timer: u8 },
-    TimerReset { rt: u8, timer: u8, delay: u8 },
-    RtInfo { rt: u8, what: u8 },
-    Socketpair { blocking: bool },
-    Close { fd: u8 },
-    Send { fd: u8, len: u8 },
-    Shutdown { fd: u8, how: u8 },
-    QCreate { cap: u8, size: u8, flags: u8 },
-    QDestroy { q: u8 },
-    QEnqueue { q: u8, len: u8, null: bool, timeout: Option<u8> },
-    QDequeue { q: u8, buf: u8, null_out: bool, timeout: Option<u8> },
-    QOther { q: u8, what: u8 },
-    QSetSignal { q: u8, rt: u8 },
-    WCreate { body: u8, stack: u8 },
-    WCall { w: u8, what: u8, timeout: u8 },
-    WDestroy { w: u8 },
-    PCreate { rt: u8, threads: u8 },
-    PSubmit { p: u8, null_job: bool },
-    PPending { p: u8 },
-    PDestroy { p: u8 },
-    Misc { what: u8, n: i32 },
+    RtInit {
+        backend: u8,
+    },
+    RtDeinit {
+        rt: u8,
+    },
+    Add {
+        rt: u8,
+        fd: u8,
+        events: u8,
+        ctx: u8,
+    },
+    Modify {
+        rt: u8,
+        fd: u8,
+        events: u8,
+        ctx: u8,
+    },
+    Remove {
+        rt: u8,
+        fd: u8,
+    },
+    Wakeup {
+        rt: u8,
+    },
+    Post {
+        rt: u8,
+        data: u64,
+    },
+    PostRead {
+        rt: u8,
+        fd: u8,
+        own_buf: bool,
+        len: u16,
+    },
+    PostWrite {
+        rt: u8,
+        fd: u8,
+        null: bool,
+        len: u16,
+    },
+    Wait {
+        rt: u8,
+        max: i8,
+        null_events: bool,
+        timeout: u8,
+    },
+    TimerAdd {
+        rt: u8,
+        delay: u8,
+        period: u8,
+    },
+    TimerCancel {
+        rt: u8,
+        timer: u8,
+    },
+    TimerReset {
+        rt: u8,
+        timer: u8,
+        delay: u8,
+    },
+    RtInfo {
+        rt: u8,
+        what: u8,
+    },
+    Socketpair {
+        blocking: bool,
+    },
+    Close {
+        fd: u8,
+    },
+    Send {
+        fd: u8,
+        len: u8,
+    },
+    Shutdown {
+        fd: u8,
+        how: u8,
+    },
+    QCreate {
+        cap: u8,
+        size: u8,
+        flags: u8,
+    },
+    QDestroy {
+        q: u8,
+    },
+    QEnqueue {
+        q: u8,
+        len: u8,
+        null: bool,
+        timeout: Option<u8>,
+    },
+    QDequeue {
+        q: u8,
+        buf: u8,
+        null_out: bool,
+        timeout: Option<u8>,
+    },
+    QOther {
+        q: u8,
+        what: u8,
+    },
+    QSetSignal {
+        q: u8,
+        rt: u8,
+    },
+    WCreate {
+        body: u8,
+        stack: u8,
+    },
+    WCall {
+        w: u8,
+        what: u8,
+        timeout: u8,
+    },
+    WDestroy {
+        w: u8,
+    },
+    PCreate {
+        rt: u8,
+        threads: u8,
+    },
+    PSubmit {
+        p: u8,
+        null_job: bool,
+    },
+    PPending {
+        p: u8,
+    },
+    PDestroy {
+        p: u8,
+    },
+    Misc {
+        what: u8,
+        n: i32,
+    },
 }
 
 /// What the model knows of one runtime.
@@ -374,7 +479,11 @@ fn last_error() -> c_int {
         let msg = CStr::from_ptr(msg);
         assert_ne!(code, ERR_PANIC, "a panic inside the library: {msg:?}");
         assert!((0..=10).contains(&code), "error code {code}");
-        assert_eq!(code == 0, msg.is_empty(), "code {code} with message {msg:?}");
+        assert_eq!(
+            code == 0,
+            msg.is_empty(),
+            "code {code} with message {msg:?}"
+        );
         code
     }
 }
@@ -572,10 +681,23 @@ impl Harness {
                         self.rts[k].live = false;
                     }
                 }
-                Op::Add { rt, fd, events, ctx } | Op::Modify { rt, fd, events, ctx } => {
+                Op::Add {
+                    rt,
+                    fd,
+                    events,
+                    ctx,
+                }
+                | Op::Modify {
+                    rt,
+                    fd,
+                    events,
+                    ctx,
+                } => {
                     let add = matches!(op, Op::Add { .. });
                     let p = self.rt_ptr(rt);
-                    let Some((fd, holder)) = self.fd(fd) else { return };
+                    let Some((fd, holder)) = self.fd(fd) else {
+                        return;
+                    };
                     let events = u32::from(events) & 0x0f;
                     let context = 0x1000 + usize::from(ctx);
                     let r = if add {
@@ -588,7 +710,9 @@ impl Harness {
                         assert!(!ok, "add/modify on a runtime that is not live");
                         return;
                     };
-                    if events & (EVENT_READ | EVENT_WRITE) == 0 || holder.is_none() && fd != self.devnull {
+                    if events & (EVENT_READ | EVENT_WRITE) == 0
+                        || holder.is_none() && fd != self.devnull
+                    {
                         assert!(!ok, "add/modify of fd {fd} with events {events:#x}");
                     }
                     let m = &mut self.rts[k];
@@ -644,11 +768,22 @@ impl Harness {
                         self.rts[k].posted.push_back((key, data as usize));
                     }
                 }
-                Op::PostRead { rt, fd, own_buf, len } => {
+                Op::PostRead {
+                    rt,
+                    fd,
+                    own_buf,
+                    len,
+                } => {
                     let p = self.rt_ptr(rt);
-                    let Some((fd, holder)) = self.fd(fd) else { return };
+                    let Some((fd, holder)) = self.fd(fd) else {
+                        return;
+                    };
                     let len = usize::from(len % 9000);
-                    let buf = if own_buf { self.buffer(len) } else { null_mut() };
+                    let buf = if own_buf {
+                        self.buffer(len)
+                    } else {
+                        null_mut()
+                    };
                     let ok = rc(async_runtime_post_read(p, fd, buf, len));
                     let Some(k) = self.live_rt(p) else {
                         assert!(!ok);
@@ -660,14 +795,23 @@ impl Harness {
                         assert!(!ok, "post_read accepted on fd {fd}");
                     }
                     if ok {
-                        let size = if own_buf || len > 0 { len } else { DEFAULT_READ };
+                        let size = if own_buf || len > 0 {
+                            len
+                        } else {
+                            DEFAULT_READ
+                        };
                         let prev = self.rts[k].reads.insert(fd, (buf as usize, size));
-                        assert!(prev.is_none(), "a second read posted on fd {fd} before the first one's event");
+                        assert!(
+                            prev.is_none(),
+                            "a second read posted on fd {fd} before the first one's event"
+                        );
                     }
                 }
                 Op::PostWrite { rt, fd, null, len } => {
                     let p = self.rt_ptr(rt);
-                    let Some((fd, holder)) = self.fd(fd) else { return };
+                    let Some((fd, holder)) = self.fd(fd) else {
+                        return;
+                    };
                     let len = usize::from(len % 5000) + usize::from(null);
                     let buf = if null { null_mut() } else { self.buffer(len) };
                     let ok = rc(async_runtime_post_write(p, fd, buf, len));
@@ -681,18 +825,40 @@ impl Harness {
                         assert!(!ok, "post_write accepted on fd {fd}");
                     }
                     if ok {
-                        self.rts[k].writes.entry(fd).or_default().push_back((buf as usize, len));
+                        self.rts[k]
+                            .writes
+                            .entry(fd)
+                            .or_default()
+                            .push_back((buf as usize, len));
                     }
                 }
-                Op::Wait { rt, max, null_events, timeout } => {
+                Op::Wait {
+                    rt,
+                    max,
+                    null_events,
+                    timeout,
+                } => {
                     let p = self.rt_ptr(rt);
                     let max = c_int::from(max).min(64);
                     let mut tv = match timeout % 3 {
-                        0 => libc::timeval { tv_sec: 0, tv_usec: 0 },
-                        1 => libc::timeval { tv_sec: 0, tv_usec: 1000 },
-                        _ => libc::timeval { tv_sec: -1, tv_usec: -1 },
+                        0 => libc::timeval {
+                            tv_sec: 0,
+                            tv_usec: 0,
+                        },
+                        1 => libc::timeval {
+                            tv_sec: 0,
+                            tv_usec: 1000,
+                        },
+                        _ => libc::timeval {
+                            tv_sec: -1,
+                            tv_usec: -1,
+                        },
                     };
-                    let events = if null_events { null_mut() } else { self.events.as_mut_ptr() };
+                    let events = if null_events {
+                        null_mut()
+                    } else {
+                        self.events.as_mut_ptr()
+                    };
                     let n = async_runtime_wait(p, events, max, &mut tv);
                     let ok = rc(n);
                     let live = self.live_rt(p);
@@ -712,8 +878,14 @@ impl Harness {
                         // only b'x' (`Send`) and zeros (posted writes).
                         for e in &evs {
                             if e.fd != -1 && e.event_type == EVENT_READ && !e.buffer.is_null() {
-                                let data = std::slice::from_raw_parts(e.buffer as *const u8, e.bytes_transferred);
-                                assert!(data.iter().all(|&b| b == b'x' || b == 0), "read data that nobody sent: {e:?}");
+                                let data = std::slice::from_raw_parts(
+                                    e.buffer as *const u8,
+                                    e.bytes_transferred,
+                                );
+                                assert!(
+                                    data.iter().all(|&b| b == b'x' || b == 0),
+                                    "read data that nobody sent: {e:?}"
+                                );
                             }
                         }
                     }
@@ -729,17 +901,29 @@ impl Harness {
                     assert_eq!(ok, live.is_some(), "timer_add");
                     if let Some(k) = live {
                         let m = &mut self.rts[k];
-                        assert!(m.timers.insert(id, (key, period > 0, false)).is_none(), "a timer id twice");
+                        assert!(
+                            m.timers.insert(id, (key, period > 0, false)).is_none(),
+                            "a timer id twice"
+                        );
                         m.timer_ids.push(id);
                     }
                 }
                 Op::TimerCancel { rt, timer } | Op::TimerReset { rt, timer, .. } => {
                     let p = self.rt_ptr(rt);
                     let live = self.live_rt(p);
-                    let all: Vec<u64> = self.rts.iter().flat_map(|r| r.timer_ids.iter().copied()).collect();
-                    let id = all.get(usize::from(timer) % (all.len() + 2)).copied().unwrap_or(u64::from(timer) << 40);
+                    let all: Vec<u64> = self
+                        .rts
+                        .iter()
+                        .flat_map(|r| r.timer_ids.iter().copied())
+                        .collect();
+                    let id = all
+                        .get(usize::from(timer) % (all.len() + 2))
+                        .copied()
+                        .unwrap_or(u64::from(timer) << 40);
                     let (r, cancel) = match *op {
-                        Op::TimerReset { delay, .. } => (uniloop_timer_reset(p, id, u64::from(delay % 8)), false),
+                        Op::TimerReset { delay, .. } => {
+                            (uniloop_timer_reset(p, id, u64::from(delay % 8)), false)
+                        }
                         _ => (uniloop_timer_cancel(p, id), true),
                     };
                     let ok = rc(r);
@@ -767,12 +951,20 @@ impl Harness {
                     match what % 5 {
                         0 => {
                             let mut s = RuntimeStats::default();
-                            let out = if what & 0x80 != 0 { null_mut() } else { &mut s as *mut _ };
+                            let out = if what & 0x80 != 0 {
+                                null_mut()
+                            } else {
+                                &mut s as *mut _
+                            };
                             let ok = rc(uniloop_runtime_get_stats(p, out));
                             assert_eq!(ok, live && !out.is_null());
                             if ok {
                                 let k = self.live_rt(p).unwrap();
-                                assert_eq!(s.registered, self.rts[k].regs.len(), "stats.registered");
+                                assert_eq!(
+                                    s.registered,
+                                    self.rts[k].regs.len(),
+                                    "stats.registered"
+                                );
                             }
                         }
                         1 => {
@@ -800,12 +992,18 @@ impl Harness {
                         return;
                     }
                     let mut fds = [0; 2];
-                    let ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | if blocking { 0 } else { libc::SOCK_NONBLOCK };
+                    let ty = libc::SOCK_STREAM
+                        | libc::SOCK_CLOEXEC
+                        | if blocking { 0 } else { libc::SOCK_NONBLOCK };
                     assert_eq!(libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()), 0);
                     for fd in fds {
                         // The number is the new socket's now: no runtime's
                         // entry under it is that socket's.
-                        self.slots.push(Slot { fd, open: true, nonblocking: !blocking });
+                        self.slots.push(Slot {
+                            fd,
+                            open: true,
+                            nonblocking: !blocking,
+                        });
                         for r in &mut self.rts {
                             if r.closed_at.get(&fd) == Some(&r.waits) {
                                 r.stale.insert(fd);
@@ -841,7 +1039,12 @@ impl Harness {
                     let s = &self.slots[usize::from(fd) % n];
                     if s.open {
                         let data = vec![b'x'; usize::from(len) + 1];
-                        libc::send(s.fd, data.as_ptr().cast(), data.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+                        libc::send(
+                            s.fd,
+                            data.as_ptr().cast(),
+                            data.len(),
+                            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                        );
                     }
                 }
                 Op::Shutdown { fd, how } => {
@@ -851,7 +1054,8 @@ impl Harness {
                     }
                     let s = &self.slots[usize::from(fd) % n];
                     if s.open {
-                        let how = [libc::SHUT_RD, libc::SHUT_WR, libc::SHUT_RDWR][usize::from(how % 3)];
+                        let how =
+                            [libc::SHUT_RD, libc::SHUT_WR, libc::SHUT_RDWR][usize::from(how % 3)];
                         libc::shutdown(s.fd, how);
                     }
                 }
@@ -859,10 +1063,18 @@ impl Harness {
                     if self.queues.len() >= 6 {
                         return;
                     }
-                    let (cap, size, flags) = (usize::from(cap % 6), usize::from(size % 40), u32::from(flags % 16));
+                    let (cap, size, flags) = (
+                        usize::from(cap % 6),
+                        usize::from(size % 40),
+                        u32::from(flags % 16),
+                    );
                     let q = async_queue_create(cap, size, flags);
                     let valid = cap > 0 && size > 0 && flags < 8;
-                    assert_eq!(ok_or_code(!q.is_null()), valid, "queue_create({cap}, {size}, {flags})");
+                    assert_eq!(
+                        ok_or_code(!q.is_null()),
+                        valid,
+                        "queue_create({cap}, {size}, {flags})"
+                    );
                     if !q.is_null() {
                         self.queues.push(QModel {
                             ptr: q,
@@ -886,12 +1098,21 @@ impl Harness {
                         self.queues.remove(i);
                     }
                 }
-                Op::QEnqueue { q, len, null, timeout } => {
+                Op::QEnqueue {
+                    q,
+                    len,
+                    null,
+                    timeout,
+                } => {
                     let i = self.queue(q);
                     let p = self.qptr(i);
                     let len = usize::from(len % 48);
                     let data: Vec<u8> = (0..len).map(|b| b as u8 ^ len as u8).collect();
-                    let dp = if null { ptr::null() } else { data.as_ptr().cast() };
+                    let dp = if null {
+                        ptr::null()
+                    } else {
+                        data.as_ptr().cast()
+                    };
                     let Some(i) = i else {
                         assert!(!ok_or_code(async_queue_enqueue(p, dp, len)));
                         return;
@@ -900,15 +1121,30 @@ impl Harness {
                     let full = m.msgs.len() >= m.cap && m.flags & DROP_OLDEST == 0;
                     let blocks = full && !m.closed && len > 0 && len <= m.max && !null;
                     let ok = match timeout {
-                        Some(t) => ok_or_code(uniloop_queue_enqueue_timeout(p, dp, len, c_int::from(t % 2))),
+                        Some(t) => ok_or_code(uniloop_queue_enqueue_timeout(
+                            p,
+                            dp,
+                            len,
+                            c_int::from(t % 2),
+                        )),
                         // A blocking writer on a full queue would wait for
                         // a reader that never comes: not asked.
                         None if blocks && m.flags & BLOCK_WRITER != 0 => return,
                         None => ok_or_code(async_queue_enqueue(p, dp, len)),
                     };
                     let m = &mut self.queues[i];
-                    let expect = !m.closed && len > 0 && len <= m.max && !(null && len > 0) && !full;
-                    assert_eq!(ok, expect, "enqueue of {len} (null {null}) on cap {} max {} flags {} len {} closed {}", m.cap, m.max, m.flags, m.msgs.len(), m.closed);
+                    let expect =
+                        !m.closed && len > 0 && len <= m.max && !(null && len > 0) && !full;
+                    assert_eq!(
+                        ok,
+                        expect,
+                        "enqueue of {len} (null {null}) on cap {} max {} flags {} len {} closed {}",
+                        m.cap,
+                        m.max,
+                        m.flags,
+                        m.msgs.len(),
+                        m.closed
+                    );
                     if ok {
                         if m.msgs.len() >= m.cap {
                             m.msgs.pop_front();
@@ -918,16 +1154,35 @@ impl Harness {
                         m.enqueued += 1;
                     }
                 }
-                Op::QDequeue { q, buf, null_out, timeout } => {
+                Op::QDequeue {
+                    q,
+                    buf,
+                    null_out,
+                    timeout,
+                } => {
                     let i = self.queue(q);
                     let p = self.qptr(i);
                     let size = usize::from(buf % 50);
                     let mut b = vec![0u8; size];
-                    let bp = if size == 0 { null_mut() } else { b.as_mut_ptr().cast() };
+                    let bp = if size == 0 {
+                        null_mut()
+                    } else {
+                        b.as_mut_ptr().cast()
+                    };
                     let mut out = usize::MAX;
-                    let op_ = if null_out { null_mut() } else { &mut out as *mut usize };
+                    let op_ = if null_out {
+                        null_mut()
+                    } else {
+                        &mut out as *mut usize
+                    };
                     let ok = match timeout {
-                        Some(t) => ok_or_code(uniloop_queue_dequeue_timeout(p, bp, size, op_, c_int::from(t % 2))),
+                        Some(t) => ok_or_code(uniloop_queue_dequeue_timeout(
+                            p,
+                            bp,
+                            size,
+                            op_,
+                            c_int::from(t % 2),
+                        )),
                         None => ok_or_code(async_queue_dequeue(p, bp, size, op_)),
                     };
                     let Some(i) = i else {
@@ -955,7 +1210,10 @@ impl Harness {
                         None => {
                             assert!(!ok);
                             let code = last_error();
-                            assert!(code == 5 || code == 6 || (m.closed && code == 7), "empty queue: {code}");
+                            assert!(
+                                code == 5 || code == 6 || (m.closed && code == 7),
+                                "empty queue: {code}"
+                            );
                         }
                     }
                 }
@@ -992,17 +1250,33 @@ impl Harness {
                         _ => {
                             let mut s = QueueStats::default();
                             let mut r = QueueStatsRef::default();
-                            let sp = if what & 0x80 != 0 { null_mut() } else { &mut s as *mut _ };
+                            let sp = if what & 0x80 != 0 {
+                                null_mut()
+                            } else {
+                                &mut s as *mut _
+                            };
                             let ok = ok_or_code(uniloop_queue_stats(p, sp));
                             async_queue_get_stats(p, &mut r);
                             if let Some(i) = i {
                                 let m = &self.queues[i];
                                 assert_eq!(ok, !sp.is_null());
-                                assert_eq!((r.capacity, r.current_size, r.max_msg_size), (m.cap, m.msgs.len(), m.max));
-                                assert_eq!((r.enqueue_count, r.dequeue_count, r.dropped_count), (m.enqueued, m.dequeued, m.dropped));
+                                assert_eq!(
+                                    (r.capacity, r.current_size, r.max_msg_size),
+                                    (m.cap, m.msgs.len(), m.max)
+                                );
+                                assert_eq!(
+                                    (r.enqueue_count, r.dequeue_count, r.dropped_count),
+                                    (m.enqueued, m.dequeued, m.dropped)
+                                );
                                 if ok {
-                                    assert_eq!((s.len, s.cleared, s.blocked_readers, s.blocked_writers), (m.msgs.len(), m.cleared, 0, 0));
-                                    assert_eq!(s.enqueued, s.dequeued + s.dropped + s.cleared + s.len as u64);
+                                    assert_eq!(
+                                        (s.len, s.cleared, s.blocked_readers, s.blocked_writers),
+                                        (m.msgs.len(), m.cleared, 0, 0)
+                                    );
+                                    assert_eq!(
+                                        s.enqueued,
+                                        s.dequeued + s.dropped + s.cleared + s.len as u64
+                                    );
                                 }
                             } else {
                                 assert!(!ok);
@@ -1030,22 +1304,40 @@ impl Harness {
                         2 => (Some(body_self_join), Body::SelfJoin),
                         _ => (None, Body::Return),
                     };
-                    let stack = [0, 1, 16 << 10, 256 << 10, usize::MAX, 1 << 50][usize::from(stack % 6)];
+                    let stack =
+                        [0, 1, 16 << 10, 256 << 10, usize::MAX, 1 << 50][usize::from(stack % 6)];
                     let ctx = 0x5000 + self.workers.len();
                     let w = async_worker_create(proc_, ctx as *mut c_void, stack);
                     let ok = ok_or_code(!w.is_null());
                     if proc_.is_none() || stack >= 1 << 50 {
-                        assert!(!ok, "worker created with proc {} stack {stack}", proc_.is_some());
+                        assert!(
+                            !ok,
+                            "worker created with proc {} stack {stack}",
+                            proc_.is_some()
+                        );
                     }
                     if ok {
-                        self.workers.push(WModel { ptr: w, body: b, ctx, stopped: false, joined: false });
+                        self.workers.push(WModel {
+                            ptr: w,
+                            body: b,
+                            ctx,
+                            stopped: false,
+                            joined: false,
+                        });
                     }
                 }
                 Op::WCall { w, what, timeout } => {
                     let n = self.workers.len();
                     let i = usize::from(w) % (n + 1);
-                    let p = if i < n { self.workers[i].ptr } else { null_mut() };
-                    let m = self.workers.get(i).map(|w| (w.body, w.stopped, w.joined, w.ctx));
+                    let p = if i < n {
+                        self.workers[i].ptr
+                    } else {
+                        null_mut()
+                    };
+                    let m = self
+                        .workers
+                        .get(i)
+                        .map(|w| (w.body, w.stopped, w.joined, w.ctx));
                     match what % 8 {
                         0 => {
                             async_worker_signal_stop(p);
@@ -1070,7 +1362,11 @@ impl Harness {
                                         assert!(ok, "join forever / again");
                                     }
                                     if !ok {
-                                        assert_eq!(last_error(), 6, "a join that failed other than on time");
+                                        assert_eq!(
+                                            last_error(),
+                                            6,
+                                            "a join that failed other than on time"
+                                        );
                                     }
                                     if ok {
                                         self.workers[i].joined = true;
@@ -1088,9 +1384,15 @@ impl Harness {
                             match m {
                                 None => assert_eq!(s, WORKER_STOPPED),
                                 Some((_, _, true, _)) => assert_eq!(s, WORKER_STOPPED),
-                                Some((_, true, _, _)) => assert!(s == WORKER_STOPPING || s == WORKER_STOPPED, "{s}"),
-                                Some((Body::WaitStop, false, _, _)) => assert_eq!(s, WORKER_RUNNING),
-                                Some(_) => assert!(s == WORKER_RUNNING || s == WORKER_STOPPED, "{s}"),
+                                Some((_, true, _, _)) => {
+                                    assert!(s == WORKER_STOPPING || s == WORKER_STOPPED, "{s}")
+                                }
+                                Some((Body::WaitStop, false, _, _)) => {
+                                    assert_eq!(s, WORKER_RUNNING)
+                                }
+                                Some(_) => {
+                                    assert!(s == WORKER_RUNNING || s == WORKER_STOPPED, "{s}")
+                                }
                             }
                         }
                         4 => {
@@ -1151,18 +1453,32 @@ impl Harness {
                     self.pool_seq += 1;
                     let p = uniloop_pool_create(rp, threads, key);
                     let ok = ok_or_code(!p.is_null());
-                    assert_eq!(ok, k.is_some() && (1..=256).contains(&threads), "pool_create");
+                    assert_eq!(
+                        ok,
+                        k.is_some() && (1..=256).contains(&threads),
+                        "pool_create"
+                    );
                     if let (true, Some(k)) = (ok, k) {
                         assert!(!self.pools.iter().any(|q| q.key == key));
                         self.rts[k].pool_jobs.insert(key, HashSet::new());
-                        self.pools.push(PModel { ptr: p, key, rt: k, submitted: 0, ran: Box::new(AtomicUsize::new(0)) });
+                        self.pools.push(PModel {
+                            ptr: p,
+                            key,
+                            rt: k,
+                            submitted: 0,
+                            ran: Box::new(AtomicUsize::new(0)),
+                        });
                     }
                 }
                 Op::PSubmit { p, null_job } => {
                     let n = self.pools.len();
                     let i = usize::from(p) % (n + 1);
                     let pp = if i < n { self.pools[i].ptr } else { null_mut() };
-                    let arg = if i < n { &*self.pools[i].ran as *const AtomicUsize as *mut c_void } else { null_mut() };
+                    let arg = if i < n {
+                        &*self.pools[i].ran as *const AtomicUsize as *mut c_void
+                    } else {
+                        null_mut()
+                    };
                     let jf: JobFn = if null_job { None } else { Some(job) };
                     let id = uniloop_pool_submit(pp, jf, arg);
                     let ok = ok_or_code(id != 0);
@@ -1198,7 +1514,11 @@ impl Harness {
                     let pm = self.pools.remove(i);
                     uniloop_pool_destroy(pm.ptr);
                     assert_eq!(last_error(), 0);
-                    assert_eq!(pm.ran.load(Ordering::SeqCst), pm.submitted, "jobs lost by destroy");
+                    assert_eq!(
+                        pm.ran.load(Ordering::SeqCst),
+                        pm.submitted,
+                        "jobs lost by destroy"
+                    );
                 }
                 Op::Misc { what, n } => match what % 6 {
                     0 => {
@@ -1207,14 +1527,20 @@ impl Harness {
                     }
                     1 => {
                         let s = CStr::from_ptr(console_type_str(n)).to_str().unwrap();
-                        let expect = ["NONE", "REAL", "PIPE", "FILE"].get(n as usize).copied().unwrap_or("UNKNOWN");
+                        let expect = ["NONE", "REAL", "PIPE", "FILE"]
+                            .get(n as usize)
+                            .copied()
+                            .unwrap_or("UNKNOWN");
                         assert_eq!(s, expect);
                     }
                     2 => assert!((0..=3).contains(&console_detect_type())),
                     3 => {
                         assert!(!console_worker_shutdown(null_mut(), n.clamp(-1, 1)));
                         assert_ne!(last_error(), 0);
-                        assert!(console_worker_shutdown(self.zero_ctx.as_mut_ptr().cast(), 0), "a zeroed context");
+                        assert!(
+                            console_worker_shutdown(self.zero_ctx.as_mut_ptr().cast(), 0),
+                            "a zeroed context"
+                        );
                     }
                     4 => {
                         assert!(!console_worker_take_eof(null_mut()));
@@ -1237,7 +1563,10 @@ impl Harness {
             let (key, data) = (e.completion_key, e.bytes_transferred);
             if e.event_type == EVENT_READ | EVENT_TIMER {
                 let id = data as u64;
-                let t = m.timers.get_mut(&id).unwrap_or_else(|| panic!("timer {id} not pending: {e:?}"));
+                let t = m
+                    .timers
+                    .get_mut(&id)
+                    .unwrap_or_else(|| panic!("timer {id} not pending: {e:?}"));
                 assert_eq!(t.0, key, "timer key");
                 if !t.1 {
                     assert!(!t.2, "a one-shot fired twice");
@@ -1247,20 +1576,36 @@ impl Harness {
             }
             assert_eq!(e.event_type, EVENT_READ, "{e:?}");
             match key & KEY_MASK {
-                KEY_POST => assert_eq!(m.posted.pop_front(), Some((key, data)), "completion out of order"),
+                KEY_POST => assert_eq!(
+                    m.posted.pop_front(),
+                    Some((key, data)),
+                    "completion out of order"
+                ),
                 KEY_POOL => {
-                    let jobs = m.pool_jobs.get_mut(&key).unwrap_or_else(|| panic!("a pool key not here: {e:?}"));
-                    assert!(jobs.remove(&data), "job {data} not submitted or reported twice");
+                    let jobs = m
+                        .pool_jobs
+                        .get_mut(&key)
+                        .unwrap_or_else(|| panic!("a pool key not here: {e:?}"));
+                    assert!(
+                        jobs.remove(&data),
+                        "job {data} not submitted or reported twice"
+                    );
                 }
                 KEY_QUEUE => {
-                    assert!(m.signal_keys.contains(&key), "queue signal {key:#x} not set here");
+                    assert!(
+                        m.signal_keys.contains(&key),
+                        "queue signal {key:#x} not set here"
+                    );
                     assert_eq!(data, 0);
                 }
                 _ => panic!("a completion nobody posted: {e:?}"),
             }
             return;
         }
-        let &(slot, context, mask) = m.regs.get(&e.fd).unwrap_or_else(|| panic!("an event for an fd not registered: {e:?}"));
+        let &(slot, context, mask) = m
+            .regs
+            .get(&e.fd)
+            .unwrap_or_else(|| panic!("an event for an fd not registered: {e:?}"));
         assert_eq!(e.context as usize, context, "{e:?}");
         let slot_ok = slot != usize::MAX && self.slots[slot].open && self.slots[slot].fd == e.fd;
         let is_devnull = slot == usize::MAX && e.fd == self.devnull;
@@ -1270,17 +1615,26 @@ impl Harness {
             // (An operation that finished before its fd was closed is
             // still reported: checked below as any other.)
             let stale = m.poll && m.stale.contains(&e.fd);
-            assert!(slot_ok || is_devnull || stale, "readiness of a closed fd: {e:?}");
+            assert!(
+                slot_ok || is_devnull || stale,
+                "readiness of a closed fd: {e:?}"
+            );
             // Readiness: only what was asked, plus error and close.
             assert_ne!(e.event_type, 0);
-            assert_eq!(e.event_type & !(mask & 3) & !(EVENT_ERROR | EVENT_CLOSE), 0, "{e:?} mask {mask}");
+            assert_eq!(
+                e.event_type & !(mask & 3) & !(EVENT_ERROR | EVENT_CLOSE),
+                0,
+                "{e:?} mask {mask}"
+            );
             return;
         }
         // A posted operation finished: a write (the front one of this fd:
         // its pointer) or the read.
         let front = m.writes.get(&e.fd).and_then(|w| w.front().copied());
         let read = m.reads.get(&e.fd).copied();
-        if front.is_some_and(|(p, _)| p == e.buffer as usize) && read.map(|r| r.0) != Some(e.buffer as usize) {
+        if front.is_some_and(|(p, _)| p == e.buffer as usize)
+            && read.map(|r| r.0) != Some(e.buffer as usize)
+        {
             let (_, len) = m.writes.get_mut(&e.fd).unwrap().pop_front().unwrap();
             match e.event_type {
                 EVENT_WRITE => assert_eq!(e.bytes_transferred, len, "a short write reported done"),
@@ -1289,12 +1643,18 @@ impl Harness {
             }
             return;
         }
-        let (p, len) = m.reads.remove(&e.fd).unwrap_or_else(|| panic!("an operation nobody posted: {e:?}"));
+        let (p, len) = m
+            .reads
+            .remove(&e.fd)
+            .unwrap_or_else(|| panic!("an operation nobody posted: {e:?}"));
         if p != 0 {
             assert_eq!(p, e.buffer as usize, "read into another buffer");
         }
         match e.event_type {
-            EVENT_READ => assert!(e.bytes_transferred > 0 && e.bytes_transferred <= len, "{e:?} len {len}"),
+            EVENT_READ => assert!(
+                e.bytes_transferred > 0 && e.bytes_transferred <= len,
+                "{e:?} len {len}"
+            ),
             EVENT_CLOSE => assert_eq!(e.bytes_transferred, 0),
             EVENT_ERROR => {}
             t => panic!("read done with {t:#x}"),
@@ -1317,7 +1677,11 @@ impl Harness {
             }
             for p in self.pools.drain(..) {
                 uniloop_pool_destroy(p.ptr);
-                assert_eq!(p.ran.load(Ordering::SeqCst), p.submitted, "jobs lost by destroy");
+                assert_eq!(
+                    p.ran.load(Ordering::SeqCst),
+                    p.submitted,
+                    "jobs lost by destroy"
+                );
             }
             for q in self.queues.drain(..) {
                 async_queue_destroy(q.ptr);

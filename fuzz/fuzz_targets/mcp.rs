@@ -65,7 +65,10 @@ impl Talker for Fake {
 }
 
 fn one_json_line(s: &str) -> Value {
-    assert!(!s.contains('\n') && !s.contains('\r'), "a reply breaks the framing: {s:?}");
+    assert!(
+        !s.contains('\n') && !s.contains('\r'),
+        "a reply breaks the framing: {s:?}"
+    );
     let v: Value = serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"));
     assert_eq!(v["jsonrpc"], "2.0", "{s}");
     v
@@ -89,7 +92,11 @@ fn check_reply(line: &str, reply: &str) {
     if let Some(Value::Object(req)) = req {
         let id = req.get("id");
         if matches!(id, Some(Value::String(_) | Value::Number(_))) {
-            assert_eq!(obj.get("id"), id, "answered with another id: {line} -> {reply}");
+            assert_eq!(
+                obj.get("id"),
+                id,
+                "answered with another id: {line} -> {reply}"
+            );
         }
     }
 }
@@ -123,7 +130,9 @@ fn run(reads: &[&[u8]]) -> Vec<String> {
         if replies.is_empty() {
             // Unanswered: blank, a notification, or a response to us.
             if let Ok(Value::Object(req)) = serde_json::from_str::<Value>(line.trim()) {
-                if req.get("jsonrpc") == Some(&json!("2.0")) && req.get("method").is_some_and(Value::is_string) {
+                if req.get("jsonrpc") == Some(&json!("2.0"))
+                    && req.get("method").is_some_and(Value::is_string)
+                {
                     assert!(!req.contains_key("id"), "a request left unanswered: {line}");
                 }
             }

@@ -46,7 +46,10 @@ fn run(max: usize, reads: &[&[u8]]) -> Run {
 fn check(max: usize, r: &Run) {
     for input in &r.inputs {
         if let Input::Line(s) | Input::TooLong(s) = input {
-            assert!(!s.chars().any(char::is_control), "a control character in {s:?}");
+            assert!(
+                !s.chars().any(char::is_control),
+                "a control character in {s:?}"
+            );
             assert!(s.chars().count() <= max, "a line over the maximum: {s:?}");
         }
     }
@@ -91,6 +94,9 @@ fuzz_target!(|data: &[u8]| {
     check(max, &cut);
     let whole = run(max, &[stream]);
     assert_eq!(cut.inputs, whole.inputs, "the inputs depend on the reads");
-    assert_eq!(cut.replies, whole.replies, "the replies depend on the reads");
+    assert_eq!(
+        cut.replies, whole.replies,
+        "the replies depend on the reads"
+    );
     assert_eq!(cut.naws, whole.naws);
 });
