@@ -190,6 +190,7 @@ c_sanitized() { # <address|thread>
   fi
   local lib="$TARGET_DIR/$san/$HOST/debug/libuniloop.a" src name ok=0 all=0 failed=()
   mkdir -p "$out"
+  out=$(cd "$out" && pwd) # the programs run in a scratch directory
   : >"$log"
   for src in crates/uniloop-capi/tests/c/*.c crates/uniloop-capi/examples/*.c; do
     name=$(basename "$src" .c)
