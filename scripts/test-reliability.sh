@@ -3,8 +3,9 @@
 #
 #   miri      cargo +nightly miri test over what does not need sockets
 #   tsan      ThreadSanitizer (-Zsanitizer=thread, -Zbuild-std) over the
-#             threaded tests
-#   asan      AddressSanitizer (+ LeakSanitizer) over the same plus posted I/O
+#             threaded tests, then the C library's test programs
+#   asan      AddressSanitizer (+ LeakSanitizer) over the same plus posted I/O,
+#             then the C library's test programs
 #   proptest  the registration state machine (tests/fuzz_registry.rs)
 #   fuzz      cargo fuzz: the four targets in fuzz/fuzz_targets/ (the line
 #             splitter, the talker's telnet and MCP readers, the C API's
