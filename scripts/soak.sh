@@ -1,41 +1,55 @@
 #!/usr/bin/env bash
-# Soak: the echo example (crates/uniloop/examples/echo.rs) under 2,000
-# churning loopback connections, 500 open at once, for 60 s; RSS and open
-# fds sampled every 5 s; fails on growth beyond the tolerance stated in
-# scripts/soak_client.py (RSS: +25% + 2 MiB over the warm sample; fds: back
-# to the idle count after the load).
+# Soak: a server under 2,000 churning loopback connections, 500 open at
+# once, for 60 s; RSS and open fds sampled every 5 s; fails on growth beyond
+# the tolerance stated in scripts/soak_client.py (RSS: +25% + 2 MiB over the
+# warm sample; fds: back to the idle count after the load).
 #
-#   bash scripts/soak.sh [--short] [--mode readiness|completion]
+#   bash scripts/soak.sh [--short] [--target echo|talker] [--mode readiness|completion]
 #
-# --short: 15 s (CI). Both modes churn 2,000 connections in total, so a
+# --target echo (the default): the echo example (crates/uniloop/examples/
+# echo.rs), served in --mode readiness or completion; each client checks
+# its echoes. --target talker: the talker (crates/talker), each client
+# logging in, walking to a room and chatting (see soak_client.py).
+# --short: 15 s (CI). Every run churns 2,000 connections in total, so a
 # connection lives about 15 s (long) or 4 s (short).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=60
 mode=readiness
+what=echo
 while [ $# -gt 0 ]; do
   case "$1" in
     --short) seconds=15 ;;
     --mode) mode="$2"; shift ;;
-    *) echo "usage: soak.sh [--short] [--mode readiness|completion]" >&2; exit 2 ;;
+    --target) what="$2"; shift ;;
+    *) echo "usage: soak.sh [--short] [--target echo|talker] [--mode readiness|completion]" >&2; exit 2 ;;
   esac
   shift
 done
+case "$what" in echo | talker) ;; *) echo "soak.sh: --target echo or talker" >&2; exit 2 ;; esac
 
 # 500 client sockets + 500 server sockets in one process tree: well above
 # the usual 1,024 soft limit once both sides are counted, so raise it.
 ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build -q --release -p uniloop --example echo
 target="${CARGO_TARGET_DIR:-target}"
-bin="$target/release/examples/echo"
-
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-# The example prints every event; only the exit status matters here.
-"$bin" --addr "127.0.0.1:$port" --seconds $((seconds + 30)) --mode "$mode" >/dev/null &
+data=$(mktemp -d)
+if [ "$what" = echo ]; then
+  cargo build -q --release -p uniloop --example echo
+  # The example prints every event; only the exit status matters here.
+  "$target/release/examples/echo" --addr "127.0.0.1:$port" --seconds $((seconds + 30)) \
+    --mode "$mode" >/dev/null &
+else
+  cargo build -q --release -p talker --bin talker
+  # Its log (a line per connection) and console output are not needed;
+  # a fresh data directory, so every name is new.
+  "$target/release/talker" --addr "127.0.0.1:$port" --data-dir "$data" \
+    --max-clients 1000 </dev/null >/dev/null 2>"$data/talker.log" &
+fi
 server=$!
-trap 'kill "$server" 2>/dev/null || true' EXIT
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$data"' EXIT
 
 # Wait for the listener (bounded).
 for _ in $(seq 100); do
@@ -45,12 +59,17 @@ done
 
 status=0
 python3 scripts/soak_client.py --pid "$server" --port "$port" --seconds "$seconds" \
-  --total 2000 --concurrent 500 || status=$?
+  --total 2000 --concurrent 500 --protocol "$what" || status=$?
 
 if ! kill -0 "$server" 2>/dev/null; then
-  echo "soak: the echo server died during the run"; exit 1
+  echo "soak: the $what server died during the run"; exit 1
 fi
 kill -TERM "$server"
-wait "$server" || { echo "soak: the echo server exited with an error after SIGTERM"; exit 1; }
+wait "$server" || {
+  echo "soak: the $what server exited with an error after SIGTERM"
+  [ -s "$data/talker.log" ] && tail -5 "$data/talker.log"
+  exit 1
+}
+rm -rf "$data"
 trap - EXIT
 exit "$status"

@@ -3,12 +3,15 @@
 #
 #   miri      cargo +nightly miri test over what does not need sockets
 #   tsan      ThreadSanitizer (-Zsanitizer=thread, -Zbuild-std) over the
-#             threaded tests
-#   asan      AddressSanitizer (+ LeakSanitizer) over the same plus posted I/O
+#             threaded tests, then the C library's test programs
+#   asan      AddressSanitizer (+ LeakSanitizer) over the same plus posted I/O,
+#             then the C library's test programs
 #   proptest  the registration state machine (tests/fuzz_registry.rs)
-#   fuzz      cargo fuzz: fuzz/fuzz_targets/line_splitter.rs for 60 s
-#   soak      scripts/soak.sh --short (the echo example under churn), both
-#             --mode readiness and --mode completion
+#   fuzz      cargo fuzz: the four targets in fuzz/fuzz_targets/ (the line
+#             splitter, the talker's telnet and MCP readers, the C API's
+#             call sequences), 60 s each
+#   soak      scripts/soak.sh --short: the echo example under churn, both
+#             --mode readiness and --mode completion, then the talker
 #
 #   bash scripts/test-reliability.sh [STEP...]     (default: all, in order)
 #
@@ -133,10 +136,11 @@ tsan() {
   sanitized thread --lib -- completion:: 2>&1 | tee "$log"
   sanitized thread --test contract -- "${CONTRACT_THREADED[@]}" 2>&1 | tee -a "$log"
   sanitized thread --test queue --test worker --test pool 2>&1 | tee -a "$log"
-  unset TSAN_OPTIONS
   if grep -aq 'WARNING: ThreadSanitizer' "$log"; then echo "tsan: reports above"; exit 1; fi
   read -r passed _ < <(tally "$log")
   summary "tsan: $passed passed (completions, contract threaded, queue, worker, pool), clean"
+  c_sanitized thread
+  unset TSAN_OPTIONS
 }
 
 # AddressSanitizer with LeakSanitizer (ASan's default on Linux).
@@ -148,16 +152,66 @@ asan() {
   sanitized address --lib 2>&1 | tee "$log"
   sanitized address --test contract -- "${CONTRACT_THREADED[@]}" 2>&1 | tee -a "$log"
   sanitized address --test queue --test worker --test pool --test posted_io 2>&1 | tee -a "$log"
-  unset ASAN_OPTIONS
   if grep -aqE 'ERROR: (AddressSanitizer|LeakSanitizer)' "$log"; then echo "asan: reports above"; exit 1; fi
   read -r passed _ < <(tally "$log")
   summary "asan: $passed passed (lib, contract threaded, queue, worker, pool, posted_io), clean, no leaks"
-  # TODO(capi-merge): once crates/uniloop-capi's C tests land, build them
-  # against an ASan build of the library and run them here, e.g.
-  #   RUSTFLAGS=-Zsanitizer=address cargo +"$NIGHTLY" build -Zbuild-std \
-  #     --target "$HOST" -p uniloop-capi && make -C crates/uniloop-capi/tests \
-  #     CFLAGS=-fsanitize=address LIB=.../libuniloop.a check
-  # (they already run under valgrind in scripts/test.sh's normal tests).
+  c_sanitized address
+  unset ASAN_OPTIONS
+}
+
+# The C library's test programs (crates/uniloop-capi/tests/c/*.c and
+# examples/*.c, compiled as tests/c.rs compiles them; that test also runs
+# them natively and under valgrind) against libuniloop.a built with the
+# same sanitizer and -Zbuild-std, the C compiled by gcc with
+# -fsanitize=<sanitizer>. One sanitizer runtime per program:
+#  * address: gcc links its own (GCC 12's libasan). The Rust code's
+#    instrumentation calls the same interface (__asan_version_mismatch_
+#    check_v8, __asan_report_load8...); checked once by hand: a Rust
+#    staticlib reading one byte past a Vec, built and linked this way,
+#    stops with "AddressSanitizer: heap-buffer-overflow".
+#  * thread: GCC 12's libtsan lacks __tsan_memcpy, __tsan_memmove and
+#    __tsan_memset, which rustc's LLVM emits for copies, so the link fails
+#    against it. The programs link rustc's own TSan runtime instead
+#    (librustc-<channel>_rt.tsan.a in the toolchain, whole, as rustc links
+#    it into Rust executables), which gcc's instrumentation calls just as
+#    well; checked once by hand: a C data race between two pthreads, built
+#    and linked this way, is reported.
+# So clang is not needed. No suppressions.
+c_sanitized() { # <address|thread>
+  local san=$1 short
+  short=$([ "$san" = address ] && echo asan || echo tsan)
+  local log="$LOGS/c-$san" out="$TARGET_DIR/$san/c-tests"
+  RUSTFLAGS="-Zsanitizer=$san" cargo +"$NIGHTLY" build -Zbuild-std --target "$HOST" \
+    --target-dir "$TARGET_DIR/$san" -p uniloop-capi
+  local link=(-fsanitize=address)
+  if [ "$san" = thread ]; then
+    local rt
+    rt=$(ls "$(rustc +"$NIGHTLY" --print sysroot)/lib/rustlib/$HOST/lib/"librustc-*_rt.tsan.a)
+    link=(-Wl,--whole-archive "$rt" -Wl,--no-whole-archive)
+  fi
+  local lib="$TARGET_DIR/$san/$HOST/debug/libuniloop.a" src name ok=0 all=0 failed=()
+  mkdir -p "$out"
+  out=$(cd "$out" && pwd) # the programs run in a scratch directory
+  : >"$log"
+  for src in crates/uniloop-capi/tests/c/*.c crates/uniloop-capi/examples/*.c; do
+    name=$(basename "$src" .c)
+    all=$((all + 1))
+    cc -std=c11 -Wall -Wextra -Werror -g -D_GNU_SOURCE -fsanitize="$san" -fno-omit-frame-pointer \
+      -I crates/uniloop-capi/include -c "$src" -o "$out/$name.o"
+    cc "$out/$name.o" "$lib" "${link[@]}" -lpthread -ldl -lm -o "$out/$name"
+    echo "--- C test $name under $short" >>"$log"
+    if (cd "$LOGS" && UNILOOP_C_TEST_UNDER="$short" "$out/$name" </dev/null) >>"$log" 2>&1; then
+      ok=$((ok + 1))
+    else
+      failed+=("$name")
+    fi
+  done
+  if [ ${#failed[@]} -gt 0 ] || grep -aqE "ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer" "$log"; then
+    cat "$log"
+    echo "$short C tests: failed: ${failed[*]:-none, but the sanitizer reported}"
+    exit 1
+  fi
+  summary "$short C tests: $ok of $all C programs passed (libuniloop.a -Zsanitizer=$san, C by gcc -fsanitize=$san), clean"
 }
 
 # -------------------------------------------------- fuzzing / proptest
@@ -168,41 +222,53 @@ proptest_registry() {
   PROPTEST_CASES=$cases cargo test -p uniloop --test fuzz_registry 2>&1 | tee "$log"
   read -r passed _ < <(tally "$log")
   summary "proptest registry: $cases cases on each of $passed backends (epoll, poll), ok"
-  # TODO(talker-merge): cargo fuzz targets for the talker's telnet and MCP
-  #   JSON-RPC parsers (fuzz/fuzz_targets/telnet.rs, mcp.rs), corpus in
-  #   fuzz/corpus/, run here with -max_total_time=60 each.
-  # TODO(capi-merge): a C-API call-sequence fuzzer (random calls with NULL,
-  #   closed and foreign handles and fds), -max_total_time=60.
 }
 
 # cargo fuzz (libFuzzer): coverage-guided byte streams where proptest's
-# random ones reach less. The committed corpus (fuzz/corpus/<target>) seeds
-# a scratch copy, so a CI run leaves the tree as it was; a crash lands in
-# fuzz/artifacts/ and fails the step.
+# random ones reach less. One target after another, FUZZ_SECONDS each:
+#
+#   line_splitter  uniloop's LineSplitter, any bytes cut anywhere
+#   telnet         the talker's telnet decoder (talker::telnet)
+#   mcp            the talker's MCP reader: stdin framed as uniloop's
+#                  Console frames it, each line to talker::mcp::McpSession
+#   capi_calls     sequences of calls into libuniloop's exported C
+#                  functions with valid, NULL, closed and foreign handles
+#                  and fds, against a model (what it covers and leaves out:
+#                  the doc comment of fuzz/fuzz_targets/capi_calls.rs)
+#
+# The committed corpus (fuzz/corpus/<target>) seeds a scratch copy, so a CI
+# run leaves the tree as it was; a crash lands in fuzz/artifacts/<target>/
+# and fails the step.
+FUZZ_TARGETS=(line_splitter telnet mcp capi_calls)
 fuzz() {
   step "fuzz"
   nightly
   command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-  local secs="${FUZZ_SECONDS:-60}" target=line_splitter
-  local log="$LOGS/fuzz" scratch="$LOGS/corpus-$target"
-  mkdir -p "$scratch"
-  cargo +"$NIGHTLY" fuzz run --fuzz-dir fuzz --target-dir "$TARGET_DIR/fuzz" "$target" \
-    "$scratch" "fuzz/corpus/$target" -- -max_total_time="$secs" 2>&1 | tee "$log"
-  local runs
-  runs=$(grep -aoE 'Done [0-9]+ runs' "$log" | awk '{print $2}' | tail -1)
-  summary "fuzz $target: ${runs:-?} runs in $secs s, corpus $(find "fuzz/corpus/$target" -type f | wc -l) seeds + $(find "$scratch" -type f | wc -l) found, no crash"
+  local secs="${FUZZ_SECONDS:-60}" target
+  for target in "${FUZZ_TARGETS[@]}"; do
+    local log="$LOGS/fuzz-$target" scratch="$LOGS/corpus-$target"
+    mkdir -p "$scratch"
+    cargo +"$NIGHTLY" fuzz run --fuzz-dir fuzz --target-dir "$TARGET_DIR/fuzz" "$target" \
+      "$scratch" "fuzz/corpus/$target" -- -max_total_time="$secs" 2>&1 | tee "$log"
+    local runs
+    runs=$(grep -aoE 'Done [0-9]+ runs' "$log" | awk '{print $2}' | tail -1)
+    summary "fuzz $target: ${runs:-?} runs in $secs s, corpus $(find "fuzz/corpus/$target" -type f | wc -l) seeds + $(find "$scratch" -type f | wc -l) found, no crash"
+  done
 }
 
-# Both ways of serving connections: readiness (the example's own reads and
-# writes) and completion mode (posted reads and writes, one buffer each).
+# The echo example both ways of serving connections: readiness (its own
+# reads and writes) and completion mode (posted reads and writes, one
+# buffer each); then the talker, its clients logging in and chatting.
 soak() {
   step "soak"
   local log="$LOGS/soak" mode=--short
   [ "${SOAK:-short}" = long ] && mode=
   for serve in readiness completion; do
-    bash scripts/soak.sh $mode --mode "$serve" 2>&1 | tee "$log"
-    summary "$(grep -a '^soak: [0-9]* connections' "$log" | tail -1 | sed "s/^soak:/soak ($serve):/")"
+    bash scripts/soak.sh $mode --target echo --mode "$serve" 2>&1 | tee "$log"
+    summary "$(grep -a '^soak: [0-9]* connections' "$log" | tail -1 | sed "s/^soak:/soak (echo, $serve):/")"
   done
+  bash scripts/soak.sh $mode --target talker 2>&1 | tee "$log"
+  summary "$(grep -a '^soak: [0-9]* connections' "$log" | tail -1 | sed "s/^soak:/soak (talker):/")"
 }
 
 for s in "${STEPS[@]}"; do

@@ -139,26 +139,26 @@ impl McpSession {
             return vec![error_line(id, rpc_err(INVALID_REQUEST, "no method"))];
         };
         let params = obj.get("params").cloned().unwrap_or(Value::Null);
-        if !(params.is_null() || params.is_object()) {
-            return match id {
-                Some(id) if id_ok => vec![error_line(
-                    id,
-                    rpc_err(INVALID_PARAMS, "params must be an object"),
-                )],
-                _ => Vec::new(),
-            };
-        }
+        let params_ok = params.is_null() || params.is_object();
         let Some(id) = id else {
             // A notification: never answered.
-            if method == "notifications/initialized" {
+            if params_ok && method == "notifications/initialized" {
                 self.initialized = true;
             }
             return Vec::new();
         };
+        // A bad id first: a request with a bad id and bad params is still
+        // answered (found by fuzz/fuzz_targets/mcp.rs).
         if !id_ok {
             return vec![error_line(
                 Value::Null,
                 rpc_err(INVALID_REQUEST, "id must be a string or a number"),
+            )];
+        }
+        if !params_ok {
+            return vec![error_line(
+                id,
+                rpc_err(INVALID_PARAMS, "params must be an object"),
             )];
         }
         let reply = match self.request(method, &params, talker) {
@@ -510,6 +510,13 @@ mod tests {
             )),
             INVALID_PARAMS
         );
+        // A bad id with bad params: answered, as a bad id alone is.
+        let both = one(
+            &mut s,
+            &mut t,
+            r#"{"jsonrpc":"2.0","id":null,"method":"ping","params":[1]}"#,
+        );
+        assert_eq!((code(&both), &both["id"]), (INVALID_REQUEST, &Value::Null));
         // Unknown notifications and stray responses are not answered.
         assert!(s
             .handle(

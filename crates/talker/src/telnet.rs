@@ -100,7 +100,14 @@ impl Decoder {
         for &b in input {
             self.byte(b, &mut text, out);
         }
-        self.lines.push(&text);
+        self.flush(&mut text, out);
+    }
+
+    /// Hands `text` to the line splitter and appends the lines it
+    /// completes to `out`.
+    fn flush(&mut self, text: &mut Vec<u8>, out: &mut Vec<Input>) {
+        self.lines.push(text);
+        text.clear();
         while let Some(line) = self.lines.next_line() {
             out.push(match line {
                 Line::Complete(bytes) => Input::Line(clean(bytes)),
@@ -150,7 +157,7 @@ impl Decoder {
                 State::Sb
             }
             (State::SbIac, SE) => {
-                self.subnegotiation(out);
+                self.subnegotiation(text, out);
                 State::Data
             }
             // IAC followed by anything else inside SB: a broken peer; end
@@ -177,8 +184,11 @@ impl Decoder {
         }
     }
 
-    fn subnegotiation(&mut self, out: &mut Vec<Input>) {
+    fn subnegotiation(&mut self, text: &mut Vec<u8>, out: &mut Vec<Input>) {
         if let [NAWS, w1, w0, h1, h0] = self.sb[..] {
+            // The lines typed before the report come before it, however
+            // the reads cut the stream (fuzz/fuzz_targets/telnet.rs checks it).
+            self.flush(text, out);
             out.push(Input::WindowSize(
                 u16::from_be_bytes([w1, w0]),
                 u16::from_be_bytes([h1, h0]),
@@ -275,6 +285,17 @@ mod tests {
         assert_eq!(out, [Input::WindowSize(80, 0x1ff), line("hi")]);
         assert!(d.naws());
         assert_eq!(d.take_replies(), [IAC, DO, NAWS]);
+    }
+
+    #[test]
+    fn a_window_size_comes_after_the_lines_before_it() {
+        // One read or two: the same order, the stream's.
+        let stream: &[u8] = b"one\r\n\xff\xfa\x1f\x00\x50\x00\x18\xff\xf0two\n";
+        let (whole, _) = decode(&[stream]);
+        let (cut, _) = decode(&[&stream[..5], &stream[5..]]);
+        let expected = [line("one"), Input::WindowSize(80, 24), line("two")];
+        assert_eq!(whole, expected);
+        assert_eq!(cut, expected);
     }
 
     #[test]

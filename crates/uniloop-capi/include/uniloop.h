@@ -655,8 +655,9 @@ int async_runtime_post_completion(async_runtime_t *rt, uintptr_t completion_key,
 // NULL: the runtime reads into its own buffer of `len` bytes
 // (`UNILOOP_DEFAULT_READ_SIZE` if `len` is 0), valid until the next
 // post_read on the fd or its removal. Otherwise `buffer` (`len` > 0
-// bytes) must stay valid until the event. One read at a time per fd
-// (`UNILOOP_ERR_EXISTS`). 0, or -1.
+// bytes) must stay valid until the event. One read at a time per fd:
+// until a wait has returned its event, a second post_read fails with
+// `UNILOOP_ERR_EXISTS`, even when the first finished at once. 0, or -1.
 int async_runtime_post_read(async_runtime_t *rt, socket_fd_t fd, void *buffer, size_t len);
 
 // Posts a write of `len` bytes (copied before this returns) on a

@@ -325,8 +325,9 @@ pub extern "C" fn async_runtime_post_completion(
 /// NULL: the runtime reads into its own buffer of `len` bytes
 /// (`UNILOOP_DEFAULT_READ_SIZE` if `len` is 0), valid until the next
 /// post_read on the fd or its removal. Otherwise `buffer` (`len` > 0
-/// bytes) must stay valid until the event. One read at a time per fd
-/// (`UNILOOP_ERR_EXISTS`). 0, or -1.
+/// bytes) must stay valid until the event. One read at a time per fd:
+/// until a wait has returned its event, a second post_read fails with
+/// `UNILOOP_ERR_EXISTS`, even when the first finished at once. 0, or -1.
 #[no_mangle]
 pub extern "C" fn async_runtime_post_read(
     rt: *mut async_runtime_t,

@@ -33,6 +33,7 @@ pub(super) struct Op {
     fd: socket_fd_t,
     /// The caller's buffer (NULL: the runtime's).
     user: *mut c_void,
+    read: bool,
 }
 
 pub(super) struct Loop {
@@ -207,6 +208,21 @@ impl Loop {
         let Some(entry) = self.fds.get_mut(&fd) else {
             return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
         };
+        // Until its event is out of `wait`, a read counts, even one that
+        // finished at once: a second would replace the buffer (`read_buf`,
+        // or the caller's) that the first one's event hands out in the same
+        // batch. Found by fuzz/fuzz_targets/capi_calls.rs (a heap
+        // use-after-free of the first event's buffer).
+        if entry
+            .ops
+            .iter()
+            .any(|op| self.ops.get(op).is_some_and(|o| o.read))
+        {
+            return Err(Error::new(
+                UNILOOP_ERR_EXISTS,
+                "a read is already posted on this fd (its event not yet returned by a wait)",
+            ));
+        }
         check_nonblocking(fd)?;
         let size = match (buf.is_null(), len) {
             (true, 0) => UNILOOP_DEFAULT_READ_SIZE,
@@ -227,7 +243,14 @@ impl Loop {
         match self.rt.post_read(&source(fd), vec) {
             Ok(op) => {
                 entry.ops.push(op);
-                self.ops.insert(op, Op { fd, user: buf });
+                self.ops.insert(
+                    op,
+                    Op {
+                        fd,
+                        user: buf,
+                        read: true,
+                    },
+                );
                 Ok(())
             }
             Err(e) => {
@@ -266,7 +289,14 @@ impl Loop {
             .post_write(&source(fd), data)
             .map_err(|e| Error::from(e.into_parts().0))?;
         entry.ops.push(op);
-        self.ops.insert(op, Op { fd, user: buf });
+        self.ops.insert(
+            op,
+            Op {
+                fd,
+                user: buf,
+                read: false,
+            },
+        );
         Ok(())
     }
 
@@ -313,7 +343,7 @@ impl Loop {
                 self.stats.io_events += 1;
             }
             rt::Event::IoDone { op, .. } => {
-                let Op { fd, user } = self.ops.remove(&op)?;
+                let Op { fd, user, .. } = self.ops.remove(&op)?;
                 let fin = self.rt.take_io(op)?;
                 let entry = self.fds.get_mut(&fd)?;
                 entry.ops.retain(|o| *o != op);
