@@ -168,6 +168,7 @@ impl Readiness {
     /// The readiness whose bits are `bits` (a backend's branch-free
     /// translation builds them; bits above `PRIORITY` are dropped).
     #[inline]
+    #[allow(dead_code)] // used by some backends only (epoll)
     pub(crate) const fn from_bits(bits: u32) -> Readiness {
         Readiness((bits & 0x3f) as u8)
     }
