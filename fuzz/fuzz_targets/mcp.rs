@@ -91,12 +91,19 @@ fn check_reply(line: &str, reply: &str) {
     let req: Option<Value> = serde_json::from_str(line.trim()).ok();
     if let Some(Value::Object(req)) = req {
         let id = req.get("id");
-        if matches!(id, Some(Value::String(_) | Value::Number(_))) {
-            assert_eq!(
-                obj.get("id"),
-                id,
-                "answered with another id: {line} -> {reply}"
-            );
+        let integer = |n: &serde_json::Number| n.is_i64() || n.is_u64();
+        match id {
+            Some(Value::String(_)) => {
+                assert_eq!(obj.get("id"), id, "answered with another id: {line} -> {reply}")
+            }
+            Some(Value::Number(n)) if integer(n) => {
+                assert_eq!(obj.get("id"), id, "answered with another id: {line} -> {reply}")
+            }
+            // A fractional or past-64-bit id is a bad id: answered with null.
+            Some(Value::Number(_)) => {
+                assert_eq!(obj.get("id"), Some(&Value::Null), "{line} -> {reply}")
+            }
+            _ => {}
         }
     }
 }

@@ -115,7 +115,15 @@ impl McpSession {
             return vec![error_line(Value::Null, rpc_err(INVALID_REQUEST, why))];
         };
         let id = obj.get("id").cloned();
-        let id_ok = matches!(id, Some(Value::String(_) | Value::Number(_)));
+        // A string or an integer id (JSON-RPC: numbers should have no
+        // fraction). A number past 64 bits would come back altered — JSON
+        // parsers read it into a float — so it counts as a bad id (found
+        // by fuzz/fuzz_targets/mcp.rs).
+        let id_ok = match &id {
+            Some(Value::String(_)) => true,
+            Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
+            _ => false,
+        };
         if obj.get("jsonrpc") != Some(&json!("2.0")) {
             let id = if id_ok {
                 id.unwrap_or(Value::Null)
@@ -152,7 +160,7 @@ impl McpSession {
         if !id_ok {
             return vec![error_line(
                 Value::Null,
-                rpc_err(INVALID_REQUEST, "id must be a string or a number"),
+                rpc_err(INVALID_REQUEST, "id must be a string or an integer"),
             )];
         }
         if !params_ok {
@@ -517,6 +525,20 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":null,"method":"ping","params":[1]}"#,
         );
         assert_eq!((code(&both), &both["id"]), (INVALID_REQUEST, &Value::Null));
+        // A fractional or too-large numeric id is a bad id, answered with a
+        // null id rather than echoed altered.
+        for id in ["1.5", "888888888888888888888888888888888888888888881"] {
+            let r = one(
+                &mut s,
+                &mut t,
+                &format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#),
+            );
+            assert_eq!(
+                (code(&r), &r["id"]),
+                (INVALID_REQUEST, &Value::Null),
+                "{id}"
+            );
+        }
         // Unknown notifications and stray responses are not answered.
         assert!(s
             .handle(
