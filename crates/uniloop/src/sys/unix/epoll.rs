@@ -183,6 +183,21 @@ fn flags(interest: Interest, trigger: Trigger) -> EventFlags {
 /// error. The test below checks it against the plain reading.
 #[inline]
 fn readiness(f: EventFlags) -> Readiness {
+    readiness_bits(f.bits())
+}
+
+/// [`readiness`] from raw bits: epoll's flags, or a `poll(2)` result mask,
+/// whose bits are the same on Linux (io_uring's `POLL_ADD` reports one).
+#[inline]
+pub(super) fn readiness_bits(f: u32) -> Readiness {
+    const _: () = assert!(
+        libc::POLLIN as u32 == 0x1
+            && libc::POLLPRI as u32 == 0x2
+            && libc::POLLOUT as u32 == 0x4
+            && libc::POLLERR as u32 == 0x8
+            && libc::POLLHUP as u32 == 0x10
+            && libc::POLLRDHUP as u32 == 0x2000
+    );
     const _: () = assert!(
         EventFlags::IN.bits() == 0x1
             && EventFlags::PRI.bits() == 0x2
@@ -199,7 +214,6 @@ fn readiness(f: EventFlags) -> Readiness {
             && Readiness::ERROR.bits() == 16
             && Readiness::PRIORITY.bits() == 32
     );
-    let f = f.bits();
     Readiness::from_bits(
         (f & 0x1)                       // IN -> READABLE
             | ((f >> 1) & 0x2)          // OUT -> WRITABLE

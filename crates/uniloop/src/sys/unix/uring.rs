@@ -815,27 +815,7 @@ fn events(interest: Interest) -> u32 {
 /// `POLLRDHUP` to every poll's mask, so a source with no read interest can
 /// report read-closed too (epoll reports `EPOLLRDHUP` only when asked).
 fn readiness(mask: u32) -> Readiness {
-    let has = |bit: libc::c_short| mask & bit as u32 != 0;
-    let mut r = Readiness::EMPTY;
-    if has(libc::POLLIN) {
-        r |= Readiness::READABLE;
-    }
-    if has(libc::POLLOUT) {
-        r |= Readiness::WRITABLE;
-    }
-    if has(libc::POLLPRI) {
-        r |= Readiness::PRIORITY;
-    }
-    if has(libc::POLLRDHUP) || has(libc::POLLHUP) {
-        r |= Readiness::READ_CLOSED;
-    }
-    if has(libc::POLLHUP) {
-        r |= Readiness::WRITE_CLOSED;
-    }
-    if has(libc::POLLERR) {
-        r |= Readiness::ERROR | Readiness::WRITE_CLOSED;
-    }
-    r
+    super::epoll::readiness_bits(mask)
 }
 
 impl Drop for Selector {
