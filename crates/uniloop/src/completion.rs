@@ -22,57 +22,86 @@
 //!   blocks again.
 //! * `SLEEPING` — the loop has looked, found nothing, and is blocked (or about
 //!   to block) in the OS; a producer must ring the doorbell.
-//! * `NOTIFIED` — a producer has published something since the loop last
-//!   looked.
+//! * `NOTIFIED` — the doorbell has been rung for this sleep, or a wake is
+//!   pending: the loop must look again before it blocks.
 //!
-//! Producer (`notify`): push the item, then `state.swap(NOTIFIED, AcqRel)`; if
-//! the old value was `SLEEPING`, ring the doorbell. Only the one producer that
-//! moves the state out of `SLEEPING` rings, so a burst rings once.
+//! **Producer, post** (`post`): push the item — the push claims its place
+//! with a read-modify-write of the queue's tail, `C` — then *load* the
+//! state, `L`. Only if it reads `SLEEPING`, `state.swap(NOTIFIED, AcqRel)`,
+//! and if that swap took the state out of `SLEEPING`, ring the doorbell. A
+//! post to a loop that is awake writes nothing shared but the queue: no
+//! read-modify-write of the state word, whose cache line then stays shared
+//! between the cores instead of moving on every post.
 //!
-//! Consumer (`Runtime::wait`): `begin_pass` does `state.swap(AWAKE, AcqRel)`
-//! and then drains the queue; before blocking, `prepare_sleep` does
-//! `compare_exchange(AWAKE, SLEEPING, AcqRel, Acquire)`. If that fails the
-//! state is `NOTIFIED`: something was published after the drain, so the loop
-//! does another pass instead of blocking. After the OS wait returns,
-//! `finish_sleep` puts the state back to `AWAKE`.
+//! **Producer, wake** (`wake`): set the `wake_pending` flag, then
+//! `state.swap(NOTIFIED, AcqRel)`, ringing if the old value was `SLEEPING`.
+//!
+//! **Consumer** (`Runtime::wait`): drain the queue while its head slot is
+//! ready; before blocking, `prepare_sleep`:
+//!
+//! 1. `S`: `compare_exchange(AWAKE, SLEEPING, AcqRel, Acquire)`. If it fails
+//!    the state is `NOTIFIED` (a wake, or a ring meant for an earlier sleep):
+//!    swap it back to `AWAKE` and do another pass instead of blocking.
+//! 2. `T`: read the queue's tail with a read-modify-write (`fetch_add(0)`,
+//!    acquire-release). If a place past the consumer's head has been claimed
+//!    — an item there, or one being written — swap the state back to
+//!    `AWAKE` and do another pass (yielding first when the item is still
+//!    being written).
+//!
+//! After the OS wait returns, `finish_sleep` swaps the state back to `AWAKE`.
 //!
 //! # Why no wake-up is lost (memory orderings)
 //!
-//! Every access to `state` is a read-modify-write, so all of them are totally
-//! ordered in `state`'s modification order, and each RMW reads the value
-//! written by the one just before it. Take a producer's swap `P` (release,
-//! sequenced after its push) and the consumer's operations around it:
+//! *A post.* The claims `C` and the consumer's `T`s are read-modify-writes of
+//! one location, the tail, so they are totally ordered in its modification
+//! order, and each reads the value of the one just before it. Take a post's
+//! claim `C` and a sleep attempt `(S, T)`:
 //!
-//! 1. `P` before the consumer's `begin_pass` swap `B`: `B` (acquire) reads
-//!    `P`'s value or a later RMW's, which is in `P`'s release sequence, so `B`
-//!    synchronizes-with `P` and the drain after `B` sees the push.
-//! 2. `P` between `B` and `prepare_sleep`'s CAS `S`: `S` reads `NOTIFIED` and
-//!    fails, the loop does another pass, and that pass's `B` is case 1.
-//! 3. `P` after `S`: `P` reads `SLEEPING` and rings the doorbell. A ring is
-//!    kept by the OS until a wait sees it — a level-triggered doorbell stays
-//!    readable until drained (poll), an edge-triggered eventfd queues its edge
-//!    on the epoll ready list at the write (epoll) — so the blocked, or not
-//!    yet blocked, OS wait returns.
+//! 1. `T` after `C`: `T` reads a tail that includes `C`'s claim, so unless
+//!    the loop has already taken that item the sleep is refused and the next
+//!    pass takes it (once its producer's `ready` store is visible).
+//! 2. `T` before `C`: `C` (acquire) reads `T`'s value or a later claim's,
+//!    which is in `T`'s release sequence, so `T` synchronizes-with `C`, and
+//!    `S` happens-before `L`. By coherence `L` reads `S`'s `SLEEPING` or a
+//!    later value of the state. `SLEEPING`: the producer rings (or another
+//!    producer's swap already made it `NOTIFIED` and rang). `NOTIFIED`: rung.
+//!    `AWAKE`: written by the consumer after `S` (`finish_sleep`, or a
+//!    refusal); the consumer's next sleep attempt `(S', T')` comes after that
+//!    write, so `S'` does not happen-before `L` (`L` would then read `S'` or
+//!    later), so `T'` is not before `C` (that would make `S'` happen-before
+//!    `L`, as above), so `T'` is after `C`: case 1 for the next attempt.
 //!
-//! A ring can also arrive when the loop already woke for another reason; the
-//! doorbell is then drained on the next OS wait and costs one spurious pass,
-//! never a lost item. The `loom` tests at the bottom of this file check these
-//! cases exhaustively for two producers.
+//! So the loop never blocks with a claimed item unseen unless the doorbell
+//! was rung after its `S`. This is the store-buffering pattern (each side
+//! writes one location and then reads the other's) made safe without a
+//! `SeqCst` fence on either side: the consumer reads the tail with a
+//! read-modify-write, which must read the newest claim, and the producer's
+//! claim was a read-modify-write already — its fence, on x86 the `lock`
+//! prefix of the claim's `cmpxchg`. Replace `T` with a plain load and the
+//! argument falls at case 2 (a plain load can read a tail from before `C`
+//! while `L` reads an `AWAKE` from before `S`): the loom model
+//! `the_models_catch_a_plain_tail_load` does that and is caught deadlocking.
 //!
-//! # Skipping the pop
+//! *A wake.* Every write of the state is a read-modify-write, so they are
+//! totally ordered too. A wake's swap `W` (release, after its flag) either
+//! comes before `S`, and `S` reads `NOTIFIED` and fails (acquire: the next
+//! pass sees the flag), or after it, and `W` reads `SLEEPING` and rings.
 //!
-//! An empty queue's `pop` is not free (tens of instructions in the
-//! `SegQueue` this queue was),
-//! and a loop that polls with a zero timeout pays it on every call. So the
-//! loop pops only while something may be there: from a pass whose
-//! `begin_pass` (or the `finish_sleep` before it) read `NOTIFIED`, until a
-//! `pop` comes back empty. This adds no case to the argument above: a
-//! producer whose swap `P` comes after the swap that read no `NOTIFIED`
-//! is seen by the next consumer swap — `prepare_sleep`'s CAS fails, or
-//! `begin_pass` / `finish_sleep` reads `NOTIFIED` (cases 2 and 3) — and one
-//! whose swap came before it was read by an earlier consumer swap, whose
-//! pass popped until empty after it. Every consumer swap's answer is
-//! kept (`finish_sleep`'s too), so no `NOTIFIED` is consumed unseen.
+//! *The doorbell.* A ring is kept by the OS until a wait sees it — a
+//! level-triggered doorbell stays readable until drained (poll), an
+//! edge-triggered eventfd queues its edge on the epoll ready list at the
+//! write (epoll) — so the blocked, or not yet blocked, OS wait returns. A
+//! ring can also arrive when the loop already woke for another reason; the
+//! doorbell is then drained on the next OS wait and costs one spurious
+//! pass, never a lost item.
+//!
+//! *The cost.* A producer never waits. The consumer can be refused a sleep
+//! by an item a producer has claimed but not finished writing (a few
+//! instructions between the claim and the `ready` store, unless the
+//! producer is preempted there); it yields and looks again until the item
+//! is ready, as crossbeam's channels spin on a slot being written. The
+//! `loom` tests at the bottom of this file check the cases above
+//! exhaustively for two producers, a wake, and posts across sleeps.
 //!
 //! `wake_pending` and `closed` are plain flags published by the same release
 //! swap and read after the acquire swap, so they need no stronger ordering of
@@ -110,8 +139,9 @@ pub(crate) struct Shared<N> {
     wake_pending: AtomicBool,
     closed: AtomicBool,
     notifier: N,
-    /// Test-only tallies: doorbell rings and sleeps, for asserting that a
-    /// burst rings at most once per sleep.
+    /// Test-only tallies: doorbell rings and sleep attempts (the loop
+    /// setting `SLEEPING`), for asserting that a burst rings at most once
+    /// per attempt.
     #[cfg(test)]
     pub(crate) rings: std::sync::atomic::AtomicUsize,
     #[cfg(test)]
@@ -148,7 +178,12 @@ impl<N: Notify> Shared<N> {
             return Err(PostError::Full { key, data });
         }
         self.queue.push((key, data));
-        self.notify();
+        // `L`: relaxed is enough, the argument needs only coherence (module
+        // docs). A stale `SLEEPING` costs one swap and at most one spurious
+        // ring.
+        if self.state.load(Ordering::Relaxed) == SLEEPING {
+            self.notify();
+        }
         Ok(())
     }
 
@@ -177,32 +212,46 @@ impl<N: Notify> Shared<N> {
         }
     }
 
-    /// Consumer: the start of a pass over the queue. Returns whether a
-    /// producer has notified since the loop's last swap (see "Skipping the
-    /// pop" in the module docs).
-    pub(crate) fn begin_pass(&self) -> bool {
-        self.state.swap(AWAKE, Ordering::AcqRel) == NOTIFIED
-    }
-
-    /// Consumer: `true` if the loop may block now; `false` if something was
-    /// published since `begin_pass` and another pass is needed.
-    pub(crate) fn prepare_sleep(&self) -> bool {
-        let ok = self
+    /// Consumer: `true` if the loop may block now; `false` if a wake is
+    /// pending or a post has been claimed since the loop last looked, and
+    /// another pass is needed (`S` and `T` in the module docs).
+    ///
+    /// # Safety
+    ///
+    /// One thread at a time: the runtime that owns this state (it reads the
+    /// queue's consumer side).
+    pub(crate) unsafe fn prepare_sleep(&self) -> bool {
+        if self
             .state
             .compare_exchange(AWAKE, SLEEPING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        #[cfg(test)]
-        if ok {
-            self.sleeps
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .is_err()
+        {
+            // `NOTIFIED`: back to `AWAKE` (acquire: the pass after this sees
+            // what the notifier published).
+            self.state.swap(AWAKE, Ordering::AcqRel);
+            return false;
         }
-        ok
+        // Counted here, not only when the sleep is allowed: a producer can
+        // read this `SLEEPING` and ring even if `T` then refuses the sleep.
+        #[cfg(test)]
+        self.sleeps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: passed on from this fn's contract.
+        if unsafe { self.queue.claimed_past_head() } {
+            self.state.swap(AWAKE, Ordering::AcqRel);
+            // SAFETY: as above.
+            if !unsafe { self.queue.head_ready() } {
+                // Claimed, not yet written: let its producer finish.
+                crate::sync::yield_now();
+            }
+            return false;
+        }
+        true
     }
 
-    /// Consumer: the OS wait returned. Returns whether a producer notified
-    /// during it, as [`begin_pass`](Shared::begin_pass) does.
-    pub(crate) fn finish_sleep(&self) -> bool {
-        self.state.swap(AWAKE, Ordering::AcqRel) == NOTIFIED
+    /// Consumer: the OS wait returned.
+    pub(crate) fn finish_sleep(&self) {
+        self.state.swap(AWAKE, Ordering::AcqRel);
     }
 
     pub(crate) fn wake_pending(&self) -> bool {
@@ -228,8 +277,14 @@ impl<N: Notify> Shared<N> {
         item
     }
 
-    pub(crate) fn has_completions(&self) -> bool {
-        !self.queue.is_empty()
+    /// Consumer: whether a post is ready to pop (one relaxed load).
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](Shared::pop).
+    pub(crate) unsafe fn has_ready(&self) -> bool {
+        // SAFETY: passed on from this fn's contract.
+        unsafe { self.queue.head_ready() }
     }
 
     pub(crate) fn pending(&self) -> usize {
@@ -417,6 +472,12 @@ mod tests {
         // SAFETY: each test's thread is its queue's only consumer.
         unsafe { shared.pop() }
     }
+
+    /// `Shared::prepare_sleep` from the test's thread.
+    fn prepare_sleep<N: Notify>(shared: &Shared<N>) -> bool {
+        // SAFETY: each test's thread is its queue's only consumer.
+        unsafe { shared.prepare_sleep() }
+    }
     use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 
     #[derive(Default)]
@@ -436,7 +497,6 @@ mod tests {
     #[test]
     fn posts_while_awake_ring_nothing_and_come_out_in_order() {
         let shared = Shared::new(Counter::default(), usize::MAX);
-        shared.begin_pass();
         for i in 0..10 {
             shared.post(i, i + 100).unwrap();
         }
@@ -444,33 +504,59 @@ mod tests {
         assert_eq!(shared.pending(), 10);
         let got: Vec<_> = std::iter::from_fn(|| pop(&shared)).collect();
         assert_eq!(got, (0..10).map(|i| (i, i + 100)).collect::<Vec<_>>());
-        assert!(!shared.has_completions());
+        // SAFETY: this thread is the consumer.
+        assert!(!unsafe { shared.has_ready() });
+    }
+
+    #[test]
+    fn a_post_to_an_awake_loop_leaves_the_state_word_alone() {
+        let shared = Shared::new(Counter::default(), usize::MAX);
+        shared.post(1, 1).unwrap();
+        assert_eq!(shared.state.load(Ordering::Relaxed), AWAKE);
+        assert!(!prepare_sleep(&shared), "the post refuses the sleep");
+        assert_eq!(shared.state.load(Ordering::Relaxed), AWAKE);
+        assert_eq!(pop(&shared), Some((1, 1)));
+        assert!(prepare_sleep(&shared));
+        shared.post(2, 2).unwrap();
+        assert_eq!(shared.state.load(Ordering::Relaxed), NOTIFIED);
+        assert_eq!(rung(&shared), 1, "a sleeping loop is rung");
+    }
+
+    #[test]
+    fn a_wake_refuses_one_sleep() {
+        let shared = Shared::new(Counter::default(), usize::MAX);
+        shared.wake().unwrap();
+        assert_eq!(rung(&shared), 0, "awake: no ring");
+        assert!(!prepare_sleep(&shared));
+        assert!(shared.take_wake());
+        assert!(prepare_sleep(&shared));
+        shared.finish_sleep();
+        assert_eq!(shared.state.load(Ordering::Relaxed), AWAKE);
     }
 
     #[test]
     fn a_post_after_draining_refuses_the_sleep() {
         let shared = Shared::new(Counter::default(), usize::MAX);
-        shared.begin_pass();
         shared.post(1, 2).unwrap();
-        assert!(!shared.prepare_sleep(), "NOTIFIED since the pass began");
-        shared.begin_pass();
+        assert!(
+            !prepare_sleep(&shared),
+            "a post claimed since the last look"
+        );
         assert_eq!(pop(&shared), Some((1, 2)));
-        assert!(shared.prepare_sleep());
+        assert!(prepare_sleep(&shared));
         assert_eq!(rung(&shared), 0);
     }
 
     #[test]
     fn a_burst_while_sleeping_rings_once() {
         let shared = Shared::new(Counter::default(), usize::MAX);
-        shared.begin_pass();
-        assert!(shared.prepare_sleep());
+        assert!(prepare_sleep(&shared));
         for i in 0..100 {
             shared.post(i, 0).unwrap();
         }
         shared.wake().unwrap();
         assert_eq!(rung(&shared), 1);
         shared.finish_sleep();
-        shared.begin_pass();
         assert!(shared.take_wake());
         assert!(!shared.take_wake(), "one wake, taken once");
         assert_eq!(std::iter::from_fn(|| pop(&shared)).count(), 100);
@@ -479,8 +565,7 @@ mod tests {
     #[test]
     fn many_wakes_coalesce() {
         let shared = Shared::new(Counter::default(), usize::MAX);
-        shared.begin_pass();
-        assert!(shared.prepare_sleep());
+        assert!(prepare_sleep(&shared));
         for _ in 0..5 {
             shared.wake().unwrap();
         }
@@ -531,12 +616,11 @@ mod tests {
             .collect();
         let mut next = [0u64; 2];
         while next.iter().sum::<u64>() < 2 * PER {
-            shared.begin_pass();
             while let Some((p, i)) = pop(&shared) {
                 assert_eq!(next[p as usize], i, "FIFO per producer");
                 next[p as usize] += 1;
             }
-            if shared.prepare_sleep() {
+            if prepare_sleep(&shared) {
                 std::thread::yield_now();
                 shared.finish_sleep();
             }
@@ -558,6 +642,12 @@ mod loom_tests {
     fn pop<N: Notify>(shared: &Shared<N>) -> Option<(u64, u64)> {
         // SAFETY: each test's thread is its queue's only consumer.
         unsafe { shared.pop() }
+    }
+
+    /// `Shared::prepare_sleep` from the test's thread.
+    fn prepare_sleep<N: Notify>(shared: &Shared<N>) -> bool {
+        // SAFETY: each test's thread is its queue's only consumer.
+        unsafe { shared.prepare_sleep() }
     }
     use crate::sync::{Condvar, Mutex};
 
@@ -588,67 +678,55 @@ mod loom_tests {
     }
 
     /// The consumer side of `Runtime::wait`, reduced to the protocol: drain
-    /// while a post may be pending (the runtime's `posts_pending`), and
-    /// block only if `prepare_sleep` allows it.
+    /// while the head is ready, and block only if `prepare_sleep` allows it.
     fn consume(shared: &Shared<Doorbell>, want_items: usize, want_wake: bool) -> Vec<(u64, u64)> {
-        consume_keeping(shared, want_items, want_wake, true)
-    }
-
-    /// `consume`, optionally dropping `finish_sleep`'s answer (a broken
-    /// loop, to show the models can fail).
-    fn consume_keeping(
-        shared: &Shared<Doorbell>,
-        want_items: usize,
-        want_wake: bool,
-        keep_finish_sleep: bool,
-    ) -> Vec<(u64, u64)> {
         let mut got = Vec::new();
         let mut woke = false;
-        let mut pending = true;
         loop {
-            pending |= shared.begin_pass();
             woke |= shared.take_wake();
-            while pending {
-                match pop(&shared) {
-                    Some(item) => got.push(item),
-                    None => pending = false,
-                }
+            // SAFETY: the model's main thread is the one consumer.
+            while unsafe { shared.has_ready() } {
+                got.extend(pop(shared));
             }
             if got.len() == want_items && woke == want_wake {
                 return got;
             }
-            if shared.prepare_sleep() {
+            if prepare_sleep(shared) {
                 shared.notifier().block();
-                let notified = shared.finish_sleep();
-                pending |= notified && keep_finish_sleep;
+                shared.finish_sleep();
             }
         }
     }
 
-    /// Broken on purpose: a loop that forgets that a producer notified
-    /// while it slept skips the pop after waking and blocks again with the
-    /// post unseen. Loom reports that deadlock, and then aborts the process
-    /// (its clean-up panics), so this runs in a child process, from the
-    /// test below.
+    /// Broken on purpose: `prepare_sleep` reads the queue's tail with a
+    /// plain acquire load instead of its read-modify-write. The load may
+    /// read a tail from before the producer's claim while the producer's
+    /// state load reads the `AWAKE` from before the loop's CAS (the
+    /// store-buffering outcome), so nobody rings and the loop blocks with
+    /// the post unseen. Loom reports that deadlock and then aborts the
+    /// process (its clean-up panics), so this runs in a child process, from
+    /// the test below.
     #[test]
-    #[ignore = "fails on purpose; run by the_models_catch_a_loop_that_forgets_a_notify"]
-    fn broken_loop_that_forgets_a_notify() {
+    #[ignore = "fails on purpose; run by the_models_catch_a_plain_tail_load"]
+    fn broken_sleep_check_with_a_plain_tail_load() {
+        crate::mpsc::broken::PLAIN_TAIL_LOAD.store(true, std::sync::atomic::Ordering::Relaxed);
         loom::model(|| {
             let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
             let producer = {
                 let shared = shared.clone();
                 loom::thread::spawn(move || shared.post(1, 1).unwrap())
             };
-            let got = consume_keeping(&shared, 1, false, false);
+            let got = consume(&shared, 1, false);
             producer.join().unwrap();
             assert_eq!(got, vec![(1, 1)]);
         });
     }
 
-    /// The models above can fail: the broken loop is caught as a deadlock.
+    /// The models above can fail: with the tail read by a plain load, the
+    /// one-post model is caught as a deadlock.
     #[test]
-    fn the_models_catch_a_loop_that_forgets_a_notify() {
-        let name = "completion::loom_tests::broken_loop_that_forgets_a_notify";
+    fn the_models_catch_a_plain_tail_load() {
+        let name = "completion::loom_tests::broken_sleep_check_with_a_plain_tail_load";
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", name, "--ignored", "--test-threads=1"])
             .env_remove("RUST_BACKTRACE")
@@ -656,11 +734,27 @@ mod loom_tests {
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "the broken loop passed:\n{text}");
+        assert!(!out.status.success(), "the broken check passed:\n{text}");
         assert!(
             text.contains("deadlock"),
             "failed, but not as a deadlock:\n{text}"
         );
+    }
+
+    /// The same model with the protocol intact (the control for the test
+    /// above).
+    #[test]
+    fn one_post_no_lost_wakeup() {
+        loom::model(|| {
+            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
+            let producer = {
+                let shared = shared.clone();
+                loom::thread::spawn(move || shared.post(1, 1).unwrap())
+            };
+            let got = consume(&shared, 1, false);
+            producer.join().unwrap();
+            assert_eq!(got, vec![(1, 1)]);
+        });
     }
 
     #[test]
@@ -698,6 +792,27 @@ mod loom_tests {
             let got = consume(&shared, 2, false);
             producer.join().unwrap();
             assert_eq!(got, vec![(1, 10), (1, 11)]);
+        });
+    }
+
+    /// Three posts through two-slot blocks: the consumer's sleep checks
+    /// meet the tail on the reserved offset and the head stepping into the
+    /// next block (`claimed_past_head` compares positions).
+    #[test]
+    fn posts_across_a_block_end_and_sleeps() {
+        loom::model(|| {
+            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
+            let producer = {
+                let shared = shared.clone();
+                loom::thread::spawn(move || {
+                    for i in 0..3 {
+                        shared.post(1, i).unwrap();
+                    }
+                })
+            };
+            let got = consume(&shared, 3, false);
+            producer.join().unwrap();
+            assert_eq!(got, vec![(1, 0), (1, 1), (1, 2)]);
         });
     }
 

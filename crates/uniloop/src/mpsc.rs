@@ -241,16 +241,60 @@ impl<T> Mpsc<T> {
         })
     }
 
+    /// Whether the head slot holds a value, that is whether [`pop`](Mpsc::pop)
+    /// would return one now. One load; a relaxed one, because only `pop`'s
+    /// own acquire makes the value visible: this is the runtime's cheap
+    /// "anything there?" before it pays for a pop.
+    ///
+    /// # Safety
+    ///
+    /// As for `pop`: only the consumer's thread.
+    pub(crate) unsafe fn head_ready(&self) -> bool {
+        self.head.with(|head| {
+            // SAFETY: the consumer's own state (this fn's contract).
+            let head = unsafe { &*head };
+            // SAFETY: the head block lives until the consumer reclaims it
+            // in `pop`.
+            let block = unsafe { &*head.block };
+            block.slots[head.pos % LAP].ready.load(Ordering::Relaxed)
+        })
+    }
+
+    /// Whether a producer has claimed a position past the head — a value
+    /// that is there, or one that is being written. The tail is read with
+    /// a read-modify-write (`fetch_add(0)`, acquire-release), which reads
+    /// the newest claim in the tail's modification order and, when a claim
+    /// comes after it, synchronizes-with that claim: this is the consumer's
+    /// half of the swap-free post in [`completion`](crate::completion).
+    ///
+    /// # Safety
+    ///
+    /// As for `pop`: only the consumer's thread.
+    pub(crate) unsafe fn claimed_past_head(&self) -> bool {
+        #[cfg(uniloop_loom)]
+        let tail = if broken::PLAIN_TAIL_LOAD.load(std::sync::atomic::Ordering::Relaxed) {
+            self.tail_pos.load(Ordering::Acquire)
+        } else {
+            self.tail_pos.fetch_add(0, Ordering::AcqRel)
+        };
+        #[cfg(not(uniloop_loom))]
+        let tail = self.tail_pos.fetch_add(0, Ordering::AcqRel);
+        // SAFETY: the consumer's own state (this fn's contract).
+        let head = self.head.with(|head| unsafe { (*head).pos });
+        // Positions, not slots, compare: the head never stands on a
+        // reserved offset, and it steps past one only after popping the
+        // block's last slot, whose producer moved the tail past it first.
+        // So the tail is never behind the head, and any tail beyond it has
+        // claimed the head's slot at least.
+        tail > head
+    }
+
     /// How many values are queued (a snapshot; exact when nobody pushes or
     /// pops meanwhile).
     pub(crate) fn len(&self) -> usize {
         let head = self.head_pos.load(Ordering::Acquire);
         let tail = self.tail_pos.load(Ordering::Acquire);
         slots_before(tail).saturating_sub(slots_before(head))
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn take_spare(&self) -> Option<Box<Block<T>>> {
@@ -319,6 +363,18 @@ impl<T> Drop for Mpsc<T> {
     }
 }
 
+/// Breaking the protocol on purpose, for the loom model that shows it can
+/// fail (`completion::loom_tests`).
+#[cfg(uniloop_loom)]
+pub(crate) mod broken {
+    /// `claimed_past_head` reads the tail with a plain acquire load instead
+    /// of its read-modify-write. A std atomic, outside the model: it is set
+    /// once, before the model runs, by a test that runs alone in a child
+    /// process.
+    pub(crate) static PLAIN_TAIL_LOAD: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+}
+
 #[cfg(all(test, not(uniloop_loom)))]
 mod tests {
     use super::*;
@@ -340,7 +396,7 @@ mod tests {
             }
             // SAFETY: as above.
             assert_eq!(unsafe { q.pop() }, None);
-            assert!(q.is_empty());
+            assert_eq!(q.len(), 0);
         }
     }
 

@@ -215,7 +215,6 @@ impl Builder {
             scratch: Vec::new(),
             turn: 0,
             looked: false,
-            posts_pending: true,
             clock: Instant::now(),
             deferred: None,
             blocking_sources: self.blocking_sources,
@@ -275,10 +274,6 @@ pub struct Runtime {
     /// Whether the last `wait` looked at the OS. A call that has events of
     /// its own to return may then skip its look (see `wait`).
     looked: bool,
-    /// Whether the completion queue may hold posts: set when a pass finds
-    /// that a producer notified, cleared when a pop finds the queue empty
-    /// ("Skipping the pop" in `completion.rs`).
-    posts_pending: bool,
     /// The last clock reading; stands in for `now` in a `wait` that needs
     /// no clock (no timer pending, no deadline of its own).
     clock: Instant,
@@ -943,7 +938,6 @@ impl Runtime {
         // the whole buffer free, so the next pass need not poll it again.
         let mut io_polled = false;
         loop {
-            self.posts_pending |= self.shared.begin_pass();
             let more = self.collect(events, now, events.capacity() - reserve);
             let expired = timeout == Some(Duration::ZERO) || deadline.is_some_and(|d| now >= d);
             if more || !events.is_empty() || expired {
@@ -982,9 +976,12 @@ impl Runtime {
                 (Some(d), None) | (None, Some(d)) => Some(d.saturating_duration_since(now)),
                 (Some(a), Some(b)) => Some(a.min(b).saturating_duration_since(now)),
             };
-            if self.shared.prepare_sleep() {
+            // SAFETY: the runtime is the completion queue's one consumer,
+            // and `Runtime` is not `Sync`: this `&mut self` call is the only
+            // one on the consumer side.
+            if unsafe { self.shared.prepare_sleep() } {
                 let r = self.poll_io(events, block);
-                self.posts_pending |= self.shared.finish_sleep();
+                self.shared.finish_sleep();
                 io_polled = r.is_ok();
                 match r {
                     Ok(()) => {}
@@ -1004,7 +1001,6 @@ impl Runtime {
                 if self.timers.len() > 0 {
                     now = Instant::now();
                 }
-                self.posts_pending |= self.shared.begin_pass();
                 self.collect(events, now, events.capacity());
                 return Ok(events.len());
             }
@@ -1020,7 +1016,9 @@ impl Runtime {
     #[inline(always)]
     fn collect(&mut self, events: &mut Events, now: Instant, limit: usize) -> bool {
         // The usual case of a loop that polls: nothing of these is pending.
-        if !self.posts_pending
+        // SAFETY: the runtime is the completion queue's one consumer (as in
+        // `wait`).
+        if !unsafe { self.shared.has_ready() }
             && self.timers.len() == 0
             && !self.ops.has_done()
             && !self.shared.wake_pending()
@@ -1069,15 +1067,16 @@ impl Runtime {
                 });
             }
         }
-        while self.posts_pending && events.len() < limit {
+        while events.len() < limit {
             // SAFETY: the runtime is the queue's one consumer, and `Runtime`
             // is not `Sync`: this `&mut self` call is the only one popping.
             match unsafe { self.shared.pop() } {
                 Some((key, data)) => events.push(Event::Completion { key, data }),
-                None => self.posts_pending = false,
+                None => break,
             }
         }
-        (self.posts_pending && self.shared.has_completions())
+        // SAFETY: as above.
+        (unsafe { self.shared.has_ready() })
             || self.ops.has_done()
             || (timers && self.timers.has_due(now))
     }

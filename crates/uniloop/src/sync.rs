@@ -57,3 +57,15 @@ pub(crate) fn backoff(b: &crossbeam_utils::Backoff, lost_race: bool) {
 pub(crate) fn backoff(_: &crossbeam_utils::Backoff, _lost_race: bool) {
     loom::thread::yield_now();
 }
+
+/// Gives the processor to another thread: std's, or under loom the model's
+/// yield (so the model schedules the thread being waited for).
+#[cfg(not(uniloop_loom))]
+pub(crate) fn yield_now() {
+    std::thread::yield_now();
+}
+
+#[cfg(uniloop_loom)]
+pub(crate) fn yield_now() {
+    loom::thread::yield_now();
+}
