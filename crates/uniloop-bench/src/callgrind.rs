@@ -143,6 +143,15 @@ fn probes() -> Vec<Probe> {
             ],
         },
         Probe {
+            key: "queue",
+            what: "one message through a bounded queue of 1,024 (push then pop, one thread: the work per message without the cross-core traffic)",
+            ops: 20_000,
+            systems: [
+                ("uniloop::Queue (Block)", uniloop_queue),
+                ("std sync_channel", std_sync_channel),
+            ],
+        },
+        Probe {
             key: "timers",
             what: "one timer operation (insert, cancel or fire; the timers case at 20 ms)",
             ops: 20_000,
@@ -187,6 +196,50 @@ fn mio_wait(ops: u64) -> io::Result<()> {
                 return Err(io::Error::other("wait probe: an idle socket reported"));
             }
         }
+        Ok(())
+    })
+}
+
+/// Messages pushed before they are popped in the queue probes: a few at a
+/// time, so the ring's slots and both ends move as in a stream.
+const QUEUE_BATCH: u64 = 8;
+
+fn uniloop_queue(ops: u64) -> io::Result<()> {
+    let q = uniloop::Queue::<u64>::bounded(1024, uniloop::Overflow::Block);
+    measured(|| {
+        let mut sum = 0u64;
+        for i in (0..ops).step_by(QUEUE_BATCH as usize) {
+            for j in 0..QUEUE_BATCH {
+                q.push(i + j)
+                    .map_err(|_| io::Error::other("queue probe: push failed"))?;
+            }
+            for _ in 0..QUEUE_BATCH {
+                sum += q
+                    .pop()
+                    .map_err(|_| io::Error::other("queue probe: pop failed"))?;
+            }
+        }
+        std::hint::black_box(sum);
+        Ok(())
+    })
+}
+
+fn std_sync_channel(ops: u64) -> io::Result<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(1024);
+    measured(|| {
+        let mut sum = 0u64;
+        for i in (0..ops).step_by(QUEUE_BATCH as usize) {
+            for j in 0..QUEUE_BATCH {
+                tx.send(i + j)
+                    .map_err(|_| io::Error::other("queue probe: send failed"))?;
+            }
+            for _ in 0..QUEUE_BATCH {
+                sum += rx
+                    .recv()
+                    .map_err(|_| io::Error::other("queue probe: recv failed"))?;
+            }
+        }
+        std::hint::black_box(sum);
         Ok(())
     })
 }

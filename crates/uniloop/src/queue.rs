@@ -697,6 +697,7 @@ impl<T> Inner<T> {
     /// Everything a successful push owes: the high-water mark, then what
     /// its CAS on `tail` reported — a parked popper to wake, a completion
     /// to post. No fence: the flags are in the word the CAS just read.
+    #[inline(always)]
     fn after_push(&self, pushed: Pushed) {
         self.note_len(pushed.tail);
         if pushed.waiter {
@@ -755,6 +756,7 @@ impl<T> Inner<T> {
         }
     }
 
+    #[inline(always)]
     fn try_pop(&self) -> Option<T> {
         loop {
             if let Some((v, waiter)) = self.ring.pop() {

@@ -69,7 +69,7 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
                 run(conns, Until::Elapsed(d), serve_raw)
             })
             .goal_at_least("mio", 1.0)
-            .goal_at_least("raw epoll loop", 0.95)
+            .goal_at_least("raw epoll loop", 0.98)
             .goal_pair_at_least(COMPLETION, READINESS, 0.95)
             .goal_pair_at_least(COMPLETION, "raw epoll loop", 0.95);
             if Backend::Uring.is_available() {
