@@ -142,8 +142,9 @@ mod unix {
     }
 
     fn set_disposition(signal: Signal, handler: libc::sighandler_t) {
-        // SAFETY: installs SIG_DFL, SIG_IGN or `count_usr2`, all valid
-        // dispositions for these signals.
+        // SAFETY: installs SIG_DFL, SIG_IGN, `count_usr2` or a disposition
+        // read back from `sigaction` (the one the process inherited), all
+        // valid dispositions for these signals.
         unsafe {
             let mut new: libc::sigaction = std::mem::zeroed();
             new.sa_sigaction = handler;
@@ -311,7 +312,10 @@ mod unix {
     fn dropping_restores_the_default_and_ignore() {
         let _serial = serial();
         let rt = Runtime::new().unwrap();
-        assert_eq!(disposition(Signal::Hangup), libc::SIG_DFL);
+        // Start from the default whatever the test process inherited (under
+        // `nohup`, SIGHUP comes in ignored), and hand back what it was.
+        let inherited = disposition(Signal::Hangup);
+        set_disposition(Signal::Hangup, libc::SIG_DFL);
         set_disposition(Signal::User1, libc::SIG_IGN);
         let mut signals = Signals::new(&rt.poster(), 16);
         signals.add(Signal::Hangup).unwrap();
@@ -324,6 +328,7 @@ mod unix {
         drop(signals);
         assert_eq!(disposition(Signal::User1), libc::SIG_IGN);
         set_disposition(Signal::User1, libc::SIG_DFL);
+        set_disposition(Signal::Hangup, inherited);
     }
 
     /// Two runtimes hold the same signal: both hear it; after one lets go
