@@ -204,19 +204,23 @@ fn mio_wait(ops: u64) -> io::Result<()> {
 /// time, so the ring's slots and both ends move as in a stream.
 const QUEUE_BATCH: u64 = 8;
 
-fn uniloop_queue(ops: u64) -> io::Result<()> {
-    let q = uniloop::Queue::<u64>::bounded(1024, uniloop::Overflow::Block);
+/// `ops` messages through a queue, pushed and popped in batches of
+/// [`QUEUE_BATCH`] on this thread; only the loop is measured.
+fn queue_ops(
+    ops: u64,
+    mut push: impl FnMut(u64) -> bool,
+    mut pop: impl FnMut() -> Option<u64>,
+) -> io::Result<()> {
     measured(|| {
         let mut sum = 0u64;
         for i in (0..ops).step_by(QUEUE_BATCH as usize) {
             for j in 0..QUEUE_BATCH {
-                q.push(i + j)
-                    .map_err(|_| io::Error::other("queue probe: push failed"))?;
+                if !push(i + j) {
+                    return Err(io::Error::other("queue probe: push failed"));
+                }
             }
             for _ in 0..QUEUE_BATCH {
-                sum += q
-                    .pop()
-                    .map_err(|_| io::Error::other("queue probe: pop failed"))?;
+                sum += pop().ok_or_else(|| io::Error::other("queue probe: pop failed"))?;
             }
         }
         std::hint::black_box(sum);
@@ -224,24 +228,14 @@ fn uniloop_queue(ops: u64) -> io::Result<()> {
     })
 }
 
+fn uniloop_queue(ops: u64) -> io::Result<()> {
+    let q = uniloop::Queue::<u64>::bounded(1024, uniloop::Overflow::Block);
+    queue_ops(ops, |v| q.push(v).is_ok(), || q.pop().ok())
+}
+
 fn std_sync_channel(ops: u64) -> io::Result<()> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(1024);
-    measured(|| {
-        let mut sum = 0u64;
-        for i in (0..ops).step_by(QUEUE_BATCH as usize) {
-            for j in 0..QUEUE_BATCH {
-                tx.send(i + j)
-                    .map_err(|_| io::Error::other("queue probe: send failed"))?;
-            }
-            for _ in 0..QUEUE_BATCH {
-                sum += rx
-                    .recv()
-                    .map_err(|_| io::Error::other("queue probe: recv failed"))?;
-            }
-        }
-        std::hint::black_box(sum);
-        Ok(())
-    })
+    queue_ops(ops, |v| tx.send(v).is_ok(), || rx.recv().ok())
 }
 
 /// The child's side: `--callgrind-probe PROBE SYSTEM OPS`.

@@ -698,6 +698,26 @@ mod loom_tests {
         }
     }
 
+    /// One producer posts `(1, d)` for each `d` of `data` while the loop
+    /// consumes: every post arrives, in order, and the loop never blocks
+    /// with one unseen.
+    fn one_producer(data: &'static [u64]) {
+        loom::model(move || {
+            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
+            let producer = {
+                let shared = shared.clone();
+                loom::thread::spawn(move || {
+                    for &d in data {
+                        shared.post(1, d).unwrap();
+                    }
+                })
+            };
+            let got = consume(&shared, data.len(), false);
+            producer.join().unwrap();
+            assert_eq!(got, data.iter().map(|&d| (1, d)).collect::<Vec<_>>());
+        });
+    }
+
     /// Broken on purpose: `prepare_sleep` reads the queue's tail with a
     /// plain acquire load instead of its read-modify-write. The load may
     /// read a tail from before the producer's claim while the producer's
@@ -710,16 +730,7 @@ mod loom_tests {
     #[ignore = "fails on purpose; run by the_models_catch_a_plain_tail_load"]
     fn broken_sleep_check_with_a_plain_tail_load() {
         crate::mpsc::broken::PLAIN_TAIL_LOAD.store(true, std::sync::atomic::Ordering::Relaxed);
-        loom::model(|| {
-            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
-            let producer = {
-                let shared = shared.clone();
-                loom::thread::spawn(move || shared.post(1, 1).unwrap())
-            };
-            let got = consume(&shared, 1, false);
-            producer.join().unwrap();
-            assert_eq!(got, vec![(1, 1)]);
-        });
+        one_producer(&[1]);
     }
 
     /// The models above can fail: with the tail read by a plain load, the
@@ -745,16 +756,7 @@ mod loom_tests {
     /// above).
     #[test]
     fn one_post_no_lost_wakeup() {
-        loom::model(|| {
-            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
-            let producer = {
-                let shared = shared.clone();
-                loom::thread::spawn(move || shared.post(1, 1).unwrap())
-            };
-            let got = consume(&shared, 1, false);
-            producer.join().unwrap();
-            assert_eq!(got, vec![(1, 1)]);
-        });
+        one_producer(&[1]);
     }
 
     #[test]
@@ -780,19 +782,7 @@ mod loom_tests {
 
     #[test]
     fn one_producer_fifo_across_sleeps() {
-        loom::model(|| {
-            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
-            let producer = {
-                let shared = shared.clone();
-                loom::thread::spawn(move || {
-                    shared.post(1, 10).unwrap();
-                    shared.post(1, 11).unwrap();
-                })
-            };
-            let got = consume(&shared, 2, false);
-            producer.join().unwrap();
-            assert_eq!(got, vec![(1, 10), (1, 11)]);
-        });
+        one_producer(&[10, 11]);
     }
 
     /// Three posts through two-slot blocks: the consumer's sleep checks
@@ -800,20 +790,7 @@ mod loom_tests {
     /// next block (`claimed_past_head` compares positions).
     #[test]
     fn posts_across_a_block_end_and_sleeps() {
-        loom::model(|| {
-            let shared = Arc::new(Shared::new(Doorbell::default(), usize::MAX));
-            let producer = {
-                let shared = shared.clone();
-                loom::thread::spawn(move || {
-                    for i in 0..3 {
-                        shared.post(1, i).unwrap();
-                    }
-                })
-            };
-            let got = consume(&shared, 3, false);
-            producer.join().unwrap();
-            assert_eq!(got, vec![(1, 0), (1, 1), (1, 2)]);
-        });
+        one_producer(&[0, 1, 2]);
     }
 
     #[test]
