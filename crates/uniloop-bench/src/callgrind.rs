@@ -1,7 +1,7 @@
 //! `--callgrind`: user-space instructions per operation for the
 //! single-threaded cases, counted by `valgrind --tool=callgrind` — figures
 //! that, unlike times, do not drift between machines or with what else the
-//! machine is doing (issue 12).
+//! machine is doing.
 //!
 //! The parent runs this binary under callgrind once per probe, system and
 //! size, as `--callgrind-probe PROBE SYSTEM OPS`. Only what runs inside

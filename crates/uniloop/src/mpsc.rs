@@ -2,7 +2,7 @@
 //! **one** consumer (the runtime's loop).
 //!
 //! Written here rather than taken from crossbeam's `SegQueue` (which the
-//! queue was until issue 12) because `SegQueue` is multi-consumer, and
+//! queue was before) because `SegQueue` is multi-consumer, and
 //! every pop pays for that: a CAS on the head and a locked `fetch_or` on
 //! the slot, and it frees its 31-slot blocks to the allocator from the
 //! consumer's thread while the producer allocates new ones (measured: a

@@ -1,4 +1,4 @@
-//! A proptest state machine for registration (issue 13, tooling): random
+//! A proptest state machine for registration: random
 //! sequences of register / reregister / deregister / close without
 //! deregistering / dup / peer writes and closes / wait on real loopback
 //! sockets, checked against a model after every step:

@@ -1,6 +1,8 @@
 //! `Queue<T>`: the reference C queue suite ported (CreateDestroy …
-//! MultipleProducers), the reference defects (DESIGN.md item 6), a
-//! proptest state machine against a `VecDeque` model, and a 4-producer /
+//! MultipleProducers), tests for the reference queue's defects (a
+//! too-small dequeue buffer that blocked the head, no blocking dequeue, a
+//! `SIGNAL_ON_DATA` that signalled nothing, writers stranded by `clear`
+//! and `destroy`), a proptest state machine against a `VecDeque` model, and a 4-producer /
 //! 2-consumer stress test.
 
 mod util;

@@ -1,4 +1,4 @@
-//! Sources closed behind the runtime's back (issue 9, defects 2 and 3), on
+//! Sources closed behind the runtime's back, on
 //! every backend: a registered source closed without `deregister` reports
 //! nothing and makes no busy loop, and a new source that gets its fd (or
 //! handle) number registers normally, replacing the stale entry.

@@ -1,4 +1,4 @@
-//! io_uring-specific behaviour of `Backend::Uring` (issue 14), beyond the
+//! io_uring-specific behaviour of `Backend::Uring`, beyond the
 //! contract and posted-I/O suites that run on it unchanged: a submission
 //! queue filled many times over, a completion queue that overflows, a cancel
 //! racing its completion, dropping the runtime with operations in the

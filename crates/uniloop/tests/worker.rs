@@ -1,6 +1,8 @@
 //! `Worker`: the reference C worker suite ported (CreateDestroy,
-//! GracefulShutdown, JoinTimeout, WorkerContext, WorkerState) and the
-//! reference defects (DESIGN.md item 7).
+//! GracefulShutdown, JoinTimeout, WorkerContext, WorkerState) and tests
+//! for the reference worker's defects (`STOPPING` never set, a timed join
+//! that could block forever, the body's result lost, a failed create that
+//! leaked).
 
 mod util;
 
