@@ -173,32 +173,42 @@
 //! [`std::io::ErrorKind::Unsupported`], never emulated approximately.
 
 mod accept;
+mod backend;
 mod completion;
 mod console;
 mod event;
+mod interest;
 mod lines;
 mod mpsc;
 pub mod ops;
 mod pool;
 mod queue;
+mod readiness;
 mod registry;
 mod runtime;
 mod signal;
 mod sync;
 mod sys;
 mod timer;
+mod token;
+mod trigger;
 mod worker;
 
 pub use crate::accept::{AcceptStats, Acceptor, Listen};
+pub use crate::backend::{Backend, UnknownBackend};
 pub use crate::completion::{Closed, PostError, Poster};
 pub use crate::console::{Console, ConsoleEvent, ConsoleKind};
-pub use crate::event::{Event, Events, Interest, Readiness, Token, Trigger};
+pub use crate::event::{Event, Events};
+pub use crate::interest::Interest;
 pub use crate::lines::{Line, LineSplitter, LineStats, LongLines};
 pub use crate::ops::{Finished, OpError, OpId, OpKind};
 pub use crate::pool::{JobId, JobPanicked, ShutdownReport, SubmitError, WorkerPool};
 pub use crate::queue::{Overflow, PopError, PushError, Queue, QueueStats};
-pub use crate::runtime::{Backend, Builder, Runtime};
+pub use crate::readiness::Readiness;
+pub use crate::runtime::{Builder, Runtime};
 pub use crate::signal::{Signal, Signals};
 pub use crate::sys::AsSource;
 pub use crate::timer::TimerId;
+pub use crate::token::Token;
+pub use crate::trigger::Trigger;
 pub use crate::worker::{JoinError, StopToken, Worker, WorkerBuilder, WorkerState};

@@ -70,7 +70,8 @@ use std::error;
 use std::fmt;
 use std::io;
 
-use crate::event::{Interest, Readiness};
+use crate::interest::Interest;
+use crate::readiness::Readiness;
 use crate::sys::{self, OpDone, Selector, Source};
 use crate::Trigger;
 

@@ -13,59 +13,10 @@ use crate::registry::Registry;
 use crate::sync::Arc;
 use crate::sys::{self, AsSource, Selector, Waker};
 use crate::timer::{TimerId, Timers};
-use crate::{Event, Events, Interest, Readiness, Token, Trigger};
+use crate::{Backend, Event, Events, Interest, Readiness, Token, Trigger};
 
-/// An OS readiness mechanism a [`Runtime`] can be built on.
-///
-/// | OS | default | also |
-/// |---|---|---|
-/// | Linux | `Epoll` | `Poll`, `Uring` (where io_uring is permitted) |
-/// | Android | `Epoll` | `Poll` |
-/// | macOS, iOS, FreeBSD, OpenBSD, NetBSD, DragonFly | `Kqueue` | `Poll` |
-/// | Windows | `Iocp` | — |
-/// | other Unix | `Poll` | — |
-///
-/// # Examples
-///
-/// ```
-/// use uniloop::{Backend, Trigger};
-/// assert!(Backend::native().is_available());
-/// assert!(!Backend::Poll.supports(Trigger::Edge)); // on every platform
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Backend {
-    /// Linux `epoll(7)`.
-    Epoll,
-    /// POSIX `poll(2)`: portable, O(registered sources) per wait.
-    Poll,
-    /// BSD / macOS `kqueue(2)`.
-    Kqueue,
-    /// Windows I/O completion ports with AFD polling.
-    Iocp,
-    /// Linux `io_uring(7)`, opt-in (never the default): readiness through
-    /// `IORING_OP_POLL_ADD` (level, edge and oneshot), the doorbell and
-    /// timeouts through the ring. Posted reads and writes on a socket that
-    /// do not finish at once become native `IORING_OP_RECV`/`SEND`
-    /// submissions (cancelled with `IORING_OP_ASYNC_CANCEL`); on other fds
-    /// they run through the readiness emulation, as on epoll. Needs Linux 5.11 or later, and a system that permits
-    /// io_uring: [`is_available`](Backend::is_available) tries, and
-    /// building a runtime on it where io_uring is refused (the
-    /// `kernel.io_uring_disabled` sysctl, a seccomp filter) fails with
-    /// [`io::ErrorKind::PermissionDenied`] or
-    /// [`io::ErrorKind::Unsupported`] naming the cause.
-    Uring,
-}
-
+/// What only `sys/` can answer about a [`Backend`].
 impl Backend {
-    /// Every backend, for iterating (tests, benchmarks).
-    pub const ALL: [Backend; 5] = [
-        Backend::Epoll,
-        Backend::Poll,
-        Backend::Kqueue,
-        Backend::Iocp,
-        Backend::Uring,
-    ];
-
     /// The backend [`Runtime::new`] uses on this platform.
     pub fn native() -> Backend {
         sys::default_backend()
@@ -76,17 +27,6 @@ impl Backend {
     /// once), since only trying tells whether io_uring is permitted.
     pub fn is_available(self) -> bool {
         sys::is_available(self)
-    }
-
-    /// Whether this backend implements `trigger` natively and exactly.
-    /// Registering with an unsupported trigger fails with
-    /// [`io::ErrorKind::Unsupported`].
-    pub fn supports(self, trigger: Trigger) -> bool {
-        match (self, trigger) {
-            (_, Trigger::Level | Trigger::Oneshot) => true,
-            (Backend::Epoll | Backend::Kqueue | Backend::Uring, Trigger::Edge) => true,
-            (Backend::Poll | Backend::Iocp, Trigger::Edge) => false,
-        }
     }
 }
 

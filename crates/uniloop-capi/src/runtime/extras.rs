@@ -82,6 +82,7 @@ pub extern "C" fn uniloop_runtime_backend(rt: *mut async_runtime_t) -> *const c_
                 rt::Backend::Kqueue => c"kqueue",
                 rt::Backend::Iocp => c"iocp",
                 rt::Backend::Uring => c"uring",
+                _ => c"unknown",
             };
             Ok(s.as_ptr())
         })
