@@ -122,9 +122,11 @@ impl Builder {
         self
     }
 
-    /// The write limit each registration starts with: how many unwritten
-    /// bytes of posted writes may queue on one source before
-    /// [`Runtime::post_write`] refuses more (default 1 MiB). Change one
+    /// The write limit each registration starts with: how much the posted
+    /// writes queued on one source may cost before [`Runtime::post_write`]
+    /// refuses more (default 1 MiB). Each queued write costs its buffer's
+    /// capacity plus [`OP_OVERHEAD`](crate::ops::OP_OVERHEAD) (64 bytes),
+    /// so a peer that never reads holds about this much. Change one
     /// source's with [`Runtime::set_write_limit`].
     ///
     /// # Examples
@@ -622,10 +624,11 @@ impl Runtime {
     /// Refusals, each handing `buf` back in the [`OpError`]:
     /// * [`io::ErrorKind::NotFound`]: `source` is not registered.
     /// * [`io::ErrorKind::WouldBlock`]: writes are queued on the source and
-    ///   this one would take their unwritten bytes past the source's write
-    ///   limit ([`set_write_limit`](Runtime::set_write_limit), default
-    ///   1 MiB). A write on a source with nothing queued is always taken,
-    ///   and so is an empty one.
+    ///   this one would take what they cost past the source's write limit
+    ///   ([`set_write_limit`](Runtime::set_write_limit), default 1 MiB;
+    ///   a queued write costs its buffer's capacity plus
+    ///   [`OP_OVERHEAD`](crate::ops::OP_OVERHEAD)). A write on a source
+    ///   with nothing queued is always taken, and so is an empty one.
     ///
     /// Errors the write meets (a reset, a closed peer) come in its event.
     ///
@@ -716,10 +719,11 @@ impl Runtime {
         self.ops.cancel(&mut self.selector, src, io, op)
     }
 
-    /// Sets how many unwritten bytes of posted writes may queue on `source`
-    /// before [`post_write`](Runtime::post_write) refuses more with
-    /// `WouldBlock` (the default comes from
-    /// [`Builder::write_limit`]).
+    /// Sets how much the posted writes queued on `source` may cost before
+    /// [`post_write`](Runtime::post_write) refuses more with `WouldBlock`
+    /// (the default comes from [`Builder::write_limit`]): each queued write
+    /// costs its buffer's capacity plus
+    /// [`OP_OVERHEAD`](crate::ops::OP_OVERHEAD) bytes.
     ///
     /// # Errors
     ///
@@ -737,8 +741,8 @@ impl Runtime {
         Ok(())
     }
 
-    /// `post_read` / `post_write`: find the source, post, then give the OS
-    /// what the pending operations need.
+    /// `post_read` / `post_write`: find the source and post (which gives
+    /// the OS what the pending operations then need).
     fn post(&mut self, src: sys::Source<'_>, buf: Vec<u8>, kind: OpKind) -> Result<OpId, OpError> {
         let slot = match self.registry.lookup(sys::raw_source(src)) {
             Ok(slot) => slot,
@@ -749,18 +753,14 @@ impl Runtime {
         let native = self.selector.native_io();
         let io = reg.ops_mut(src, slot, self.ops.default_limit, native);
         let sel = &mut self.selector;
-        let id = match kind {
-            OpKind::Read => self.ops.post_read(sel, src, io, seq, buf, trigger)?,
-            OpKind::Write => self.ops.post_write(sel, src, io, seq, buf)?,
-        };
-        // Give the OS what the pending operations now need.
-        if let Some(want) = Ops::after_post(io, interest, trigger) {
-            match self.selector.reregister(src, slot, want, trigger) {
-                Ok(()) => Ops::armed(io, want),
-                Err(e) => self.ops.fail_pending(io, &e),
-            }
+        match kind {
+            OpKind::Read => self
+                .ops
+                .post_read(sel, src, slot, io, seq, buf, interest, trigger),
+            OpKind::Write => self
+                .ops
+                .post_write(sel, src, slot, io, seq, buf, interest, trigger),
         }
-        Ok(id)
     }
 
     /// A handle for other threads to post completions and wake the loop.
@@ -1209,18 +1209,16 @@ impl Runtime {
             // registered source open until it deregisters it; the borrow
             // ends with this iteration.
             let src = unsafe { sys::borrow_raw(reg.raw) };
-            let (left, rearm) = self.ops.on_ready(src, io, ready, reg.interest, reg.trigger);
+            let sel = &mut self.selector;
+            let (interest, trigger) = (reg.interest, reg.trigger);
+            let left = self
+                .ops
+                .on_ready(sel, src, slot, io, ready, interest, trigger);
             if !left.is_empty() {
                 events.push(Event::Io {
                     token: reg.token,
                     ready: left,
                 });
-            }
-            if let Some(want) = rearm {
-                match self.selector.reregister(src, slot, want, reg.trigger) {
-                    Ok(()) => Ops::armed(io, want),
-                    Err(e) => self.ops.fail_pending(io, &e),
-                }
             }
         }
         self.scratch = scratch;

@@ -14,7 +14,7 @@ use crate::util::*;
 /// batch that call returns. Every write still completes once, in order,
 /// with its byte, and completions keep their order.
 pub(crate) fn a_flood_of_finished_writes_holds_nothing_back(b: Backend) {
-    let piled: usize = 10_000;
+    let piled: usize = 100_000;
     const PER_TURN: usize = 1000;
     const TURNS: usize = 20;
     const FLOOD: Token = Token(1);
