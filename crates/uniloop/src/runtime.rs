@@ -15,6 +15,10 @@ use crate::sys::{self, AsSource, Selector, Waker};
 use crate::timer::{TimerId, Timers};
 use crate::{Backend, Event, Events, Interest, Readiness, Token, Trigger};
 
+/// The kinds of pending event a run of `wait` shares out: wake, due timers,
+/// finished posted I/O, completions.
+const KINDS: usize = 4;
+
 /// What only `sys/` can answer about a [`Backend`].
 impl Backend {
     /// The backend [`Runtime::new`] uses on this platform.
@@ -58,9 +62,11 @@ impl Builder {
         self
     }
 
-    /// The write limit each registration starts with: how many unwritten
-    /// bytes of posted writes may queue on one source before
-    /// [`Runtime::post_write`] refuses more (default 1 MiB). Change one
+    /// The write limit each registration starts with: how much the posted
+    /// writes queued on one source may cost before [`Runtime::post_write`]
+    /// refuses more (default 1 MiB). Each queued write costs its buffer's
+    /// capacity plus [`OP_OVERHEAD`](crate::ops::OP_OVERHEAD) (64 bytes),
+    /// so a peer that never reads holds about this much. Change one
     /// source's with [`Runtime::set_write_limit`].
     ///
     /// # Examples
@@ -154,6 +160,7 @@ impl Builder {
             timers: Timers::new(),
             scratch: Vec::new(),
             turn: 0,
+            first_kind: KINDS - 1,
             looked: false,
             clock: Instant::now(),
             deferred: None,
@@ -211,6 +218,9 @@ pub struct Runtime {
     scratch: Vec<(u64, Readiness)>,
     /// Alternates who goes first when `events` has room for only one.
     turn: u64,
+    /// The kind of pending event (wake, timers, finished I/O, completions)
+    /// served first by the last run that had room; the next starts after.
+    first_kind: usize,
     /// Whether the last `wait` looked at the OS. A call that has events of
     /// its own to return may then skip its look (see `wait`).
     looked: bool,
@@ -554,10 +564,11 @@ impl Runtime {
     /// Refusals, each handing `buf` back in the [`OpError`]:
     /// * [`io::ErrorKind::NotFound`]: `source` is not registered.
     /// * [`io::ErrorKind::WouldBlock`]: writes are queued on the source and
-    ///   this one would take their unwritten bytes past the source's write
-    ///   limit ([`set_write_limit`](Runtime::set_write_limit), default
-    ///   1 MiB). A write on a source with nothing queued is always taken,
-    ///   and so is an empty one.
+    ///   this one would take what they cost past the source's write limit
+    ///   ([`set_write_limit`](Runtime::set_write_limit), default 1 MiB;
+    ///   a queued write costs its buffer's capacity plus
+    ///   [`OP_OVERHEAD`](crate::ops::OP_OVERHEAD)). A write on a source
+    ///   with nothing queued is always taken, and so is an empty one.
     ///
     /// Errors the write meets (a reset, a closed peer) come in its event.
     ///
@@ -648,10 +659,11 @@ impl Runtime {
         self.ops.cancel(&mut self.selector, src, io, op)
     }
 
-    /// Sets how many unwritten bytes of posted writes may queue on `source`
-    /// before [`post_write`](Runtime::post_write) refuses more with
-    /// `WouldBlock` (the default comes from
-    /// [`Builder::write_limit`]).
+    /// Sets how much the posted writes queued on `source` may cost before
+    /// [`post_write`](Runtime::post_write) refuses more with `WouldBlock`
+    /// (the default comes from [`Builder::write_limit`]): each queued write
+    /// costs its buffer's capacity plus
+    /// [`OP_OVERHEAD`](crate::ops::OP_OVERHEAD) bytes.
     ///
     /// # Errors
     ///
@@ -669,8 +681,8 @@ impl Runtime {
         Ok(())
     }
 
-    /// `post_read` / `post_write`: find the source, post, then give the OS
-    /// what the pending operations need.
+    /// `post_read` / `post_write`: find the source and post (which gives
+    /// the OS what the pending operations then need).
     fn post(&mut self, src: sys::Source<'_>, buf: Vec<u8>, kind: OpKind) -> Result<OpId, OpError> {
         let slot = match self.registry.lookup(sys::raw_source(src)) {
             Ok(slot) => slot,
@@ -681,18 +693,14 @@ impl Runtime {
         let native = self.selector.native_io();
         let io = reg.ops_mut(src, slot, self.ops.default_limit, native);
         let sel = &mut self.selector;
-        let id = match kind {
-            OpKind::Read => self.ops.post_read(sel, src, io, seq, buf, trigger)?,
-            OpKind::Write => self.ops.post_write(sel, src, io, seq, buf)?,
-        };
-        // Give the OS what the pending operations now need.
-        if let Some(want) = Ops::after_post(io, interest, trigger) {
-            match self.selector.reregister(src, slot, want, trigger) {
-                Ok(()) => Ops::armed(io, want),
-                Err(e) => self.ops.fail_pending(io, &e),
-            }
+        match kind {
+            OpKind::Read => self
+                .ops
+                .post_read(sel, src, slot, io, seq, buf, interest, trigger),
+            OpKind::Write => self
+                .ops
+                .post_write(sel, src, slot, io, seq, buf, interest, trigger),
         }
-        Ok(id)
     }
 
     /// A handle for other threads to post completions and wake the loop.
@@ -787,29 +795,50 @@ impl Runtime {
     ///   poll. A signal (`EINTR`) does not end the wait early: it resumes with
     ///   the remaining time (unless [`Builder::return_on_signal`] is set).
     /// * Whatever does not fit — completions, due timers, readiness — is
-    ///   returned by later calls; nothing is dropped. When more kinds of
-    ///   event are pending than fit, they take turns, so a flood of
-    ///   completions cannot starve sockets or the other way round.
+    ///   returned by later calls; nothing is dropped.
     ///
     /// Returns the number of events (0 when the timeout passed).
+    ///
+    /// # Fairness
+    ///
+    /// Five kinds of event can be pending: a wake, due timers, finished
+    /// posted I/O, completions, and I/O readiness. Every kind that has
+    /// something pending gets a share of every batch, however much the
+    /// others have, so no kind holds another back for more than one call:
+    ///
+    /// * With `events.capacity()` of 8 or more, each kind pending when
+    ///   `wait` is called is in the batch that call returns — at least
+    ///   `capacity / 8` events of it, or all it has. Readiness gets at
+    ///   least half the batch (up to 4,096 events per look at the OS).
+    ///   One exception, for a loop whose writes finish inside
+    ///   `post_write`: when everything else a call has to return is posted
+    ///   I/O that finished (all of it fitting) and the previous call looked
+    ///   at the OS, the call does not look, and readiness comes with the
+    ///   next call — one call late, never more.
+    /// * With less room than one event per kind, the kind served first
+    ///   rotates from call to call, so each pending kind is served within
+    ///   a few calls (8 at a capacity of 1).
+    ///
+    /// Within a kind the order is kept: timers by deadline (equal deadlines
+    /// in the order they were added), finished posted I/O in the order it
+    /// finished (per source that is the order of the posts, for writes),
+    /// completions in order per posting thread. Pending work of one kind
+    /// that did not fit stays queued, in order, for the next call.
     ///
     /// # Order within one batch
     ///
     /// One call returns up to three runs of events, in this order:
     ///
-    /// 1. What was pending when it was called: [`Event::Wake`] (at most
-    ///    one), then due [`Event::Timer`]s (by deadline, equal deadlines in
-    ///    the order the timers were added), then finished posted I/O
-    ///    ([`Event::IoDone`], in the order the operations finished), then
-    ///    [`Event::Completion`]s (in order per posting thread). This run
-    ///    leaves room for readiness: it takes at most half of `events`
-    ///    (with a capacity of 1, every other call leaves it to readiness).
-    /// 2. I/O readiness ([`Event::Io`]) from one look at the OS — skipped
-    ///    when the first run holds only [`Event::IoDone`]s and the previous
-    ///    call looked, so a loop whose writes finish inside `post_write`
-    ///    makes one OS call per turn, not two (the OS is still looked at by
-    ///    every other call at least; the readiness comes with the next).
-    /// 3. Another run ordered as the first: what arrived, became due or
+    /// 1. What was pending when it was called: the wake ([`Event::Wake`],
+    ///    at most one), due [`Event::Timer`]s, finished posted I/O
+    ///    ([`Event::IoDone`]) and [`Event::Completion`]s, shared out as
+    ///    above: the kinds take turns, each taking up to its share at a
+    ///    time, and which kind goes first rotates. This run leaves room for
+    ///    readiness: it takes at most half of `events` (with a capacity of
+    ///    1, every other call leaves it to readiness).
+    /// 2. I/O readiness ([`Event::Io`]) from one look at the OS (skipped
+    ///    only as said above).
+    /// 3. Another run shared out as the first: what arrived, became due or
     ///    finished while the OS was asked — posted I/O that readiness has
     ///    just completed comes here — and what did not fit in the first.
     ///
@@ -884,14 +913,12 @@ impl Runtime {
                 // One look at the OS, unless the last call looked and all
                 // this one has to return is posted I/O that finished (in
                 // the caller's own posts: a write that all went out at
-                // once). A loop of posts then pays one OS look per turn,
-                // not two, and the OS is still looked at by every other
-                // call at least.
-                // This run is wake, timers, IoDone, completions in that
-                // order, so it holds only IoDones when its ends are both one.
-                let is_done = |e: Option<&Event>| matches!(e, Some(Event::IoDone { .. }));
-                let run = events.iter().as_slice();
-                let skip = self.looked && is_done(run.first()) && is_done(run.last());
+                // once), all of it. A loop of posts then pays one OS look
+                // per turn, not two, and the OS is still looked at by every
+                // other call at least. With more finished than fits (a
+                // flood), every call looks: readiness gets its share.
+                let is_done = |e: &Event| matches!(e, Event::IoDone { .. });
+                let skip = self.looked && !more && !events.is_empty() && events.iter().all(is_done);
                 self.looked = false;
                 if events.room() > 0 && !io_polled && !skip {
                     match self.poll_io(events, Some(Duration::ZERO)) {
@@ -950,9 +977,10 @@ impl Runtime {
         }
     }
 
-    /// Takes a pending wake, due timers and completions, in that order,
-    /// until `events` holds `limit`. Returns whether something was left
-    /// behind for lack of room.
+    /// Takes what is pending — a wake, due timers, finished posted I/O and
+    /// completions — until `events` holds `limit`, each kind with something
+    /// pending getting a share (see `wait`). Returns whether something was
+    /// left behind for lack of room.
     #[inline(always)]
     fn collect(&mut self, events: &mut Events, now: Instant, limit: usize) -> bool {
         // The usual case of a loop that polls: nothing of these is pending.
@@ -968,26 +996,86 @@ impl Runtime {
         self.collect_pending(events, now, limit)
     }
 
+    /// [`collect`](Runtime::collect) with something pending: the room is
+    /// shared out in passes. Each pass gives every kind still pending an
+    /// equal share (rounded down, at least one), going round the kinds from
+    /// the one after where the previous run started; a kind that takes less
+    /// than its share has run out, and what it left goes to the others in
+    /// the next pass.
     #[inline(never)]
     fn collect_pending(&mut self, events: &mut Events, now: Instant, limit: usize) -> bool {
         let limit = limit.min(events.capacity());
-        if self.shared.wake_pending() {
-            if events.len() >= limit {
-                return true;
+        let timers = self.timers.len() > 0;
+        let mut pending = [
+            self.shared.wake_pending(),
+            timers && self.timers.has_due(now),
+            self.ops.has_done(),
+            // SAFETY: the runtime is the queue's one consumer, and `Runtime`
+            // is not `Sync`: this `&mut self` call is the only one popping.
+            unsafe { self.shared.has_ready() },
+        ];
+        if events.len() < limit {
+            self.first_kind = (self.first_kind + 1) % KINDS;
+        }
+        loop {
+            let room = limit.saturating_sub(events.len());
+            let kinds = pending.iter().filter(|&&p| p).count();
+            if room == 0 || kinds == 0 {
+                break;
             }
-            if self.shared.take_wake() {
-                events.push(Event::Wake);
+            let share = (room / kinds).max(1);
+            for i in 0..KINDS {
+                let kind = (self.first_kind + i) % KINDS;
+                let quota = share.min(limit - events.len());
+                if !pending[kind] || quota == 0 {
+                    continue;
+                }
+                let took = match kind {
+                    0 => self.take_wake(events),
+                    1 => self.take_timers(events, now, quota),
+                    2 => self.take_done(events, quota),
+                    _ => self.take_completions(events, quota),
+                };
+                if took < quota {
+                    pending[kind] = false;
+                }
             }
         }
-        // No pending timer, nothing due: skip the wheel and the clock maths.
-        let timers = self.timers.len() > 0;
-        while timers && events.len() < limit {
+        // SAFETY: as above.
+        (unsafe { self.shared.has_ready() })
+            || self.ops.has_done()
+            || self.shared.wake_pending()
+            || (timers && self.timers.has_due(now))
+    }
+
+    /// The pending wake, if any: 1 if taken.
+    fn take_wake(&mut self, events: &mut Events) -> usize {
+        if self.shared.take_wake() {
+            events.push(Event::Wake);
+            1
+        } else {
+            0
+        }
+    }
+
+    /// Up to `quota` due timers; how many.
+    fn take_timers(&mut self, events: &mut Events, now: Instant, quota: usize) -> usize {
+        let mut took = 0;
+        while took < quota {
             match self.timers.pop_due(now) {
                 Some((key, id)) => events.push(Event::Timer { key, id }),
                 None => break,
             }
+            took += 1;
         }
-        while events.len() < limit {
+        took
+    }
+
+    /// Up to `quota` finished posted operations, in the order they
+    /// finished; how many.
+    fn take_done(&mut self, events: &mut Events, quota: usize) -> usize {
+        let mut took = 0;
+        while took < quota {
             let Some(op) = self.ops.pop_done() else {
                 break;
             };
@@ -1005,20 +1093,25 @@ impl Runtime {
                     bytes,
                     error,
                 });
+                took += 1;
             }
         }
-        while events.len() < limit {
+        took
+    }
+
+    /// Up to `quota` completions; how many.
+    fn take_completions(&mut self, events: &mut Events, quota: usize) -> usize {
+        let mut took = 0;
+        while took < quota {
             // SAFETY: the runtime is the queue's one consumer, and `Runtime`
             // is not `Sync`: this `&mut self` call is the only one popping.
             match unsafe { self.shared.pop() } {
                 Some((key, data)) => events.push(Event::Completion { key, data }),
                 None => break,
             }
+            took += 1;
         }
-        // SAFETY: as above.
-        (unsafe { self.shared.has_ready() })
-            || self.ops.has_done()
-            || (timers && self.timers.has_due(now))
+        took
     }
 
     fn poll_io(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
@@ -1056,18 +1149,16 @@ impl Runtime {
             // registered source open until it deregisters it; the borrow
             // ends with this iteration.
             let src = unsafe { sys::borrow_raw(reg.raw) };
-            let (left, rearm) = self.ops.on_ready(src, io, ready, reg.interest, reg.trigger);
+            let sel = &mut self.selector;
+            let (interest, trigger) = (reg.interest, reg.trigger);
+            let left = self
+                .ops
+                .on_ready(sel, src, slot, io, ready, interest, trigger);
             if !left.is_empty() {
                 events.push(Event::Io {
                     token: reg.token,
                     ready: left,
                 });
-            }
-            if let Some(want) = rearm {
-                match self.selector.reregister(src, slot, want, reg.trigger) {
-                    Ok(()) => Ops::armed(io, want),
-                    Err(e) => self.ops.fail_pending(io, &e),
-                }
             }
         }
         self.scratch = scratch;
@@ -1144,17 +1235,16 @@ mod tests {
             let n = rt.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
             let got: Vec<Event> = events.iter().copied().collect();
             assert_eq!(n, 5, "{backend:?}: {got:?}");
-            assert_eq!(got[0], Event::Wake);
-            assert_eq!(got[1], Event::Timer { key: 1, id: timer });
-            for i in 0..3 {
-                assert_eq!(
-                    got[2 + i],
-                    Event::Completion {
-                        key: 7,
-                        data: i as u64
-                    }
-                );
-            }
+            assert!(got.contains(&Event::Wake), "{backend:?}: {got:?}");
+            assert!(got.contains(&Event::Timer { key: 1, id: timer }));
+            let posted: Vec<u64> = got
+                .iter()
+                .filter_map(|e| match *e {
+                    Event::Completion { key: 7, data } => Some(data),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(posted, [0, 1, 2], "{backend:?}: {got:?}");
             let e = rt.wait(&mut events, Some(Duration::ZERO)).unwrap_err();
             assert_eq!(e.raw_os_error(), Some(22), "{backend:?}");
             poster.post(8, 8).unwrap();

@@ -793,7 +793,8 @@ fn timer_reset_postpones_and_keeps_its_id(b: Backend) {
 }
 
 /// The order `wait` documents for one batch: what was pending first —
-/// wake, timers, finished posted I/O, completions — then readiness.
+/// wake, timers, finished posted I/O, completions, in turns — then
+/// readiness.
 fn batch_order_is_as_documented(b: Backend) {
     let mut rt = rt(b);
     let (client, server) = tcp_pair();
@@ -811,27 +812,113 @@ fn batch_order_is_as_documented(b: Backend) {
         )
     });
     // The server stays readable (level); now one of every other kind.
-    let poster = rt.poster();
-    poster.post(1, 1).unwrap();
-    let timer = rt.add_timer(5, Duration::ZERO, None);
-    let write = rt.post_write(&client, b"y".to_vec()).unwrap();
-    poster.wake().unwrap();
-    let_zero_delay_timers_fall_due();
-    rt.wait(&mut events, Some(GUARD)).unwrap();
-    let got: Vec<Event> = events.iter().copied().collect();
-    assert!(
-        matches!(
-            got[..],
-            [
-                Event::Wake,
-                Event::Timer { key: 5, id },
-                Event::IoDone { token: Token(8), op, bytes: 1, error: None, .. },
-                Event::Completion { key: 1, data: 1 },
-                Event::Io { token: Token(9), .. },
-            ] if id == timer && op == write
-        ),
-        "{got:?}"
-    );
+    let mut firsts = BTreeSet::new();
+    for _ in 0..8 {
+        let poster = rt.poster();
+        poster.post(1, 1).unwrap();
+        let timer = rt.add_timer(5, Duration::ZERO, None);
+        let write = rt.post_write(&client, b"y".to_vec()).unwrap();
+        poster.wake().unwrap();
+        let_zero_delay_timers_fall_due();
+        rt.wait(&mut events, Some(GUARD)).unwrap();
+        let got: Vec<Event> = events.iter().copied().collect();
+        assert_eq!(got.len(), 5, "{got:?}");
+        let mut run: Vec<Event> = got[..4].to_vec();
+        firsts.insert(
+            format!("{:?}", run[0])
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_owned(),
+        );
+        run.sort_by_key(|e| match e {
+            Event::Wake => 0,
+            Event::Timer { .. } => 1,
+            Event::IoDone { .. } => 2,
+            _ => 3,
+        });
+        assert!(
+            matches!(
+                run[..],
+                [
+                    Event::Wake,
+                    Event::Timer { key: 5, id },
+                    Event::IoDone { token: Token(8), op, bytes: 1, error: None, .. },
+                    Event::Completion { key: 1, data: 1 },
+                ] if id == timer && op == write
+            ),
+            "{got:?}"
+        );
+        assert!(
+            matches!(
+                got[4],
+                Event::Io {
+                    token: Token(9),
+                    ..
+                }
+            ),
+            "{got:?}"
+        );
+        assert!(rt.take_io(write).is_some());
+        drain(&server);
+    }
+    // Which kind goes first rotates.
+    assert_eq!(firsts.len(), 4, "{firsts:?}");
+}
+
+/// A flood of completions, refilled every turn, holds back neither a due
+/// timer nor readiness: each is in the first batch, and the completions
+/// keep their order.
+fn a_flood_of_completions_holds_nothing_back(b: Backend) {
+    let mut rt = rt(b);
+    let (client, server) = tcp_pair();
+    rt.register(&server, Token(9), Interest::READABLE).unwrap();
+    send(&client, b"x");
+    let mut events = Events::with_capacity(64);
+    wait_until(&mut rt, &mut events, |e| matches!(e, Event::Io { .. }));
+    let p = rt.poster();
+    let mut next = 0u64;
+    let mut posted = 0u64;
+    for turn in 0..50 {
+        for _ in 0..1000 {
+            p.post(1, posted).unwrap();
+            posted += 1;
+        }
+        let timer = rt.add_timer(turn, Duration::ZERO, None);
+        let_zero_delay_timers_fall_due();
+        p.wake().unwrap();
+        rt.wait(&mut events, Some(GUARD)).unwrap();
+        let (mut io, mut timed, mut woken) = (false, false, false);
+        for e in &events {
+            match *e {
+                Event::Completion { key: 1, data } => {
+                    assert_eq!(data, next, "out of order");
+                    next += 1;
+                }
+                Event::Timer { key, id } => {
+                    assert_eq!((key, id), (turn, timer));
+                    timed = true;
+                }
+                Event::Io {
+                    token: Token(9), ..
+                } => io = true,
+                Event::Wake => woken = true,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(
+            io && timed && woken,
+            "turn {turn}: {:?}",
+            events.iter().collect::<Vec<_>>()
+        );
+    }
+    while next < posted {
+        rt.wait(&mut events, Some(GUARD)).unwrap();
+        for (_, data) in completions(&events) {
+            assert_eq!(data, next, "out of order");
+            next += 1;
+        }
+    }
 }
 
 // ---- timeouts -----------------------------------------------------------
@@ -988,6 +1075,7 @@ contract_suite! {
     timer_ids_are_tied_to_their_runtime
     pending_completions_can_be_bounded
     batch_order_is_as_documented
+    a_flood_of_completions_holds_nothing_back
     zero_timeout_polls
     sub_millisecond_timeout_rounds_up
     timeout_expires_with_nothing

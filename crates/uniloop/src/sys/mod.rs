@@ -118,7 +118,7 @@ compile_error!("uniloop supports Unix-like systems (epoll, poll, kqueue) and Win
 pub use self::imp::AsSource;
 pub(crate) use self::imp::{
     accept_error, borrow_raw, check_nonblocking, console, is_socket, raw_source, read, signal,
-    write, RawSource, Selector, Source, Waker,
+    write, write_vectored, RawSource, Selector, Source, Waker, MAX_GATHER,
 };
 
 /// The doorbell contract: what the completion protocol

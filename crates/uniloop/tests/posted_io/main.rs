@@ -16,6 +16,7 @@ mod util;
 
 mod bad_input;
 mod lifecycle;
+mod loads;
 mod reads;
 mod support;
 mod writes;
@@ -24,6 +25,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bad_input::*;
 use lifecycle::*;
+use loads::*;
 use reads::*;
 use writes::*;
 
@@ -97,6 +99,7 @@ contract_suite! {
     read_buffer_without_spare_capacity: shared,
     write_limit_is_would_block: shared,
     finished_writes_alone_skip_one_os_look: shared,
+    a_flood_of_finished_writes_holds_nothing_back: shared,
     #[cfg(unix)]
     post_on_a_closed_fd: exclusive,
 }

@@ -135,6 +135,60 @@ pub(crate) fn write(fd: Source<'_>, data: &[u8], socket: bool) -> io::Result<usi
     }
 }
 
+/// How many buffers one gathered write takes: `IOV_MAX` is 1024 on Linux,
+/// the BSDs and macOS.
+pub(crate) const MAX_GATHER: usize = 1024;
+
+/// One non-blocking gathered write of (a prefix of) `data`, at most
+/// [`MAX_GATHER`] buffers: `sendmsg` on a socket (no `SIGPIPE`), `writev`
+/// otherwise. Retries `EINTR`.
+pub(crate) fn write_vectored(
+    fd: Source<'_>,
+    data: &[io::IoSlice<'_>],
+    socket: bool,
+) -> io::Result<usize> {
+    let data = &data[..data.len().min(MAX_GATHER)];
+    loop {
+        let r = if socket {
+            sendmsg_nosignal(fd, data)
+        } else {
+            rustix::io::writev(fd, data)
+        };
+        match r {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return Ok(r?),
+        }
+    }
+}
+
+#[cfg(not(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos"
+)))]
+fn sendmsg_nosignal(fd: Source<'_>, data: &[io::IoSlice<'_>]) -> rustix::io::Result<usize> {
+    rustix::net::sendmsg(
+        fd,
+        data,
+        &mut rustix::net::SendAncillaryBuffer::default(),
+        rustix::net::SendFlags::NOSIGNAL,
+    )
+}
+
+/// No `MSG_NOSIGNAL` on Apple systems (see `send_nosignal`).
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos"
+))]
+fn sendmsg_nosignal(fd: Source<'_>, data: &[io::IoSlice<'_>]) -> rustix::io::Result<usize> {
+    rustix::io::writev(fd, data)
+}
+
 #[cfg(not(any(
     target_os = "macos",
     target_os = "ios",

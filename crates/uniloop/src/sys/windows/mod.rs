@@ -103,6 +103,46 @@ pub(crate) fn write(socket: Source<'_>, data: &[u8], _is_socket: bool) -> io::Re
     Ok(n as usize)
 }
 
+/// How many buffers one gathered send takes (WinSock sets no limit of its
+/// own; this matches the Unix `IOV_MAX`).
+pub(crate) const MAX_GATHER: usize = 1024;
+
+/// One non-blocking gathered `WSASend` of (a prefix of) `data`, at most
+/// [`MAX_GATHER`] buffers.
+pub(crate) fn write_vectored(
+    socket: Source<'_>,
+    data: &[io::IoSlice<'_>],
+    _is_socket: bool,
+) -> io::Result<usize> {
+    let mut bufs = Vec::with_capacity(data.len().min(MAX_GATHER));
+    for d in data.iter().take(MAX_GATHER) {
+        bufs.push(WinSock::WSABUF {
+            len: u32::try_from(d.len()).unwrap_or(u32::MAX),
+            buf: d.as_ptr().cast_mut(),
+        });
+    }
+    let mut sent = 0u32;
+    // SAFETY: every `WSABUF` points at `len` readable bytes of `data`,
+    // which outlives the call; WinSock only reads them. No overlapped
+    // structure: the call is synchronous on a non-blocking socket, so
+    // nothing refers to the buffers after it returns.
+    let r = unsafe {
+        WinSock::WSASend(
+            socket.as_raw_socket() as _,
+            bufs.as_ptr(),
+            bufs.len() as u32,
+            &mut sent,
+            0,
+            std::ptr::null_mut(),
+            None,
+        )
+    };
+    if r == WinSock::SOCKET_ERROR {
+        return Err(wsa_error());
+    }
+    Ok(sent as usize)
+}
+
 fn wsa_error() -> io::Error {
     // SAFETY: no preconditions; reads this thread's last WinSock error.
     io::Error::from_raw_os_error(unsafe { WinSock::WSAGetLastError() })

@@ -1,0 +1,209 @@
+//! The emulated path: on a readiness backend (epoll, poll, kqueue, IOCP's
+//! AFD polls) an operation is a syscall tried at once and again whenever
+//! readiness says it may get further. Queued writes go out gathered: one
+//! `writev`/`sendmsg` (`WSASend` with several buffers on Windows) takes up
+//! to [`MAX_GATHER`](crate::sys::MAX_GATHER) of them.
+
+use std::io::{self, IoSlice};
+
+use super::source::{Op, SourceOps};
+use super::{copy_error, unwanted, Ops};
+use crate::interest::Interest;
+use crate::readiness::Readiness;
+use crate::sys::{self, Selector, Source, MAX_GATHER};
+use crate::Trigger;
+
+impl Ops {
+    /// Readiness for a source with operation state: runs what it unblocks,
+    /// changes the OS registration as the operations left need, and
+    /// returns what is left for the caller's `Event::Io` (empty for
+    /// nothing).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_ready(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        slot: u64,
+        io: &mut SourceOps,
+        ready: Readiness,
+        caller: Interest,
+        trigger: Trigger,
+    ) -> Readiness {
+        if trigger == Trigger::Oneshot {
+            io.os_armed = false;
+        }
+        const READ_SIDE: Readiness = Readiness::READABLE.union(Readiness::READ_CLOSED);
+        const WRITE_SIDE: Readiness = Readiness::WRITABLE.union(Readiness::WRITE_CLOSED);
+        let mut left = ready;
+        let mut consumed = false;
+        if ready.intersects(READ_SIDE.union(Readiness::ERROR)) {
+            io.maybe_readable = true;
+        }
+        if io.read.is_some() {
+            left = left.without(READ_SIDE);
+            if !io.native && ready.intersects(READ_SIDE.union(Readiness::ERROR)) {
+                self.try_read(src, io, trigger);
+                consumed = true;
+            }
+        }
+        if !io.writes.is_empty() {
+            left = left.without(WRITE_SIDE);
+            if !io.native && ready.intersects(WRITE_SIDE.union(Readiness::ERROR)) {
+                self.flush(src, io);
+                consumed = true;
+            }
+        }
+        if consumed {
+            left = left.without(Readiness::ERROR);
+        }
+        // Interest only operations asked for is not the caller's to see.
+        if !caller.is_readable() {
+            left = left.without(Readiness::READABLE);
+        }
+        if !caller.is_writable() {
+            left = left.without(Readiness::WRITABLE);
+        }
+        if !caller.is_priority() {
+            left = left.without(Readiness::PRIORITY);
+        }
+        if trigger == Trigger::Oneshot {
+            if !io.caller_armed {
+                left = Readiness::EMPTY;
+            } else if !left.is_empty() {
+                io.caller_armed = false;
+            }
+        }
+
+        let want = io.wanted(caller);
+        let rearm = if trigger == Trigger::Oneshot {
+            // The report disarmed the registration; arm it again for
+            // operations still waiting, and for the caller's interest if
+            // the caller has not had its one event yet.
+            (!want.is_none()).then_some(want)
+        } else if io.need().exceeds(io.armed) {
+            Some(io.armed | want)
+        } else if io.armed.exceeds(want) && unwanted(ready, io.armed, want) {
+            // Readiness nobody wants (writable with the writes out, readable
+            // with no read posted): stop asking for it.
+            Some(want)
+        } else {
+            None
+        };
+        if let Some(want) = rearm {
+            self.rearm(sel, src, slot, io, want, trigger);
+        }
+        left
+    }
+
+    /// Re-arming the source failed: the pending operations cannot make
+    /// progress, so they end with that error.
+    pub(super) fn fail_pending(&mut self, io: &mut SourceOps, e: &io::Error) {
+        if io.native {
+            // Its operations wait in the ring, not on the registration.
+            return;
+        }
+        if let Some(mut op) = io.read.take() {
+            op.error = Some(copy_error(e));
+            self.finish(io, op);
+        }
+        while let Some(mut op) = io.dequeue() {
+            op.error = Some(copy_error(e));
+            self.finish(io, op);
+        }
+    }
+
+    #[inline]
+    pub(super) fn try_read(&mut self, src: Source<'_>, io: &mut SourceOps, trigger: Trigger) {
+        let Some(op) = io.read.as_mut() else { return };
+        let room = op.buf.capacity() - op.buf.len();
+        match sys::read(src, &mut op.buf) {
+            Ok(n) => {
+                op.bytes = n;
+                // A short read emptied the socket's receive queue. On a
+                // level or oneshot registration the OS re-checks the state
+                // when asked again, so the next post can skip trying and
+                // wait; an edge registration only reports new data, so there
+                // only "would block" proves the source empty.
+                if n > 0 && n < room && trigger != Trigger::Edge {
+                    io.maybe_readable = false;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                io.maybe_readable = false;
+                return;
+            }
+            Err(e) => op.error = Some(e),
+        }
+        let op = io.read.take().expect("the posted read");
+        self.finish(io, op);
+    }
+
+    /// Writes from the front of the queue until it is empty or the source
+    /// is full: one write for a lone buffer, else the unwritten rests of
+    /// the front writes gathered into one call. What went out is counted
+    /// off the writes in order; each that is all out finishes, and one cut
+    /// short keeps its place and resumes where it stopped. An error ends
+    /// the front write, and the next ones get their own try.
+    pub(super) fn flush(&mut self, src: Source<'_>, io: &mut SourceOps) {
+        loop {
+            let r = match io.writes.len() {
+                0 => return,
+                1 => {
+                    let op = &io.writes[0];
+                    if op.bytes == op.buf.len() {
+                        Ok(0) // an empty write: out once it is at the front
+                    } else {
+                        sys::write(src, &op.buf[op.bytes..], io.socket)
+                    }
+                }
+                n => {
+                    let mut slices = Vec::with_capacity(n.min(MAX_GATHER));
+                    slices.extend(
+                        io.writes
+                            .iter()
+                            .take(MAX_GATHER)
+                            .map(|op| IoSlice::new(&op.buf[op.bytes..])),
+                    );
+                    sys::write_vectored(src, &slices, io.socket)
+                }
+            };
+            match r {
+                Ok(n) => {
+                    if !self.count_out(io, n) {
+                        // Nothing went out of a non-empty rest.
+                        let mut op = io.dequeue().expect("the front write");
+                        op.error = Some(io::Error::from(io::ErrorKind::WriteZero));
+                        self.finish(io, op);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    let mut op = io.dequeue().expect("the front write");
+                    op.error = Some(e);
+                    self.finish(io, op);
+                }
+            }
+        }
+    }
+
+    /// Counts `n` bytes written off the front writes, finishing each that
+    /// is all out (and the empty writes reached). False if the front write
+    /// has bytes left and none of them went out.
+    #[inline]
+    fn count_out(&mut self, io: &mut SourceOps, mut n: usize) -> bool {
+        let mut progress = false;
+        while let Some(op) = io.writes.front_mut() {
+            let left = op.buf.len() - op.bytes;
+            if n < left {
+                op.bytes += n;
+                return progress || n > 0;
+            }
+            op.bytes += left;
+            n -= left;
+            progress = true;
+            let op: Op = io.dequeue().expect("the front write");
+            self.finish(io, op);
+        }
+        true
+    }
+}

@@ -1,0 +1,467 @@
+//! Completion-mode ("posted") I/O: post a read or a write on a registered
+//! source, get one [`Event::IoDone`](crate::Event::IoDone) when it has
+//! finished, take the buffer back with [`Runtime::take_io`].
+//!
+//! # The shape
+//!
+//! * A buffer is a plain `Vec<u8>`, handed over by value and handed back by
+//!   [`Runtime::take_io`] or [`Runtime::cancel_io`] as a [`Finished`]. A read
+//!   lands in the vector's spare capacity (`len..capacity`) with no copy in
+//!   between, and its length grows by what arrived; a write sends
+//!   `buf[..len]`, all of it.
+//! * The event is `Copy` like every [`Event`](crate::Event): it names the
+//!   token, the [`OpId`] the post returned, the [`OpKind`], the byte count
+//!   and an `io::ErrorKind`. What is not `Copy` — the buffer and the full
+//!   `io::Error` — stays with the runtime until taken.
+//! * A refused post hands its buffer back in the [`OpError`]: nothing is
+//!   lost on bad input.
+//!
+//! # The parts
+//!
+//! * This module: the public types, and [`Ops`], the runtime's side —
+//!   posting, cancelling, re-arming the OS registration for what pending
+//!   operations need, and the order in which finished operations are
+//!   delivered.
+//! * `source`: per-source state ([`SourceOps`]): the posted read, the write
+//!   queue, the finished operations not yet taken, the write limit's
+//!   account. Each operation is one small value (`Op`) that moves from the
+//!   read slot or the write queue to the finished ones and out with
+//!   `take_io`; every step is O(1), however many operations are queued or
+//!   finished on the source.
+//! * `emulated`: what an operation is on a readiness backend — a syscall
+//!   tried at once and again on readiness.
+//! * `native`: what it is on io_uring — a ring submission.
+//!
+//! # How it runs on a readiness backend
+//!
+//! epoll, poll, kqueue and IOCP (whose AFD polls are readiness too) all run
+//! the same emulation, written once here above `sys/`:
+//!
+//! * **Try at once.** A posted read is attempted in `post_read` itself
+//!   (unless the last attempt on that source found it empty and no readiness
+//!   has been seen since); a posted write goes out in `post_write` as far as
+//!   the socket takes it. What finishes there is queued and delivered by the
+//!   next `wait` without blocking.
+//! * **Else arm the interest and finish on readiness.** The OS is asked for
+//!   the caller's interest plus what pending operations need (readable for a
+//!   read, writable for queued writes), with the caller's trigger. Readiness
+//!   for a source with operations pending drives the syscalls inside `wait`;
+//!   what those operations consume — readable and read-closed for a read,
+//!   writable and write-closed for writes, and an error for either — is not
+//!   reported again as [`Event::Io`](crate::Event::Io).
+//! * **Queued writes go out gathered.** When writability comes, the
+//!   unwritten rests of the queued writes go out in one `writev`/`sendmsg`
+//!   (`WSASend` with several buffers on Windows), up to 1,024 buffers a
+//!   call. What went out is counted off the writes in order: each one that
+//!   is all out completes (one event per post, with its exact count), and
+//!   one cut short keeps its place and resumes where it stopped.
+//! * **Interest changes cost as little as they can.** Interest is added when
+//!   an operation first needs it; writable interest the caller did not ask
+//!   for is dropped as soon as the writes are out (a socket is nearly always
+//!   writable, so leaving it would wake the loop for nothing); readable
+//!   interest is dropped lazily, only if readiness arrives with no read
+//!   posted — so the usual loop (read done, post the next read) changes
+//!   nothing with the OS.
+//!
+//! # How it runs on io_uring
+//!
+//! The same "try at once", and then, for a socket, a native submission in
+//! place of armed interest: the read's buffer goes to the ring as an
+//! `IORING_OP_RECV`, the front write's unwritten rest as an
+//! `IORING_OP_SEND` (writes behind it wait their turn here, so they go out
+//! in order, one submission each). While the kernel has a buffer it
+//! belongs to the selector, not to the operation; its completion brings it
+//! back through `Ops::on_native`, and a cancel (`Ops::cancel`) waits for
+//! the kernel to let go of it first. Pipes and other non-sockets keep the
+//! readiness emulation. IOCP still emulates.
+//!
+//! # Limits
+//!
+//! * One read in flight per source; a second is refused with
+//!   `AlreadyExists`.
+//! * Writes queue in order, up to a per-source limit
+//!   ([`Builder::write_limit`](crate::Builder::write_limit), default 1 MiB,
+//!   [`Runtime::set_write_limit`] per source) on what they cost: each
+//!   queued write is charged its buffer's capacity plus [`OP_OVERHEAD`]
+//!   (64 bytes: the operation's record in the queue). A write that would
+//!   take the charge of the writes queued on a source past the limit is
+//!   refused with `WouldBlock`, so a peer that never reads holds about the
+//!   limit in memory, however small the writes. A write on a source with
+//!   nothing queued is always taken, whatever its size — it is the
+//!   caller's memory already — and so is an empty write.
+
+mod emulated;
+mod native;
+mod source;
+
+use std::collections::VecDeque;
+use std::error;
+use std::fmt;
+use std::io;
+
+use self::source::Op;
+pub(crate) use self::source::SourceOps;
+use crate::interest::Interest;
+use crate::readiness::Readiness;
+use crate::sys::{Selector, Source};
+use crate::Trigger;
+
+#[cfg(doc)]
+use crate::Runtime;
+
+/// The default for [`Builder::write_limit`](crate::Builder::write_limit).
+pub(crate) const DEFAULT_WRITE_LIMIT: usize = 1 << 20;
+
+/// What the write limit charges each queued write beside its buffer's
+/// capacity: the size of the operation's record in the queue (the
+/// allocator's own header on the buffer, 8 to 16 bytes with the usual
+/// allocators, is not counted).
+pub const OP_OVERHEAD: usize = 64;
+
+/// Names one posted read or write: returned by
+/// [`Runtime::post_read`] / [`Runtime::post_write`], carried by
+/// [`Event::IoDone`](crate::Event::IoDone), and given to
+/// [`Runtime::take_io`] / [`Runtime::cancel_io`].
+///
+/// An id is tied to its operation: once the operation is taken, cancelled or
+/// dropped, the id matches nothing. It names the registration's internal
+/// slot and a sequence number that slot never repeats (its counter survives
+/// deregistration, so an old id never names a new operation short of 2³²
+/// posts through one slot).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpId(u64);
+
+impl OpId {
+    pub(crate) fn new(index: u32, seq: u32) -> OpId {
+        OpId(u64::from(seq) << 32 | u64::from(index))
+    }
+
+    /// The id from its bits (a native submission's tag).
+    pub(crate) fn from_bits(bits: u64) -> OpId {
+        OpId(bits)
+    }
+
+    /// Its bits.
+    pub(crate) fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// The registry index of the operation's source.
+    pub(crate) fn index(self) -> u32 {
+        self.0 as u32
+    }
+
+    fn seq(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+}
+
+impl fmt::Debug for OpId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OpId({}#{})", self.index(), self.seq())
+    }
+}
+
+/// Whether an operation reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    /// [`Runtime::post_read`].
+    Read,
+    /// [`Runtime::post_write`].
+    Write,
+}
+
+/// What a finished or cancelled operation hands back: the caller's buffer
+/// and the outcome.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Finished {
+    /// Read or write.
+    pub kind: OpKind,
+    /// The caller's buffer. A read: the bytes that arrived are appended (its
+    /// length grew by `bytes`). A write: as it was given.
+    pub buf: Vec<u8>,
+    /// Bytes transferred (for a cancelled write, how much had gone out).
+    pub bytes: usize,
+    /// The error it ended with, if any.
+    pub error: Option<io::Error>,
+}
+
+/// A refused [`post_read`](Runtime::post_read) or
+/// [`post_write`](Runtime::post_write): why, and the caller's buffer, handed
+/// back untouched.
+///
+/// Converts into `io::Error` (dropping the buffer), so `?` works in a
+/// function returning `io::Result`.
+pub struct OpError {
+    error: io::Error,
+    buf: Vec<u8>,
+}
+
+impl OpError {
+    pub(crate) fn new(kind: io::ErrorKind, msg: &'static str, buf: Vec<u8>) -> OpError {
+        OpError {
+            error: io::Error::new(kind, msg),
+            buf,
+        }
+    }
+
+    pub(crate) fn from_parts(error: io::Error, buf: Vec<u8>) -> OpError {
+        OpError { error, buf }
+    }
+
+    /// Why the post was refused.
+    pub fn error(&self) -> &io::Error {
+        &self.error
+    }
+
+    /// The error's kind.
+    pub fn kind(&self) -> io::ErrorKind {
+        self.error.kind()
+    }
+
+    /// The buffer, handed back.
+    pub fn into_buf(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// The error and the buffer.
+    pub fn into_parts(self) -> (io::Error, Vec<u8>) {
+        (self.error, self.buf)
+    }
+}
+
+impl fmt::Debug for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpError")
+            .field("error", &self.error)
+            .field("buf_len", &self.buf.len())
+            .finish()
+    }
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl error::Error for OpError {
+    fn source(&self) -> Option<&(dyn error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<OpError> for io::Error {
+    fn from(e: OpError) -> io::Error {
+        e.error
+    }
+}
+
+/// The runtime's side of posted operations: the order in which finished
+/// operations are to be delivered (the operations themselves live with
+/// their sources), and the default write limit.
+pub(crate) struct Ops {
+    /// Finished operations, in the order they finished. An entry whose op
+    /// was taken or cancelled meanwhile no longer matches and is skipped.
+    done: VecDeque<OpId>,
+    pub(crate) default_limit: usize,
+}
+
+impl fmt::Debug for Ops {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ops")
+            .field("done", &self.done.len())
+            .finish()
+    }
+}
+
+impl Ops {
+    pub(crate) fn new(default_limit: usize) -> Ops {
+        Ops {
+            done: VecDeque::new(),
+            default_limit,
+        }
+    }
+
+    /// Posts a read as operation `seq` on the registration `slot`, whose
+    /// source is `src`, and gives the OS what pending operations then need.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn post_read(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        slot: u64,
+        io: &mut SourceOps,
+        seq: u32,
+        buf: Vec<u8>,
+        caller: Interest,
+        trigger: Trigger,
+    ) -> Result<OpId, OpError> {
+        if io.read.is_some() {
+            return Err(OpError::new(
+                io::ErrorKind::AlreadyExists,
+                "a read is already posted on this source",
+                buf,
+            ));
+        }
+        if buf.len() == buf.capacity() {
+            return Err(OpError::new(
+                io::ErrorKind::InvalidInput,
+                "a posted read needs a buffer with spare capacity (Vec::with_capacity)",
+                buf,
+            ));
+        }
+        io.read = Some(Op::new(seq, OpKind::Read, buf));
+        if io.maybe_readable {
+            self.try_read(src, io, trigger);
+        }
+        if io.native {
+            self.submit_read(sel, src, io)?;
+        }
+        self.after_post(sel, src, slot, io, caller, trigger);
+        Ok(OpId::new(io.index, seq))
+    }
+
+    /// Posts a write as operation `seq`; as [`post_read`](Ops::post_read).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn post_write(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        slot: u64,
+        io: &mut SourceOps,
+        seq: u32,
+        buf: Vec<u8>,
+        caller: Interest,
+        trigger: Trigger,
+    ) -> Result<OpId, OpError> {
+        let op = Op::new(seq, OpKind::Write, buf);
+        if !op.buf.is_empty()
+            && !io.writes.is_empty()
+            && io.queued.saturating_add(op.charge()) > io.limit
+        {
+            return Err(OpError::new(
+                io::ErrorKind::WouldBlock,
+                "the source's write queue is at its limit (Runtime::set_write_limit)",
+                op.buf,
+            ));
+        }
+        let first = io.writes.is_empty();
+        io.enqueue(op);
+        if first {
+            // Try at once. What does not go out waits for readiness, or
+            // goes to the ring.
+            self.flush(src, io);
+            if io.native {
+                self.send_front(sel, src, io);
+            }
+        }
+        self.after_post(sel, src, slot, io, caller, trigger);
+        Ok(OpId::new(io.index, seq))
+    }
+
+    /// After a post: give the OS what the pending operations now need.
+    /// Interest is only ever added here; taking it away waits for readiness
+    /// that nobody wants (see the module doc).
+    #[inline]
+    fn after_post(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        slot: u64,
+        io: &mut SourceOps,
+        caller: Interest,
+        trigger: Trigger,
+    ) {
+        let want = if trigger == Trigger::Oneshot && !io.os_armed {
+            io.busy().then(|| io.wanted(caller))
+        } else {
+            io.need()
+                .exceeds(io.armed)
+                .then(|| io.armed | io.wanted(caller))
+        };
+        if let Some(want) = want {
+            self.rearm(sel, src, slot, io, want, trigger);
+        }
+    }
+
+    /// Re-registers the source with `want`. If the OS refuses, the pending
+    /// operations cannot make progress, so they end with that error.
+    fn rearm(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        slot: u64,
+        io: &mut SourceOps,
+        want: Interest,
+        trigger: Trigger,
+    ) {
+        match sel.reregister(src, slot, want, trigger) {
+            Ok(()) => {
+                io.armed = want;
+                io.os_armed = !want.is_none();
+            }
+            Err(e) => self.fail_pending(io, &e),
+        }
+    }
+
+    /// Cancels an operation: a pending one is withdrawn (from the ring
+    /// first, if it is there), a finished one is taken. Either way no event
+    /// for it is delivered afterwards.
+    pub(crate) fn cancel(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        io: &mut SourceOps,
+        id: OpId,
+    ) -> Option<Finished> {
+        let seq = id.seq();
+        if let Some(f) = self.cancel_in_kernel(sel, src, io, seq) {
+            return Some(f);
+        }
+        if let Some(op) = io.withdraw(seq) {
+            return Some(op.into_finished());
+        }
+        io.take(id)
+    }
+
+    /// An operation has finished: keep it for `take_io` and queue its
+    /// event.
+    #[inline]
+    fn finish(&mut self, io: &mut SourceOps, op: Op) {
+        self.done.push_back(OpId::new(io.index, op.seq));
+        io.keep(op);
+    }
+
+    /// Whether finished operations wait for delivery.
+    #[inline]
+    pub(crate) fn has_done(&self) -> bool {
+        !self.done.is_empty()
+    }
+
+    /// The next finished operation in delivery order (it may have been
+    /// taken or cancelled since: [`SourceOps::deliver`] tells).
+    #[inline]
+    pub(crate) fn pop_done(&mut self) -> Option<OpId> {
+        self.done.pop_front()
+    }
+}
+
+/// Whether `ready` shows a condition the OS was asked for (`armed`) that
+/// nobody wants now (`want`).
+fn unwanted(ready: Readiness, armed: Interest, want: Interest) -> bool {
+    let extra = armed.without(want);
+    (extra.is_readable() && ready.is_readable()) || (extra.is_writable() && ready.is_writable())
+}
+
+/// `io::Error` is not `Clone`; one error ending several operations is
+/// copied by OS code, or by kind and message.
+fn copy_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}

@@ -1,0 +1,166 @@
+//! The native path: on io_uring an operation on a socket that does not
+//! finish at once is submitted to the ring — the read's buffer as an
+//! `IORING_OP_RECV`, the front write's unwritten rest as an
+//! `IORING_OP_SEND` (the writes behind it wait their turn here, so they go
+//! out in order). While the kernel has a buffer it belongs to the
+//! selector, not to the operation (whose stage is `InKernel` and `kernel`
+//! names the submission); its completion brings it back through
+//! [`Ops::on_native`], and a cancel waits for the kernel to let go of it
+//! first.
+
+use std::io;
+
+use super::source::{Op, SourceOps, Stage};
+use super::{Finished, OpError, OpId, Ops};
+use crate::sys::{OpDone, Selector, Source};
+
+impl Ops {
+    /// Hands the posted read, if it did not finish at once, to the ring. A
+    /// refused submission refuses the post.
+    pub(super) fn submit_read(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        io: &mut SourceOps,
+    ) -> Result<(), OpError> {
+        let Some(op) = io.read.as_mut() else {
+            return Ok(());
+        };
+        let id = OpId::new(io.index, op.seq);
+        let buf = std::mem::take(&mut op.buf);
+        match sel.submit_recv(src, id.bits(), buf) {
+            Ok(k) => {
+                op.kernel = k;
+                op.stage = Stage::InKernel;
+                Ok(())
+            }
+            Err((e, buf)) => {
+                io.read = None;
+                Err(OpError::from_parts(e, buf))
+            }
+        }
+    }
+
+    /// Hands the front write's unwritten rest to the ring, unless it is
+    /// there already. A refused submission ends the write with its error.
+    pub(super) fn send_front(&mut self, sel: &mut Selector, src: Source<'_>, io: &mut SourceOps) {
+        loop {
+            let Some(op) = io.writes.front_mut() else {
+                return;
+            };
+            if op.stage == Stage::InKernel {
+                return;
+            }
+            let id = OpId::new(io.index, op.seq);
+            let buf = std::mem::take(&mut op.buf);
+            match sel.submit_send(src, id.bits(), buf, op.bytes) {
+                Ok(k) => {
+                    op.kernel = k;
+                    op.stage = Stage::InKernel;
+                    return;
+                }
+                Err((e, buf)) => {
+                    op.buf = buf;
+                    op.error = Some(e);
+                    let op = io.dequeue().expect("the front write");
+                    self.finish(io, op);
+                    // The next one gets its own try.
+                }
+            }
+        }
+    }
+
+    /// A native submission finished: complete its operation, or send the
+    /// rest of a write the kernel took only part of.
+    pub(crate) fn on_native(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        io: &mut SourceOps,
+        done: OpDone,
+    ) {
+        let seq = OpId::from_bits(done.op).seq();
+        let in_kernel = |op: &Op| op.seq == seq && op.stage == Stage::InKernel;
+        if io.read.as_ref().is_some_and(in_kernel) {
+            let mut op = io.read.take().expect("the posted read");
+            op.buf = done.buf;
+            match usize::try_from(done.result) {
+                Ok(n) => op.bytes = n,
+                Err(_) => op.error = Some(io::Error::from_raw_os_error(-done.result)),
+            }
+            self.finish(io, op);
+            return;
+        }
+        let Some(op) = io.writes.front_mut().filter(|op| in_kernel(op)) else {
+            return; // withdrawn meanwhile: its buffer goes
+        };
+        op.stage = Stage::Pending;
+        op.buf = done.buf;
+        let left = op.buf.len() - op.bytes;
+        let finished = match usize::try_from(done.result) {
+            Ok(0) if left > 0 => {
+                op.error = Some(io::Error::from(io::ErrorKind::WriteZero));
+                true
+            }
+            Ok(n) => {
+                op.bytes += n.min(left);
+                op.bytes == op.buf.len()
+            }
+            Err(_) => {
+                op.error = Some(io::Error::from_raw_os_error(-done.result));
+                true
+            }
+        };
+        if finished {
+            let op = io.dequeue().expect("the front write");
+            self.finish(io, op);
+        }
+        self.send_front(sel, src, io);
+    }
+
+    /// Cancels operation `seq` if it is in the ring: cancelled there and
+    /// waited for (its buffer is the kernel's until then). If it finished
+    /// first, its real outcome is handed back. `None` if it is not in the
+    /// ring.
+    pub(super) fn cancel_in_kernel(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        io: &mut SourceOps,
+        seq: u32,
+    ) -> Option<Finished> {
+        let in_kernel = |op: &Op| op.seq == seq && op.stage == Stage::InKernel;
+        let read = io.read.as_ref().is_some_and(in_kernel);
+        let write = io.writes.front().is_some_and(in_kernel);
+        if !read && !write {
+            return None;
+        }
+        let mut op = if read {
+            io.read.take().expect("the posted read")
+        } else {
+            // Sent or withdrawn, none of it is queued any more.
+            io.dequeue().expect("the front write")
+        };
+        op.stage = Stage::Pending;
+        match sel.cancel_op(op.kernel) {
+            Ok(Some(done)) => {
+                op.buf = done.buf;
+                match usize::try_from(done.result) {
+                    Ok(n) => op.bytes += n,
+                    Err(_) if done.cancelled => {}
+                    Err(_) => op.error = Some(io::Error::from_raw_os_error(-done.result)),
+                }
+            }
+            // Not found (cannot be: it was in flight), or the wait failed:
+            // the buffer stays with the selector, which drops it when the
+            // completion comes (or leaks it rather than free it under the
+            // kernel).
+            Ok(None) => {}
+            Err(e) => op.error = Some(e),
+        }
+        if write {
+            self.send_front(sel, src, io);
+        }
+        Some(op.into_finished())
+    }
+}

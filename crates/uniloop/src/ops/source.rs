@@ -1,0 +1,334 @@
+//! Per-source state: the posted read, the queue of writes, the finished
+//! operations not yet taken, the write limit's account, and what the OS
+//! registration has.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io;
+
+use super::{Finished, OpId, OpKind, OP_OVERHEAD};
+use crate::interest::Interest;
+use crate::sys::{self, Source};
+
+/// Where an operation is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// Waiting for the source (emulated: readiness; native: its turn).
+    Pending,
+    /// Submitted to the ring: its buffer is the selector's until the
+    /// completion named by `Op::kernel` is seen.
+    InKernel,
+    /// Finished; its event is queued.
+    Queued,
+    /// Finished and its event delivered; waiting for `take_io`.
+    Delivered,
+}
+
+/// One operation: the value a backend emulates (a syscall on readiness)
+/// or submits (a ring entry). It moves from the source's read slot or
+/// write queue to its finished operations, and out with `take_io`. Kept
+/// small: a queued write is charged its size ([`OP_OVERHEAD`]) beside its
+/// buffer.
+pub(super) struct Op {
+    /// The caller's buffer — empty while the kernel has it.
+    pub(super) buf: Vec<u8>,
+    pub(super) bytes: usize,
+    /// The buffer's capacity when posted, known also while the kernel has
+    /// the buffer: what the write limit was charged, with the overhead.
+    pub(super) cap: usize,
+    /// The native submission's id while `stage` is `InKernel`.
+    pub(super) kernel: u64,
+    pub(super) error: Option<io::Error>,
+    pub(super) seq: u32,
+    pub(super) kind: OpKind,
+    pub(super) stage: Stage,
+}
+
+const _: () = assert!(std::mem::size_of::<Op>() <= OP_OVERHEAD);
+
+impl Op {
+    pub(super) fn new(seq: u32, kind: OpKind, buf: Vec<u8>) -> Op {
+        Op {
+            cap: buf.capacity(),
+            buf,
+            bytes: 0,
+            kernel: 0,
+            error: None,
+            seq,
+            kind,
+            stage: Stage::Pending,
+        }
+    }
+
+    /// What the write limit charges for this write while it is queued.
+    pub(super) fn charge(&self) -> usize {
+        self.cap.saturating_add(OP_OVERHEAD)
+    }
+
+    pub(super) fn into_finished(self) -> Finished {
+        Finished {
+            kind: self.kind,
+            buf: self.buf,
+            bytes: self.bytes,
+            error: self.error,
+        }
+    }
+}
+
+impl fmt::Debug for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Op")
+            .field("seq", &self.seq)
+            .field("kind", &self.kind)
+            .field("stage", &self.stage)
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sequence numbers are distinct and mostly consecutive: one multiply
+/// spreads them over the table (SipHash would cost more than the rest of a
+/// take).
+#[derive(Default)]
+pub(super) struct SeqHasher(u64);
+
+impl Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type ByDone = HashMap<u32, Op, BuildHasherDefault<SeqHasher>>;
+
+/// Per-registration state, made on the first post on a source. Dropping it
+/// (deregistration) drops every buffer it holds.
+///
+/// Every step from post to `take_io` is O(1) whatever else is queued or
+/// finished on the source: a post pushes onto the write queue (or fills
+/// the read slot); the front write finishes first; a finished operation
+/// waits in `read_done`/`write_done` (the usual rhythm: post, finish, take)
+/// or, when the caller posts again before taking, in a table indexed by
+/// its sequence number.
+#[derive(Debug)]
+pub(crate) struct SourceOps {
+    /// The registry index of the source, for the ids of its operations.
+    pub(super) index: u32,
+    /// The posted read, if any.
+    pub(super) read: Option<Op>,
+    /// Posted writes in order; the front one is going out.
+    pub(super) writes: VecDeque<Op>,
+    /// What the queued writes are charged: capacity plus [`OP_OVERHEAD`]
+    /// each.
+    pub(super) queued: usize,
+    pub(super) limit: usize,
+    /// The last finished read and write not yet taken (their events queued
+    /// or delivered), kept in place.
+    read_done: Option<Op>,
+    write_done: Option<Op>,
+    /// More finished operations not yet taken, by sequence number.
+    done: ByDone,
+    /// The interest the OS has now.
+    pub(super) armed: Interest,
+    /// Oneshot: whether the OS registration is still armed.
+    pub(super) os_armed: bool,
+    /// Oneshot: whether the caller's own interest is still armed (it is
+    /// spent by the one `Event::Io` it gives).
+    pub(super) caller_armed: bool,
+    /// Whether a read might find data: false after a read found the source
+    /// empty, until readiness says otherwise. Saves the `read(2)` a post
+    /// would make at once when the answer is known to be "would block".
+    pub(super) maybe_readable: bool,
+    pub(super) socket: bool,
+    /// What does not finish at once goes to the ring as a native
+    /// submission (io_uring, sockets) instead of waiting for readiness.
+    pub(super) native: bool,
+}
+
+impl SourceOps {
+    /// `index`: the source's registry index. `spent`: a oneshot
+    /// registration that has reported since it was last armed (so the OS has
+    /// it disarmed, and the caller has had its event).
+    pub(crate) fn new(
+        src: Source<'_>,
+        index: u32,
+        armed: Interest,
+        spent: bool,
+        limit: usize,
+        native: bool,
+    ) -> SourceOps {
+        let socket = sys::is_socket(src);
+        SourceOps {
+            index,
+            read: None,
+            writes: VecDeque::new(),
+            queued: 0,
+            limit,
+            read_done: None,
+            write_done: None,
+            done: ByDone::default(),
+            armed,
+            os_armed: !spent,
+            caller_armed: !spent,
+            maybe_readable: true,
+            socket,
+            native: native && socket,
+        }
+    }
+
+    pub(crate) fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// Queues a write behind the others and charges it.
+    #[inline]
+    pub(super) fn enqueue(&mut self, op: Op) {
+        self.queued += op.charge();
+        self.writes.push_back(op);
+    }
+
+    /// Takes the front write off the queue and its charge off the account.
+    #[inline]
+    pub(super) fn dequeue(&mut self) -> Option<Op> {
+        let op = self.writes.pop_front()?;
+        self.queued -= op.charge();
+        Some(op)
+    }
+
+    /// What pending operations need from the OS.
+    #[inline]
+    pub(super) fn need(&self) -> Interest {
+        let mut need = Interest::NONE;
+        if self.native {
+            return need; // the ring does the waiting
+        }
+        if self.read.is_some() {
+            need |= Interest::READABLE;
+        }
+        if !self.writes.is_empty() {
+            need |= Interest::WRITABLE;
+        }
+        need
+    }
+
+    #[inline]
+    pub(super) fn busy(&self) -> bool {
+        self.read.is_some() || !self.writes.is_empty()
+    }
+
+    /// The caller re-registered: the OS now has `armed`, everything armed.
+    pub(crate) fn rearmed(&mut self, armed: Interest) {
+        self.armed = armed;
+        self.os_armed = true;
+        self.caller_armed = true;
+        self.maybe_readable = true;
+    }
+
+    /// The caller's new interest plus what pending operations need.
+    pub(crate) fn with_needs(&self, caller: Interest) -> Interest {
+        caller | self.need()
+    }
+
+    /// What to ask of the OS for `caller` interest with this state.
+    #[inline]
+    pub(super) fn wanted(&self, caller: Interest) -> Interest {
+        let caller = if self.caller_armed {
+            caller
+        } else {
+            Interest::NONE
+        };
+        caller | self.need()
+    }
+
+    /// Keeps a finished operation until it is taken.
+    #[inline]
+    pub(super) fn keep(&mut self, mut op: Op) {
+        op.stage = Stage::Queued;
+        let slot = match op.kind {
+            OpKind::Read => &mut self.read_done,
+            OpKind::Write => &mut self.write_done,
+        };
+        if let Some(older) = slot.replace(op) {
+            self.done.insert(older.seq, older);
+        }
+    }
+
+    /// The finished operation `seq`, wherever it is kept.
+    #[inline]
+    fn finished_mut(&mut self, seq: u32) -> Option<&mut Op> {
+        if self.write_done.as_ref().is_some_and(|op| op.seq == seq) {
+            return self.write_done.as_mut();
+        }
+        if self.read_done.as_ref().is_some_and(|op| op.seq == seq) {
+            return self.read_done.as_mut();
+        }
+        if self.done.is_empty() {
+            return None;
+        }
+        self.done.get_mut(&seq)
+    }
+
+    /// Marks the finished operation `id` delivered, if it is finished and
+    /// its event not yet delivered, and says what its event carries.
+    #[inline]
+    pub(crate) fn deliver(&mut self, id: OpId) -> Option<(OpKind, usize, Option<io::ErrorKind>)> {
+        let op = self.finished_mut(id.seq())?;
+        if op.stage != Stage::Queued {
+            return None;
+        }
+        op.stage = Stage::Delivered;
+        Some((op.kind, op.bytes, op.error.as_ref().map(io::Error::kind)))
+    }
+
+    /// Takes a finished operation. `None` if `id` is unknown or pending.
+    #[inline]
+    pub(crate) fn take(&mut self, id: OpId) -> Option<Finished> {
+        let seq = id.seq();
+        let op = if self.write_done.as_ref().is_some_and(|op| op.seq == seq) {
+            self.write_done.take()
+        } else if self.read_done.as_ref().is_some_and(|op| op.seq == seq) {
+            self.read_done.take()
+        } else if self.done.is_empty() {
+            None
+        } else {
+            self.done.remove(&seq)
+        };
+        op.map(Op::into_finished)
+    }
+
+    /// Withdraws a pending operation that is not in the ring: the read, or
+    /// a queued write (found by its sequence number: the queue is in post
+    /// order). `None` if `seq` is neither.
+    pub(super) fn withdraw(&mut self, seq: u32) -> Option<Op> {
+        if self
+            .read
+            .as_ref()
+            .is_some_and(|op| op.seq == seq && op.stage == Stage::Pending)
+        {
+            return self.read.take();
+        }
+        let front = self.writes.front()?.seq;
+        // Sequence numbers grow along the queue (modulo 2³²): a binary
+        // search by distance from the front.
+        let at = self
+            .writes
+            .binary_search_by_key(&seq.wrapping_sub(front), |op| op.seq.wrapping_sub(front))
+            .ok()?;
+        if self.writes[at].stage != Stage::Pending {
+            return None;
+        }
+        let op = self.writes.remove(at).expect("a queued write");
+        self.queued -= op.charge();
+        Some(op)
+    }
+}
