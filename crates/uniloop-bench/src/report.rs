@@ -82,6 +82,8 @@ impl System {
 pub(crate) enum Goal {
     /// `subject ÷ peer ≥ min` (for figures where higher is better).
     RatioAtLeast { peer: String, min: f64 },
+    /// `subject ÷ peer ≤ max` (for figures where lower is better: a cost).
+    RatioAtMost { peer: String, max: f64 },
     /// `system ÷ base ≥ min`, for a row that is not the subject (another
     /// uniloop configuration measured against the subject or a limit).
     PairAtLeast {
@@ -163,6 +165,15 @@ impl Case {
         self.goals.push(Goal::RatioAtLeast {
             peer: peer.to_string(),
             min,
+        });
+        self
+    }
+
+    /// `subject ÷ peer ≤ max`, for a lower-is-better figure.
+    pub(crate) fn goal_at_most(mut self, peer: &str, max: f64) -> Case {
+        self.goals.push(Goal::RatioAtMost {
+            peer: peer.to_string(),
+            max,
         });
         self
     }
@@ -347,6 +358,18 @@ impl CaseResult {
                         measured: s.and_then(|s| s.ratio),
                         spread,
                         met: spread.map(|(lo, _)| lo >= *min),
+                    }
+                }
+                Goal::RatioAtMost { peer, max } => {
+                    let s = systems.iter().find(|s| &s.name == peer);
+                    let spread = s.and_then(|s| s.spread);
+                    GoalResult {
+                        system: peer.clone(),
+                        text: format!("uniloop ÷ {peer} ≤ {max:.2}×"),
+                        short: format!("uniloop ÷ this ≤ {max:.2}×"),
+                        measured: s.and_then(|s| s.ratio),
+                        spread,
+                        met: spread.map(|(_, hi)| hi <= *max),
                     }
                 }
                 Goal::PairAtLeast { system, base, min } => {
