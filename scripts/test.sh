@@ -37,6 +37,11 @@ if ! command -v valgrind >/dev/null; then
   sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind
 fi
+# The C chat server on libuv (uniloop-bench's tests/chat.rs and its chat case).
+if ! pkg-config --exists libuv 2>/dev/null; then
+  sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libuv1-dev pkg-config
+fi
 cargo test --workspace
 # The io_uring backend runs the contract, posted-I/O and stale-entry suites
 # above unchanged, and its own (tests/uring.rs). Those tests build their
