@@ -17,9 +17,9 @@ const WALL: &str = "load wall time";
 
 pub(crate) fn case(cfg: &Config) -> Case {
     let load = Load {
-        clients: cfg.pick(50, 20),
-        rounds: cfg.pick(40, 10),
-        lines: cfg.pick(5, 3),
+        clients: cfg.pick(40, 20),
+        rounds: cfg.pick(3, 2),
+        lines: cfg.pick(40, 10),
     };
     let mut case = Case::new(
         "chat",

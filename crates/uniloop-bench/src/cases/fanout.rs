@@ -368,7 +368,12 @@ fn serve_uniloop(listener: TcpListener, conns: usize, mut window: Window) -> io:
                         }
                     }
                 }
-                Event::IoDone { op, .. } => {
+                Event::IoDone { token, op, .. } => {
+                    // A connection closed earlier in this batch: its
+                    // operations went with its registration.
+                    if streams[token.0 as usize].is_none() {
+                        continue;
+                    }
                     let done = rt.take_io(op).ok_or_else(|| {
                         io::Error::other("fan-out uniloop: IoDone without a result")
                     })?;
