@@ -43,7 +43,10 @@ impl Server {
 pub(crate) fn build_libuniloop(profile_dir: &Path) -> io::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "uniloop-capi"]);
+    // The workspace's manifest, so this works from any directory.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    cmd.args(["build", "-q", "-p", "uniloop-capi", "--manifest-path"])
+        .arg(manifest);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
