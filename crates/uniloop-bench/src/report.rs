@@ -983,4 +983,30 @@ mod tests {
         assert_eq!(c.goals[1].met, Some(true));
         assert!(table(&c).contains("per repetition 0.90–1.20): MISSED"));
     }
+
+    /// A cost goal (`uniloop ÷ peer ≤ max`) is met only if the highest
+    /// per-repetition ratio is within it.
+    #[test]
+    fn cost_goals_are_judged_on_the_highest_ratio() {
+        let case = Case::new("t", "t", "t", "ns")
+            .lower_is_better()
+            .goal_at_most("peer", 1.1);
+        let systems = vec![
+            result("uniloop", Role::Subject, &[100.0, 100.0, 120.0]),
+            result("peer", Role::Peer, &[100.0, 100.0, 100.0]),
+        ];
+        let c = CaseResult::new(case, systems, Vec::new(), 3);
+        assert_eq!(c.goals[0].spread, Some((1.0, 1.2)));
+        assert_eq!(
+            (c.goals[0].measured, c.goals[0].met),
+            (Some(1.0), Some(false))
+        );
+        let case = Case::new("t", "t", "t", "ns").goal_at_most("peer", 1.25);
+        let systems = vec![
+            result("uniloop", Role::Subject, &[100.0, 100.0, 120.0]),
+            result("peer", Role::Peer, &[100.0, 100.0, 100.0]),
+        ];
+        let c = CaseResult::new(case, systems, Vec::new(), 3);
+        assert_eq!(c.goals[0].met, Some(true));
+    }
 }
