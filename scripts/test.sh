@@ -77,6 +77,8 @@ step_native() {
   step "tests (native)"
   # The C library's tests run under valgrind (tests/c.rs insists on it in CI).
   need_packages valgrind
+  # The C chat server on libuv (uniloop-bench's tests/chat.rs and its chat case).
+  need_packages libuv1-dev pkg-config
   cargo test --workspace
   # The io_uring backend runs the contract, posted-I/O and stale-entry
   # suites above unchanged, and its own (tests/uring.rs). Those tests build

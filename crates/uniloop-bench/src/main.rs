@@ -17,6 +17,7 @@
 mod alloc;
 mod callgrind;
 mod cases;
+mod chat;
 mod report;
 mod sys;
 
@@ -50,7 +51,7 @@ impl Config {
     }
 }
 
-const CASES: [&str; 7] = [
+const CASES: [&str; 11] = [
     "completion",
     "latency",
     "echo",
@@ -58,6 +59,10 @@ const CASES: [&str; 7] = [
     "timers",
     "queue",
     "memory",
+    "fanout",
+    "pileup",
+    "fairness",
+    "chat",
 ];
 
 fn usage() -> String {

@@ -82,6 +82,8 @@ impl System {
 pub(crate) enum Goal {
     /// `subject ÷ peer ≥ min` (for figures where higher is better).
     RatioAtLeast { peer: String, min: f64 },
+    /// `subject ÷ peer ≤ max` (for figures where lower is better: a cost).
+    RatioAtMost { peer: String, max: f64 },
     /// `system ÷ base ≥ min`, for a row that is not the subject (another
     /// uniloop configuration measured against the subject or a limit).
     PairAtLeast {
@@ -163,6 +165,15 @@ impl Case {
         self.goals.push(Goal::RatioAtLeast {
             peer: peer.to_string(),
             min,
+        });
+        self
+    }
+
+    /// `subject ÷ peer ≤ max`, for a lower-is-better figure.
+    pub(crate) fn goal_at_most(mut self, peer: &str, max: f64) -> Case {
+        self.goals.push(Goal::RatioAtMost {
+            peer: peer.to_string(),
+            max,
         });
         self
     }
@@ -347,6 +358,18 @@ impl CaseResult {
                         measured: s.and_then(|s| s.ratio),
                         spread,
                         met: spread.map(|(lo, _)| lo >= *min),
+                    }
+                }
+                Goal::RatioAtMost { peer, max } => {
+                    let s = systems.iter().find(|s| &s.name == peer);
+                    let spread = s.and_then(|s| s.spread);
+                    GoalResult {
+                        system: peer.clone(),
+                        text: format!("uniloop ÷ {peer} ≤ {max:.2}×"),
+                        short: format!("uniloop ÷ this ≤ {max:.2}×"),
+                        measured: s.and_then(|s| s.ratio),
+                        spread,
+                        met: spread.map(|(_, hi)| hi <= *max),
                     }
                 }
                 Goal::PairAtLeast { system, base, min } => {
@@ -959,5 +982,31 @@ mod tests {
         assert_eq!(c.goals[1].spread, Some((0.6, 0.6)));
         assert_eq!(c.goals[1].met, Some(true));
         assert!(table(&c).contains("per repetition 0.90–1.20): MISSED"));
+    }
+
+    /// A cost goal (`uniloop ÷ peer ≤ max`) is met only if the highest
+    /// per-repetition ratio is within it.
+    #[test]
+    fn cost_goals_are_judged_on_the_highest_ratio() {
+        let case = Case::new("t", "t", "t", "ns")
+            .lower_is_better()
+            .goal_at_most("peer", 1.1);
+        let systems = vec![
+            result("uniloop", Role::Subject, &[100.0, 100.0, 120.0]),
+            result("peer", Role::Peer, &[100.0, 100.0, 100.0]),
+        ];
+        let c = CaseResult::new(case, systems, Vec::new(), 3);
+        assert_eq!(c.goals[0].spread, Some((1.0, 1.2)));
+        assert_eq!(
+            (c.goals[0].measured, c.goals[0].met),
+            (Some(1.0), Some(false))
+        );
+        let case = Case::new("t", "t", "t", "ns").goal_at_most("peer", 1.25);
+        let systems = vec![
+            result("uniloop", Role::Subject, &[100.0, 100.0, 120.0]),
+            result("peer", Role::Peer, &[100.0, 100.0, 100.0]),
+        ];
+        let c = CaseResult::new(case, systems, Vec::new(), 3);
+        assert_eq!(c.goals[0].met, Some(true));
     }
 }

@@ -7,11 +7,15 @@ use std::time::{Duration, Instant};
 use crate::report::Case;
 use crate::Config;
 
+mod chat;
 mod completion;
 pub(crate) mod echo;
+mod fairness;
+mod fanout;
 pub(crate) mod idle;
 mod latency;
 mod memory;
+mod pileup;
 mod queue;
 pub(crate) mod timers;
 
@@ -25,6 +29,10 @@ pub(crate) fn build(name: &str, cfg: &Config) -> Vec<Case> {
         "timers" => vec![timers::case(cfg)],
         "queue" => queue::cases(cfg),
         "memory" => memory::cases(),
+        "fanout" => vec![fanout::case(cfg)],
+        "pileup" => vec![pileup::case(cfg)],
+        "fairness" => vec![fairness::case(cfg)],
+        "chat" => vec![chat::case(cfg)],
         _ => Vec::new(),
     }
 }
