@@ -13,10 +13,12 @@
 //!   [`saving`], the loop's side of it;
 //!   [`resolve`] — reverse DNS on a worker.
 //! * [`operator`] — the console's commands; [`mcp`] — the same over the
-//!   Model Context Protocol; [`output`] — stdout written by a worker.
+//!   Model Context Protocol; [`output`] — stdout written by a worker;
+//!   [`logging`] — the log (stderr), written by a worker too.
 
 pub mod commands;
 pub mod conn;
+pub mod logging;
 pub mod mcp;
 pub mod operator;
 pub mod output;

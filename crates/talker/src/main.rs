@@ -10,6 +10,7 @@
 //!
 //! The pieces are in the `talker` library crate.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -113,16 +114,20 @@ fn main() -> ExitCode {
         server.local_addr().ip(),
         server.local_addr().port()
     );
+    // Written directly (the log thread may queue): a closed stream is
+    // ignored rather than a panic.
     if mcp {
-        eprintln!("{banner}");
+        let _ = writeln!(io::stderr(), "{banner}");
     } else {
-        println!("{banner}");
-        println!("console ready: type 'help' for the operator commands");
+        let _ = writeln!(
+            io::stdout(),
+            "{banner}\nconsole ready: type 'help' for the operator commands"
+        );
     }
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("talker: {e}");
+            let _ = writeln!(io::stderr(), "talker: {e}");
             ExitCode::FAILURE
         }
     }

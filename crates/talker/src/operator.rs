@@ -90,6 +90,7 @@ impl Server {
         let q = self.save_progress.stats();
         let k = &self.counters;
         let (resolver, saver) = self.pool_stats();
+        let log = crate::logging::stats();
         json!({
             "uptime_s": self.started.elapsed().as_secs(),
             "backend": format!("{:?}", self.rt.backend()),
@@ -108,6 +109,7 @@ impl Server {
             "resolver_pool": resolver,
             "saver_pool": saver,
             "stdout": { "queued": self.stdout.queued(), "dropped": self.stdout.dropped() },
+            "log": { "queued": log.queued, "high_water": log.high_water, "dropped": log.dropped, "sink_closed": log.sink_closed },
             "save_progress_queue": {
                 "capacity": q.capacity, "len": q.len, "high_water": q.high_water,
                 "pushed": q.pushed, "popped": q.popped, "dropped": q.dropped,

@@ -720,6 +720,7 @@ impl Server {
         }
         log("goodbye");
         self.stdout.finish(Duration::from_secs(2));
+        crate::logging::finish(Duration::from_secs(2));
     }
 }
 
@@ -740,7 +741,6 @@ pub(crate) fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// A line for the log (stderr: stdout belongs to the console or MCP).
-pub(crate) fn log(text: &str) {
-    eprintln!("talker: {text}");
-}
+/// A line for the log (stderr: stdout belongs to the console or MCP),
+/// written by the log thread: the loop never waits for it.
+pub(crate) use crate::logging::log;

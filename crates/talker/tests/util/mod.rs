@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,8 @@ pub struct Talker {
     pub data_dir: PathBuf,
     /// The stdout pipe when nobody reads it ([`Talker::start_unread`]).
     pub unread_stdout: Option<ChildStdout>,
+    /// The stderr pipe when nobody reads it ([`Talker::start_stderr_unread`]).
+    pub unread_stderr: Option<ChildStderr>,
 }
 
 fn lines_of(r: impl Read + Send + 'static) -> Receiver<String> {
@@ -82,18 +84,25 @@ impl Talker {
     /// As [`start`], with a given data dir.
     #[track_caller]
     pub fn start_in(data_dir: PathBuf, args: &[&str]) -> Talker {
-        Talker::spawn(data_dir, args, true)
+        Talker::spawn(data_dir, args, true, true)
     }
 
     /// As [`start`], but nothing ever reads the talker's stdout (it must
     /// be `--mcp`, whose banner goes to stderr).
     #[track_caller]
     pub fn start_unread(name: &str, args: &[&str]) -> Talker {
-        Talker::spawn(temp_dir(name), args, false)
+        Talker::spawn(temp_dir(name), args, false, true)
+    }
+
+    /// As [`start`], but nothing reads the talker's stderr (its log) until
+    /// the test drops [`Talker::unread_stderr`].
+    #[track_caller]
+    pub fn start_stderr_unread(name: &str, args: &[&str]) -> Talker {
+        Talker::spawn(temp_dir(name), args, true, false)
     }
 
     #[track_caller]
-    fn spawn(data_dir: PathBuf, args: &[&str], read_stdout: bool) -> Talker {
+    fn spawn(data_dir: PathBuf, args: &[&str], read_stdout: bool, read_stderr: bool) -> Talker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_talker"))
             .args(["--addr", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
@@ -109,7 +118,11 @@ impl Talker {
         } else {
             (mpsc::channel().1, child.stdout.take())
         };
-        let stderr = lines_of(child.stderr.take().unwrap());
+        let (stderr, unread_stderr) = if read_stderr {
+            (lines_of(child.stderr.take().unwrap()), None)
+        } else {
+            (mpsc::channel().1, child.stderr.take())
+        };
         let mcp = args.contains(&"--mcp");
         let banner = expect_line(
             if mcp { &stderr } else { &stdout },
@@ -129,6 +142,7 @@ impl Talker {
             addr,
             data_dir,
             unread_stdout,
+            unread_stderr,
         }
     }
 
