@@ -37,6 +37,12 @@ if ! command -v valgrind >/dev/null; then
   sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind
 fi
+# The talker's telnet test drives inetutils telnet in a pseudo-terminal
+# (crates/talker/tests/telnet.rs insists on it in CI; pexpect comes by pip).
+if ! telnet --version 2>/dev/null | grep -q inetutils; then
+  sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq inetutils-telnet
+fi
 cargo test --workspace
 # The io_uring backend runs the contract, posted-I/O and stale-entry suites
 # above unchanged, and its own (tests/uring.rs). Those tests build their

@@ -2,11 +2,14 @@
 
 use std::time::Instant;
 
-use crate::conn::Phase;
+use crate::conn::{self, Phase};
 use crate::persist::UserRecord;
 use crate::server::{fmt_duration, log, unix_now, Server};
-use crate::telnet::Input;
+use crate::telnet::{self, Input};
 use crate::world::validate_name;
+
+/// What a logged-in user sees when the talker waits for a command.
+pub const PROMPT: &str = "> ";
 
 /// The `help` text.
 pub const HELP: &str = "\
@@ -32,6 +35,39 @@ impl Server {
                 }
                 return;
             }
+            Input::TerminalType(t) => {
+                log(&format!("conn {token}: terminal {t}"));
+                if let Some(c) = self.conns.get_mut(&token) {
+                    c.terminal.push(t);
+                }
+                return;
+            }
+            Input::Charset(cs) => {
+                log(&format!("conn {token}: charset {cs}"));
+                if let Some(c) = self.conns.get_mut(&token) {
+                    c.ascii = cs != "UTF-8";
+                }
+                return;
+            }
+            Input::AreYouThere => {
+                return self.send(token, "[Yes, the talker is here.]");
+            }
+            Input::TimingMark => {
+                return self.send_bytes(token, telnet::TIMING_MARK_REPLY.to_vec());
+            }
+            Input::MsspRequest => {
+                let vars = self.mssp_vars();
+                return self.send_bytes(token, telnet::mssp(&vars));
+            }
+            Input::StartCompression => {
+                if let Some(c) = self.conns.get_mut(&token) {
+                    log(&format!("conn {token}: MCCP2 compression on"));
+                    if let Err(why) = conn::start_compression(&mut self.rt, c) {
+                        self.doomed.push((token, why));
+                    }
+                }
+                return;
+            }
             Input::TooLong(text) => {
                 let max = self.cfg.max_line;
                 self.send(
@@ -52,6 +88,39 @@ impl Server {
             Phase::Playing { .. } => self.command(token, line.trim()),
             Phase::Gone => {}
         }
+        self.prompt(token);
+    }
+
+    /// The prompt, to a logged-in user still here.
+    fn prompt(&mut self, token: u64) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if c.name().is_some() {
+            if let Err(why) = conn::prompt(&mut self.rt, c, PROMPT) {
+                self.doomed.push((token, why));
+            }
+        }
+    }
+
+    /// The MSSP variables (for crawlers).
+    pub(crate) fn mssp_vars(&self) -> Vec<(&'static str, String)> {
+        let players = self.conns.values().filter(|c| c.name().is_some()).count();
+        let started = unix_now().saturating_sub(self.started.elapsed().as_secs());
+        vec![
+            ("NAME", "uniloop talker".to_string()),
+            ("PLAYERS", players.to_string()),
+            ("UPTIME", started.to_string()),
+            ("CODEBASE", "uniloop talker".to_string()),
+            ("FAMILY", "Custom".to_string()),
+            ("GENRE", "None".to_string()),
+            ("GAMESYSTEM", "None".to_string()),
+            ("CHARSET", "UTF-8".to_string()),
+            ("ANSI", "0".to_string()),
+            ("MCCP", "1".to_string()),
+            ("UTF-8", "1".to_string()),
+            ("ROOMS", self.rooms.iter().count().to_string()),
+        ]
     }
 
     fn login(&mut self, token: u64, name: &str) {

@@ -8,10 +8,12 @@
 //! that stops reading fills it, the next write is refused with
 //! `WouldBlock`, and the caller drops that client. Nobody else waits.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
+use flate2::write::ZlibEncoder;
+use flate2::Compression;
 use uniloop::{OpId, Runtime, TimerId};
 
 use crate::telnet::{self, Decoder};
@@ -69,8 +71,15 @@ pub struct Conn {
     pub login_timer: Option<TimerId>,
     /// The posted read, if one is.
     pub read: Option<OpId>,
-    /// The window size the client reported (NAWS).
+    /// The window size the client reported (NAWS); output is wrapped to
+    /// its width.
     pub window: Option<(u16, u16)>,
+    /// The terminal types the client reported (client, terminal, MTTS).
+    pub terminal: Vec<String>,
+    /// The client refused UTF-8 (RFC 2066): other characters become `?`.
+    pub ascii: bool,
+    /// MCCP2: everything sent is compressed from here on.
+    pub compress: Option<ZlibEncoder<Vec<u8>>>,
     /// Set once closing has begun.
     pub closing: Option<Closing>,
 }
@@ -99,6 +108,9 @@ impl Conn {
             login_timer: None,
             read: None,
             window: None,
+            terminal: Vec::new(),
+            ascii: false,
+            compress: None,
             closing: None,
         }
     }
@@ -130,17 +142,80 @@ pub fn send(rt: &mut Runtime, conn: &mut Conn, text: &str) -> Result<(), String>
         return Ok(());
     }
     let mut buf = Vec::with_capacity(text.len() + 2);
-    telnet::encode(text, &mut buf);
+    encode_for(conn, text, &mut buf);
     buf.extend_from_slice(b"\r\n");
     send_raw(rt, conn, buf)
 }
 
-/// Sends bytes as they are (telnet negotiation).
+/// Sends `text` as a prompt: no line end, then `IAC GA` or `IAC EOR`
+/// (nothing with SGA), so a client knows where the prompt ends.
+///
+/// # Errors
+///
+/// As [`send`].
+pub fn prompt(rt: &mut Runtime, conn: &mut Conn, text: &str) -> Result<(), String> {
+    if conn.closing.is_some() {
+        return Ok(());
+    }
+    let mut buf = Vec::with_capacity(text.len() + 2);
+    encode_for(conn, text, &mut buf);
+    buf.extend_from_slice(conn.decoder.prompt_end());
+    send_raw(rt, conn, buf)
+}
+
+/// `text` as this client takes it: wrapped to its window's width, in
+/// ASCII if it refused UTF-8, telnet-encoded.
+fn encode_for(conn: &Conn, text: &str, buf: &mut Vec<u8>) {
+    // A window narrower than this is taken for a bad report.
+    const NARROWEST: u16 = 20;
+    let text = match conn.window {
+        Some((w, _)) if w >= NARROWEST => telnet::wrap(text, usize::from(w)),
+        _ => text.into(),
+    };
+    if conn.ascii && !text.is_ascii() {
+        let ascii: String = text
+            .chars()
+            .map(|c| if c.is_ascii() { c } else { '?' })
+            .collect();
+        telnet::encode(&ascii, buf);
+    } else {
+        telnet::encode(&text, buf);
+    }
+}
+
+/// Starts MCCP2: sends the start marker, then compresses everything after
+/// it.
+///
+/// # Errors
+///
+/// As [`send`].
+pub fn start_compression(rt: &mut Runtime, conn: &mut Conn) -> Result<(), String> {
+    if conn.compress.is_some() {
+        return Ok(());
+    }
+    send_raw(rt, conn, telnet::COMPRESS2_START.to_vec())?;
+    conn.compress = Some(ZlibEncoder::new(Vec::new(), Compression::default()));
+    Ok(())
+}
+
+/// Sends bytes as they are (telnet negotiation), compressed if MCCP2 is
+/// on.
 ///
 /// # Errors
 ///
 /// As [`send`].
 pub fn send_raw(rt: &mut Runtime, conn: &mut Conn, buf: Vec<u8>) -> Result<(), String> {
+    let buf = match &mut conn.compress {
+        // A sync flush per write: the client can decode everything sent
+        // so far without waiting for more.
+        Some(z) => {
+            z.write_all(&buf)
+                .and_then(|()| z.flush())
+                .map_err(|e| format!("compression failed: {e}"))?;
+            std::mem::take(z.get_mut())
+        }
+        None => buf,
+    };
     match rt.post_write(&conn.stream, buf) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == ErrorKind::WouldBlock => {

@@ -129,7 +129,7 @@ pub struct Server {
     pub(crate) chat_log: VecDeque<String>,
     pub(crate) counters: Counters,
     /// Connections to drop at the end of this event, and why.
-    doomed: Vec<(u64, String)>,
+    pub(crate) doomed: Vec<(u64, String)>,
     /// Set when shutdown began: the time by which it ends.
     shutdown_deadline: Option<Instant>,
     pub(crate) started: Instant,
@@ -364,6 +364,13 @@ impl Server {
             let _ = pool.submit_tagged(token, move || resolve::reverse(ip));
         }
         log(&format!("conn {token}: connected from {peer}"));
+        // The server opens the negotiation: clients that wait to be asked
+        // (tintin++, tf, kbtin) then report their window and terminal.
+        c.decoder.open(true);
+        let offers = c.decoder.take_replies();
+        if let Err(why) = conn::send_raw(&mut self.rt, &mut c, offers) {
+            self.doomed.push((token, why));
+        }
         self.conns.insert(token, c);
         self.send(token, "Welcome to the uniloop talker!");
         self.send(token, "By what name are you known?");
@@ -446,6 +453,17 @@ impl Server {
         if let Some(c) = self.conns.get_mut(&token) {
             if let Err(why) = conn::send(&mut self.rt, c, text) {
                 self.doomed.push((token, why));
+            }
+        }
+    }
+
+    /// Sends bytes as they are (telnet); as [`Server::send`] otherwise.
+    pub(crate) fn send_bytes(&mut self, token: u64, bytes: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&token) {
+            if c.closing.is_none() {
+                if let Err(why) = conn::send_raw(&mut self.rt, c, bytes) {
+                    self.doomed.push((token, why));
+                }
             }
         }
     }

@@ -151,14 +151,17 @@ fn telnet_negotiation_naws_and_garbage() {
     c.expect("Welcome, Alice!");
     t.expect_log("window 132x42");
     let raw = &c.raw;
+    // The server's opening DO NAWS (the client's WILL answers it), the
+    // refusals of DO ECHO and WILL SGA, and the terminal type asked for
+    // once the client agreed to TTYPE.
     for want in [
         &b"\xff\xfd\x1f"[..],
         b"\xff\xfc\x01",
-        b"\xff\xfe\x18",
         b"\xff\xfe\x03",
+        b"\xff\xfa\x18\x01\xff\xf0",
     ] {
         assert!(
-            raw.windows(3).any(|w| w == want),
+            raw.windows(want.len()).any(|w| w == want),
             "no {want:?} in the replies"
         );
     }

@@ -261,7 +261,7 @@ fn on_event(
                 let now = epoch.elapsed().as_micros() as u64;
                 latencies.push(now.saturating_sub(sent_at));
             }
-        } else if !c.logged_in && text.starts_with("Welcome") && text.contains(", load") {
+        } else if !c.logged_in && text.contains("Welcome, load") {
             c.logged_in = true;
             *logged_in += 1;
         }

@@ -204,12 +204,27 @@ impl Drop for Talker {
     }
 }
 
-/// A scripted telnet client.
+/// Where [`Client`] is in the server's telnet commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tn {
+    Data,
+    Iac,
+    Option,
+    Sb,
+    SbIac,
+}
+
+/// A scripted telnet client. Lines are the text the server sent with its
+/// telnet commands taken out, and a prompt (text ended by `IAC GA` or
+/// `IAC EOR`) dropped; [`Client::raw`] keeps every byte.
 pub struct Client {
     pub stream: TcpStream,
     buf: Vec<u8>,
     /// Every byte received, for checks on raw telnet bytes.
     pub raw: Vec<u8>,
+    /// Prompts seen (`IAC GA` / `IAC EOR`).
+    pub prompts: usize,
+    tn: Tn,
 }
 
 impl Client {
@@ -227,6 +242,8 @@ impl Client {
             stream,
             buf: Vec::new(),
             raw: Vec::new(),
+            prompts: 0,
+            tn: Tn::Data,
         }
     }
 
@@ -248,7 +265,9 @@ impl Client {
             Ok(0) => Ok(false),
             Ok(n) => {
                 self.raw.extend_from_slice(&chunk[..n]);
-                self.buf.extend_from_slice(&chunk[..n]);
+                for &b in &chunk[..n] {
+                    self.telnet_byte(b);
+                }
                 Ok(true)
             }
             Err(e)
@@ -261,6 +280,41 @@ impl Client {
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn telnet_byte(&mut self, b: u8) {
+        self.tn = match (self.tn, b) {
+            (Tn::Data, 255) => Tn::Iac,
+            (Tn::Data, b) => {
+                self.buf.push(b);
+                Tn::Data
+            }
+            (Tn::Iac, 255) => {
+                self.buf.push(255);
+                Tn::Data
+            }
+            (Tn::Iac, 251..=254) => Tn::Option,
+            (Tn::Iac, 250) => Tn::Sb,
+            // GA or EOR: what came since the last line end was a prompt.
+            (Tn::Iac, 249 | 239) => {
+                self.prompts += 1;
+                let keep = self
+                    .buf
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                self.buf.truncate(keep);
+                Tn::Data
+            }
+            (Tn::Iac | Tn::Option, _) | (Tn::SbIac, 240) => Tn::Data,
+            (Tn::Sb | Tn::SbIac, 255) => Tn::SbIac,
+            (Tn::Sb | Tn::SbIac, _) => Tn::Sb,
+        };
+    }
+
+    /// One read (waiting up to 200 ms); `false` at end of stream.
+    pub fn read_some(&mut self) -> bool {
+        self.fill().unwrap_or(false)
     }
 
     /// The next line, or `None` at end of stream.
