@@ -195,6 +195,20 @@ impl Server {
         else {
             return;
         };
+        if matches!(verb.as_str(), "say" | "emote" | "shout" | "tell") && !rest.is_empty() {
+            let now = Instant::now();
+            let ok = self
+                .conns
+                .get_mut(&token)
+                .is_some_and(|c| c.flood.take(now));
+            if !ok {
+                self.counters.flood_refused += 1;
+                return self.send(
+                    token,
+                    "You are talking too fast; that was not sent. (A few lines at once, then two a second.)",
+                );
+            }
+        }
         match verb.as_str() {
             "say" | "emote" | "shout" if rest.is_empty() => {
                 self.send(token, &format!("{verb} what?"));

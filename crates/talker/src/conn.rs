@@ -80,8 +80,49 @@ pub struct Conn {
     pub ascii: bool,
     /// MCCP2: everything sent is compressed from here on.
     pub compress: Option<ZlibEncoder<Vec<u8>>>,
+    /// Flood control for what it says to others.
+    pub flood: Bucket,
     /// Set once closing has begun.
     pub closing: Option<Closing>,
+}
+
+/// A token bucket: `burst` lines at once, then `rate` a second (a rate
+/// of 0: no limit).
+#[derive(Clone, Copy, Debug)]
+pub struct Bucket {
+    tokens: f64,
+    last: Instant,
+    burst: f64,
+    rate: f64,
+}
+
+impl Bucket {
+    /// A full bucket.
+    pub fn new(now: Instant, burst: f64, rate: f64) -> Bucket {
+        Bucket {
+            tokens: burst,
+            last: now,
+            burst,
+            rate,
+        }
+    }
+
+    /// Takes a token if there is one (refilling for the time since the
+    /// last call first).
+    pub fn take(&mut self, now: Instant) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let secs = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + secs * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Conn {
@@ -111,6 +152,7 @@ impl Conn {
             terminal: Vec::new(),
             ascii: false,
             compress: None,
+            flood: Bucket::new(now, 0.0, 0.0),
             closing: None,
         }
     }
@@ -168,6 +210,19 @@ pub fn prompt(rt: &mut Runtime, conn: &mut Conn, text: &str) -> Result<(), Strin
 fn encode_for(conn: &Conn, text: &str, buf: &mut Vec<u8>) {
     // A window narrower than this is taken for a bad report.
     const NARROWEST: u16 = 20;
+    // Every text reaching a user: no control character but the line
+    // breaks the server itself puts in (whatever an operator, an MCP
+    // client or a user typed).
+    let cleaned: String;
+    let text = if text.chars().any(|c| c.is_control() && c != '\n') {
+        cleaned = text
+            .chars()
+            .filter(|&c| !c.is_control() || c == '\n')
+            .collect();
+        &cleaned
+    } else {
+        text
+    };
     let text = match conn.window {
         Some((w, _)) if w >= NARROWEST => telnet::wrap(text, usize::from(w)),
         _ => text.into(),
@@ -222,5 +277,28 @@ pub fn send_raw(rt: &mut Runtime, conn: &mut Conn, buf: Vec<u8>) -> Result<(), S
             Err("output buffer full: the client is not reading".to_string())
         }
         Err(e) => Err(format!("write refused: {}", e.error())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_rate() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(t0, 8.0, 2.0);
+        let burst = (0..20).filter(|_| b.take(t0)).count();
+        assert_eq!(burst, 8);
+        // Half a second refills one line at 2 a second.
+        assert!(b.take(t0 + Duration::from_millis(500)));
+        assert!(!b.take(t0 + Duration::from_millis(500)));
+        // A long pause refills no more than the burst.
+        let later = t0 + Duration::from_secs(3600);
+        assert_eq!((0..20).filter(|_| b.take(later)).count(), 8);
+        // Rate 0: no limit.
+        let mut free = Bucket::new(t0, 0.0, 0.0);
+        assert!((0..1000).all(|_| free.take(t0)));
     }
 }

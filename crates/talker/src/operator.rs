@@ -70,6 +70,7 @@ impl Server {
 
     /// A message from the system to everyone logged in.
     pub(crate) fn wall(&mut self, text: &str) {
+        let text = &*crate::telnet::strip_controls(text);
         self.broadcast(None, None, &format!("[SYSTEM] {text}"));
         self.chat(format!("[*] SYSTEM: {text}"));
     }
@@ -97,6 +98,8 @@ impl Server {
             "connections": { "total": self.conns.len(), "playing": playing, "logging_in": login, "closing": closing },
             "accepted": k.accepted,
             "refused": k.refused,
+            "refused_per_address": k.refused_per_address,
+            "flood_refused": k.flood_refused,
             "messages": k.messages,
             "messages_per_s": (k.rate * 10.0).round() / 10.0,
             "dropped_slow_clients": k.dropped_slow,
@@ -156,6 +159,7 @@ impl Talker for Server {
     }
 
     fn tell(&mut self, name: &str, text: &str) -> Result<(), String> {
+        let text = &*crate::telnet::strip_controls(text);
         let token = self
             .online(name)
             .ok_or_else(|| format!("no one called {name} is on"))?;

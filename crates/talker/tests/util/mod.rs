@@ -103,9 +103,19 @@ impl Talker {
 
     #[track_caller]
     fn spawn(data_dir: PathBuf, args: &[&str], read_stdout: bool, read_stderr: bool) -> Talker {
+        // Every test client comes from 127.0.0.1 and many type fast: the
+        // per-address cap and flood control are off unless a test sets
+        // them.
+        let mut defaults = Vec::new();
+        for (flag, value) in [("--max-per-address", "100000"), ("--flood-rate", "0")] {
+            if !args.contains(&flag) {
+                defaults.extend([flag, value]);
+            }
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_talker"))
             .args(["--addr", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
+            .args(defaults)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
