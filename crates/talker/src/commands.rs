@@ -3,10 +3,8 @@
 use std::time::Instant;
 
 use crate::conn::{self, Phase};
-use crate::persist::UserRecord;
 use crate::server::{fmt_duration, log, unix_now, Server};
 use crate::telnet::{self, Input};
-use crate::world::validate_name;
 
 /// What a logged-in user sees when the talker waits for a command.
 pub const PROMPT: &str = "> ";
@@ -84,9 +82,9 @@ impl Server {
         c.last_input = Instant::now();
         c.idle_warned = false;
         match c.phase {
-            Phase::Login => self.login(token, line.trim()),
             Phase::Playing { .. } => self.command(token, line.trim()),
             Phase::Gone => {}
+            _ => self.login_input(token, &line),
         }
         self.prompt(token);
     }
@@ -121,51 +119,6 @@ impl Server {
             ("UTF-8", "1".to_string()),
             ("ROOMS", self.rooms.iter().count().to_string()),
         ]
-    }
-
-    fn login(&mut self, token: u64, name: &str) {
-        if name.is_empty() {
-            return self.send(token, "By what name are you known?");
-        }
-        if let Err(why) = validate_name(name) {
-            self.send(token, &why);
-            return self.send(token, "By what name are you known?");
-        }
-        if self.online(name).is_some() {
-            self.send(token, &format!("Someone called {name} is here already."));
-            return self.send(token, "By what name are you known?");
-        }
-        let key = name.to_ascii_lowercase();
-        let start = self.rooms.start();
-        let record = self.saved.users.entry(key).or_insert_with(|| UserRecord {
-            name: name.to_string(),
-            ..UserRecord::default()
-        });
-        record.name = name.to_string();
-        record.logins += 1;
-        record.last_seen = unix_now();
-        let returning = record.logins > 1;
-        let room = self.rooms.find(&record.room).unwrap_or(start);
-        self.saved.total_logins += 1;
-        let Some(c) = self.conns.get_mut(&token) else {
-            return;
-        };
-        c.phase = Phase::Playing {
-            name: name.to_string(),
-        };
-        c.room = room;
-        if let Some(t) = c.login_timer.take() {
-            self.rt.cancel_timer(t);
-        }
-        log(&format!("conn {token}: logged in as {name}"));
-        let greeting = if returning { "Welcome back" } else { "Welcome" };
-        self.send(
-            token,
-            &format!("{greeting}, {name}! Type 'help' for the commands."),
-        );
-        self.look(token);
-        self.broadcast(Some(room), Some(token), &format!("{name} arrives."));
-        self.mcp_log("info", &format!("{name} logged in"));
     }
 
     /// The token of the logged-in user called `name` (any case).
@@ -271,7 +224,7 @@ impl Server {
         self.chat(log_line);
     }
 
-    fn look(&mut self, token: u64) {
+    pub(crate) fn look(&mut self, token: u64) {
         let Some(c) = self.conns.get(&token) else {
             return;
         };

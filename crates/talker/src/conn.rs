@@ -23,6 +23,29 @@ use crate::telnet::{self, Decoder};
 pub enum Phase {
     /// Asked for a name, not given one yet.
     Login,
+    /// An account's password asked for.
+    Password {
+        /// The name given.
+        name: String,
+    },
+    /// A new password asked for.
+    NewPassword {
+        /// The name given.
+        name: String,
+    },
+    /// The new password asked for again.
+    Confirm {
+        /// The name given.
+        name: String,
+        /// The password typed the first time.
+        first: String,
+    },
+    /// A password being hashed or checked (on a worker), or the wait
+    /// after a wrong one.
+    Waiting {
+        /// The name given.
+        name: String,
+    },
     /// Logged in.
     Playing {
         /// The name as typed.

@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release -p talker -- [--addr 127.0.0.1:4000] [--idle-timeout SECS]
 //!     [--data-dir DIR] [--mcp] [--max-clients N] [--max-per-address N]
-//!     [--flood-rate N] [--flood-burst N] [--backend epoll|poll]
+//!     [--flood-rate N] [--flood-burst N] [--argon2-memory KIB]
+//!     [--backend epoll|poll]
 //! ```
 //!
 //! Connect with `telnet 127.0.0.1 4000`. stdin is the operator's console
@@ -70,6 +71,13 @@ fn cli() -> Command {
                 .help("Lines a user may send at once before --flood-rate applies"),
         )
         .arg(
+            Arg::new("argon2-memory")
+                .long("argon2-memory")
+                .value_parser(value_parser!(u32).range(8..))
+                .default_value("19456")
+                .help("KiB of memory per Argon2id password hash (2 passes, 1 lane)"),
+        )
+        .arg(
             Arg::new("backend")
                 .long("backend")
                 .value_parser(["epoll", "poll", "kqueue", "iocp", "uring", "native"])
@@ -127,6 +135,7 @@ fn main() -> ExitCode {
             .get_one::<f64>("flood-rate")
             .expect("has a default")
             .max(0.0),
+        argon2_memory_kib: *m.get_one::<u32>("argon2-memory").expect("has a default"),
         flood_burst: m
             .get_one::<f64>("flood-burst")
             .expect("has a default")

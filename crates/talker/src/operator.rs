@@ -100,6 +100,7 @@ impl Server {
             "refused": k.refused,
             "refused_per_address": k.refused_per_address,
             "flood_refused": k.flood_refused,
+            "login_failures": k.login_failures,
             "messages": k.messages,
             "messages_per_s": (k.rate * 10.0).round() / 10.0,
             "dropped_slow_clients": k.dropped_slow,

@@ -18,6 +18,7 @@ use uniloop::{
     Overflow, Queue, Runtime, Signal, Signals, Token, WorkerPool,
 };
 
+use crate::accounts::{Failures, PwResult};
 use crate::conn::{self, Closing, Conn, Phase};
 use crate::mcp::McpSession;
 use crate::output::Stdout;
@@ -34,6 +35,8 @@ const AUTOSAVE: u64 = 2;
 const RESUME_ACCEPT: u64 = 3;
 /// Login timeout of connection `token`: `LOGIN_TIMEOUT | token`.
 const LOGIN_TIMEOUT: u64 = 1 << 62;
+/// The wait after a wrong password of connection `token`.
+pub(crate) const PW_RETRY: u64 = 1 << 61;
 
 // Completion keys.
 const SIGNAL: u64 = 1;
@@ -41,6 +44,7 @@ const CONSOLE: u64 = 2;
 const RESOLVED: u64 = 3;
 const SAVED: u64 = 4;
 const SAVE_PROGRESS: u64 = 5;
+const PASSWORD: u64 = 6;
 
 /// The heartbeat, as in the reference driver.
 pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(2);
@@ -86,6 +90,8 @@ pub struct Config {
     pub flood_burst: f64,
     /// See `flood_burst`.
     pub flood_rate: f64,
+    /// Argon2id memory per password hash, KiB.
+    pub argon2_memory_kib: u32,
 }
 
 /// Counters for `stats`.
@@ -101,6 +107,8 @@ pub struct Counters {
     pub refused_per_address: u64,
     /// Lines not sent for talking too fast (flood control).
     pub flood_refused: u64,
+    /// Wrong passwords.
+    pub login_failures: u64,
     /// Messages since start.
     pub messages: u64,
     /// Messages per second over the last heartbeat.
@@ -133,6 +141,10 @@ pub struct Server {
     _lock: std::fs::File,
     pub(crate) resolver: Option<WorkerPool<Option<String>>>,
     pub(crate) saver: Option<WorkerPool<Result<Report, String>>>,
+    /// Password hashing and checking, off the loop.
+    pub(crate) hasher: Option<WorkerPool<PwResult>>,
+    /// Wrong passwords per address, recently.
+    pub(crate) login_failures: HashMap<IpAddr, Failures>,
     pub(crate) save_progress: Queue<Progress>,
     pub(crate) save_job: Option<(JobId, SaveBy)>,
     pub(crate) save_again: bool,
@@ -196,6 +208,7 @@ impl Server {
         }
         let resolver = WorkerPool::new(2, &poster, RESOLVED)?;
         let saver = WorkerPool::new(1, &poster, SAVED)?;
+        let hasher = WorkerPool::new(2, &poster, PASSWORD)?;
         let save_progress = Queue::bounded(64, Overflow::DropOldest);
         save_progress.signal(&poster, SAVE_PROGRESS);
         let console = Console::spawn(&poster, CONSOLE)?;
@@ -215,6 +228,8 @@ impl Server {
             _lock: lock,
             resolver: Some(resolver),
             saver: Some(saver),
+            hasher: Some(hasher),
+            login_failures: HashMap::new(),
             save_progress,
             save_job: None,
             save_again: false,
@@ -291,7 +306,7 @@ impl Server {
                 let token = key & !LOGIN_TIMEOUT;
                 if let Some(c) = self.conns.get_mut(&token) {
                     c.login_timer = None;
-                    if c.phase == Phase::Login {
+                    if !matches!(c.phase, Phase::Playing { .. } | Phase::Gone) {
                         self.begin_close(token, Some("Login timed out. Goodbye."), "login timeout");
                     }
                 }
@@ -311,6 +326,13 @@ impl Server {
                 }
             }
             Event::Completion { key: SAVED, data } => self.on_saved(JobId(data)),
+            Event::Completion {
+                key: PASSWORD,
+                data: token,
+            } => self.on_password_job(token),
+            Event::Timer { key, .. } if key & PW_RETRY != 0 => {
+                self.password_retry(key & !PW_RETRY);
+            }
             Event::Completion {
                 key: SAVE_PROGRESS, ..
             } => {
@@ -765,6 +787,9 @@ impl Server {
             self.close_now(token, "shutdown: flush time is up");
         }
         if let Some(pool) = self.resolver.take() {
+            pool.shutdown(Duration::from_secs(1));
+        }
+        if let Some(pool) = self.hasher.take() {
             pool.shutdown(Duration::from_secs(1));
         }
         // A save still running finishes first: two saves never share the

@@ -19,6 +19,11 @@ t = pexpect.spawn(
 t.logfile_read = sys.stdout
 t.expect("By what name")
 t.sendline(name)
+# The password, typed twice with the client's echo off (WILL ECHO).
+t.expect("Choose a password:")
+t.sendline("pw-" + name.lower())
+t.expect("Type it again:")
+t.sendline("pw-" + name.lower())
 t.expect("Welcome, " + name)
 for i in range(3):
     t.sendcontrol("c")

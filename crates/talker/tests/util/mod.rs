@@ -44,6 +44,11 @@ fn lines_of(r: impl Read + Send + 'static) -> Receiver<String> {
     rx
 }
 
+/// The password the tests give `name`.
+pub fn password_of(name: &str) -> String {
+    format!("pw-{}", name.to_ascii_lowercase())
+}
+
 /// A fresh, empty directory for one test.
 #[track_caller]
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -107,7 +112,13 @@ impl Talker {
         // per-address cap and flood control are off unless a test sets
         // them.
         let mut defaults = Vec::new();
-        for (flag, value) in [("--max-per-address", "100000"), ("--flood-rate", "0")] {
+        // Password hashes are cheap too (a debug build is slow at the
+        // default 19 MiB).
+        for (flag, value) in [
+            ("--max-per-address", "100000"),
+            ("--flood-rate", "0"),
+            ("--argon2-memory", "64"),
+        ] {
             if !args.contains(&flag) {
                 defaults.extend([flag, value]);
             }
@@ -182,13 +193,13 @@ impl Talker {
         Client::connect(self.addr)
     }
 
-    /// A new client, logged in as `name`.
+    /// A new client, logged in as `name` (a new account, whose password
+    /// is [`password_of`]).
     #[track_caller]
     pub fn login(&self, name: &str) -> Client {
         let mut c = self.connect();
         c.expect("By what name");
-        c.send(name);
-        c.expect(&format!("Welcome, {name}!"));
+        c.register(name);
         c.expect("Exits:");
         c
     }
@@ -255,6 +266,28 @@ impl Client {
             prompts: 0,
             tn: Tn::Data,
         }
+    }
+
+    /// After "By what name": gives a new `name`, chooses its password
+    /// ([`password_of`]) twice, waits for the welcome.
+    #[track_caller]
+    pub fn register(&mut self, name: &str) {
+        self.send(name);
+        self.expect("Choose a password:");
+        self.send(&password_of(name));
+        self.expect("Type it again:");
+        self.send(&password_of(name));
+        self.expect(&format!("Welcome, {name}!"));
+    }
+
+    /// After "By what name": gives a known `name` and its password; waits
+    /// for the welcome back.
+    #[track_caller]
+    pub fn relogin(&mut self, name: &str) {
+        self.send(name);
+        self.expect("Password:");
+        self.send(&password_of(name));
+        self.expect(&format!("Welcome back, {name}!"));
     }
 
     /// Sends a line (with CR LF).
