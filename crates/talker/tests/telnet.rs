@@ -5,8 +5,6 @@
 mod util;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use util::{Client, Talker, DEADLINE};
@@ -182,94 +180,98 @@ fn mccp2_compresses_everything_after_its_start() {
 // ---- inetutils telnet in a pseudo-terminal ------------------------------
 
 #[cfg(unix)]
-fn must_run() -> bool {
-    std::env::var_os("CI").is_some()
-}
+mod pty {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
 
-#[cfg(unix)]
-fn skip(why: &str) {
-    assert!(!must_run(), "the telnet pty test must run in CI: {why}");
-    eprintln!("telnet_pty: SKIPPED: {why}");
-}
+    use super::Talker;
 
-/// A python with pexpect: the system's, or a venv under the target dir.
-#[cfg(unix)]
-fn python_with_pexpect() -> Result<PathBuf, String> {
-    let has = |py: &Path| {
-        Command::new(py)
-            .args(["-c", "import pexpect"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if has(Path::new("python3")) {
-        return Ok(PathBuf::from("python3"));
+    fn must_run() -> bool {
+        std::env::var_os("CI").is_some()
     }
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("telnet-pty-venv");
-    let python = venv.join("bin").join("python");
-    if !python.exists() {
-        let made = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status();
-        if !made.is_ok_and(|s| s.success()) {
-            return Err("python3 -m venv failed".into());
+
+    fn skip(why: &str) {
+        assert!(!must_run(), "the telnet pty test must run in CI: {why}");
+        eprintln!("telnet_pty: SKIPPED: {why}");
+    }
+
+    /// A python with pexpect: the system's, or a venv under the target dir.
+    fn python_with_pexpect() -> Result<PathBuf, String> {
+        let has = |py: &Path| {
+            Command::new(py)
+                .args(["-c", "import pexpect"])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if has(Path::new("python3")) {
+            return Ok(PathBuf::from("python3"));
         }
-    }
-    if !has(&python) {
-        let pip = Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "pexpect",
-            ])
-            .status();
-        if !pip.is_ok_and(|s| s.success()) {
-            return Err("pip install pexpect failed".into());
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("telnet-pty-venv");
+        let python = venv.join("bin").join("python");
+        if !python.exists() {
+            let made = Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(&venv)
+                .status();
+            if !made.is_ok_and(|s| s.success()) {
+                return Err("python3 -m venv failed".into());
+            }
         }
+        if !has(&python) {
+            let pip = Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "pexpect",
+                ])
+                .status();
+            if !pip.is_ok_and(|s| s.success()) {
+                return Err("pip install pexpect failed".into());
+            }
+        }
+        Ok(python)
     }
-    Ok(python)
-}
 
-#[cfg(unix)]
-#[test]
-fn inetutils_telnet_survives_ctrl_c_and_chat_goes_on() {
-    if !Command::new("telnet")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("inetutils"))
-    {
-        return skip("no inetutils telnet (scripts/test.sh installs inetutils-telnet)");
+    #[test]
+    fn inetutils_telnet_survives_ctrl_c_and_chat_goes_on() {
+        if !Command::new("telnet")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("inetutils"))
+        {
+            return skip("no inetutils telnet (scripts/test.sh installs inetutils-telnet)");
+        }
+        let python = match python_with_pexpect() {
+            Ok(p) => p,
+            Err(why) => return skip(&why),
+        };
+        let t = Talker::start("tn-pty", &[]);
+        let mut bob = t.login("Bob");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("telnet_pty.py");
+        let out = Command::new(&python)
+            .arg(&script)
+            .arg(t.addr.ip().to_string())
+            .arg(t.addr.port().to_string())
+            .arg("Carol")
+            .output()
+            .expect("python runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "telnet in a pty failed:\n{stdout}\n{stderr}"
+        );
+        assert!(stdout.contains("all checks passed"), "{stdout}");
+        for i in 0..3 {
+            bob.expect(&format!("Carol says: after interrupt {i}"));
+        }
+        bob.expect("Carol has left.");
+        eprintln!("telnet_pty: ran inetutils telnet in a pseudo-terminal");
     }
-    let python = match python_with_pexpect() {
-        Ok(p) => p,
-        Err(why) => return skip(&why),
-    };
-    let t = Talker::start("tn-pty", &[]);
-    let mut bob = t.login("Bob");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("telnet_pty.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(t.addr.ip().to_string())
-        .arg(t.addr.port().to_string())
-        .arg("Carol")
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "telnet in a pty failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("all checks passed"), "{stdout}");
-    for i in 0..3 {
-        bob.expect(&format!("Carol says: after interrupt {i}"));
-    }
-    bob.expect("Carol has left.");
-    eprintln!("telnet_pty: ran inetutils telnet in a pseudo-terminal");
 }
