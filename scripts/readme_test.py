@@ -73,12 +73,20 @@ class Block:
         return "no-run" in self.words
 
     def commands(self):
-        """The block's command lines: comments cut, blank lines skipped."""
-        out = []
+        """The block's commands: lines ending in `\\` joined to the next as
+        the shell does, comments cut, blank lines skipped."""
+        out, cont = [], ""
         for raw in self.text.splitlines():
-            cmd = strip_comment(raw).strip()
+            line = strip_comment(raw).rstrip()
+            if line.endswith("\\"):
+                cont += line[:-1].rstrip() + " "
+                continue
+            cmd = (cont + line.strip()).strip()
+            cont = ""
             if cmd:
                 out.append(cmd)
+        if cont.strip():
+            out.append(cont.strip())
         return out
 
 

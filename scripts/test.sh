@@ -79,6 +79,9 @@ step_native() {
   need_packages valgrind
   # The C chat server on libuv (uniloop-bench's tests/chat.rs and its chat case).
   need_packages libuv1-dev pkg-config
+  # The talker's telnet test drives inetutils telnet in a pseudo-terminal
+  # (crates/talker/tests/telnet.rs insists on it in CI; pexpect comes by pip).
+  need_packages inetutils-telnet
   cargo test --workspace
   # The io_uring backend runs the contract, posted-I/O and stale-entry
   # suites above unchanged, and its own (tests/uring.rs). Those tests build

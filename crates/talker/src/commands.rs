@@ -2,11 +2,12 @@
 
 use std::time::Instant;
 
-use crate::conn::Phase;
-use crate::persist::UserRecord;
+use crate::conn::{self, Phase};
 use crate::server::{fmt_duration, log, unix_now, Server};
-use crate::telnet::Input;
-use crate::world::validate_name;
+use crate::telnet::{self, Input};
+
+/// What a logged-in user sees when the talker waits for a command.
+pub const PROMPT: &str = "> ";
 
 /// The `help` text.
 pub const HELP: &str = "\
@@ -32,6 +33,39 @@ impl Server {
                 }
                 return;
             }
+            Input::TerminalType(t) => {
+                log(&format!("conn {token}: terminal {t}"));
+                if let Some(c) = self.conns.get_mut(&token) {
+                    c.terminal.push(t);
+                }
+                return;
+            }
+            Input::Charset(cs) => {
+                log(&format!("conn {token}: charset {cs}"));
+                if let Some(c) = self.conns.get_mut(&token) {
+                    c.ascii = cs != "UTF-8";
+                }
+                return;
+            }
+            Input::AreYouThere => {
+                return self.send(token, "[Yes, the talker is here.]");
+            }
+            Input::TimingMark => {
+                return self.send_bytes(token, telnet::TIMING_MARK_REPLY.to_vec());
+            }
+            Input::MsspRequest => {
+                let vars = self.mssp_vars();
+                return self.send_bytes(token, telnet::mssp(&vars));
+            }
+            Input::StartCompression => {
+                if let Some(c) = self.conns.get_mut(&token) {
+                    log(&format!("conn {token}: MCCP2 compression on"));
+                    if let Err(why) = conn::start_compression(&mut self.rt, c) {
+                        self.doomed.push((token, why));
+                    }
+                }
+                return;
+            }
             Input::TooLong(text) => {
                 let max = self.cfg.max_line;
                 self.send(
@@ -48,55 +82,43 @@ impl Server {
         c.last_input = Instant::now();
         c.idle_warned = false;
         match c.phase {
-            Phase::Login => self.login(token, line.trim()),
             Phase::Playing { .. } => self.command(token, line.trim()),
             Phase::Gone => {}
+            _ => self.login_input(token, &line),
         }
+        self.prompt(token);
     }
 
-    fn login(&mut self, token: u64, name: &str) {
-        if name.is_empty() {
-            return self.send(token, "By what name are you known?");
-        }
-        if let Err(why) = validate_name(name) {
-            self.send(token, &why);
-            return self.send(token, "By what name are you known?");
-        }
-        if self.online(name).is_some() {
-            self.send(token, &format!("Someone called {name} is here already."));
-            return self.send(token, "By what name are you known?");
-        }
-        let key = name.to_ascii_lowercase();
-        let start = self.rooms.start();
-        let record = self.saved.users.entry(key).or_insert_with(|| UserRecord {
-            name: name.to_string(),
-            ..UserRecord::default()
-        });
-        record.name = name.to_string();
-        record.logins += 1;
-        record.last_seen = unix_now();
-        let returning = record.logins > 1;
-        let room = self.rooms.find(&record.room).unwrap_or(start);
-        self.saved.total_logins += 1;
+    /// The prompt, to a logged-in user still here.
+    fn prompt(&mut self, token: u64) {
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
-        c.phase = Phase::Playing {
-            name: name.to_string(),
-        };
-        c.room = room;
-        if let Some(t) = c.login_timer.take() {
-            self.rt.cancel_timer(t);
+        if c.name().is_some() {
+            if let Err(why) = conn::prompt(&mut self.rt, c, PROMPT) {
+                self.doomed.push((token, why));
+            }
         }
-        log(&format!("conn {token}: logged in as {name}"));
-        let greeting = if returning { "Welcome back" } else { "Welcome" };
-        self.send(
-            token,
-            &format!("{greeting}, {name}! Type 'help' for the commands."),
-        );
-        self.look(token);
-        self.broadcast(Some(room), Some(token), &format!("{name} arrives."));
-        self.mcp_log("info", &format!("{name} logged in"));
+    }
+
+    /// The MSSP variables (for crawlers).
+    pub(crate) fn mssp_vars(&self) -> Vec<(&'static str, String)> {
+        let players = self.conns.values().filter(|c| c.name().is_some()).count();
+        let started = unix_now().saturating_sub(self.started.elapsed().as_secs());
+        vec![
+            ("NAME", "uniloop talker".to_string()),
+            ("PLAYERS", players.to_string()),
+            ("UPTIME", started.to_string()),
+            ("CODEBASE", "uniloop talker".to_string()),
+            ("FAMILY", "Custom".to_string()),
+            ("GENRE", "None".to_string()),
+            ("GAMESYSTEM", "None".to_string()),
+            ("CHARSET", "UTF-8".to_string()),
+            ("ANSI", "0".to_string()),
+            ("MCCP", "1".to_string()),
+            ("UTF-8", "1".to_string()),
+            ("ROOMS", self.rooms.iter().count().to_string()),
+        ]
     }
 
     /// The token of the logged-in user called `name` (any case).
@@ -126,6 +148,20 @@ impl Server {
         else {
             return;
         };
+        if matches!(verb.as_str(), "say" | "emote" | "shout" | "tell") && !rest.is_empty() {
+            let now = Instant::now();
+            let ok = self
+                .conns
+                .get_mut(&token)
+                .is_some_and(|c| c.flood.take(now));
+            if !ok {
+                self.counters.flood_refused += 1;
+                return self.send(
+                    token,
+                    "You are talking too fast; that was not sent. (A few lines at once, then two a second.)",
+                );
+            }
+        }
         match verb.as_str() {
             "say" | "emote" | "shout" if rest.is_empty() => {
                 self.send(token, &format!("{verb} what?"));
@@ -188,7 +224,7 @@ impl Server {
         self.chat(log_line);
     }
 
-    fn look(&mut self, token: u64) {
+    pub(crate) fn look(&mut self, token: u64) {
         let Some(c) = self.conns.get(&token) else {
             return;
         };

@@ -8,10 +8,12 @@
 //! that stops reading fills it, the next write is refused with
 //! `WouldBlock`, and the caller drops that client. Nobody else waits.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
+use flate2::write::ZlibEncoder;
+use flate2::Compression;
 use uniloop::{OpId, Runtime, TimerId};
 
 use crate::telnet::{self, Decoder};
@@ -21,6 +23,29 @@ use crate::telnet::{self, Decoder};
 pub enum Phase {
     /// Asked for a name, not given one yet.
     Login,
+    /// An account's password asked for.
+    Password {
+        /// The name given.
+        name: String,
+    },
+    /// A new password asked for.
+    NewPassword {
+        /// The name given.
+        name: String,
+    },
+    /// The new password asked for again.
+    Confirm {
+        /// The name given.
+        name: String,
+        /// The password typed the first time.
+        first: String,
+    },
+    /// A password being hashed or checked (on a worker), or the wait
+    /// after a wrong one.
+    Waiting {
+        /// The name given.
+        name: String,
+    },
     /// Logged in.
     Playing {
         /// The name as typed.
@@ -69,10 +94,58 @@ pub struct Conn {
     pub login_timer: Option<TimerId>,
     /// The posted read, if one is.
     pub read: Option<OpId>,
-    /// The window size the client reported (NAWS).
+    /// The window size the client reported (NAWS); output is wrapped to
+    /// its width.
     pub window: Option<(u16, u16)>,
+    /// The terminal types the client reported (client, terminal, MTTS).
+    pub terminal: Vec<String>,
+    /// The client refused UTF-8 (RFC 2066): other characters become `?`.
+    pub ascii: bool,
+    /// MCCP2: everything sent is compressed from here on.
+    pub compress: Option<ZlibEncoder<Vec<u8>>>,
+    /// Flood control for what it says to others.
+    pub flood: Bucket,
     /// Set once closing has begun.
     pub closing: Option<Closing>,
+}
+
+/// A token bucket: `burst` lines at once, then `rate` a second (a rate
+/// of 0: no limit).
+#[derive(Clone, Copy, Debug)]
+pub struct Bucket {
+    tokens: f64,
+    last: Instant,
+    burst: f64,
+    rate: f64,
+}
+
+impl Bucket {
+    /// A full bucket.
+    pub fn new(now: Instant, burst: f64, rate: f64) -> Bucket {
+        Bucket {
+            tokens: burst,
+            last: now,
+            burst,
+            rate,
+        }
+    }
+
+    /// Takes a token if there is one (refilling for the time since the
+    /// last call first).
+    pub fn take(&mut self, now: Instant) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let secs = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + secs * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Conn {
@@ -99,6 +172,10 @@ impl Conn {
             login_timer: None,
             read: None,
             window: None,
+            terminal: Vec::new(),
+            ascii: false,
+            compress: None,
+            flood: Bucket::new(now, 0.0, 0.0),
             closing: None,
         }
     }
@@ -130,22 +207,121 @@ pub fn send(rt: &mut Runtime, conn: &mut Conn, text: &str) -> Result<(), String>
         return Ok(());
     }
     let mut buf = Vec::with_capacity(text.len() + 2);
-    telnet::encode(text, &mut buf);
+    encode_for(conn, text, &mut buf);
     buf.extend_from_slice(b"\r\n");
     send_raw(rt, conn, buf)
 }
 
-/// Sends bytes as they are (telnet negotiation).
+/// Sends `text` as a prompt: no line end, then `IAC GA` or `IAC EOR`
+/// (nothing with SGA), so a client knows where the prompt ends.
+///
+/// # Errors
+///
+/// As [`send`].
+pub fn prompt(rt: &mut Runtime, conn: &mut Conn, text: &str) -> Result<(), String> {
+    if conn.closing.is_some() {
+        return Ok(());
+    }
+    let mut buf = Vec::with_capacity(text.len() + 2);
+    encode_for(conn, text, &mut buf);
+    buf.extend_from_slice(conn.decoder.prompt_end());
+    send_raw(rt, conn, buf)
+}
+
+/// `text` as this client takes it: wrapped to its window's width, in
+/// ASCII if it refused UTF-8, telnet-encoded.
+fn encode_for(conn: &Conn, text: &str, buf: &mut Vec<u8>) {
+    // A window narrower than this is taken for a bad report.
+    const NARROWEST: u16 = 20;
+    // Every text reaching a user: no control character but the line
+    // breaks the server itself puts in (whatever an operator, an MCP
+    // client or a user typed).
+    let cleaned: String;
+    let text = if text.chars().any(|c| c.is_control() && c != '\n') {
+        cleaned = text
+            .chars()
+            .filter(|&c| !c.is_control() || c == '\n')
+            .collect();
+        &cleaned
+    } else {
+        text
+    };
+    let text = match conn.window {
+        Some((w, _)) if w >= NARROWEST => telnet::wrap(text, usize::from(w)),
+        _ => text.into(),
+    };
+    if conn.ascii && !text.is_ascii() {
+        let ascii: String = text
+            .chars()
+            .map(|c| if c.is_ascii() { c } else { '?' })
+            .collect();
+        telnet::encode(&ascii, buf);
+    } else {
+        telnet::encode(&text, buf);
+    }
+}
+
+/// Starts MCCP2: sends the start marker, then compresses everything after
+/// it.
+///
+/// # Errors
+///
+/// As [`send`].
+pub fn start_compression(rt: &mut Runtime, conn: &mut Conn) -> Result<(), String> {
+    if conn.compress.is_some() {
+        return Ok(());
+    }
+    send_raw(rt, conn, telnet::COMPRESS2_START.to_vec())?;
+    conn.compress = Some(ZlibEncoder::new(Vec::new(), Compression::default()));
+    Ok(())
+}
+
+/// Sends bytes as they are (telnet negotiation), compressed if MCCP2 is
+/// on.
 ///
 /// # Errors
 ///
 /// As [`send`].
 pub fn send_raw(rt: &mut Runtime, conn: &mut Conn, buf: Vec<u8>) -> Result<(), String> {
+    let buf = match &mut conn.compress {
+        // A sync flush per write: the client can decode everything sent
+        // so far without waiting for more.
+        Some(z) => {
+            z.write_all(&buf)
+                .and_then(|()| z.flush())
+                .map_err(|e| format!("compression failed: {e}"))?;
+            std::mem::take(z.get_mut())
+        }
+        None => buf,
+    };
     match rt.post_write(&conn.stream, buf) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == ErrorKind::WouldBlock => {
             Err("output buffer full: the client is not reading".to_string())
         }
         Err(e) => Err(format!("write refused: {}", e.error())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_rate() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(t0, 8.0, 2.0);
+        let burst = (0..20).filter(|_| b.take(t0)).count();
+        assert_eq!(burst, 8);
+        // Half a second refills one line at 2 a second.
+        assert!(b.take(t0 + Duration::from_millis(500)));
+        assert!(!b.take(t0 + Duration::from_millis(500)));
+        // A long pause refills no more than the burst.
+        let later = t0 + Duration::from_secs(3600);
+        assert_eq!((0..20).filter(|_| b.take(later)).count(), 8);
+        // Rate 0: no limit.
+        let mut free = Bucket::new(t0, 0.0, 0.0);
+        assert!((0..1000).all(|_| free.take(t0)));
     }
 }

@@ -7,16 +7,20 @@
 //! * [`server`] — the loop: accepting, posted reads and writes, timers,
 //!   worker results, console lines, signals, shutdown.
 //! * [`telnet`] — the input parser, a pure function over bytes.
-//! * [`commands`] — what users type; [`world`] — rooms and names.
+//! * [`commands`] — what users type; [`world`] — rooms and names;
+//!   [`accounts`] — passwords (Argon2id on a worker pool).
 //! * [`conn`] — one connection, its output and its backpressure.
 //! * [`persist`] — saving on a worker (temp file, fsync, rename), and
 //!   [`saving`], the loop's side of it;
 //!   [`resolve`] — reverse DNS on a worker.
 //! * [`operator`] — the console's commands; [`mcp`] — the same over the
-//!   Model Context Protocol; [`output`] — stdout written by a worker.
+//!   Model Context Protocol; [`output`] — stdout written by a worker;
+//!   [`logging`] — the log (stderr), written by a worker too.
 
+pub mod accounts;
 pub mod commands;
 pub mod conn;
+pub mod logging;
 pub mod mcp;
 pub mod operator;
 pub mod output;

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! cargo run --release -p talker -- [--addr 127.0.0.1:4000] [--idle-timeout SECS]
-//!     [--data-dir DIR] [--mcp] [--max-clients N] [--backend epoll|poll]
+//!     [--data-dir DIR] [--mcp] [--max-clients N] [--max-per-address N]
+//!     [--flood-rate N] [--flood-burst N] [--argon2-memory KIB]
+//!     [--backend epoll|poll]
 //! ```
 //!
 //! Connect with `telnet 127.0.0.1 4000`. stdin is the operator's console
@@ -10,6 +12,7 @@
 //!
 //! The pieces are in the `talker` library crate.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -45,6 +48,34 @@ fn cli() -> Command {
                 .value_parser(value_parser!(usize))
                 .default_value("1000")
                 .help("Connections beyond this are turned away"),
+        )
+        .arg(
+            Arg::new("max-per-address")
+                .long("max-per-address")
+                .value_parser(value_parser!(u64).range(1..))
+                .default_value("20")
+                .help("Connections from one address beyond this are turned away"),
+        )
+        .arg(
+            Arg::new("flood-rate")
+                .long("flood-rate")
+                .value_parser(value_parser!(f64))
+                .default_value("2")
+                .help("Lines (say, emote, shout, tell) a second a user may send after a burst (0: no limit)"),
+        )
+        .arg(
+            Arg::new("flood-burst")
+                .long("flood-burst")
+                .value_parser(value_parser!(f64))
+                .default_value("8")
+                .help("Lines a user may send at once before --flood-rate applies"),
+        )
+        .arg(
+            Arg::new("argon2-memory")
+                .long("argon2-memory")
+                .value_parser(value_parser!(u32).range(8..))
+                .default_value("19456")
+                .help("KiB of memory per Argon2id password hash (2 passes, 1 lane)"),
         )
         .arg(
             Arg::new("backend")
@@ -96,6 +127,19 @@ fn main() -> ExitCode {
         write_limit: *m.get_one::<usize>("write-limit").expect("has a default"),
         max_line: 512,
         autosave: secs("autosave"),
+        max_per_address: usize::try_from(
+            *m.get_one::<u64>("max-per-address").expect("has a default"),
+        )
+        .unwrap_or(usize::MAX),
+        flood_rate: m
+            .get_one::<f64>("flood-rate")
+            .expect("has a default")
+            .max(0.0),
+        argon2_memory_kib: *m.get_one::<u32>("argon2-memory").expect("has a default"),
+        flood_burst: m
+            .get_one::<f64>("flood-burst")
+            .expect("has a default")
+            .max(1.0),
     };
     let mcp = cfg.mcp;
     let server = match Server::new(cfg) {
@@ -113,16 +157,20 @@ fn main() -> ExitCode {
         server.local_addr().ip(),
         server.local_addr().port()
     );
+    // Written directly (the log thread may queue): a closed stream is
+    // ignored rather than a panic.
     if mcp {
-        eprintln!("{banner}");
+        let _ = writeln!(io::stderr(), "{banner}");
     } else {
-        println!("{banner}");
-        println!("console ready: type 'help' for the operator commands");
+        let _ = writeln!(
+            io::stdout(),
+            "{banner}\nconsole ready: type 'help' for the operator commands"
+        );
     }
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("talker: {e}");
+            let _ = writeln!(io::stderr(), "talker: {e}");
             ExitCode::FAILURE
         }
     }

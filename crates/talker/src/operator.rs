@@ -70,6 +70,7 @@ impl Server {
 
     /// A message from the system to everyone logged in.
     pub(crate) fn wall(&mut self, text: &str) {
+        let text = &*crate::telnet::strip_controls(text);
         self.broadcast(None, None, &format!("[SYSTEM] {text}"));
         self.chat(format!("[*] SYSTEM: {text}"));
     }
@@ -90,12 +91,16 @@ impl Server {
         let q = self.save_progress.stats();
         let k = &self.counters;
         let (resolver, saver) = self.pool_stats();
+        let log = crate::logging::stats();
         json!({
             "uptime_s": self.started.elapsed().as_secs(),
             "backend": format!("{:?}", self.rt.backend()),
             "connections": { "total": self.conns.len(), "playing": playing, "logging_in": login, "closing": closing },
             "accepted": k.accepted,
             "refused": k.refused,
+            "refused_per_address": k.refused_per_address,
+            "flood_refused": k.flood_refused,
+            "login_failures": k.login_failures,
             "messages": k.messages,
             "messages_per_s": (k.rate * 10.0).round() / 10.0,
             "dropped_slow_clients": k.dropped_slow,
@@ -108,6 +113,7 @@ impl Server {
             "resolver_pool": resolver,
             "saver_pool": saver,
             "stdout": { "queued": self.stdout.queued(), "dropped": self.stdout.dropped() },
+            "log": { "queued": log.queued, "high_water": log.high_water, "dropped": log.dropped, "sink_closed": log.sink_closed },
             "save_progress_queue": {
                 "capacity": q.capacity, "len": q.len, "high_water": q.high_water,
                 "pushed": q.pushed, "popped": q.popped, "dropped": q.dropped,
@@ -154,6 +160,7 @@ impl Talker for Server {
     }
 
     fn tell(&mut self, name: &str, text: &str) -> Result<(), String> {
+        let text = &*crate::telnet::strip_controls(text);
         let token = self
             .online(name)
             .ok_or_else(|| format!("no one called {name} is on"))?;

@@ -39,6 +39,10 @@ pub struct UserRecord {
     pub last_seen: u64,
     /// The room they were last in.
     pub room: String,
+    /// The password's Argon2id hash (PHC string); `None` in state files
+    /// from before accounts had passwords: set at the next login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 /// A save's progress: bytes written of the total.

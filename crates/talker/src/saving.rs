@@ -75,9 +75,11 @@ impl Server {
             }
             None => return,
         };
-        log(&text);
+        // Said once: to the operator who asked, or to the log.
         if by == SaveBy::Operator {
             self.operator_says(&text);
+        } else {
+            log(&text);
         }
         if std::mem::take(&mut self.save_again) {
             self.request_save(SaveBy::Timer);

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +18,7 @@ use uniloop::{
     Overflow, Queue, Runtime, Signal, Signals, Token, WorkerPool,
 };
 
+use crate::accounts::{Failures, PwResult};
 use crate::conn::{self, Closing, Conn, Phase};
 use crate::mcp::McpSession;
 use crate::output::Stdout;
@@ -34,6 +35,8 @@ const AUTOSAVE: u64 = 2;
 const RESUME_ACCEPT: u64 = 3;
 /// Login timeout of connection `token`: `LOGIN_TIMEOUT | token`.
 const LOGIN_TIMEOUT: u64 = 1 << 62;
+/// The wait after a wrong password of connection `token`.
+pub(crate) const PW_RETRY: u64 = 1 << 61;
 
 // Completion keys.
 const SIGNAL: u64 = 1;
@@ -41,6 +44,7 @@ const CONSOLE: u64 = 2;
 const RESOLVED: u64 = 3;
 const SAVED: u64 = 4;
 const SAVE_PROGRESS: u64 = 5;
+const PASSWORD: u64 = 6;
 
 /// The heartbeat, as in the reference driver.
 pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(2);
@@ -48,6 +52,9 @@ pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(2);
 const LINGER: Duration = Duration::from_secs(5);
 /// How long shutdown waits for goodbyes to be flushed.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
+/// Idle time before TCP keepalive probes start, and between them.
+const KEEPALIVE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Bytes per posted read.
 const READ_BUF: usize = 4096;
 /// Chat lines kept for the MCP `chat log` resource.
@@ -76,6 +83,15 @@ pub struct Config {
     pub max_line: usize,
     /// Period of the autosave.
     pub autosave: Duration,
+    /// Connections from one address beyond this are turned away.
+    pub max_per_address: usize,
+    /// Flood control: lines (say, emote, shout, tell) a user may send at
+    /// once, and a second after that (0: no limit).
+    pub flood_burst: f64,
+    /// See `flood_burst`.
+    pub flood_rate: f64,
+    /// Argon2id memory per password hash, KiB.
+    pub argon2_memory_kib: u32,
 }
 
 /// Counters for `stats`.
@@ -87,6 +103,12 @@ pub struct Counters {
     pub accepted: u64,
     /// Connections turned away (`--max-clients`).
     pub refused: u64,
+    /// Connections turned away (`--max-per-address`).
+    pub refused_per_address: u64,
+    /// Lines not sent for talking too fast (flood control).
+    pub flood_refused: u64,
+    /// Wrong passwords.
+    pub login_failures: u64,
     /// Messages since start.
     pub messages: u64,
     /// Messages per second over the last heartbeat.
@@ -112,9 +134,17 @@ pub struct Server {
     pub(crate) saved: Saved,
     acceptor: Option<Acceptor>,
     pub(crate) conns: HashMap<u64, Conn>,
+    /// Open connections per peer address (`--max-per-address`).
+    per_address: HashMap<IpAddr, usize>,
     next_token: u64,
+    /// The data directory's lock, held while the talker runs.
+    _lock: std::fs::File,
     pub(crate) resolver: Option<WorkerPool<Option<String>>>,
     pub(crate) saver: Option<WorkerPool<Result<Report, String>>>,
+    /// Password hashing and checking, off the loop.
+    pub(crate) hasher: Option<WorkerPool<PwResult>>,
+    /// Wrong passwords per address, recently.
+    pub(crate) login_failures: HashMap<IpAddr, Failures>,
     pub(crate) save_progress: Queue<Progress>,
     pub(crate) save_job: Option<(JobId, SaveBy)>,
     pub(crate) save_again: bool,
@@ -129,7 +159,7 @@ pub struct Server {
     pub(crate) chat_log: VecDeque<String>,
     pub(crate) counters: Counters,
     /// Connections to drop at the end of this event, and why.
-    doomed: Vec<(u64, String)>,
+    pub(crate) doomed: Vec<(u64, String)>,
     /// Set when shutdown began: the time by which it ends.
     shutdown_deadline: Option<Instant>,
     pub(crate) started: Instant,
@@ -146,6 +176,7 @@ impl Server {
     /// thread or a registration.
     pub fn new(cfg: Config) -> io::Result<Server> {
         let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+        let lock = lock_data_dir(&cfg.data_dir)?;
         let rooms_file = cfg.data_dir.join("rooms.txt");
         let rooms = match std::fs::read_to_string(&rooms_file) {
             Ok(text) => Rooms::parse(&text)
@@ -163,7 +194,8 @@ impl Server {
             .backend(cfg.backend)
             .write_limit(cfg.write_limit)
             .build()?;
-        let listener = TcpListener::bind(&cfg.addr)?;
+        let listener = TcpListener::bind(&cfg.addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", cfg.addr)))?;
         let local_addr = listener.local_addr()?;
         let mut acceptor = Acceptor::new(listener, LISTENER, RESUME_ACCEPT)?;
         acceptor.register(&mut rt)?;
@@ -176,6 +208,7 @@ impl Server {
         }
         let resolver = WorkerPool::new(2, &poster, RESOLVED)?;
         let saver = WorkerPool::new(1, &poster, SAVED)?;
+        let hasher = WorkerPool::new(2, &poster, PASSWORD)?;
         let save_progress = Queue::bounded(64, Overflow::DropOldest);
         save_progress.signal(&poster, SAVE_PROGRESS);
         let console = Console::spawn(&poster, CONSOLE)?;
@@ -190,9 +223,13 @@ impl Server {
             saved,
             acceptor: Some(acceptor),
             conns: HashMap::new(),
+            per_address: HashMap::new(),
             next_token: 1,
+            _lock: lock,
             resolver: Some(resolver),
             saver: Some(saver),
+            hasher: Some(hasher),
+            login_failures: HashMap::new(),
             save_progress,
             save_job: None,
             save_again: false,
@@ -269,7 +306,7 @@ impl Server {
                 let token = key & !LOGIN_TIMEOUT;
                 if let Some(c) = self.conns.get_mut(&token) {
                     c.login_timer = None;
-                    if c.phase == Phase::Login {
+                    if !matches!(c.phase, Phase::Playing { .. } | Phase::Gone) {
                         self.begin_close(token, Some("Login timed out. Goodbye."), "login timeout");
                     }
                 }
@@ -289,6 +326,13 @@ impl Server {
                 }
             }
             Event::Completion { key: SAVED, data } => self.on_saved(JobId(data)),
+            Event::Completion {
+                key: PASSWORD,
+                data: token,
+            } => self.on_password_job(token),
+            Event::Timer { key, .. } if key & PW_RETRY != 0 => {
+                self.password_retry(key & !PW_RETRY);
+            }
             Event::Completion {
                 key: SAVE_PROGRESS, ..
             } => {
@@ -339,12 +383,34 @@ impl Server {
             ));
             return Ok(());
         }
+        let ip = peer.ip();
+        let from_here = self.per_address.get(&ip).copied().unwrap_or(0);
+        if from_here >= self.cfg.max_per_address {
+            self.counters.refused_per_address += 1;
+            let _ = io::Write::write(
+                &mut &stream,
+                b"Sorry, too many connections from your address.\r\n",
+            );
+            log(&format!(
+                "{peer}: refused, {from_here} connections from {ip} already"
+            ));
+            return Ok(());
+        }
         let _ = stream.set_nodelay(true);
+        // A peer that vanishes (power cut, lost route) is noticed without
+        // waiting for the idle timeout.
+        let sock = socket2::SockRef::from(&stream);
+        let _ = sock.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(KEEPALIVE)
+                .with_interval(KEEPALIVE_INTERVAL),
+        );
         let token = self.next_token;
         self.next_token += 1;
         self.rt
             .register(&stream, Token(token), Interest::READABLE)?;
         let mut c = Conn::new(token, stream, peer, self.cfg.max_line, self.rooms.start());
+        c.flood = conn::Bucket::new(Instant::now(), self.cfg.flood_burst, self.cfg.flood_rate);
         match self.rt.post_read(&c.stream, Vec::with_capacity(READ_BUF)) {
             Ok(op) => c.read = Some(op),
             Err(e) => {
@@ -358,12 +424,20 @@ impl Server {
             None,
         ));
         self.counters.accepted += 1;
+        *self.per_address.entry(ip).or_insert(0) += 1;
         // The loop never waits for DNS: the answer comes as a completion.
         if let Some(pool) = &self.resolver {
             let ip = peer.ip();
             let _ = pool.submit_tagged(token, move || resolve::reverse(ip));
         }
         log(&format!("conn {token}: connected from {peer}"));
+        // The server opens the negotiation: clients that wait to be asked
+        // (tintin++, tf, kbtin) then report their window and terminal.
+        c.decoder.open(true);
+        let offers = c.decoder.take_replies();
+        if let Err(why) = conn::send_raw(&mut self.rt, &mut c, offers) {
+            self.doomed.push((token, why));
+        }
         self.conns.insert(token, c);
         self.send(token, "Welcome to the uniloop talker!");
         self.send(token, "By what name are you known?");
@@ -450,6 +524,17 @@ impl Server {
         }
     }
 
+    /// Sends bytes as they are (telnet); as [`Server::send`] otherwise.
+    pub(crate) fn send_bytes(&mut self, token: u64, bytes: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&token) {
+            if c.closing.is_none() {
+                if let Err(why) = conn::send_raw(&mut self.rt, c, bytes) {
+                    self.doomed.push((token, why));
+                }
+            }
+        }
+    }
+
     /// Sends a line to everyone logged in (in `room`, if given) except
     /// `except`.
     pub(crate) fn broadcast(&mut self, room: Option<usize>, except: Option<u64>, text: &str) {
@@ -495,6 +580,13 @@ impl Server {
             self.rt.cancel_timer(t);
         }
         let _ = self.rt.deregister(&c.stream);
+        let ip = c.peer.ip();
+        if let Some(n) = self.per_address.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_address.remove(&ip);
+            }
+        }
         log(&format!("conn {token} ({}): closed: {reason}", c.peer));
         // A descriptor is free: a listener paused at the fd limit can go on.
         if let Some(a) = self.acceptor.as_mut() {
@@ -697,6 +789,9 @@ impl Server {
         if let Some(pool) = self.resolver.take() {
             pool.shutdown(Duration::from_secs(1));
         }
+        if let Some(pool) = self.hasher.take() {
+            pool.shutdown(Duration::from_secs(1));
+        }
         // A save still running finishes first: two saves never share the
         // temp file.
         if let Some(pool) = self.saver.take() {
@@ -720,6 +815,7 @@ impl Server {
         }
         log("goodbye");
         self.stdout.finish(Duration::from_secs(2));
+        crate::logging::finish(Duration::from_secs(2));
     }
 }
 
@@ -740,7 +836,45 @@ pub(crate) fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// A line for the log (stderr: stdout belongs to the console or MCP).
-pub(crate) fn log(text: &str) {
-    eprintln!("talker: {text}");
+/// A line for the log (stderr: stdout belongs to the console or MCP),
+/// written by the log thread: the loop never waits for it.
+pub(crate) use crate::logging::log;
+
+/// Locks `dir` (creating it) for this process: a second talker on the
+/// same directory would overwrite this one's state.
+///
+/// # Errors
+///
+/// The directory is in use by another talker, or cannot be created.
+fn lock_data_dir(dir: &std::path::Path) -> io::Result<std::fs::File> {
+    let named = |e: io::Error, what: &str| {
+        io::Error::new(e.kind(), format!("{what} {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| named(e, "cannot create the data directory"))?;
+    let path = dir.join("talker.lock");
+    let in_use = || {
+        let pid = std::fs::read_to_string(&path).unwrap_or_default();
+        io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "the data directory {} is in use by another talker (pid {}); \
+                 give each talker its own --data-dir",
+                dir.display(),
+                pid.trim()
+            ),
+        )
+    };
+    let mut file = match crate::sys::open_lock_file(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(in_use()),
+        Err(e) => return Err(named(e, "cannot open the lock file in")),
+    };
+    if !crate::sys::try_lock(&file).map_err(|e| named(e, "cannot lock"))? {
+        return Err(in_use());
+    }
+    use std::io::{Seek, Write};
+    let _ = file.set_len(0);
+    let _ = file.seek(io::SeekFrom::Start(0));
+    let _ = write!(file, "{}", std::process::id());
+    Ok(file)
 }

@@ -1,7 +1,7 @@
 //! What the talker does differently per platform, kept in one place as
-//! uniloop keeps its own in `sys/`: reverse DNS (`getnameinfo(3)` on Unix)
-//! and making a rename durable (syncing its directory, which Windows cannot
-//! open as a file).
+//! uniloop keeps its own in `sys/`: reverse DNS (`getnameinfo(3)` on Unix),
+//! making a rename durable (syncing its directory, which Windows cannot
+//! open as a file), and locking a file for as long as the process runs.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -89,3 +89,73 @@ pub(crate) fn sync_dir(dir: &Path) {
 /// with the file's metadata.
 #[cfg(not(unix))]
 pub(crate) fn sync_dir(_dir: &Path) {}
+
+/// Takes an exclusive lock on `file` without waiting: `Ok(false)` if
+/// another process holds it. The lock lasts as long as the file is open
+/// (the OS drops it when the process ends, however it ends).
+#[cfg(unix)]
+pub(crate) fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a descriptor this `File` owns and keeps open.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Windows: the lock file is opened without sharing (see
+/// [`open_lock_file`]), which is the lock.
+#[cfg(not(unix))]
+pub(crate) fn try_lock(_file: &std::fs::File) -> std::io::Result<bool> {
+    Ok(true)
+}
+
+/// Opens (creating) the lock file.
+#[cfg(unix)]
+pub(crate) fn open_lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+/// Opens (creating) the lock file with no sharing: a second opener gets
+/// a sharing violation, reported as "in use".
+#[cfg(windows)]
+pub(crate) fn open_lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::windows::fs::OpenOptionsExt;
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .share_mode(0)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(ERROR_SHARING_VIOLATION) {
+                std::io::Error::from(std::io::ErrorKind::WouldBlock)
+            } else {
+                e
+            }
+        })
+}
+
+/// Opens (creating) the lock file.
+#[cfg(not(any(unix, windows)))]
+pub(crate) fn open_lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}

@@ -127,6 +127,18 @@ fn mcp_over_pipes() {
 
     rpc.tool("tell", json!({ "name": "alice", "message": "just you" }));
     alice.expect("[SYSTEM] tells you: just you");
+    // Control characters never reach a user: no screen clearing, no bell,
+    // no line that looks as if someone else said it.
+    rpc.tool(
+        "say",
+        json!({ "message": "\u{1b}[2J\u{7}ding\r\nBob says: fake" }),
+    );
+    let (_, line) = alice.expect("ding");
+    assert_eq!(line, "[SYSTEM] [2JdingBob says: fake");
+    rpc.tool("tell", json!({ "name": "alice", "message": "a\nb\u{1b}c" }));
+    let (_, line) = alice.expect("tells you: a");
+    assert_eq!(line, "[SYSTEM] tells you: abc");
+    assert!(!alice.raw.contains(&0x1b) && !alice.raw.contains(&7));
     let nobody = rpc.tool("tell", json!({ "name": "nobody", "message": "x" }));
     assert_eq!(nobody["isError"], true);
     let missing = rpc.call(

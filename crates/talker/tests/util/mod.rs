@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,8 @@ pub struct Talker {
     pub data_dir: PathBuf,
     /// The stdout pipe when nobody reads it ([`Talker::start_unread`]).
     pub unread_stdout: Option<ChildStdout>,
+    /// The stderr pipe when nobody reads it ([`Talker::start_stderr_unread`]).
+    pub unread_stderr: Option<ChildStderr>,
 }
 
 fn lines_of(r: impl Read + Send + 'static) -> Receiver<String> {
@@ -40,6 +42,11 @@ fn lines_of(r: impl Read + Send + 'static) -> Receiver<String> {
         }
     });
     rx
+}
+
+/// The password the tests give `name`.
+pub fn password_of(name: &str) -> String {
+    format!("pw-{}", name.to_ascii_lowercase())
 }
 
 /// A fresh, empty directory for one test.
@@ -82,21 +89,44 @@ impl Talker {
     /// As [`start`], with a given data dir.
     #[track_caller]
     pub fn start_in(data_dir: PathBuf, args: &[&str]) -> Talker {
-        Talker::spawn(data_dir, args, true)
+        Talker::spawn(data_dir, args, true, true)
     }
 
     /// As [`start`], but nothing ever reads the talker's stdout (it must
     /// be `--mcp`, whose banner goes to stderr).
     #[track_caller]
     pub fn start_unread(name: &str, args: &[&str]) -> Talker {
-        Talker::spawn(temp_dir(name), args, false)
+        Talker::spawn(temp_dir(name), args, false, true)
+    }
+
+    /// As [`start`], but nothing reads the talker's stderr (its log) until
+    /// the test drops [`Talker::unread_stderr`].
+    #[track_caller]
+    pub fn start_stderr_unread(name: &str, args: &[&str]) -> Talker {
+        Talker::spawn(temp_dir(name), args, true, false)
     }
 
     #[track_caller]
-    fn spawn(data_dir: PathBuf, args: &[&str], read_stdout: bool) -> Talker {
+    fn spawn(data_dir: PathBuf, args: &[&str], read_stdout: bool, read_stderr: bool) -> Talker {
+        // Every test client comes from 127.0.0.1 and many type fast: the
+        // per-address cap and flood control are off unless a test sets
+        // them.
+        let mut defaults = Vec::new();
+        // Password hashes are cheap too (a debug build is slow at the
+        // default 19 MiB).
+        for (flag, value) in [
+            ("--max-per-address", "100000"),
+            ("--flood-rate", "0"),
+            ("--argon2-memory", "64"),
+        ] {
+            if !args.contains(&flag) {
+                defaults.extend([flag, value]);
+            }
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_talker"))
             .args(["--addr", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
+            .args(defaults)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -109,7 +139,11 @@ impl Talker {
         } else {
             (mpsc::channel().1, child.stdout.take())
         };
-        let stderr = lines_of(child.stderr.take().unwrap());
+        let (stderr, unread_stderr) = if read_stderr {
+            (lines_of(child.stderr.take().unwrap()), None)
+        } else {
+            (mpsc::channel().1, child.stderr.take())
+        };
         let mcp = args.contains(&"--mcp");
         let banner = expect_line(
             if mcp { &stderr } else { &stdout },
@@ -129,6 +163,7 @@ impl Talker {
             addr,
             data_dir,
             unread_stdout,
+            unread_stderr,
         }
     }
 
@@ -158,13 +193,13 @@ impl Talker {
         Client::connect(self.addr)
     }
 
-    /// A new client, logged in as `name`.
+    /// A new client, logged in as `name` (a new account, whose password
+    /// is [`password_of`]).
     #[track_caller]
     pub fn login(&self, name: &str) -> Client {
         let mut c = self.connect();
         c.expect("By what name");
-        c.send(name);
-        c.expect(&format!("Welcome, {name}!"));
+        c.register(name);
         c.expect("Exits:");
         c
     }
@@ -190,12 +225,27 @@ impl Drop for Talker {
     }
 }
 
-/// A scripted telnet client.
+/// Where [`Client`] is in the server's telnet commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tn {
+    Data,
+    Iac,
+    Option,
+    Sb,
+    SbIac,
+}
+
+/// A scripted telnet client. Lines are the text the server sent with its
+/// telnet commands taken out, and a prompt (text ended by `IAC GA` or
+/// `IAC EOR`) dropped; [`Client::raw`] keeps every byte.
 pub struct Client {
     pub stream: TcpStream,
     buf: Vec<u8>,
     /// Every byte received, for checks on raw telnet bytes.
     pub raw: Vec<u8>,
+    /// Prompts seen (`IAC GA` / `IAC EOR`).
+    pub prompts: usize,
+    tn: Tn,
 }
 
 impl Client {
@@ -213,7 +263,31 @@ impl Client {
             stream,
             buf: Vec::new(),
             raw: Vec::new(),
+            prompts: 0,
+            tn: Tn::Data,
         }
+    }
+
+    /// After "By what name": gives a new `name`, chooses its password
+    /// ([`password_of`]) twice, waits for the welcome.
+    #[track_caller]
+    pub fn register(&mut self, name: &str) {
+        self.send(name);
+        self.expect("Choose a password:");
+        self.send(&password_of(name));
+        self.expect("Type it again:");
+        self.send(&password_of(name));
+        self.expect(&format!("Welcome, {name}!"));
+    }
+
+    /// After "By what name": gives a known `name` and its password; waits
+    /// for the welcome back.
+    #[track_caller]
+    pub fn relogin(&mut self, name: &str) {
+        self.send(name);
+        self.expect("Password:");
+        self.send(&password_of(name));
+        self.expect(&format!("Welcome back, {name}!"));
     }
 
     /// Sends a line (with CR LF).
@@ -234,7 +308,9 @@ impl Client {
             Ok(0) => Ok(false),
             Ok(n) => {
                 self.raw.extend_from_slice(&chunk[..n]);
-                self.buf.extend_from_slice(&chunk[..n]);
+                for &b in &chunk[..n] {
+                    self.telnet_byte(b);
+                }
                 Ok(true)
             }
             Err(e)
@@ -247,6 +323,41 @@ impl Client {
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn telnet_byte(&mut self, b: u8) {
+        self.tn = match (self.tn, b) {
+            (Tn::Data, 255) => Tn::Iac,
+            (Tn::Data, b) => {
+                self.buf.push(b);
+                Tn::Data
+            }
+            (Tn::Iac, 255) => {
+                self.buf.push(255);
+                Tn::Data
+            }
+            (Tn::Iac, 251..=254) => Tn::Option,
+            (Tn::Iac, 250) => Tn::Sb,
+            // GA or EOR: what came since the last line end was a prompt.
+            (Tn::Iac, 249 | 239) => {
+                self.prompts += 1;
+                let keep = self
+                    .buf
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                self.buf.truncate(keep);
+                Tn::Data
+            }
+            (Tn::Iac | Tn::Option, _) | (Tn::SbIac, 240) => Tn::Data,
+            (Tn::Sb | Tn::SbIac, 255) => Tn::SbIac,
+            (Tn::Sb | Tn::SbIac, _) => Tn::Sb,
+        };
+    }
+
+    /// One read (waiting up to 200 ms); `false` at end of stream.
+    pub fn read_some(&mut self) -> bool {
+        self.fill().unwrap_or(false)
     }
 
     /// The next line, or `None` at end of stream.
