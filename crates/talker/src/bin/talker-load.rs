@@ -80,6 +80,7 @@ fn main() -> io::Result<()> {
         eprintln!("talker-load: --clients must be at least 2 (a tell needs someone to go to)");
         std::process::exit(2);
     }
+    wait_for_server(addr, Duration::from_secs(30))?;
     let before = pid.map(proc_usage);
 
     let mut rt = Runtime::new()?;
@@ -271,7 +272,9 @@ fn on_event(
                 .any(|p| text.contains(p))
         {
             rt.post_write(&c.stream, PASSWORD.to_vec())?;
-        } else if !c.logged_in && text.contains("Welcome, load") {
+        } else if !c.logged_in
+            && (text.contains("Welcome, load") || text.contains("Welcome back, load"))
+        {
             c.logged_in = true;
             *logged_in += 1;
         }
@@ -295,4 +298,31 @@ fn proc_usage(pid: u32) -> (u64, usize) {
         .unwrap_or(0);
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
     (rss, fds)
+}
+
+/// Waits until something accepts connections on `addr`, for at most
+/// `limit`: the talker may still be starting (`talker & talker-load` in one
+/// line starts both at once). Any error but a refused connection, or the
+/// limit, ends the wait with that error.
+fn wait_for_server(addr: SocketAddr, limit: Duration) -> io::Result<()> {
+    let start = Instant::now();
+    let mut said = false;
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && start.elapsed() < limit => {
+                if !said {
+                    eprintln!("talker-load: waiting for a talker on {addr}");
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("connecting to {addr}: {e}"),
+                ))
+            }
+        }
+    }
 }
