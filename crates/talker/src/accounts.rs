@@ -354,6 +354,8 @@ impl Server {
         record.logins += 1;
         record.last_seen = unix_now();
         let returning = record.logins > 1;
+        let ignoring: std::collections::HashSet<String> = record.ignoring.iter().cloned().collect();
+        let colour = record.colour;
         let room = room.unwrap_or_else(|| self.rooms.find(&record.room).unwrap_or(start));
         self.saved.total_logins += 1;
         let Some(c) = self.conns.get_mut(&token) else {
@@ -363,6 +365,8 @@ impl Server {
             name: name.to_string(),
         };
         c.room = room;
+        c.ignoring = ignoring;
+        c.colour = colour;
         if let Some(t) = c.login_timer.take() {
             self.rt.cancel_timer(t);
         }
@@ -385,6 +389,9 @@ impl Server {
             token,
             &format!("{greeting}, {name}! Type 'help' for the commands."),
         );
+        if let Some(motd) = self.motd.clone() {
+            self.send(token, &motd);
+        }
         self.look(token);
         self.broadcast(Some(room), Some(token), &format!("{name} arrives."));
         self.mcp_log("info", &format!("{name} logged in"));

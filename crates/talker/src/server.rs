@@ -157,6 +157,10 @@ pub struct Server {
     mcp_outbox: Vec<(&'static str, String)>,
     signals: Option<Signals>,
     pub(crate) chat_log: VecDeque<String>,
+    /// The last lines said in each room (`review`).
+    pub(crate) history: Vec<VecDeque<String>>,
+    /// The message of the day (`DIR/motd.txt`), shown after login.
+    pub(crate) motd: Option<String>,
     pub(crate) counters: Counters,
     /// Connections to drop at the end of this event, and why.
     pub(crate) doomed: Vec<(u64, String)>,
@@ -185,6 +189,11 @@ impl Server {
                 Rooms::parse(crate::world::DEFAULT_ROOMS).map_err(|e| invalid(e.to_string()))?
             }
             Err(e) => return Err(e),
+        };
+        let motd = match std::fs::read_to_string(cfg.data_dir.join("motd.txt")) {
+            Ok(text) => Some(text.trim_end().to_string()).filter(|t| !t.is_empty()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io::Error::new(e.kind(), format!("motd.txt: {e}"))),
         };
         let saved = persist::load(&cfg.data_dir)
             .map_err(invalid)?
@@ -217,6 +226,7 @@ impl Server {
         rt.add_timer(HEARTBEAT, HEARTBEAT_PERIOD, Some(HEARTBEAT_PERIOD));
         rt.add_timer(AUTOSAVE, cfg.autosave, Some(cfg.autosave));
         let mcp = cfg.mcp.then(McpSession::new);
+        let room_count = rooms.iter().count();
         Ok(Server {
             rt,
             rooms,
@@ -239,6 +249,8 @@ impl Server {
             mcp_outbox: Vec::new(),
             signals: Some(signals),
             chat_log: VecDeque::new(),
+            history: vec![VecDeque::new(); room_count],
+            motd,
             counters: Counters::default(),
             doomed: Vec::new(),
             shutdown_deadline: None,
@@ -538,12 +550,37 @@ impl Server {
     /// Sends a line to everyone logged in (in `room`, if given) except
     /// `except`.
     pub(crate) fn broadcast(&mut self, room: Option<usize>, except: Option<u64>, text: &str) {
+        self.broadcast_from(room, except, None, text, conn::Style::Plain);
+    }
+
+    /// As [`Server::broadcast`], for words of user `from` (lower case):
+    /// those who ignore them do not get them; coloured by `style`.
+    pub(crate) fn broadcast_from(
+        &mut self,
+        room: Option<usize>,
+        except: Option<u64>,
+        from: Option<&str>,
+        text: &str,
+        style: conn::Style,
+    ) {
         for c in self.conns.values_mut() {
             if c.name().is_none() || Some(c.token) == except || room.is_some_and(|r| r != c.room) {
                 continue;
             }
-            if let Err(why) = conn::send(&mut self.rt, c, text) {
+            if from.is_some_and(|f| c.ignoring.contains(f)) {
+                continue;
+            }
+            if let Err(why) = conn::send_styled(&mut self.rt, c, text, style) {
                 self.doomed.push((c.token, why));
+            }
+        }
+    }
+
+    /// As [`Server::send`], coloured by `style`.
+    pub(crate) fn send_styled(&mut self, token: u64, text: &str, style: conn::Style) {
+        if let Some(c) = self.conns.get_mut(&token) {
+            if let Err(why) = conn::send_styled(&mut self.rt, c, text, style) {
+                self.doomed.push((token, why));
             }
         }
     }
