@@ -336,6 +336,8 @@ impl Server {
             if let Some(c) = self.conns.get_mut(&old) {
                 room = Some(c.room);
                 c.phase = Phase::Gone;
+                let r = c.room;
+                self.unindex(old, name, r);
             }
             self.begin_close(
                 old,
@@ -367,6 +369,10 @@ impl Server {
         c.room = room;
         c.ignoring = ignoring;
         c.colour = colour;
+        self.index(token, name, room);
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
         if let Some(t) = c.login_timer.take() {
             self.rt.cancel_timer(t);
         }

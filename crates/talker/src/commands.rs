@@ -111,7 +111,7 @@ impl Server {
 
     /// The MSSP variables (for crawlers).
     pub(crate) fn mssp_vars(&self) -> Vec<(&'static str, String)> {
-        let players = self.conns.values().filter(|c| c.name().is_some()).count();
+        let players = self.by_name.len();
         let started = unix_now().saturating_sub(self.started.elapsed().as_secs());
         vec![
             ("NAME", "uniloop talker".to_string()),
@@ -131,10 +131,10 @@ impl Server {
 
     /// The token of the logged-in user called `name` (any case).
     pub(crate) fn online(&self, name: &str) -> Option<u64> {
-        self.conns
-            .values()
-            .find(|c| c.name().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-            .map(|c| c.token)
+        self.by_name
+            .get(&name.to_ascii_lowercase())
+            .copied()
+            .filter(|t| self.conns.get(t).is_some_and(|c| c.name().is_some()))
     }
 
     fn command(&mut self, token: u64, line: &str) {
@@ -356,12 +356,12 @@ impl Server {
             return;
         };
         let room = self.rooms.get(c.room);
-        let others: Vec<&str> = self
-            .conns
-            .values()
-            .filter(|o| o.token != token && o.room == c.room)
-            .filter_map(|o| o.name())
+        let mut others: Vec<&str> = self.members[c.room]
+            .iter()
+            .filter(|&&t| t != token)
+            .filter_map(|t| self.conns.get(t)?.name())
             .collect();
+        others.sort_unstable();
         let here = if others.is_empty() {
             "You are alone here.".to_string()
         } else {
@@ -392,6 +392,8 @@ impl Server {
         );
         if let Some(c) = self.conns.get_mut(&token) {
             c.room = to;
+            self.members[from].remove(&token);
+            self.members[to].insert(token);
         }
         self.broadcast(Some(to), Some(token), &format!("{name} arrives."));
         self.look(token);

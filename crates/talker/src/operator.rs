@@ -71,7 +71,7 @@ impl Server {
     }
 
     fn users_on(&self) -> usize {
-        self.conns.values().filter(|c| c.name().is_some()).count()
+        self.by_name.len()
     }
 
     /// Disconnects a logged-in user with a notice.

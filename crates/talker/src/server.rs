@@ -7,7 +7,7 @@
 //! Keys: timers and completions each have their own key space; a
 //! per-connection timer carries the connection's token in its key.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -134,6 +134,11 @@ pub struct Server {
     pub(crate) saved: Saved,
     acceptor: Option<Acceptor>,
     pub(crate) conns: HashMap<u64, Conn>,
+    /// Logged-in users: lower-case name → token.
+    pub(crate) by_name: HashMap<String, u64>,
+    /// Logged-in users in each room, so a room's broadcast and `look`
+    /// cost what the room holds, not every connection.
+    pub(crate) members: Vec<HashSet<u64>>,
     /// Open connections per peer address (`--max-per-address`).
     per_address: HashMap<IpAddr, usize>,
     next_token: u64,
@@ -233,6 +238,8 @@ impl Server {
             saved,
             acceptor: Some(acceptor),
             conns: HashMap::new(),
+            by_name: HashMap::new(),
+            members: vec![HashSet::new(); room_count],
             per_address: HashMap::new(),
             next_token: 1,
             _lock: lock,
@@ -563,15 +570,30 @@ impl Server {
         text: &str,
         style: conn::Style,
     ) {
-        for c in self.conns.values_mut() {
-            if c.name().is_none() || Some(c.token) == except || room.is_some_and(|r| r != c.room) {
+        let Server {
+            conns,
+            members,
+            by_name,
+            rt,
+            doomed,
+            ..
+        } = self;
+        let tokens: Box<dyn Iterator<Item = &u64>> = match room {
+            Some(r) => Box::new(members[r].iter()),
+            None => Box::new(by_name.values()),
+        };
+        for &token in tokens {
+            let Some(c) = conns.get_mut(&token) else {
+                continue;
+            };
+            if c.name().is_none() || Some(token) == except {
                 continue;
             }
             if from.is_some_and(|f| c.ignoring.contains(f)) {
                 continue;
             }
-            if let Err(why) = conn::send_styled(&mut self.rt, c, text, style) {
-                self.doomed.push((c.token, why));
+            if let Err(why) = conn::send_styled(rt, c, text, style) {
+                doomed.push((token, why));
             }
         }
     }
@@ -642,6 +664,7 @@ impl Server {
             return;
         };
         let room = c.room;
+        self.unindex(token, &name, room);
         if let Some(u) = self.saved.users.get_mut(&name.to_ascii_lowercase()) {
             u.last_seen = unix_now();
             u.room = self.rooms.get(room).id.clone();
@@ -649,6 +672,21 @@ impl Server {
         self.broadcast(Some(room), Some(token), &format!("{name} has left."));
         log(&format!("{name} logged out"));
         self.mcp_log("info", &format!("{name} logged out"));
+    }
+
+    /// `token` is logged in as `name`, in `room`.
+    pub(crate) fn index(&mut self, token: u64, name: &str, room: usize) {
+        self.by_name.insert(name.to_ascii_lowercase(), token);
+        self.members[room].insert(token);
+    }
+
+    /// `token` (logged in as `name`, in `room`) no longer is.
+    pub(crate) fn unindex(&mut self, token: u64, name: &str, room: usize) {
+        let key = name.to_ascii_lowercase();
+        if self.by_name.get(&key) == Some(&token) {
+            self.by_name.remove(&key);
+        }
+        self.members[room].remove(&token);
     }
 
     /// Drops the connections that could not take their output.
