@@ -107,7 +107,7 @@ pub enum Input {
     Charset(String),
     /// `IAC AYT`: the client asks whether the server is still there.
     AreYouThere,
-    /// `IAC DO TIMING-MARK`: answer with [`timing_mark`] once everything
+    /// `IAC DO TIMING-MARK`: answer with [`TIMING_MARK_REPLY`] once everything
     /// before it is handled.
     TimingMark,
     /// The client wants the MSSP variables ([`mssp`]).
