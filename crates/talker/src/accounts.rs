@@ -399,7 +399,7 @@ impl Server {
             self.send(token, &motd);
         }
         self.look(token);
-        self.broadcast(Some(room), Some(token), &format!("{name} arrives."));
+        self.comings.push((room, name.to_string(), true));
         self.mcp_log("info", &format!("{name} logged in"));
     }
 }

@@ -166,6 +166,9 @@ pub struct Server {
     pub(crate) history: Vec<VecDeque<String>>,
     /// The message of the day (`DIR/motd.txt`), shown after login.
     pub(crate) motd: Option<String>,
+    /// Logins and logouts of this turn of the loop, announced together at
+    /// its end: (room, name, arrived).
+    pub(crate) comings: Vec<(usize, String, bool)>,
     pub(crate) counters: Counters,
     /// Connections to drop at the end of this event, and why.
     pub(crate) doomed: Vec<(u64, String)>,
@@ -257,6 +260,7 @@ impl Server {
             signals: Some(signals),
             chat_log: VecDeque::new(),
             history: vec![VecDeque::new(); room_count],
+            comings: Vec::new(),
             motd,
             counters: Counters::default(),
             doomed: Vec::new(),
@@ -297,6 +301,8 @@ impl Server {
                 self.reap();
                 self.flush_mcp();
             }
+            self.announce_comings();
+            self.reap();
         }
         self.finish();
         Ok(())
@@ -669,9 +675,87 @@ impl Server {
             u.last_seen = unix_now();
             u.room = self.rooms.get(room).id.clone();
         }
-        self.broadcast(Some(room), Some(token), &format!("{name} has left."));
+        self.comings.push((room, name.clone(), false));
         log(&format!("{name} logged out"));
         self.mcp_log("info", &format!("{name} logged out"));
+    }
+
+    /// Announces this turn's logins and logouts, one line per room for
+    /// each kind: a crowd arriving or leaving at once costs one pass over
+    /// each room's members, not one per user (which made it quadratic).
+    fn announce_comings(&mut self) {
+        if self.comings.is_empty() {
+            return;
+        }
+        let mut comings = std::mem::take(&mut self.comings);
+        comings.sort_by_key(|c| (c.0, !c.2));
+        let mut i = 0;
+        while i < comings.len() {
+            let (room, arrived) = (comings[i].0, comings[i].2);
+            let mut j = i;
+            while j < comings.len() && comings[j].0 == room && comings[j].2 == arrived {
+                j += 1;
+            }
+            let names: Vec<&str> = comings[i..j].iter().map(|c| c.1.as_str()).collect();
+            self.announce(room, &names, arrived);
+            i = j;
+        }
+    }
+
+    /// "NAME arrives." / "A, B and C have left." to `room`, each member
+    /// told of the others only.
+    fn announce(&mut self, room: usize, names: &[&str], arrived: bool) {
+        let text = |names: &[&str]| -> Option<String> {
+            const LISTED: usize = 5;
+            let (verb1, verbn) = if arrived {
+                ("arrives", "arrive")
+            } else {
+                ("has left", "have left")
+            };
+            match names {
+                [] => None,
+                [one] => Some(format!("{one} {verb1}.")),
+                _ if names.len() <= LISTED => {
+                    let (last, rest) = names.split_last().expect("two or more");
+                    Some(format!("{} and {last} {verbn}.", rest.join(", ")))
+                }
+                _ => Some(format!(
+                    "{} and {} others {verbn}.",
+                    names[..LISTED].join(", "),
+                    names.len() - LISTED
+                )),
+            }
+        };
+        let common = text(names);
+        let among: HashSet<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        let Server {
+            conns,
+            members,
+            rt,
+            doomed,
+            ..
+        } = self;
+        for &token in &members[room] {
+            let Some(c) = conns.get_mut(&token) else {
+                continue;
+            };
+            let Some(me) = c.name() else { continue };
+            let line = if among.contains(&me.to_ascii_lowercase()) {
+                let others: Vec<&str> = names
+                    .iter()
+                    .copied()
+                    .filter(|n| !n.eq_ignore_ascii_case(me))
+                    .collect();
+                text(&others)
+            } else {
+                common.clone()
+            };
+            if let Some(line) = line {
+                if let Err(why) = conn::send(rt, c, &line) {
+                    doomed.push((token, why));
+                }
+            }
+        }
     }
 
     /// `token` is logged in as `name`, in `room`.

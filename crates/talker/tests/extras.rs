@@ -97,3 +97,66 @@ fn ignore_and_colour_are_saved() {
     alice.send("ignore");
     alice.expect("You are ignoring: bob.");
 }
+
+/// How many users one announcement line names ("A has left.", "A, B and
+/// C have left.", "A, B, C, D, E and 7 others have left.").
+fn named(line: &str, verb1: &str, verbn: &str) -> usize {
+    if let Some(list) = line.strip_suffix(&format!(" {verbn}.")) {
+        match list.rsplit_once(" and ") {
+            Some((names, rest)) => {
+                let n = names.split(", ").count();
+                match rest.strip_suffix(" others") {
+                    Some(k) => n + k.parse::<usize>().unwrap(),
+                    None => n + 1,
+                }
+            }
+            None => panic!("{line}"),
+        }
+    } else if line.ends_with(&format!(" {verb1}.")) {
+        1
+    } else {
+        0
+    }
+}
+
+#[test]
+fn a_crowd_arriving_and_leaving_at_once_is_announced_once_each() {
+    let t = Talker::start("crowd-announce", &[]);
+    let mut watcher = t.login("Watcher");
+    // Thirty logins whose last line goes out at once.
+    let mut crowd: Vec<util::Client> = (0..30)
+        .map(|i| {
+            let mut c = t.connect();
+            c.expect("By what name");
+            let name = format!("Crowd{i}");
+            c.send(&name);
+            c.expect("Choose a password:");
+            c.send(&util::password_of(&name));
+            c.expect("Type it again:");
+            c
+        })
+        .collect();
+    for (i, c) in crowd.iter_mut().enumerate() {
+        c.send(&util::password_of(&format!("Crowd{i}")));
+    }
+    let mut arrived = 0;
+    while arrived < 30 {
+        let line = watcher
+            .next_line(std::time::Instant::now() + util::DEADLINE)
+            .unwrap();
+        arrived += named(&line, "arrives", "arrive");
+    }
+    assert_eq!(arrived, 30);
+    // All hang up at once.
+    drop(crowd);
+    let mut left = 0;
+    while left < 30 {
+        let line = watcher
+            .next_line(std::time::Instant::now() + util::DEADLINE)
+            .unwrap();
+        left += named(&line, "has left", "have left");
+    }
+    assert_eq!(left, 30);
+    watcher.send("who");
+    watcher.expect("1 user(s) on:");
+}
