@@ -255,6 +255,18 @@ impl Server {
         match result {
             Ok(PwResult::Hashed(Ok(hash))) => {
                 self.hide_input(token, false);
+                // Two connections may choose a password for the same new
+                // name at once: the first to finish has it.
+                let taken = self
+                    .saved
+                    .users
+                    .get(&name.to_ascii_lowercase())
+                    .is_some_and(|u| u.password.is_some());
+                if taken {
+                    self.set_phase(token, Phase::Login);
+                    self.send(token, &format!("The name {name} was just taken."));
+                    return self.send(token, "By what name are you known?");
+                }
                 self.enter(token, &name, Some(hash));
             }
             Ok(PwResult::Verified(true)) => {
@@ -421,6 +433,7 @@ mod tests {
 
     #[test]
     fn too_little_memory_is_an_error_not_a_panic() {
+        assert!(hash("x", 7).is_err());
         assert!(hash("x", 1).is_err());
     }
 }
