@@ -74,6 +74,15 @@ impl Server {
                 }
                 return;
             }
+            Input::StopCompression => {
+                if let Some(c) = self.conns.get_mut(&token) {
+                    log(&format!("conn {token}: MCCP2 compression off"));
+                    if let Err(why) = conn::stop_compression(&mut self.rt, c) {
+                        self.doomed.push((token, why));
+                    }
+                }
+                return;
+            }
             Input::TooLong(text) => {
                 let max = self.cfg.max_line;
                 self.send(

@@ -330,6 +330,20 @@ pub fn start_compression(rt: &mut Runtime, conn: &mut Conn) -> Result<(), String
     Ok(())
 }
 
+/// Ends MCCP2: the compressed stream is finished; what follows is sent
+/// as it is.
+///
+/// # Errors
+///
+/// As [`send`].
+pub fn stop_compression(rt: &mut Runtime, conn: &mut Conn) -> Result<(), String> {
+    let Some(z) = conn.compress.take() else {
+        return Ok(());
+    };
+    let tail = z.finish().map_err(|e| format!("compression failed: {e}"))?;
+    send_raw(rt, conn, tail)
+}
+
 /// Sends bytes as they are (telnet negotiation), compressed if MCCP2 is
 /// on.
 ///

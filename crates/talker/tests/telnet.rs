@@ -176,6 +176,29 @@ fn mccp2_compresses_everything_after_its_start() {
         assert!(Instant::now() < deadline, "nothing decompressed: {text:?}");
         assert!(c.read_some(), "closed");
     }
+    // DONT COMPRESS2: the stream is finished, and plain text follows.
+    c.send_raw(&[IAC, 254, 86]);
+    c.send("say plain again");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        // bufread: no read-ahead, so what is left after the stream is
+        // exactly what follows it.
+        let mut z = flate2::bufread::ZlibDecoder::new(&c.raw[start..]);
+        let mut text = Vec::new();
+        if z.read_to_end(&mut text).is_ok() {
+            // The zlib stream ended: everything after it is plain.
+            let used = c.raw.len() - start - z.into_inner().len();
+            let plain = String::from_utf8_lossy(&c.raw[start + used..]);
+            if plain.contains("You say: plain again") {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no plain text after DONT COMPRESS2"
+        );
+        assert!(c.read_some(), "closed");
+    }
 }
 
 // ---- inetutils telnet in a pseudo-terminal ------------------------------
