@@ -136,6 +136,8 @@ class Talk:
 
 
 ROOMS = ["lobby", "garden", "library", "cafe"]
+# Names whose account exists (a slot's connections follow one another).
+REGISTERED = set()
 
 
 async def talker_conn(port, lifetime, stats, stop_at, name):
@@ -153,6 +155,17 @@ async def talker_conn(port, lifetime, stats, stop_at, name):
     try:
         await talk.expect(b"By what name are you known?")
         writer.write(f"{name}\r\n".encode())
+        # A new name chooses its password (typed twice); a known one gives it.
+        password = f"pw-{name}\r\n".encode()
+        if name in REGISTERED:
+            await talk.expect(b"Password:")
+            writer.write(password)
+        else:
+            await talk.expect(b"Choose a password:")
+            writer.write(password)
+            await talk.expect(b"Type it again:")
+            writer.write(password)
+            REGISTERED.add(name)
         # "Welcome, NAME!" the first time, "Welcome back, NAME!" after.
         await talk.expect(f"{name}! Type 'help'".encode())
         room = random.choice(ROOMS)

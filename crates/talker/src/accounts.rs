@@ -255,6 +255,18 @@ impl Server {
         match result {
             Ok(PwResult::Hashed(Ok(hash))) => {
                 self.hide_input(token, false);
+                // Two connections may choose a password for the same new
+                // name at once: the first to finish has it.
+                let taken = self
+                    .saved
+                    .users
+                    .get(&name.to_ascii_lowercase())
+                    .is_some_and(|u| u.password.is_some());
+                if taken {
+                    self.set_phase(token, Phase::Login);
+                    self.send(token, &format!("The name {name} was just taken."));
+                    return self.send(token, "By what name are you known?");
+                }
                 self.enter(token, &name, Some(hash));
             }
             Ok(PwResult::Verified(true)) => {
@@ -336,6 +348,8 @@ impl Server {
             if let Some(c) = self.conns.get_mut(&old) {
                 room = Some(c.room);
                 c.phase = Phase::Gone;
+                let r = c.room;
+                self.unindex(old, name, r);
             }
             self.begin_close(
                 old,
@@ -354,6 +368,8 @@ impl Server {
         record.logins += 1;
         record.last_seen = unix_now();
         let returning = record.logins > 1;
+        let ignoring: std::collections::HashSet<String> = record.ignoring.iter().cloned().collect();
+        let colour = record.colour;
         let room = room.unwrap_or_else(|| self.rooms.find(&record.room).unwrap_or(start));
         self.saved.total_logins += 1;
         let Some(c) = self.conns.get_mut(&token) else {
@@ -363,6 +379,12 @@ impl Server {
             name: name.to_string(),
         };
         c.room = room;
+        c.ignoring = ignoring;
+        c.colour = colour;
+        self.index(token, name, room);
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
         if let Some(t) = c.login_timer.take() {
             self.rt.cancel_timer(t);
         }
@@ -385,8 +407,11 @@ impl Server {
             token,
             &format!("{greeting}, {name}! Type 'help' for the commands."),
         );
+        if let Some(motd) = self.motd.clone() {
+            self.send(token, &motd);
+        }
         self.look(token);
-        self.broadcast(Some(room), Some(token), &format!("{name} arrives."));
+        self.comings.push((room, name.to_string(), true));
         self.mcp_log("info", &format!("{name} logged in"));
     }
 }
@@ -408,6 +433,7 @@ mod tests {
 
     #[test]
     fn too_little_memory_is_an_error_not_a_panic() {
+        assert!(hash("x", 7).is_err());
         assert!(hash("x", 1).is_err());
     }
 }

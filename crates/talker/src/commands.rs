@@ -2,7 +2,8 @@
 
 use std::time::Instant;
 
-use crate::conn::{self, Phase};
+use crate::command::Command;
+use crate::conn::{self, Phase, Style};
 use crate::server::{fmt_duration, log, unix_now, Server};
 use crate::telnet::{self, Input};
 
@@ -19,8 +20,15 @@ Commands:
   who                      who is on, idle times, where from
   look                     the room, its exits, who is here
   go ROOM                  walk to a room through an exit
+  review                   the last lines said in this room
+  last                     who was on lately
+  ignore [NAME]            stop (or start again) hearing NAME; list
+  colour on|off            ANSI colours
   quit                     leave
   help                     this text";
+
+/// Lines `review` shows.
+pub const HISTORY: usize = 20;
 
 impl Server {
     /// One decoded piece of a connection's input.
@@ -66,6 +74,15 @@ impl Server {
                 }
                 return;
             }
+            Input::StopCompression => {
+                if let Some(c) = self.conns.get_mut(&token) {
+                    log(&format!("conn {token}: MCCP2 compression off"));
+                    if let Err(why) = conn::stop_compression(&mut self.rt, c) {
+                        self.doomed.push((token, why));
+                    }
+                }
+                return;
+            }
             Input::TooLong(text) => {
                 let max = self.cfg.max_line;
                 self.send(
@@ -103,7 +120,7 @@ impl Server {
 
     /// The MSSP variables (for crawlers).
     pub(crate) fn mssp_vars(&self) -> Vec<(&'static str, String)> {
-        let players = self.conns.values().filter(|c| c.name().is_some()).count();
+        let players = self.by_name.len();
         let started = unix_now().saturating_sub(self.started.elapsed().as_secs());
         vec![
             ("NAME", "uniloop talker".to_string()),
@@ -123,23 +140,24 @@ impl Server {
 
     /// The token of the logged-in user called `name` (any case).
     pub(crate) fn online(&self, name: &str) -> Option<u64> {
-        self.conns
-            .values()
-            .find(|c| c.name().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-            .map(|c| c.token)
+        self.by_name
+            .get(&name.to_ascii_lowercase())
+            .copied()
+            .filter(|t| self.conns.get(t).is_some_and(|c| c.name().is_some()))
     }
 
     fn command(&mut self, token: u64, line: &str) {
-        if line.is_empty() {
-            return;
-        }
-        let (verb, rest) = if let Some(rest) = line.strip_prefix('\'') {
-            ("say".to_string(), rest.trim())
-        } else if let Some(rest) = line.strip_prefix(':') {
-            ("emote".to_string(), rest.trim())
-        } else {
-            let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
-            (verb.to_ascii_lowercase(), rest.trim())
+        let cmd = match Command::parse(line) {
+            Ok(Some(cmd)) if !cmd.operator_only() => cmd,
+            Ok(None) => return,
+            Ok(Some(cmd)) => {
+                let verb = cmd.verb();
+                return self.send(
+                    token,
+                    &format!("Unknown command '{verb}'. Type 'help' for the commands."),
+                );
+            }
+            Err(why) => return self.send(token, &why),
         };
         let Some((name, room)) = self
             .conns
@@ -148,7 +166,7 @@ impl Server {
         else {
             return;
         };
-        if matches!(verb.as_str(), "say" | "emote" | "shout" | "tell") && !rest.is_empty() {
+        if cmd.speaks() {
             let now = Instant::now();
             let ok = self
                 .conns
@@ -162,59 +180,177 @@ impl Server {
                 );
             }
         }
-        match verb.as_str() {
-            "say" | "emote" | "shout" if rest.is_empty() => {
-                self.send(token, &format!("{verb} what?"));
-            }
-            "say" => {
-                self.send(token, &format!("You say: {rest}"));
-                self.broadcast(Some(room), Some(token), &format!("{name} says: {rest}"));
+        let key = name.to_ascii_lowercase();
+        match cmd {
+            Command::Say(text) => {
+                self.send_styled(token, &format!("You say: {text}"), Style::Say);
+                let line = format!("{name} says: {text}");
+                self.broadcast_from(Some(room), Some(token), Some(&key), &line, Style::Say);
+                self.remember(room, line);
                 self.spoke(
                     &name,
-                    format!("[{}] {name} says: {rest}", self.rooms.get(room).id),
+                    format!("[{}] {name} says: {text}", self.rooms.get(room).id),
                 );
             }
-            "emote" => {
-                self.broadcast(Some(room), None, &format!("{name} {rest}"));
+            Command::Emote(text) => {
+                let line = format!("{name} {text}");
+                self.broadcast_from(Some(room), None, Some(&key), &line, Style::Say);
+                self.remember(room, line);
                 self.spoke(
                     &name,
-                    format!("[{}] {name} {rest}", self.rooms.get(room).id),
+                    format!("[{}] {name} {text}", self.rooms.get(room).id),
                 );
             }
-            "shout" => {
-                self.send(token, &format!("You shout: {rest}"));
-                self.broadcast(None, Some(token), &format!("{name} shouts: {rest}"));
-                self.spoke(&name, format!("[*] {name} shouts: {rest}"));
+            Command::Shout(text) => {
+                self.send_styled(token, &format!("You shout: {text}"), Style::Shout);
+                let line = format!("{name} shouts: {text}");
+                self.broadcast_from(None, Some(token), Some(&key), &line, Style::Shout);
+                self.spoke(&name, format!("[*] {name} shouts: {text}"));
             }
-            "tell" => {
-                let (to, text) = rest.split_once(' ').unwrap_or((rest, ""));
-                let text = text.trim();
-                if to.is_empty() || text.is_empty() {
-                    return self.send(token, "Usage: tell NAME TEXT");
-                }
-                match self.online(to) {
-                    Some(target) => {
-                        let to_name = self.conns[&target].name().unwrap_or(to).to_string();
-                        self.send(target, &format!("{name} tells you: {text}"));
-                        self.send(token, &format!("You tell {to_name}: {text}"));
-                        self.spoke(&name, format!("[tell] {name} -> {to_name}: {text}"));
+            Command::Tell(to, text) => match self.online(&to) {
+                Some(target) => {
+                    let to_name = self.conns[&target].name().unwrap_or(&to).to_string();
+                    let ignored = self.conns[&target].ignoring.contains(&key);
+                    if !ignored {
+                        self.send_styled(target, &format!("{name} tells you: {text}"), Style::Tell);
                     }
-                    None => self.send(token, &format!("No one called {to} is here.")),
+                    self.send_styled(token, &format!("You tell {to_name}: {text}"), Style::Tell);
+                    self.spoke(&name, format!("[tell] {name} -> {to_name}: {text}"));
                 }
-            }
-            "who" => {
+                None => self.send(token, &format!("No one called {to} is here.")),
+            },
+            Command::Who => {
                 let text = self.who_text();
                 self.send(token, &text);
             }
-            "look" | "l" => self.look(token),
-            "go" => self.go(token, &name, room, rest),
-            "help" | "?" => self.send(token, HELP),
-            "quit" => self.begin_close(token, Some(&format!("Goodbye, {name}!")), "quit"),
-            _ => self.send(
-                token,
-                &format!("Unknown command '{verb}'. Type 'help' for the commands."),
-            ),
+            Command::Look => self.look(token),
+            Command::Go(to) => self.go(token, &name, room, &to),
+            Command::Help => self.send(token, HELP),
+            Command::Quit => self.begin_close(token, Some(&format!("Goodbye, {name}!")), "quit"),
+            Command::Ignore(who) => self.ignore(token, &key, who),
+            Command::Review => {
+                let lines: Vec<String> = self.history[room].iter().cloned().collect();
+                let text = if lines.is_empty() {
+                    "Nothing has been said here lately.".to_string()
+                } else {
+                    format!(
+                        "Lately in {}:\n{}",
+                        self.rooms.get(room).name,
+                        lines.join("\n")
+                    )
+                };
+                self.send(token, &text);
+            }
+            Command::Last => {
+                let text = self.last_text();
+                self.send(token, &text);
+            }
+            Command::Colour(on) => {
+                let on = on.unwrap_or_else(|| !self.conns.get(&token).is_some_and(|c| c.colour));
+                if let Some(c) = self.conns.get_mut(&token) {
+                    c.colour = on;
+                }
+                if let Some(u) = self.saved.users.get_mut(&key) {
+                    u.colour = on;
+                }
+                self.send_styled(
+                    token,
+                    if on {
+                        "Colour is on."
+                    } else {
+                        "Colour is off."
+                    },
+                    Style::System,
+                );
+            }
+            // Operator commands were turned away above.
+            Command::Kick(_)
+            | Command::Wall(_)
+            | Command::Stats
+            | Command::Save
+            | Command::Shutdown => {}
         }
+    }
+
+    /// A line said in `room`, for `review`.
+    fn remember(&mut self, room: usize, line: String) {
+        let h = &mut self.history[room];
+        if h.len() == HISTORY {
+            h.pop_front();
+        }
+        h.push_back(line);
+    }
+
+    fn ignore(&mut self, token: u64, me: &str, who: Option<String>) {
+        let Some(who) = who else {
+            let list: Vec<String> = self
+                .conns
+                .get(&token)
+                .map(|c| {
+                    let mut v: Vec<String> = c.ignoring.iter().cloned().collect();
+                    v.sort();
+                    v
+                })
+                .unwrap_or_default();
+            let text = if list.is_empty() {
+                "You are ignoring no one.".to_string()
+            } else {
+                format!("You are ignoring: {}.", list.join(", "))
+            };
+            return self.send(token, &text);
+        };
+        let other = who.to_ascii_lowercase();
+        if other == me {
+            return self.send(token, "You cannot ignore yourself.");
+        }
+        if !self.saved.users.contains_key(&other) {
+            return self.send(token, &format!("No one is called {who}."));
+        }
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let now_ignoring = if c.ignoring.remove(&other) {
+            false
+        } else {
+            c.ignoring.insert(other.clone());
+            true
+        };
+        let mut list: Vec<String> = c.ignoring.iter().cloned().collect();
+        list.sort();
+        if let Some(u) = self.saved.users.get_mut(me) {
+            u.ignoring = list;
+        }
+        let text = if now_ignoring {
+            format!("You are now ignoring {who}.")
+        } else {
+            format!("You hear {who} again.")
+        };
+        self.send(token, &text);
+    }
+
+    /// The users seen most recently (from the saved last-seen times).
+    pub(crate) fn last_text(&self) -> String {
+        let now = unix_now();
+        let mut users: Vec<(&str, u64, bool)> = self
+            .saved
+            .users
+            .values()
+            .map(|u| (u.name.as_str(), u.last_seen, self.online(&u.name).is_some()))
+            .collect();
+        users.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)));
+        let mut out = String::from("Lately:");
+        for (name, seen, on) in users.into_iter().take(10) {
+            let when = if on {
+                "on now".to_string()
+            } else {
+                format!(
+                    "{} ago",
+                    fmt_duration(std::time::Duration::from_secs(now.saturating_sub(seen)))
+                )
+            };
+            out.push_str(&format!("\n  {name:<16} {when}"));
+        }
+        out
     }
 
     fn spoke(&mut self, name: &str, log_line: String) {
@@ -229,12 +365,12 @@ impl Server {
             return;
         };
         let room = self.rooms.get(c.room);
-        let others: Vec<&str> = self
-            .conns
-            .values()
-            .filter(|o| o.token != token && o.room == c.room)
-            .filter_map(|o| o.name())
+        let mut others: Vec<&str> = self.members[c.room]
+            .iter()
+            .filter(|&&t| t != token)
+            .filter_map(|t| self.conns.get(t)?.name())
             .collect();
+        others.sort_unstable();
         let here = if others.is_empty() {
             "You are alone here.".to_string()
         } else {
@@ -265,6 +401,8 @@ impl Server {
         );
         if let Some(c) = self.conns.get_mut(&token) {
             c.room = to;
+            self.members[from].remove(&token);
+            self.members[to].insert(token);
         }
         self.broadcast(Some(to), Some(token), &format!("{name} arrives."));
         self.look(token);

@@ -105,6 +105,10 @@ pub struct Conn {
     pub compress: Option<ZlibEncoder<Vec<u8>>>,
     /// Flood control for what it says to others.
     pub flood: Bucket,
+    /// Lower-case names whose words it does not want to hear.
+    pub ignoring: std::collections::HashSet<String>,
+    /// ANSI colour on (`colour on`).
+    pub colour: bool,
     /// Set once closing has begun.
     pub closing: Option<Closing>,
 }
@@ -176,6 +180,8 @@ impl Conn {
             ascii: false,
             compress: None,
             flood: Bucket::new(now, 0.0, 0.0),
+            ignoring: std::collections::HashSet::new(),
+            colour: false,
             closing: None,
         }
     }
@@ -203,11 +209,59 @@ impl Conn {
 /// Why the client must be dropped: its output is over the write limit (it
 /// is not reading), or the socket is gone.
 pub fn send(rt: &mut Runtime, conn: &mut Conn, text: &str) -> Result<(), String> {
+    send_styled(rt, conn, text, Style::Plain)
+}
+
+/// How a line looks to a user who turned colour on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// As it is.
+    Plain,
+    /// Speech in a room (say, emote).
+    Say,
+    /// A private message.
+    Tell,
+    /// A shout.
+    Shout,
+    /// From the system (operator, MCP).
+    System,
+}
+
+impl Style {
+    fn ansi(self) -> Option<&'static str> {
+        match self {
+            Style::Plain => None,
+            Style::Say => Some("\x1b[36m"),
+            Style::Tell => Some("\x1b[1;35m"),
+            Style::Shout => Some("\x1b[1;33m"),
+            Style::System => Some("\x1b[1;31m"),
+        }
+    }
+}
+
+/// As [`send`], coloured by `style` if the user turned colour on.
+///
+/// # Errors
+///
+/// As [`send`].
+pub fn send_styled(
+    rt: &mut Runtime,
+    conn: &mut Conn,
+    text: &str,
+    style: Style,
+) -> Result<(), String> {
     if conn.closing.is_some() {
         return Ok(());
     }
-    let mut buf = Vec::with_capacity(text.len() + 2);
+    let mut buf = Vec::with_capacity(text.len() + 12);
+    let ansi = style.ansi().filter(|_| conn.colour);
+    if let Some(code) = ansi {
+        buf.extend_from_slice(code.as_bytes());
+    }
     encode_for(conn, text, &mut buf);
+    if ansi.is_some() {
+        buf.extend_from_slice(b"\x1b[0m");
+    }
     buf.extend_from_slice(b"\r\n");
     send_raw(rt, conn, buf)
 }
@@ -274,6 +328,20 @@ pub fn start_compression(rt: &mut Runtime, conn: &mut Conn) -> Result<(), String
     send_raw(rt, conn, telnet::COMPRESS2_START.to_vec())?;
     conn.compress = Some(ZlibEncoder::new(Vec::new(), Compression::default()));
     Ok(())
+}
+
+/// Ends MCCP2: the compressed stream is finished; what follows is sent
+/// as it is.
+///
+/// # Errors
+///
+/// As [`send`].
+pub fn stop_compression(rt: &mut Runtime, conn: &mut Conn) -> Result<(), String> {
+    let Some(z) = conn.compress.take() else {
+        return Ok(());
+    };
+    let tail = z.finish().map_err(|e| format!("compression failed: {e}"))?;
+    send_raw(rt, conn, tail)
 }
 
 /// Sends bytes as they are (telnet negotiation), compressed if MCCP2 is

@@ -7,7 +7,8 @@
 //! * [`server`] — the loop: accepting, posted reads and writes, timers,
 //!   worker results, console lines, signals, shutdown.
 //! * [`telnet`] — the input parser, a pure function over bytes.
-//! * [`commands`] — what users type; [`world`] — rooms and names;
+//! * [`command`] — every command, parsed once for users, the console
+//!   and MCP; [`commands`] — what users type; [`world`] — rooms and names;
 //!   [`accounts`] — passwords (Argon2id on a worker pool).
 //! * [`conn`] — one connection, its output and its backpressure.
 //! * [`persist`] — saving on a worker (temp file, fsync, rename), and
@@ -18,6 +19,7 @@
 //!   [`logging`] — the log (stderr), written by a worker too.
 
 pub mod accounts;
+pub mod command;
 pub mod commands;
 pub mod conn;
 pub mod logging;

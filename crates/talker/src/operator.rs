@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use crate::command::Command;
+use crate::conn::Style;
 use crate::mcp::Talker;
 use crate::server::{fmt_duration, Server};
 
@@ -11,7 +13,9 @@ pub const CONSOLE_HELP: &str = "\
 Console commands:
   who          who is on
   kick NAME    disconnect a user
-  wall MSG     a message from the system to everyone
+  wall MSG     a message from the system to everyone (also: say)
+  tell NAME MSG  a message from the system to one user
+  last         who was on lately
   stats        connections, messages/s, queue and pool statistics
   save         save the state now
   shutdown     say goodbye to everyone, save, exit";
@@ -19,36 +23,55 @@ Console commands:
 impl Server {
     /// Runs one console line; returns what to print.
     pub(crate) fn operator(&mut self, line: &str) -> String {
-        let line = line.trim();
-        let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
-        let rest = rest.trim();
-        match verb {
-            "" => String::new(),
-            "who" => self.who_text(),
-            "kick" if !rest.is_empty() => match self.kick(rest) {
-                Ok(()) => format!("kicked {rest}"),
-                Err(e) => e,
+        match Command::parse(line) {
+            Ok(None) => String::new(),
+            Ok(Some(cmd)) => match self.apply_operator(cmd) {
+                Ok(text) | Err(text) => text,
             },
-            "wall" if !rest.is_empty() => {
-                self.wall(rest);
-                format!("sent to {} user(s)", self.users_on())
+            Err(_) => format!("unknown or incomplete command {:?}; type help", line.trim()),
+        }
+    }
+
+    /// Applies a command for the operator (the console, or MCP): words go
+    /// out as from the system. Returns what to report.
+    ///
+    /// # Errors
+    ///
+    /// The command failed (no such user) or is not one for the operator.
+    pub(crate) fn apply_operator(&mut self, cmd: Command) -> Result<String, String> {
+        match cmd {
+            Command::Who => Ok(self.who_text()),
+            Command::Kick(name) => self.kick(&name).map(|()| format!("kicked {name}")),
+            Command::Wall(text) | Command::Say(text) | Command::Shout(text) => {
+                self.wall(&text);
+                Ok(format!("sent to {} user(s)", self.users_on()))
             }
-            "stats" => self.stats_text(),
-            "save" => {
+            Command::Tell(name, text) => {
+                let text = &*crate::telnet::strip_controls(&text);
+                let token = self
+                    .online(&name)
+                    .ok_or_else(|| format!("no one called {name} is on"))?;
+                self.send_styled(token, &format!("[SYSTEM] tells you: {text}"), Style::System);
+                self.chat(format!("[tell] SYSTEM -> {name}: {text}"));
+                Ok(format!("told {name}"))
+            }
+            Command::Stats => Ok(self.stats_text()),
+            Command::Last => Ok(self.last_text()),
+            Command::Save => {
                 self.request_operator_save();
-                "saving...".to_string()
+                Ok("saving...".to_string())
             }
-            "shutdown" => {
+            Command::Shutdown => {
                 self.begin_shutdown("console shutdown");
-                "shutting down".to_string()
+                Ok("shutting down".to_string())
             }
-            "help" => CONSOLE_HELP.to_string(),
-            _ => format!("unknown or incomplete command {line:?}; type help"),
+            Command::Help => Ok(CONSOLE_HELP.to_string()),
+            other => Err(format!("'{}' is a user's command; type help", other.verb())),
         }
     }
 
     fn users_on(&self) -> usize {
-        self.conns.values().filter(|c| c.name().is_some()).count()
+        self.by_name.len()
     }
 
     /// Disconnects a logged-in user with a notice.
@@ -71,7 +94,7 @@ impl Server {
     /// A message from the system to everyone logged in.
     pub(crate) fn wall(&mut self, text: &str) {
         let text = &*crate::telnet::strip_controls(text);
-        self.broadcast(None, None, &format!("[SYSTEM] {text}"));
+        self.broadcast_from(None, None, None, &format!("[SYSTEM] {text}"), Style::System);
         self.chat(format!("[*] SYSTEM: {text}"));
     }
 
@@ -156,21 +179,17 @@ impl Talker for Server {
     }
 
     fn say(&mut self, text: &str) {
-        self.wall(text);
+        let _ = self.apply_operator(Command::Say(text.to_string()));
     }
 
     fn tell(&mut self, name: &str, text: &str) -> Result<(), String> {
-        let text = &*crate::telnet::strip_controls(text);
-        let token = self
-            .online(name)
-            .ok_or_else(|| format!("no one called {name} is on"))?;
-        self.send(token, &format!("[SYSTEM] tells you: {text}"));
-        self.chat(format!("[tell] SYSTEM -> {name}: {text}"));
-        Ok(())
+        self.apply_operator(Command::Tell(name.to_string(), text.to_string()))
+            .map(|_| ())
     }
 
     fn kick(&mut self, name: &str) -> Result<(), String> {
-        Server::kick(self, name)
+        self.apply_operator(Command::Kick(name.to_string()))
+            .map(|_| ())
     }
 
     fn stats(&self) -> Value {

@@ -43,6 +43,16 @@ pub struct UserRecord {
     /// from before accounts had passwords: set at the next login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Lower-case names they ignore.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignoring: Vec<String>,
+    /// Whether they turned ANSI colour on.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub colour: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A save's progress: bytes written of the total.

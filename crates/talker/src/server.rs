@@ -7,7 +7,7 @@
 //! Keys: timers and completions each have their own key space; a
 //! per-connection timer carries the connection's token in its key.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -134,6 +134,11 @@ pub struct Server {
     pub(crate) saved: Saved,
     acceptor: Option<Acceptor>,
     pub(crate) conns: HashMap<u64, Conn>,
+    /// Logged-in users: lower-case name → token.
+    pub(crate) by_name: HashMap<String, u64>,
+    /// Logged-in users in each room, so a room's broadcast and `look`
+    /// cost what the room holds, not every connection.
+    pub(crate) members: Vec<HashSet<u64>>,
     /// Open connections per peer address (`--max-per-address`).
     per_address: HashMap<IpAddr, usize>,
     next_token: u64,
@@ -157,6 +162,13 @@ pub struct Server {
     mcp_outbox: Vec<(&'static str, String)>,
     signals: Option<Signals>,
     pub(crate) chat_log: VecDeque<String>,
+    /// The last lines said in each room (`review`).
+    pub(crate) history: Vec<VecDeque<String>>,
+    /// The message of the day (`DIR/motd.txt`), shown after login.
+    pub(crate) motd: Option<String>,
+    /// Logins and logouts of this turn of the loop, announced together at
+    /// its end: (room, name, arrived).
+    pub(crate) comings: Vec<(usize, String, bool)>,
     pub(crate) counters: Counters,
     /// Connections to drop at the end of this event, and why.
     pub(crate) doomed: Vec<(u64, String)>,
@@ -185,6 +197,11 @@ impl Server {
                 Rooms::parse(crate::world::DEFAULT_ROOMS).map_err(|e| invalid(e.to_string()))?
             }
             Err(e) => return Err(e),
+        };
+        let motd = match std::fs::read_to_string(cfg.data_dir.join("motd.txt")) {
+            Ok(text) => Some(text.trim_end().to_string()).filter(|t| !t.is_empty()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io::Error::new(e.kind(), format!("motd.txt: {e}"))),
         };
         let saved = persist::load(&cfg.data_dir)
             .map_err(invalid)?
@@ -217,12 +234,15 @@ impl Server {
         rt.add_timer(HEARTBEAT, HEARTBEAT_PERIOD, Some(HEARTBEAT_PERIOD));
         rt.add_timer(AUTOSAVE, cfg.autosave, Some(cfg.autosave));
         let mcp = cfg.mcp.then(McpSession::new);
+        let room_count = rooms.iter().count();
         Ok(Server {
             rt,
             rooms,
             saved,
             acceptor: Some(acceptor),
             conns: HashMap::new(),
+            by_name: HashMap::new(),
+            members: vec![HashSet::new(); room_count],
             per_address: HashMap::new(),
             next_token: 1,
             _lock: lock,
@@ -239,6 +259,9 @@ impl Server {
             mcp_outbox: Vec::new(),
             signals: Some(signals),
             chat_log: VecDeque::new(),
+            history: vec![VecDeque::new(); room_count],
+            comings: Vec::new(),
+            motd,
             counters: Counters::default(),
             doomed: Vec::new(),
             shutdown_deadline: None,
@@ -278,6 +301,8 @@ impl Server {
                 self.reap();
                 self.flush_mcp();
             }
+            self.announce_comings();
+            self.reap();
         }
         self.finish();
         Ok(())
@@ -538,12 +563,52 @@ impl Server {
     /// Sends a line to everyone logged in (in `room`, if given) except
     /// `except`.
     pub(crate) fn broadcast(&mut self, room: Option<usize>, except: Option<u64>, text: &str) {
-        for c in self.conns.values_mut() {
-            if c.name().is_none() || Some(c.token) == except || room.is_some_and(|r| r != c.room) {
+        self.broadcast_from(room, except, None, text, conn::Style::Plain);
+    }
+
+    /// As [`Server::broadcast`], for words of user `from` (lower case):
+    /// those who ignore them do not get them; coloured by `style`.
+    pub(crate) fn broadcast_from(
+        &mut self,
+        room: Option<usize>,
+        except: Option<u64>,
+        from: Option<&str>,
+        text: &str,
+        style: conn::Style,
+    ) {
+        let Server {
+            conns,
+            members,
+            by_name,
+            rt,
+            doomed,
+            ..
+        } = self;
+        let tokens: Box<dyn Iterator<Item = &u64>> = match room {
+            Some(r) => Box::new(members[r].iter()),
+            None => Box::new(by_name.values()),
+        };
+        for &token in tokens {
+            let Some(c) = conns.get_mut(&token) else {
+                continue;
+            };
+            if c.name().is_none() || Some(token) == except {
                 continue;
             }
-            if let Err(why) = conn::send(&mut self.rt, c, text) {
-                self.doomed.push((c.token, why));
+            if from.is_some_and(|f| c.ignoring.contains(f)) {
+                continue;
+            }
+            if let Err(why) = conn::send_styled(rt, c, text, style) {
+                doomed.push((token, why));
+            }
+        }
+    }
+
+    /// As [`Server::send`], coloured by `style`.
+    pub(crate) fn send_styled(&mut self, token: u64, text: &str, style: conn::Style) {
+        if let Some(c) = self.conns.get_mut(&token) {
+            if let Err(why) = conn::send_styled(&mut self.rt, c, text, style) {
+                self.doomed.push((token, why));
             }
         }
     }
@@ -605,13 +670,107 @@ impl Server {
             return;
         };
         let room = c.room;
+        self.unindex(token, &name, room);
         if let Some(u) = self.saved.users.get_mut(&name.to_ascii_lowercase()) {
             u.last_seen = unix_now();
             u.room = self.rooms.get(room).id.clone();
         }
-        self.broadcast(Some(room), Some(token), &format!("{name} has left."));
+        self.comings.push((room, name.clone(), false));
         log(&format!("{name} logged out"));
         self.mcp_log("info", &format!("{name} logged out"));
+    }
+
+    /// Announces this turn's logins and logouts, one line per room for
+    /// each kind: a crowd arriving or leaving at once costs one pass over
+    /// each room's members, not one per user (which made it quadratic).
+    fn announce_comings(&mut self) {
+        if self.comings.is_empty() {
+            return;
+        }
+        let mut comings = std::mem::take(&mut self.comings);
+        comings.sort_by_key(|c| (c.0, !c.2));
+        let mut i = 0;
+        while i < comings.len() {
+            let (room, arrived) = (comings[i].0, comings[i].2);
+            let mut j = i;
+            while j < comings.len() && comings[j].0 == room && comings[j].2 == arrived {
+                j += 1;
+            }
+            let names: Vec<&str> = comings[i..j].iter().map(|c| c.1.as_str()).collect();
+            self.announce(room, &names, arrived);
+            i = j;
+        }
+    }
+
+    /// "NAME arrives." / "A, B and C have left." to `room`, each member
+    /// told of the others only.
+    fn announce(&mut self, room: usize, names: &[&str], arrived: bool) {
+        let text = |names: &[&str]| -> Option<String> {
+            const LISTED: usize = 5;
+            let (verb1, verbn) = if arrived {
+                ("arrives", "arrive")
+            } else {
+                ("has left", "have left")
+            };
+            match names {
+                [] => None,
+                [one] => Some(format!("{one} {verb1}.")),
+                _ if names.len() <= LISTED => {
+                    let (last, rest) = names.split_last().expect("two or more");
+                    Some(format!("{} and {last} {verbn}.", rest.join(", ")))
+                }
+                _ => Some(format!(
+                    "{} and {} others {verbn}.",
+                    names[..LISTED].join(", "),
+                    names.len() - LISTED
+                )),
+            }
+        };
+        let common = text(names);
+        let among: HashSet<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        let Server {
+            conns,
+            members,
+            rt,
+            doomed,
+            ..
+        } = self;
+        for &token in &members[room] {
+            let Some(c) = conns.get_mut(&token) else {
+                continue;
+            };
+            let Some(me) = c.name() else { continue };
+            let line = if among.contains(&me.to_ascii_lowercase()) {
+                let others: Vec<&str> = names
+                    .iter()
+                    .copied()
+                    .filter(|n| !n.eq_ignore_ascii_case(me))
+                    .collect();
+                text(&others)
+            } else {
+                common.clone()
+            };
+            if let Some(line) = line {
+                if let Err(why) = conn::send(rt, c, &line) {
+                    doomed.push((token, why));
+                }
+            }
+        }
+    }
+
+    /// `token` is logged in as `name`, in `room`.
+    pub(crate) fn index(&mut self, token: u64, name: &str, room: usize) {
+        self.by_name.insert(name.to_ascii_lowercase(), token);
+        self.members[room].insert(token);
+    }
+
+    /// `token` (logged in as `name`, in `room`) no longer is.
+    pub(crate) fn unindex(&mut self, token: u64, name: &str, room: usize) {
+        let key = name.to_ascii_lowercase();
+        if self.by_name.get(&key) == Some(&token) {
+            self.by_name.remove(&key);
+        }
+        self.members[room].remove(&token);
     }
 
     /// Drops the connections that could not take their output.

@@ -107,7 +107,7 @@ pub enum Input {
     Charset(String),
     /// `IAC AYT`: the client asks whether the server is still there.
     AreYouThere,
-    /// `IAC DO TIMING-MARK`: answer with [`timing_mark`] once everything
+    /// `IAC DO TIMING-MARK`: answer with [`TIMING_MARK_REPLY`] once everything
     /// before it is handled.
     TimingMark,
     /// The client wants the MSSP variables ([`mssp`]).
@@ -115,6 +115,9 @@ pub enum Input {
     /// The client agreed to MCCP2: send [`COMPRESS2_START`], then compress
     /// everything after it.
     StartCompression,
+    /// The client asked MCCP2 off (`DONT COMPRESS2`): end the compressed
+    /// stream; what follows goes uncompressed.
+    StopCompression,
 }
 
 /// The bytes after which output is compressed (MCCP2).
@@ -406,28 +409,32 @@ impl Decoder {
             DONT if option == TIMING_MARK => {}
             WILL | WONT => {
                 let agree = he_may(option);
+                let was = self.him[i].q == Q::Yes;
                 match receive(&mut self.him[i], verb == WILL, agree) {
                     Reply::None => {}
-                    Reply::Agree(on) => {
-                        self.send(if on { DO } else { DONT }, option);
-                        self.him_changed(option, on);
-                    }
+                    Reply::Agree(on) => self.send(if on { DO } else { DONT }, option),
                     Reply::Refuse => self.send(DONT, option),
                     Reply::Send(on) => self.send(if on { DO } else { DONT }, option),
-                    Reply::Quiet(on) => self.him_changed(option, on),
+                    Reply::Quiet(_) => {}
+                }
+                let now = self.him[i].q == Q::Yes;
+                if was != now {
+                    self.him_changed(option, now);
                 }
             }
             _ => {
                 let agree = we_offer(option);
+                let was = self.us[i].q == Q::Yes;
                 match receive(&mut self.us[i], verb == DO, agree) {
                     Reply::None => {}
-                    Reply::Agree(on) => {
-                        self.send(if on { WILL } else { WONT }, option);
-                        self.us_changed(option, on, out);
-                    }
+                    Reply::Agree(on) => self.send(if on { WILL } else { WONT }, option),
                     Reply::Refuse => self.send(WONT, option),
                     Reply::Send(on) => self.send(if on { WILL } else { WONT }, option),
-                    Reply::Quiet(on) => self.us_changed(option, on, out),
+                    Reply::Quiet(_) => {}
+                }
+                let now = self.us[i].q == Q::Yes;
+                if was != now {
+                    self.us_changed(option, now, out);
                 }
             }
         }
@@ -451,6 +458,7 @@ impl Decoder {
             }
             MSSP if on => out.push(Input::MsspRequest),
             COMPRESS2 if on => out.push(Input::StartCompression),
+            COMPRESS2 => out.push(Input::StopCompression),
             _ => {}
         }
     }
@@ -900,6 +908,16 @@ mod tests {
         assert_eq!(d.take_replies(), [IAC, WILL, MSSP, IAC, WILL, COMPRESS2]);
         let m = mssp(&[("NAME", "t\u{1}alk".to_string()), ("PLAYERS", "3".into())]);
         assert_eq!(m, b"\xff\xfa\x46\x01NAME\x02talk\x01PLAYERS\x023\xff\xf0");
+    }
+
+    #[test]
+    fn compression_stops_when_the_client_says_dont() {
+        let (out, mut d) = decode(&[b"\xff\xfd\x56\xff\xfe\x56\xff\xfe\x56"]);
+        assert_eq!(out, [Input::StartCompression, Input::StopCompression]);
+        assert_eq!(
+            d.take_replies(),
+            [IAC, WILL, COMPRESS2, IAC, WONT, COMPRESS2]
+        );
     }
 
     #[test]

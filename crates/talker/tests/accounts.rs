@@ -168,3 +168,31 @@ fn a_login_flood_does_not_stop_chat() {
         c.expect(&format!("Welcome, Crowd{i}!"));
     }
 }
+
+#[test]
+fn two_registering_the_same_name_at_once_do_not_share_it() {
+    let t = Talker::start("acct-race", &[]);
+    let mut first = t.connect();
+    let mut second = t.connect();
+    for c in [&mut first, &mut second] {
+        c.expect("By what name");
+        c.send("Zoe");
+        c.expect("Choose a password:");
+    }
+    first.send("first-pass");
+    first.expect("Type it again:");
+    second.send("second-pass");
+    second.expect("Type it again:");
+    first.send("first-pass");
+    first.expect("Welcome, Zoe!");
+    second.send("second-pass");
+    second.expect("The name Zoe was just taken.");
+    second.expect("By what name");
+    // The first keeps the name and its password.
+    let mut again = t.connect();
+    again.expect("By what name");
+    again.send("zoe");
+    again.expect("Password:");
+    again.send("second-pass");
+    again.expect("Wrong password.");
+}

@@ -168,11 +168,35 @@ fn mccp2_compresses_everything_after_its_start() {
         let mut z = flate2::read::ZlibDecoder::new(&c.raw[start..]);
         let _ = z.read_to_end(&mut text);
         let text = String::from_utf8_lossy(&text);
-        if text.contains("Welcome, Zed!") {
+        // (The welcome and the room are separate writes.)
+        if text.contains("Welcome, Zed!") && text.contains("Exits:") {
             assert!(text.contains("The Lobby"), "{text}");
             break;
         }
         assert!(Instant::now() < deadline, "nothing decompressed: {text:?}");
+        assert!(c.read_some(), "closed");
+    }
+    // DONT COMPRESS2: the stream is finished, and plain text follows.
+    c.send_raw(&[IAC, 254, 86]);
+    c.send("say plain again");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        // bufread: no read-ahead, so what is left after the stream is
+        // exactly what follows it.
+        let mut z = flate2::bufread::ZlibDecoder::new(&c.raw[start..]);
+        let mut text = Vec::new();
+        if z.read_to_end(&mut text).is_ok() {
+            // The zlib stream ended: everything after it is plain.
+            let used = c.raw.len() - start - z.into_inner().len();
+            let plain = String::from_utf8_lossy(&c.raw[start + used..]);
+            if plain.contains("You say: plain again") {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no plain text after DONT COMPRESS2"
+        );
         assert!(c.read_some(), "closed");
     }
 }
