@@ -3,9 +3,10 @@
 //! 64,000. The cost per event should not depend on how many are waiting.
 //!
 //! The writes (8 bytes each) go to a loopback TCP connection with a large
-//! send buffer whose peer a thread drains, so nearly all of them finish
-//! inside `post_write` itself; then the timed part: `wait` calls and
-//! `take_io` until every write's `IoDone` has been delivered and taken.
+//! send buffer whose peer a thread drains, so a runtime that writes at once
+//! finishes nearly all of them inside `post_write` itself; then the timed
+//! part: `wait` calls and `take_io` until every write's `IoDone` has been
+//! delivered and taken (what was not written yet is written there).
 
 use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
@@ -50,8 +51,9 @@ pub(crate) fn case(cfg: &Config) -> Case {
     )
     .method(&format!(
         "N {WRITE}-byte post_writes on one loopback TCP socket (send buffer enlarged, peer drained by a thread), \
-         then wait (Events of 1024) + take_io until all N IoDones are delivered and taken; figure: the loop \
-         thread's CPU time for that drain ÷ N. The {small} row repeats post-and-drain {} times per repetition \
+         then wait (Events of 1024) + take_io until all N IoDones are delivered and taken (writes that did not \
+         go out inside post_write go out during these waits); figure: the loop thread's CPU time for that \
+         drain ÷ N. The {small} row repeats post-and-drain {} times per repetition \
          (same event count as the {large} row). ratio = {large} ÷ {small} per event.",
         large / small
     ))
