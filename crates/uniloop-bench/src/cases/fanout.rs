@@ -7,7 +7,9 @@
 //! [`uniloop::Event::IoDone`] is taken back. The mio server is what a
 //! careful mio user writes: one shared buffer per message, a per-connection
 //! output queue of those buffers, flushed once per poll batch with
-//! `writev` (`write_vectored`), the rest on the next writable edge.
+//! `writev` (`write_vectored`), the rest on the next writable edge. A third
+//! row runs the mio server's code on uniloop's readiness events, to tell
+//! the loop's cost from the posted writes'.
 //!
 //! The load generator (raw epoll on the calling thread, the same for both)
 //! runs in rounds: in each round a few clients send one message each, and
@@ -36,6 +38,7 @@ const MSG: usize = 32;
 const MAGIC: [u8; 4] = *b"FAN!";
 const UNILOOP: &str = "uniloop, post_write per recipient";
 const MIO: &str = "mio, output queues + writev";
+const READINESS: &str = "uniloop readiness, output queues + writev";
 
 /// The size of one run.
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +83,9 @@ pub(crate) fn case(cfg: &Config) -> Case {
     .lower_is_better()
     .system(UNILOOP, Role::Subject, move || run(load, serve_uniloop))
     .system(MIO, Role::Peer, move || run(load, serve_mio))
+    .system(READINESS, Role::Uniloop, move || {
+        run(load, serve_uniloop_readiness)
+    })
     .goal_at_most(MIO, 1.1)
 }
 
@@ -393,8 +399,8 @@ fn serve_uniloop(listener: TcpListener, conns: usize, mut window: Window) -> io:
 /// A connection of the mio server: its socket, its output queue (messages
 /// shared by every recipient), how far into the front message it is, and
 /// the bytes of an incomplete incoming message.
-struct Conn {
-    s: mio::net::TcpStream,
+struct Conn<S> {
+    s: S,
     out: VecDeque<Rc<[u8; MSG]>>,
     front_sent: usize,
     dirty: bool,
@@ -403,7 +409,7 @@ struct Conn {
 
 /// Writes as much of `c`'s queue as the socket takes, up to `IOV_MAX`
 /// buffers per `writev`. `Ok(false)` when the peer is gone.
-fn flush(c: &mut Conn) -> io::Result<bool> {
+fn flush<S: Write>(c: &mut Conn<S>) -> io::Result<bool> {
     const IOV_MAX: usize = 1024;
     while !c.out.is_empty() {
         let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(c.out.len().min(IOV_MAX));
@@ -440,7 +446,7 @@ fn serve_mio(listener: TcpListener, conns: usize, mut window: Window) -> io::Res
     let mut listener = MioListener::from_std(listener);
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
-    let mut table: Vec<Option<Conn>> = Vec::with_capacity(conns);
+    let mut table: Vec<Option<Conn<mio::net::TcpStream>>> = Vec::with_capacity(conns);
     let mut open = 0;
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 4096];
@@ -543,6 +549,127 @@ fn serve_mio(listener: TcpListener, conns: usize, mut window: Window) -> io::Res
         for j in closing.drain(..) {
             if let Some(mut c) = table[j].take() {
                 poll.registry().deregister(&mut c.s)?;
+                open -= 1;
+            }
+        }
+    }
+    window.end()
+}
+
+/// The mio server's design on uniloop's readiness events (level-triggered:
+/// writable interest only while a connection has output the socket did not
+/// take).
+fn serve_uniloop_readiness(
+    listener: TcpListener,
+    conns: usize,
+    mut window: Window,
+) -> io::Result<Usage> {
+    use uniloop::{Event, Events, Interest, Runtime, Token};
+    const LISTENER: Token = Token(u64::MAX);
+    let mut rt = Runtime::new()?;
+    rt.register(&listener, LISTENER, Interest::READABLE)?;
+    let mut table: Vec<Option<Conn<TcpStream>>> = Vec::with_capacity(conns);
+    let mut waiting: Vec<bool> = Vec::with_capacity(conns);
+    let mut open = 0;
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 4096];
+    let mut msgs = Vec::new();
+    let mut dirty: Vec<usize> = Vec::new();
+    let mut closing: Vec<usize> = Vec::new();
+    while table.len() < conns || open > 0 {
+        if rt.wait(&mut events, Some(Duration::from_secs(30)))? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "fan-out uniloop readiness: idle 30 s",
+            ));
+        }
+        for ev in &events {
+            let Event::Io { token, ready } = *ev else {
+                continue;
+            };
+            if token == LISTENER {
+                loop {
+                    match listener.accept() {
+                        Ok((s, _)) => {
+                            s.set_nonblocking(true)?;
+                            s.set_nodelay(true)?;
+                            rt.register(&s, Token(table.len() as u64), Interest::READABLE)?;
+                            table.push(Some(Conn {
+                                s,
+                                out: VecDeque::new(),
+                                front_sent: 0,
+                                dirty: false,
+                                partial: Vec::with_capacity(MSG),
+                            }));
+                            waiting.push(false);
+                            open += 1;
+                            if table.len() == conns {
+                                window.all_accepted();
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                continue;
+            }
+            let i = token.0 as usize;
+            let Some(c) = table[i].as_mut() else {
+                continue;
+            };
+            if ready.is_writable() && !c.dirty && !c.out.is_empty() {
+                c.dirty = true;
+                dirty.push(i);
+            }
+            if !ready.is_readable() {
+                continue;
+            }
+            // Level-triggered: one read per event.
+            match c.s.read(&mut buf) {
+                Ok(0) => closing.push(i),
+                Ok(n) => frame(&mut c.partial, &buf[..n], &mut msgs),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if gone(&e) => closing.push(i),
+                Err(e) => return Err(e),
+            }
+            for m in msgs.drain(..) {
+                let m = Rc::new(m);
+                for (j, to) in table.iter_mut().enumerate() {
+                    if let (Some(to), true) = (to, j != i) {
+                        to.out.push_back(m.clone());
+                        if !to.dirty {
+                            to.dirty = true;
+                            dirty.push(j);
+                        }
+                    }
+                }
+            }
+        }
+        // One flush per connection per batch; writable interest only
+        // while output is left over.
+        for j in dirty.drain(..) {
+            let Some(c) = table[j].as_mut() else {
+                continue;
+            };
+            c.dirty = false;
+            if !flush(c)? {
+                closing.push(j);
+                continue;
+            }
+            let want = !c.out.is_empty();
+            if want != waiting[j] {
+                let interest = if want {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                rt.reregister(&c.s, Token(j as u64), interest)?;
+                waiting[j] = want;
+            }
+        }
+        for j in closing.drain(..) {
+            if let Some(c) = table[j].take() {
+                rt.deregister(&c.s)?;
                 open -= 1;
             }
         }
