@@ -32,12 +32,20 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --exclude uniloop-cap
 RUSTDOCFLAGS="-D warnings" cargo doc -p uniloop-capi --no-deps
 
 step "tests (native)"
-# The C library's tests run under valgrind (tests/c.rs insists on it in CI).
-if ! command -v valgrind >/dev/null; then
+# The C library's tests run under valgrind (tests/c.rs insists on it in CI);
+# its install test (tests/install.rs) builds with pkg-config and CMake.
+need=()
+for tool in valgrind:valgrind pkg-config:pkg-config cmake:cmake readelf:binutils; do
+  command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
   sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
 cargo test --workspace
+# The C library as installed: scripts/install-c.sh with the release-c
+# profile, used through pkg-config and find_package(uniloop).
+UNILOOP_INSTALL_PROFILE=release-c cargo test -p uniloop-capi --test install
 # The io_uring backend runs the contract, posted-I/O and stale-entry suites
 # above unchanged, and its own (tests/uring.rs). Those tests build their
 # runtime with unwrap(), so where io_uring is refused they fail rather

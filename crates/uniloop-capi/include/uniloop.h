@@ -57,6 +57,15 @@ typedef int socket_fd_t;
 // `bytes_transferred` its id.
 #define UNILOOP_EVENT_TIMER 256
 
+// The major version of the header (the `N` of `libuniloop.so.N`).
+#define UNILOOP_VERSION_MAJOR 0
+
+// The minor version of the header.
+#define UNILOOP_VERSION_MINOR 1
+
+// The patch version of the header.
+#define UNILOOP_VERSION_PATCH 0
+
 // What stdin is connected to.
 typedef enum console_type_t {
   // No console: stdin is closed, `/dev/null` or another device.
@@ -740,6 +749,16 @@ int uniloop_timer_reset(async_runtime_t *rt, uint64_t id, uint64_t delay_ms);
 //
 // `stats` is NULL or points to writable memory for one struct.
 int uniloop_runtime_get_stats(async_runtime_t *rt, struct uniloop_runtime_stats_t *stats);
+
+// The version of the loaded library as
+// `(MAJOR << 16) | (MINOR << 8) | PATCH`, to compare with the header's
+// `UNILOOP_VERSION_*` (a program built against one header may run with
+// a newer `libuniloop.so.MAJOR`).
+unsigned int uniloop_version(void);
+
+// The version of the loaded library as a string, `"MAJOR.MINOR.PATCH"`
+// (static; never NULL).
+const char *uniloop_version_string(void);
 
 // Starts a thread running `proc(context)`, with a stack of `stack_size`
 // bytes (0: the platform default; a smaller size than the platform's
