@@ -619,13 +619,19 @@ async_runtime_t *async_runtime_init(void);
 void async_runtime_deinit(async_runtime_t *rt);
 
 // Registers `fd` for readiness (`EVENT_READ` and/or `EVENT_WRITE`,
-// level-triggered) with `context` returned in its events. The fd is
-// borrowed: keep it open until `async_runtime_remove`. 0, or -1
-// (`UNILOOP_ERR_EXISTS` if registered, the OS error for a bad fd,
-// `UNILOOP_ERR_INVALID` if `events` has neither flag).
+// level-triggered) with `context` returned in its events. `events` 0
+// registers it with no readiness interest: no readiness event is
+// reported for it (posted reads and writes on it work, and their events
+// come), until `async_runtime_modify` asks for some — the IOCP idiom of
+// adding a socket only to post reads on it. The fd is borrowed: keep it
+// open until `async_runtime_remove`. 0, or -1 (`UNILOOP_ERR_EXISTS` if
+// registered, the OS error for a bad fd).
 int async_runtime_add(async_runtime_t *rt, socket_fd_t fd, uint32_t events, void *context);
 
-// Changes a registered fd's events and context. 0, or -1
+// Changes a registered fd's events and context. `events` 0 pauses its
+// readiness (back-pressure) and keeps the registration and its posted
+// operations; a later modify with `EVENT_READ`/`EVENT_WRITE` resumes it
+// (level-triggered: what is pending is reported at once). 0, or -1
 // (`UNILOOP_ERR_NOT_FOUND` if not registered).
 int async_runtime_modify(async_runtime_t *rt, socket_fd_t fd, uint32_t events, void *context);
 

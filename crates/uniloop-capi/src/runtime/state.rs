@@ -72,15 +72,17 @@ fn check_fd(fd: socket_fd_t) -> Result<()> {
     }
 }
 
+/// `EVENT_READ` / `EVENT_WRITE` as an interest; 0 is no interest (the fd
+/// stays registered for posted I/O, its readiness paused).
 fn interest(events: u32) -> Result<rt::Interest> {
-    match (events & EVENT_READ != 0, events & EVENT_WRITE != 0) {
-        (true, true) => Ok(rt::Interest::READABLE | rt::Interest::WRITABLE),
-        (true, false) => Ok(rt::Interest::READABLE),
-        (false, true) => Ok(rt::Interest::WRITABLE),
-        (false, false) => Err(Error::invalid(
-            "events must contain EVENT_READ or EVENT_WRITE",
-        )),
-    }
+    Ok(
+        match (events & EVENT_READ != 0, events & EVENT_WRITE != 0) {
+            (true, true) => rt::Interest::READABLE | rt::Interest::WRITABLE,
+            (true, false) => rt::Interest::READABLE,
+            (false, true) => rt::Interest::WRITABLE,
+            (false, false) => rt::Interest::NONE,
+        },
+    )
 }
 
 /// Readiness as `EVENT_*` flags, as the reference's epoll backend reported
