@@ -693,15 +693,28 @@ int async_runtime_add_console(async_runtime_t *rt, void *context);
 enum console_type_t async_runtime_get_console_type(async_runtime_t *rt);
 
 #if !defined(_WIN32)
-// The reference returned its eventfd, which workers could write to. Not
-// available: returns -1 (`UNILOOP_ERR_UNSUPPORTED`); post completions
-// with `async_runtime_post_completion`.
+// The descriptor the runtime's wait blocks on, for nesting this loop in
+// another one (as libuv's `uv_backend_fd`): the epoll, kqueue or
+// io_uring fd. From this call on it is readable whenever
+// `async_runtime_wait` would return something other than a timer
+// expiry: readiness, a finished posted read or write, a completion, a
+// wakeup (the runtime re-arms it after each of its calls). Timers are
+// not signalled on it: block at most `uniloop_runtime_backend_timeout(rt)`
+// milliseconds. Only wait for it to be readable (poll, select, your
+// epoll); never read, register in or close it, and call the loop's
+// functions from one thread as always. -1 with `UNILOOP_ERR_UNSUPPORTED`
+// on the poll backend, which has no single descriptor (it polls a set of
+// fds); post completions with `async_runtime_post_completion`, never by
+// writing to the descriptor (the reference's eventfd).
 int async_runtime_get_event_loop_handle(async_runtime_t *rt);
 #endif
 
 #if defined(_WIN32)
-// The reference returned its IOCP handle. Not available: returns NULL
-// (`UNILOOP_ERR_UNSUPPORTED`); use `async_runtime_post_completion`.
+// The runtime's I/O completion port (the reference's `get_iocp`). The
+// port is the runtime's: do not dequeue from it
+// (`GetQueuedCompletionStatus` would take the runtime's packets), post to
+// it or close it; post completions with `async_runtime_post_completion`.
+// NULL for a bad handle.
 void *async_runtime_get_iocp(async_runtime_t *rt);
 #endif
 
@@ -748,6 +761,14 @@ int uniloop_timer_cancel(async_runtime_t *rt, uint64_t id);
 // uniloop: restarts a pending timer to fire `delay_ms` from now, keeping
 // its id. 0, or -1 (`UNILOOP_ERR_NOT_FOUND`).
 int uniloop_timer_reset(async_runtime_t *rt, uint64_t id, uint64_t delay_ms);
+
+// uniloop: for a loop nested through `async_runtime_get_event_loop_handle`:
+// the most milliseconds the outer loop may block before calling
+// `async_runtime_wait` (the next timer, rounded up), 0 if a wait has
+// something to return now, -1 for no limit. Also re-arms the handle.
+// -1 with an error recorded for a bad handle (`uniloop_last_error()` is
+// `UNILOOP_OK` after a real -1).
+int uniloop_runtime_backend_timeout(async_runtime_t *rt);
 
 // uniloop: fills `*stats`. 0, or -1.
 //

@@ -217,7 +217,7 @@ pub extern "C" fn async_runtime_add(
     context: *mut c_void,
 ) -> c_int {
     guard(-1, || {
-        with_loop(rt, |l| l.add(fd, events, context)).map(|()| 0)
+        with_loop(rt, |l| l.add(fd, events, context).and_then(|()| l.rearm())).map(|_| 0)
     })
 }
 
@@ -234,7 +234,10 @@ pub extern "C" fn async_runtime_modify(
     context: *mut c_void,
 ) -> c_int {
     guard(-1, || {
-        with_loop(rt, |l| l.modify(fd, events, context)).map(|()| 0)
+        with_loop(rt, |l| {
+            l.modify(fd, events, context).and_then(|()| l.rearm())
+        })
+        .map(|_| 0)
     })
 }
 
@@ -299,7 +302,11 @@ pub unsafe extern "C" fn async_runtime_wait(
             );
             Some(Duration::from_secs(secs) + Duration::from_micros(micros))
         };
-        with_loop(rt, |l| l.wait(events, max_events as usize, timeout)).map(|n| n as c_int)
+        with_loop(rt, |l| {
+            let n = l.wait(events, max_events as usize, timeout)?;
+            l.rearm()?;
+            Ok(n as c_int)
+        })
     })
 }
 
@@ -342,7 +349,10 @@ pub extern "C" fn async_runtime_post_read(
     len: usize,
 ) -> c_int {
     guard(-1, || {
-        with_loop(rt, |l| l.post_read(fd, buffer, len)).map(|()| 0)
+        with_loop(rt, |l| {
+            l.post_read(fd, buffer, len).and_then(|()| l.rearm())
+        })
+        .map(|_| 0)
     })
 }
 
@@ -360,7 +370,10 @@ pub extern "C" fn async_runtime_post_write(
     len: usize,
 ) -> c_int {
     guard(-1, || {
-        with_loop(rt, |l| l.post_write(fd, buffer, len)).map(|()| 0)
+        with_loop(rt, |l| {
+            l.post_write(fd, buffer, len).and_then(|()| l.rearm())
+        })
+        .map(|_| 0)
     })
 }
 
@@ -393,35 +406,59 @@ pub extern "C" fn async_runtime_get_console_type(rt: *mut async_runtime_t) -> co
 /// For the reference functions that hand out an internal handle: checks
 /// `rt` (a bad handle is still `UNILOOP_ERR_INVALID`/`_CLOSED`), then fails
 /// with `UNILOOP_ERR_UNSUPPORTED` and `why`.
+#[cfg_attr(not(windows), allow(dead_code))]
 fn unsupported<R>(rt: *mut async_runtime_t, fail: R, why: &'static str) -> R {
     guard(fail, || {
         with_loop(rt, |_| Err(Error::new(UNILOOP_ERR_UNSUPPORTED, why)))
     })
 }
 
-/// The reference returned its eventfd, which workers could write to. Not
-/// available: returns -1 (`UNILOOP_ERR_UNSUPPORTED`); post completions
-/// with `async_runtime_post_completion`.
+/// The descriptor the runtime's wait blocks on, for nesting this loop in
+/// another one (as libuv's `uv_backend_fd`): the epoll, kqueue or
+/// io_uring fd. From this call on it is readable whenever
+/// `async_runtime_wait` would return something other than a timer
+/// expiry: readiness, a finished posted read or write, a completion, a
+/// wakeup (the runtime re-arms it after each of its calls). Timers are
+/// not signalled on it: block at most `uniloop_runtime_backend_timeout(rt)`
+/// milliseconds. Only wait for it to be readable (poll, select, your
+/// epoll); never read, register in or close it, and call the loop's
+/// functions from one thread as always. -1 with `UNILOOP_ERR_UNSUPPORTED`
+/// on the poll backend, which has no single descriptor (it polls a set of
+/// fds); post completions with `async_runtime_post_completion`, never by
+/// writing to the descriptor (the reference's eventfd).
 #[cfg(not(windows))]
 #[no_mangle]
 pub extern "C" fn async_runtime_get_event_loop_handle(rt: *mut async_runtime_t) -> c_int {
-    unsupported(
-        rt,
-        -1,
-        "the loop's notification handle is internal: use async_runtime_post_completion",
-    )
+    guard(-1, || {
+        with_loop(rt, |l| match l.rt.os_handle() {
+            None => Err(Error::new(
+                UNILOOP_ERR_UNSUPPORTED,
+                "the poll backend has no single descriptor to wait on (use epoll, kqueue or uring)",
+            )),
+            Some(fd) => {
+                l.external = true;
+                l.rearm()?;
+                Ok(fd as c_int)
+            }
+        })
+    })
 }
 
-/// The reference returned its IOCP handle. Not available: returns NULL
-/// (`UNILOOP_ERR_UNSUPPORTED`); use `async_runtime_post_completion`.
+/// The runtime's I/O completion port (the reference's `get_iocp`). The
+/// port is the runtime's: do not dequeue from it
+/// (`GetQueuedCompletionStatus` would take the runtime's packets), post to
+/// it or close it; post completions with `async_runtime_post_completion`.
+/// NULL for a bad handle.
 #[cfg(windows)]
 #[no_mangle]
 pub extern "C" fn async_runtime_get_iocp(rt: *mut async_runtime_t) -> *mut c_void {
-    unsupported(
-        rt,
-        ptr::null_mut(),
-        "the IOCP handle is internal: use async_runtime_post_completion",
-    )
+    guard(ptr::null_mut(), || {
+        with_loop(rt, |l| {
+            l.rt.os_handle()
+                .map(|h| h as *mut c_void)
+                .ok_or_else(|| Error::new(UNILOOP_ERR_UNSUPPORTED, "no completion port"))
+        })
+    })
 }
 
 /// Windows, reference: the event handle of a piped stdin. Not available:

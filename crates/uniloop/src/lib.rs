@@ -199,6 +199,6 @@ pub use crate::pool::{JobId, JobPanicked, ShutdownReport, SubmitError, WorkerPoo
 pub use crate::queue::{Overflow, PopError, PushError, Queue, QueueStats};
 pub use crate::runtime::{Backend, Builder, Runtime};
 pub use crate::signal::{Signal, Signals};
-pub use crate::sys::AsSource;
+pub use crate::sys::{AsSource, RawOsHandle};
 pub use crate::timer::TimerId;
 pub use crate::worker::{JoinError, StopToken, Worker, WorkerBuilder, WorkerState};

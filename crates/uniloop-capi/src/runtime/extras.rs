@@ -107,6 +107,7 @@ pub extern "C" fn uniloop_timer_add(
                 l.rt.add_timer(key as u64, Duration::from_millis(delay_ms), period);
             let cid = id.as_u64().wrapping_add(1);
             l.timers.insert(cid, (id, period.is_some()));
+            l.rearm()?;
             Ok(cid)
         })
     })
@@ -132,6 +133,27 @@ pub extern "C" fn uniloop_timer_reset(rt: *mut async_runtime_t, id: u64, delay_m
         with_loop(rt, |l| match l.timers.get(&id) {
             Some(&(tid, _)) if l.rt.reset_timer(tid, Duration::from_millis(delay_ms)) => Ok(0),
             _ => Err(Error::new(UNILOOP_ERR_NOT_FOUND, "no such timer")),
+        })
+    })
+}
+
+/// uniloop: for a loop nested through `async_runtime_get_event_loop_handle`:
+/// the most milliseconds the outer loop may block before calling
+/// `async_runtime_wait` (the next timer, rounded up), 0 if a wait has
+/// something to return now, -1 for no limit. Also re-arms the handle.
+/// -1 with an error recorded for a bad handle (`uniloop_last_error()` is
+/// `UNILOOP_OK` after a real -1).
+#[no_mangle]
+pub extern "C" fn uniloop_runtime_backend_timeout(rt: *mut async_runtime_t) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| {
+            Ok(match l.rt.prepare_external_wait()? {
+                None => -1,
+                Some(d) => {
+                    let ms = d.as_nanos().div_ceil(1_000_000);
+                    ms.min(c_int::MAX as u128) as c_int
+                }
+            })
         })
     })
 }

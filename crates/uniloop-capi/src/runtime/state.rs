@@ -45,6 +45,9 @@ pub(super) struct Loop {
     pub(super) timers: HashMap<u64, (rt::TimerId, bool)>,
     pub(super) console_type: console_type_t,
     pub(super) stats: uniloop_runtime_stats_t,
+    /// The OS handle was handed out (`get_event_loop_handle`): it is
+    /// re-armed after every call that can make something pending.
+    pub(super) external: bool,
 }
 
 #[cfg(unix)]
@@ -136,7 +139,19 @@ impl Loop {
             timers: HashMap::new(),
             console_type: console_type_t::CONSOLE_TYPE_NONE,
             stats: uniloop_runtime_stats_t::default(),
+            external: false,
         }
+    }
+
+    /// After a call that can make something pending (an event ready, an
+    /// operation finished, a timer changed): re-arms the handed-out OS
+    /// handle, so it is readable when a wait would return something.
+    /// Returns the most another loop may block.
+    pub(super) fn rearm(&mut self) -> Result<Option<Duration>> {
+        if !self.external {
+            return Ok(None);
+        }
+        Ok(self.rt.prepare_external_wait()?)
     }
 
     pub(super) fn add(&mut self, fd: socket_fd_t, events: u32, context: *mut c_void) -> Result<()> {

@@ -83,7 +83,7 @@ int main(void) {
     CHECK_ERR(async_runtime_post_read(rt, sv[0], NULL, 0) == -1, UNILOOP_ERR_INVALID);
     CHECK_ERR(async_runtime_post_write(rt, sv[0], buf, 1) == -1, UNILOOP_ERR_INVALID);
     CHECK(async_runtime_wait(rt, ev, 4, &zero) == 0);
-    CHECK_ERR(async_runtime_get_event_loop_handle(rt) == -1, UNILOOP_ERR_UNSUPPORTED);
+    CHECK(async_runtime_get_event_loop_handle(rt) >= 0); /* epoll: runtime_semantics.c */
     CHECK_ERR(uniloop_timer_cancel(rt, 0) == -1, UNILOOP_ERR_NOT_FOUND);
     CHECK_ERR(uniloop_timer_cancel(rt, 12345) == -1, UNILOOP_ERR_NOT_FOUND);
     CHECK_ERR(uniloop_timer_reset(rt, 0, 5) == -1, UNILOOP_ERR_NOT_FOUND);
