@@ -383,15 +383,22 @@ enum console_type_t console_detect_type(void);
 const char *console_type_str(int console_type);
 
 // Starts reading stdin into `queue` (messages of up to `CONSOLE_MAX_LINE`
-// bytes, so make the queue's `max_msg_size` at least that), posting a
-// completion with `completion_key` after each line and at end of input.
+// bytes, or of the queue's `max_msg_size` if smaller: longer lines come
+// in pieces), posting a completion with `completion_key` after each line
+// is queued and at end of input. No line is lost: on a full queue the
+// worker waits for room, whatever the queue's flags (give it flags 0, or
+// `BLOCK_WRITER`: the same here), and reads no more input meanwhile;
+// only `ASYNC_QUEUE_DROP_OLDEST`, if you choose it, drops old lines.
+// `console_worker_shutdown` releases a worker waiting for room at once.
 // With no console (`CONSOLE_TYPE_NONE`) no thread starts and `worker` is
 // NULL. The queue must outlive the worker (destroy it after
 // `console_worker_shutdown` returned true, or after
 // `console_worker_destroy`). NULL on failure.
 console_worker_context_t *console_worker_init(async_runtime_t *runtime, async_queue_t *queue, uintptr_t completion_key);
 
-// Stops the worker: wakes its blocked read and waits up to `timeout_ms`
+// Stops the worker: wakes its blocked read, or its wait for room in a
+// full queue (the line it holds is then not delivered), and waits up to
+// `timeout_ms`
 // (0: no wait, -1: forever). True when it has stopped, or when there is
 // no worker (a zeroed context, `CONSOLE_TYPE_NONE`); false on timeout
 // (`UNILOOP_ERR_TIMEOUT`) or a bad context.
