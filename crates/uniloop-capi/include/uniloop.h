@@ -57,6 +57,33 @@ typedef int socket_fd_t;
 // `bytes_transferred` its id.
 #define UNILOOP_EVENT_TIMER 256
 
+// uniloop: set (with `EVENT_READ`) on a signal from `uniloop_signal_add`:
+// `completion_key` is the key given there, `bytes_transferred` the
+// signal's number (Windows: the console control event's).
+#define UNILOOP_EVENT_SIGNAL 512
+
+// uniloop, after `uniloop_runtime_set_event_kinds(rt, true)`: readiness
+// of a registered fd (not a posted operation's event).
+#define UNILOOP_EVENT_READINESS 1024
+
+// uniloop, after `uniloop_runtime_set_event_kinds(rt, true)`: a posted
+// read or write finished (or failed).
+#define UNILOOP_EVENT_POSTED 2048
+
+// uniloop, after `uniloop_runtime_set_event_kinds(rt, true)`: a
+// completion (`async_runtime_post_completion`, the worker pool, the
+// console worker, a queue's signal).
+#define UNILOOP_EVENT_COMPLETION 4096
+
+// uniloop: set on the event of `uniloop_runtime_shutdown_fd` (with
+// `EVENT_WRITE`, or `EVENT_ERROR` if the fd's output failed).
+#define UNILOOP_EVENT_SHUTDOWN 8192
+
+// All the kind flags: `event_type & UNILOOP_EVENT_KIND_MASK` is exactly
+// one of them once `uniloop_runtime_set_event_kinds(rt, true)` is on
+// (timer and signal events carry theirs always).
+#define UNILOOP_EVENT_KIND_MASK 7936
+
 // The major version of the header (the `N` of `libuniloop.so.N`).
 #define UNILOOP_VERSION_MAJOR 0
 
@@ -280,12 +307,23 @@ typedef struct uniloop_queue_stats_t {
 // * Posted read or write finished: as readiness, plus `bytes_transferred`
 //   the byte count and `buffer` the data (the caller's buffer, or for
 //   `post_read(rt, fd, NULL, 0)` the runtime's, valid until the next
-//   `post_read` on that fd or its removal).
+//   `post_read` on that fd or its removal). A failed one is
+//   `EVENT_ERROR` with `bytes_transferred` what was transferred and
+//   `completion_key` the OS error code (`errno`; a winsock code on
+//   Windows), which is 0 in every other fd event.
 // * Completion: `fd` `INVALID_SOCKET_FD`, `completion_key` the key,
 //   `bytes_transferred` the data (both full width), `event_type`
 //   `EVENT_READ`, `context` and `buffer` NULL.
 // * Timer: as a completion, with `UNILOOP_EVENT_TIMER` also set in
 //   `event_type` and `bytes_transferred` the timer's id.
+// * Signal: as a completion, with `UNILOOP_EVENT_SIGNAL` also set and
+//   `bytes_transferred` the signal's number.
+//
+// Telling them apart without looking at `fd`: timer and signal events
+// carry their flag always; `uniloop_runtime_set_event_kinds(rt, true)`
+// adds `UNILOOP_EVENT_READINESS`, `_POSTED` or `_COMPLETION` to the
+// others (off by default: code written for the reference may compare
+// `event_type == EVENT_READ`).
 typedef struct io_event_t {
   // The fd, or `INVALID_SOCKET_FD` for completions and timers.
   socket_fd_t fd;
@@ -311,12 +349,23 @@ typedef struct io_event_t {
 // * Posted read or write finished: as readiness, plus `bytes_transferred`
 //   the byte count and `buffer` the data (the caller's buffer, or for
 //   `post_read(rt, fd, NULL, 0)` the runtime's, valid until the next
-//   `post_read` on that fd or its removal).
+//   `post_read` on that fd or its removal). A failed one is
+//   `EVENT_ERROR` with `bytes_transferred` what was transferred and
+//   `completion_key` the OS error code (`errno`; a winsock code on
+//   Windows), which is 0 in every other fd event.
 // * Completion: `fd` `INVALID_SOCKET_FD`, `completion_key` the key,
 //   `bytes_transferred` the data (both full width), `event_type`
 //   `EVENT_READ`, `context` and `buffer` NULL.
 // * Timer: as a completion, with `UNILOOP_EVENT_TIMER` also set in
 //   `event_type` and `bytes_transferred` the timer's id.
+// * Signal: as a completion, with `UNILOOP_EVENT_SIGNAL` also set and
+//   `bytes_transferred` the signal's number.
+//
+// Telling them apart without looking at `fd`: timer and signal events
+// carry their flag always; `uniloop_runtime_set_event_kinds(rt, true)`
+// adds `UNILOOP_EVENT_READINESS`, `_POSTED` or `_COMPLETION` to the
+// others (off by default: code written for the reference may compare
+// `event_type == EVENT_READ`).
 //
 // Windows: with the reference's `HANDLE handle` after `fd`.
 typedef struct io_event_t {
@@ -466,6 +515,16 @@ uniloop_pool_t *uniloop_pool_create(async_runtime_t *runtime, size_t threads, ui
 // `pool` is NULL or a live pool; `job` is safe to call with `arg` on
 // another thread.
 uintptr_t uniloop_pool_submit(uniloop_pool_t *pool, uniloop_job_fn job, void *arg);
+
+// As `uniloop_pool_submit`, but the completion carries the caller's
+// argument: `(key, (uintptr_t)arg)`, so the loop gets back the job's
+// own state (libuv's `uv_work_t` style) without a table of ids. Returns
+// the job's id (never 0), or 0 on failure.
+//
+// # Safety
+//
+// As `uniloop_pool_submit`.
+uintptr_t uniloop_pool_submit_arg(uniloop_pool_t *pool, uniloop_job_fn job, void *arg);
 
 // Jobs submitted and not yet started (0 for NULL).
 //
@@ -686,9 +745,12 @@ int async_runtime_post_read(async_runtime_t *rt, socket_fd_t fd, void *buffer, s
 // registered, non-blocking fd. One event follows when all of it is out:
 // `EVENT_WRITE` with `bytes_transferred` = `len` and `buffer` the pointer
 // given, or `EVENT_ERROR` with how much went out. Writes on an fd go out
-// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's 1 MiB of queued
-// output).
-int async_runtime_post_write(async_runtime_t *rt, socket_fd_t fd, void *buffer, size_t len);
+// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's write limit:
+// 1 MiB of queued output unless set with `uniloop_runtime_set_write_limit`;
+// a write on an fd with nothing queued is always taken). Each write costs
+// a copy of its bytes plus a small record until its event; many small
+// writes on one fd go out gathered.
+int async_runtime_post_write(async_runtime_t *rt, socket_fd_t fd, const void *buffer, size_t len);
 
 // Detects what stdin is (`console_detect_type`) and remembers it for
 // `async_runtime_get_console_type`; `context` is unused. Nothing is
@@ -776,6 +838,48 @@ int uniloop_timer_reset(async_runtime_t *rt, uint64_t id, uint64_t delay_ms);
 // -1 with an error recorded for a bad handle (`uniloop_last_error()` is
 // `UNILOOP_OK` after a real -1).
 int uniloop_runtime_backend_timeout(async_runtime_t *rt);
+
+// uniloop: sets how many bytes of posted writes may wait on `fd` before
+// `async_runtime_post_write` refuses more with `UNILOOP_ERR_FULL` (a write
+// on an fd with nothing queued is always taken). Default 1 MiB. 0, or -1
+// (`UNILOOP_ERR_NOT_FOUND` if `fd` is not registered).
+int uniloop_runtime_set_write_limit(async_runtime_t *rt, socket_fd_t fd, size_t bytes);
+
+// uniloop: flush-then-close (libuv's `uv_shutdown`): when every write
+// posted on `fd` before this call is out, shuts down the write side
+// (`shutdown(fd, SHUT_WR)`; the peer reads end of stream) and returns one
+// event: `EVENT_WRITE | UNILOOP_EVENT_SHUTDOWN` with 0 bytes, or
+// `EVENT_ERROR | UNILOOP_EVENT_SHUTDOWN` with the OS error in
+// `completion_key`. Close the fd after that event (or remove it first:
+// no event then). 0, or -1.
+int uniloop_runtime_shutdown_fd(async_runtime_t *rt, socket_fd_t fd);
+
+// uniloop: with `on` true, every event's `event_type` also carries its
+// kind: `UNILOOP_EVENT_READINESS`, `UNILOOP_EVENT_POSTED`,
+// `UNILOOP_EVENT_COMPLETION`, `UNILOOP_EVENT_TIMER` or
+// `UNILOOP_EVENT_SIGNAL` (`event_type & UNILOOP_EVENT_KIND_MASK`). Off by
+// default, where only timers and signals carry theirs (code written for
+// the reference may test `event_type == EVENT_READ`). 0, or -1.
+int uniloop_runtime_set_event_kinds(async_runtime_t *rt, bool on);
+
+// uniloop: delivers a signal as events (POSIX: `SIGINT`, `SIGTERM`,
+// `SIGHUP`, `SIGUSR1`...; Windows: a console control event number,
+// `CTRL_C_EVENT`, `CTRL_BREAK_EVENT`, `CTRL_CLOSE_EVENT`): each arrival
+// (or burst of arrivals) gives one event with `completion_key` = `key`,
+// `bytes_transferred` = the number, `event_type` = `EVENT_READ |
+// UNILOOP_EVENT_SIGNAL`, `fd` `INVALID_SOCKET_FD`. The handler is
+// uniloop's (async-signal-safe; nothing runs in signal context that you
+// write); while any runtime holds a signal its default action (ending
+// the process) does not run. Adding it again changes the key. 0, or -1
+// (`UNILOOP_ERR_INVALID` for one that cannot be caught, `SIGKILL`,
+// `SIGSEGV`...; `UNILOOP_ERR_UNSUPPORTED` for a number this platform
+// lacks).
+int uniloop_signal_add(async_runtime_t *rt, int signum, uintptr_t key);
+
+// uniloop: stops delivering `signum` (its default action is back once no
+// runtime holds it). Events of it already queued are dropped. 0, or -1
+// (`UNILOOP_ERR_NOT_FOUND` if it was not added).
+int uniloop_signal_remove(async_runtime_t *rt, int signum);
 
 // uniloop: fills `*stats`. 0, or -1.
 //

@@ -322,6 +322,11 @@ pub extern "C" fn async_runtime_post_completion(
 ) -> c_int {
     guard(-1, || {
         with_poster(rt, |r| {
+            if completion_key as u64 == state::SIGNAL_KEY {
+                return Err(Error::invalid(
+                    "completion_key UINTPTR_MAX is reserved (signal events)",
+                ));
+            }
             r.poster
                 .post(completion_key as u64, data as u64)
                 .map_err(|_| Error::new(UNILOOP_ERR_CLOSED, "the runtime is closed"))?;
@@ -360,18 +365,22 @@ pub extern "C" fn async_runtime_post_read(
 /// registered, non-blocking fd. One event follows when all of it is out:
 /// `EVENT_WRITE` with `bytes_transferred` = `len` and `buffer` the pointer
 /// given, or `EVENT_ERROR` with how much went out. Writes on an fd go out
-/// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's 1 MiB of queued
-/// output).
+/// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's write limit:
+/// 1 MiB of queued output unless set with `uniloop_runtime_set_write_limit`;
+/// a write on an fd with nothing queued is always taken). Each write costs
+/// a copy of its bytes plus a small record until its event; many small
+/// writes on one fd go out gathered.
 #[no_mangle]
 pub extern "C" fn async_runtime_post_write(
     rt: *mut async_runtime_t,
     fd: socket_fd_t,
-    buffer: *mut c_void,
+    buffer: *const c_void,
     len: usize,
 ) -> c_int {
     guard(-1, || {
         with_loop(rt, |l| {
-            l.post_write(fd, buffer, len).and_then(|()| l.rearm())
+            l.post_write(fd, buffer, len, false)
+                .and_then(|()| l.rearm())
         })
         .map(|_| 0)
     })
