@@ -1,3 +1,58 @@
+/*
+ * uniloop.h: uniloop's C library (libuniloop). pkg-config: uniloop (or
+ * uniloop-static); CMake: find_package(uniloop) -> uniloop::uniloop.
+ *
+ * Language: C99 or later, or C++ (the header uses <stdbool.h>,
+ * <stdint.h> and // comments). Define feature macros (_GNU_SOURCE,
+ * _POSIX_C_SOURCE...) before including this header, or on the command
+ * line: it includes <pthread.h> and <sys/time.h> (Windows: <winsock2.h>,
+ * <windows.h>), and a feature macro defined after the first system header
+ * has no effect (accept4 would then be undeclared).
+ *
+ * The loop: async_runtime_wait returns a batch of events. Nothing is
+ * dropped: what does not fit in max_events comes with the next wait.
+ * Completions from one thread come in the order posted; the events of
+ * posted operations on one fd come in the order posted; readiness is
+ * level-triggered (reported again at each wait while it holds). Readiness
+ * keeps at least half of max_events when it is pending; how the rest is
+ * shared between timers, posted I/O and completions is the Rust
+ * runtime's (uniloop::Runtime::wait states it), and libuniloop passes
+ * that order through without buffering or reordering. Do not rely on
+ * any other order between kinds within a batch.
+ *
+ * Events of things removed within the batch: a batch is a snapshot.
+ * Handling one event may remove an fd, cancel a timer or remove a signal
+ * that a later event of the same batch names; that event is still in
+ * your array (after the call that removed it, no later wait reports it).
+ * So do not free an fd's state (its context) while handling its events:
+ * mark it closed, skip events of closed ones, and free at the end of the
+ * batch. Give each connection its own context pointer, so an event of a
+ * closed connection cannot be mistaken for one of its fd number's next
+ * owner.
+ *
+ * Writes: async_runtime_post_write copies the bytes (the buffer is yours
+ * again at once) and holds them until they are out: the cost of a queued
+ * write is its bytes plus a small record. Each fd's queued output is
+ * capped by its write limit (1 MiB; uniloop_runtime_set_write_limit):
+ * past it post_write fails with UNILOOP_ERR_FULL, which is the signal to
+ * stop producing for that fd until its write events come (a peer that
+ * never reads costs at most about the limit). uniloop_runtime_shutdown_fd
+ * flushes, then shuts the write side.
+ *
+ * SIGPIPE: posted writes to a closed peer never raise it where
+ * MSG_NOSIGNAL exists (Linux, the BSDs): they end with EVENT_ERROR
+ * (EPIPE). Apple systems have no MSG_NOSIGNAL: set SO_NOSIGPIPE on the
+ * socket or ignore SIGPIPE there. A write you make yourself on a closed
+ * socket may raise it anywhere: send(..., MSG_NOSIGNAL), or
+ * signal(SIGPIPE, SIG_IGN).
+ *
+ * The console worker: give console_worker_init a queue with flags 0 (or
+ * ASYNC_QUEUE_BLOCK_WRITER, the same there): a full queue makes the
+ * worker wait, and no line is lost. ASYNC_QUEUE_DROP_OLDEST drops old
+ * lines instead, if that is what you want. Capacity: a few dozen lines;
+ * max_msg_size: CONSOLE_MAX_LINE.
+ */
+
 #ifndef UNILOOP_H
 #define UNILOOP_H
 
@@ -716,7 +771,10 @@ int async_runtime_wakeup(async_runtime_t *rt);
 // `timeout` NULL blocks, `{0, 0}` polls (negative fields count as 0).
 // Returns the count (0 on timeout, after a wakeup, or when a signal
 // interrupted the wait), or -1. Whatever did not fit comes with the next
-// call. Call it from one thread only.
+// call (nothing is dropped). Call it from one thread only. Order and
+// fairness of a batch, and events of things removed within it: see the
+// top of this header (free an fd's state at the end of the batch, not
+// while handling its events).
 //
 // # Safety
 //

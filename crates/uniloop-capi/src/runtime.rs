@@ -269,7 +269,10 @@ pub extern "C" fn async_runtime_wakeup(rt: *mut async_runtime_t) -> c_int {
 /// `timeout` NULL blocks, `{0, 0}` polls (negative fields count as 0).
 /// Returns the count (0 on timeout, after a wakeup, or when a signal
 /// interrupted the wait), or -1. Whatever did not fit comes with the next
-/// call. Call it from one thread only.
+/// call (nothing is dropped). Call it from one thread only. Order and
+/// fairness of a batch, and events of things removed within it: see the
+/// top of this header (free an fd's state at the end of the batch, not
+/// while handling its events).
 ///
 /// # Safety
 ///
