@@ -467,7 +467,6 @@ pub extern "C" fn async_runtime_get_iocp(rt: *mut async_runtime_t) -> *mut c_voi
     guard(ptr::null_mut(), || {
         with_loop(rt, |l| {
             l.rt.os_handle()
-                .map(|h| h as *mut c_void)
                 .ok_or_else(|| Error::new(UNILOOP_ERR_UNSUPPORTED, "no completion port"))
         })
     })
