@@ -569,28 +569,34 @@ def echo(block, _all):
 
 @runner("c-build")
 def c_build(block, blocks_by_name):
-    """The C build lines with the README's C program: built as shown (the
-    library, the static link, the shared link), and both programs run."""
-    cmds = shape(block, 3, "build the library, link statically, link the shared library")
+    """The C install and build lines with the README's C program: installed
+    to a scratch prefix (the user's own, `$HOME/.local`, in the README),
+    built as shown (shared and static), and both programs run."""
+    cmds = shape(block, 4, "install, PKG_CONFIG_PATH, link shared, link static")
     app = blocks_by_name.get("c-app")
     check(app is not None, "no ```c run=c-app block for the C build lines")
     with tempfile.TemporaryDirectory() as tmp:
+        prefix = Path(tmp) / "prefix"
+        work = Path(tmp) / "work"
+        work.mkdir()
         # The checkout as the user sees it, plus their app.c.
-        for name in ("Cargo.toml", "Cargo.lock", "crates", "target"):
+        for name in ("Cargo.toml", "Cargo.lock", "crates", "scripts", "target"):
             target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) if name == "target" else ROOT / name
-            os.symlink(target, Path(tmp) / name)
-        (Path(tmp) / "app.c").write_text(app.text + "\n")
-        outputs = set()
-        for cmd in cmds:
-            run(cmd, cwd=tmp)
-            m = re.search(r"-o\s+(\S+)", cmd)
-            if m:
-                outputs.add(m.group(1))
-        check(len(outputs) == 2, f"expected two programs built, found {sorted(outputs)}")
-        for exe in sorted(outputs):
-            out = run(f"./{exe}", cwd=tmp, deadline=DEADLINE)
+            os.symlink(target, work / name)
+        (work / "app.c").write_text(app.text + "\n")
+        script = "set -e\n" + "\n".join(c.replace("$HOME/.local", str(prefix)) for c in cmds) + "\n"
+        check(str(prefix) in script, "the install line does not use $HOME/.local")
+        run(script, cwd=work)
+        outputs = [m.group(1) for c in cmds for m in [re.search(r"-o\s+(\S+)", c)] if m]
+        check(len(outputs) == 2, f"expected two programs built, found {outputs}")
+        for exe in outputs:
+            # Neither needs LD_LIBRARY_PATH: the shared one has its rpath.
+            out = run(f"./{exe}", cwd=work, deadline=DEADLINE)
             check(any(re.match(r"key 1 data 42$", l) for l in out), f"{exe}: no completion line in {out}")
             check(any(re.match(r"key 2 data \d+ \(timer\)$", l) for l in out), f"{exe}: no timer line in {out}")
+        ldd = run(f"ldd ./{outputs[0]}", cwd=work, deadline=DEADLINE)
+        check(any("libuniloop.so.0 => " + str(prefix) in l for l in ldd),
+              f"{outputs[0]} does not load the installed libuniloop.so.0: {ldd}")
 
 
 @runner("c-app")

@@ -75,14 +75,18 @@ step_lint() {
 
 step_native() {
   step "tests (native)"
-  # The C library's tests run under valgrind (tests/c.rs insists on it in CI).
-  need_packages valgrind
+  # The C library's tests run under valgrind (tests/c.rs insists on it in CI);
+  # its install test (tests/install.rs) builds with pkg-config and CMake.
+  need_packages valgrind pkg-config cmake binutils
   # The C chat server on libuv (uniloop-bench's tests/chat.rs and its chat case).
   need_packages libuv1-dev pkg-config
   # The talker's telnet test drives inetutils telnet in a pseudo-terminal
   # (crates/talker/tests/telnet.rs insists on it in CI; pexpect comes by pip).
   need_packages inetutils-telnet
   cargo test --workspace
+  # The C library as installed: scripts/install-c.sh with the release-c
+  # profile, used through pkg-config and find_package(uniloop).
+  UNILOOP_INSTALL_PROFILE=release-c cargo test -p uniloop-capi --test install
   # The io_uring backend runs the contract, posted-I/O and stale-entry
   # suites above unchanged, and its own (tests/uring.rs). Those tests build
   # their runtime with unwrap(), so where io_uring is refused they fail

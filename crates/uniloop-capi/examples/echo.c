@@ -8,9 +8,10 @@
  *   echo PORT       a real server on 0.0.0.0:PORT until Ctrl-C
  *                   (try: nc 127.0.0.1 PORT)
  *
- * Build: cargo build --release -p uniloop-capi
- *        cc -I crates/uniloop-capi/include echo.c target/release/libuniloop.a \
- *           -lpthread -ldl -lm -o echo
+ * Build: scripts/install-c.sh PREFIX, then
+ *        cc echo.c $(pkg-config --cflags --libs uniloop) -o echo
+ *        (or in-tree: cc -I crates/uniloop-capi/include echo.c
+ *         target/release/libuniloop.a -lpthread -ldl -lm -o echo)
  * (Windows, mingw: ... libuniloop.a -lws2_32 -lntdll -luserenv -ldbghelp)
  */
 #include <uniloop.h>

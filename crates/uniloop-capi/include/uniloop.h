@@ -1,3 +1,58 @@
+/*
+ * uniloop.h: uniloop's C library (libuniloop). pkg-config: uniloop (or
+ * uniloop-static); CMake: find_package(uniloop) -> uniloop::uniloop.
+ *
+ * Language: C99 or later, or C++ (the header uses <stdbool.h>,
+ * <stdint.h> and // comments). Define feature macros (_GNU_SOURCE,
+ * _POSIX_C_SOURCE...) before including this header, or on the command
+ * line: it includes <pthread.h> and <sys/time.h> (Windows: <winsock2.h>,
+ * <windows.h>), and a feature macro defined after the first system header
+ * has no effect (accept4 would then be undeclared).
+ *
+ * The loop: async_runtime_wait returns a batch of events. Nothing is
+ * dropped: what does not fit in max_events comes with the next wait.
+ * Completions from one thread come in the order posted; the events of
+ * posted operations on one fd come in the order posted; readiness is
+ * level-triggered (reported again at each wait while it holds). Readiness
+ * keeps at least half of max_events when it is pending; how the rest is
+ * shared between timers, posted I/O and completions is the Rust
+ * runtime's (uniloop::Runtime::wait states it), and libuniloop passes
+ * that order through without buffering or reordering. Do not rely on
+ * any other order between kinds within a batch.
+ *
+ * Events of things removed within the batch: a batch is a snapshot.
+ * Handling one event may remove an fd, cancel a timer or remove a signal
+ * that a later event of the same batch names; that event is still in
+ * your array (after the call that removed it, no later wait reports it).
+ * So do not free an fd's state (its context) while handling its events:
+ * mark it closed, skip events of closed ones, and free at the end of the
+ * batch. Give each connection its own context pointer, so an event of a
+ * closed connection cannot be mistaken for one of its fd number's next
+ * owner.
+ *
+ * Writes: async_runtime_post_write copies the bytes (the buffer is yours
+ * again at once) and holds them until they are out: the cost of a queued
+ * write is its bytes plus a small record. Each fd's queued output is
+ * capped by its write limit (1 MiB; uniloop_runtime_set_write_limit):
+ * past it post_write fails with UNILOOP_ERR_FULL, which is the signal to
+ * stop producing for that fd until its write events come (a peer that
+ * never reads costs at most about the limit). uniloop_runtime_shutdown_fd
+ * flushes, then shuts the write side.
+ *
+ * SIGPIPE: posted writes to a closed peer never raise it where
+ * MSG_NOSIGNAL exists (Linux, the BSDs): they end with EVENT_ERROR
+ * (EPIPE). Apple systems have no MSG_NOSIGNAL: set SO_NOSIGPIPE on the
+ * socket or ignore SIGPIPE there. A write you make yourself on a closed
+ * socket may raise it anywhere: send(..., MSG_NOSIGNAL), or
+ * signal(SIGPIPE, SIG_IGN).
+ *
+ * The console worker: give console_worker_init a queue with flags 0 (or
+ * ASYNC_QUEUE_BLOCK_WRITER, the same there): a full queue makes the
+ * worker wait, and no line is lost. ASYNC_QUEUE_DROP_OLDEST drops old
+ * lines instead, if that is what you want. Capacity: a few dozen lines;
+ * max_msg_size: CONSOLE_MAX_LINE.
+ */
+
 #ifndef UNILOOP_H
 #define UNILOOP_H
 
@@ -56,6 +111,42 @@ typedef int socket_fd_t;
 // `uniloop_timer_add`; `completion_key` is the timer's key and
 // `bytes_transferred` its id.
 #define UNILOOP_EVENT_TIMER 256
+
+// uniloop: set (with `EVENT_READ`) on a signal from `uniloop_signal_add`:
+// `completion_key` is the key given there, `bytes_transferred` the
+// signal's number (Windows: the console control event's).
+#define UNILOOP_EVENT_SIGNAL 512
+
+// uniloop, after `uniloop_runtime_set_event_kinds(rt, true)`: readiness
+// of a registered fd (not a posted operation's event).
+#define UNILOOP_EVENT_READINESS 1024
+
+// uniloop, after `uniloop_runtime_set_event_kinds(rt, true)`: a posted
+// read or write finished (or failed).
+#define UNILOOP_EVENT_POSTED 2048
+
+// uniloop, after `uniloop_runtime_set_event_kinds(rt, true)`: a
+// completion (`async_runtime_post_completion`, the worker pool, the
+// console worker, a queue's signal).
+#define UNILOOP_EVENT_COMPLETION 4096
+
+// uniloop: set on the event of `uniloop_runtime_shutdown_fd` (with
+// `EVENT_WRITE`, or `EVENT_ERROR` if the fd's output failed).
+#define UNILOOP_EVENT_SHUTDOWN 8192
+
+// All the kind flags: `event_type & UNILOOP_EVENT_KIND_MASK` is exactly
+// one of them once `uniloop_runtime_set_event_kinds(rt, true)` is on
+// (timer and signal events carry theirs always).
+#define UNILOOP_EVENT_KIND_MASK 7936
+
+// The major version of the header (the `N` of `libuniloop.so.N`).
+#define UNILOOP_VERSION_MAJOR 0
+
+// The minor version of the header.
+#define UNILOOP_VERSION_MINOR 1
+
+// The patch version of the header.
+#define UNILOOP_VERSION_PATCH 0
 
 // What stdin is connected to.
 typedef enum console_type_t {
@@ -271,12 +362,23 @@ typedef struct uniloop_queue_stats_t {
 // * Posted read or write finished: as readiness, plus `bytes_transferred`
 //   the byte count and `buffer` the data (the caller's buffer, or for
 //   `post_read(rt, fd, NULL, 0)` the runtime's, valid until the next
-//   `post_read` on that fd or its removal).
+//   `post_read` on that fd or its removal). A failed one is
+//   `EVENT_ERROR` with `bytes_transferred` what was transferred and
+//   `completion_key` the OS error code (`errno`; a winsock code on
+//   Windows), which is 0 in every other fd event.
 // * Completion: `fd` `INVALID_SOCKET_FD`, `completion_key` the key,
 //   `bytes_transferred` the data (both full width), `event_type`
 //   `EVENT_READ`, `context` and `buffer` NULL.
 // * Timer: as a completion, with `UNILOOP_EVENT_TIMER` also set in
 //   `event_type` and `bytes_transferred` the timer's id.
+// * Signal: as a completion, with `UNILOOP_EVENT_SIGNAL` also set and
+//   `bytes_transferred` the signal's number.
+//
+// Telling them apart without looking at `fd`: timer and signal events
+// carry their flag always; `uniloop_runtime_set_event_kinds(rt, true)`
+// adds `UNILOOP_EVENT_READINESS`, `_POSTED` or `_COMPLETION` to the
+// others (off by default: code written for the reference may compare
+// `event_type == EVENT_READ`).
 typedef struct io_event_t {
   // The fd, or `INVALID_SOCKET_FD` for completions and timers.
   socket_fd_t fd;
@@ -302,12 +404,23 @@ typedef struct io_event_t {
 // * Posted read or write finished: as readiness, plus `bytes_transferred`
 //   the byte count and `buffer` the data (the caller's buffer, or for
 //   `post_read(rt, fd, NULL, 0)` the runtime's, valid until the next
-//   `post_read` on that fd or its removal).
+//   `post_read` on that fd or its removal). A failed one is
+//   `EVENT_ERROR` with `bytes_transferred` what was transferred and
+//   `completion_key` the OS error code (`errno`; a winsock code on
+//   Windows), which is 0 in every other fd event.
 // * Completion: `fd` `INVALID_SOCKET_FD`, `completion_key` the key,
 //   `bytes_transferred` the data (both full width), `event_type`
 //   `EVENT_READ`, `context` and `buffer` NULL.
 // * Timer: as a completion, with `UNILOOP_EVENT_TIMER` also set in
 //   `event_type` and `bytes_transferred` the timer's id.
+// * Signal: as a completion, with `UNILOOP_EVENT_SIGNAL` also set and
+//   `bytes_transferred` the signal's number.
+//
+// Telling them apart without looking at `fd`: timer and signal events
+// carry their flag always; `uniloop_runtime_set_event_kinds(rt, true)`
+// adds `UNILOOP_EVENT_READINESS`, `_POSTED` or `_COMPLETION` to the
+// others (off by default: code written for the reference may compare
+// `event_type == EVENT_READ`).
 //
 // Windows: with the reference's `HANDLE handle` after `fd`.
 typedef struct io_event_t {
@@ -374,15 +487,22 @@ enum console_type_t console_detect_type(void);
 const char *console_type_str(int console_type);
 
 // Starts reading stdin into `queue` (messages of up to `CONSOLE_MAX_LINE`
-// bytes, so make the queue's `max_msg_size` at least that), posting a
-// completion with `completion_key` after each line and at end of input.
+// bytes, or of the queue's `max_msg_size` if smaller: longer lines come
+// in pieces), posting a completion with `completion_key` after each line
+// is queued and at end of input. No line is lost: on a full queue the
+// worker waits for room, whatever the queue's flags (give it flags 0, or
+// `BLOCK_WRITER`: the same here), and reads no more input meanwhile;
+// only `ASYNC_QUEUE_DROP_OLDEST`, if you choose it, drops old lines.
+// `console_worker_shutdown` releases a worker waiting for room at once.
 // With no console (`CONSOLE_TYPE_NONE`) no thread starts and `worker` is
 // NULL. The queue must outlive the worker (destroy it after
 // `console_worker_shutdown` returned true, or after
 // `console_worker_destroy`). NULL on failure.
 console_worker_context_t *console_worker_init(async_runtime_t *runtime, async_queue_t *queue, uintptr_t completion_key);
 
-// Stops the worker: wakes its blocked read and waits up to `timeout_ms`
+// Stops the worker: wakes its blocked read, or its wait for room in a
+// full queue (the line it holds is then not delivered), and waits up to
+// `timeout_ms`
 // (0: no wait, -1: forever). True when it has stopped, or when there is
 // no worker (a zeroed context, `CONSOLE_TYPE_NONE`); false on timeout
 // (`UNILOOP_ERR_TIMEOUT`) or a bad context.
@@ -450,6 +570,16 @@ uniloop_pool_t *uniloop_pool_create(async_runtime_t *runtime, size_t threads, ui
 // `pool` is NULL or a live pool; `job` is safe to call with `arg` on
 // another thread.
 uintptr_t uniloop_pool_submit(uniloop_pool_t *pool, uniloop_job_fn job, void *arg);
+
+// As `uniloop_pool_submit`, but the completion carries the caller's
+// argument: `(key, (uintptr_t)arg)`, so the loop gets back the job's
+// own state (libuv's `uv_work_t` style) without a table of ids. Returns
+// the job's id (never 0), or 0 on failure.
+//
+// # Safety
+//
+// As `uniloop_pool_submit`.
+uintptr_t uniloop_pool_submit_arg(uniloop_pool_t *pool, uniloop_job_fn job, void *arg);
 
 // Jobs submitted and not yet started (0 for NULL).
 //
@@ -610,13 +740,19 @@ async_runtime_t *async_runtime_init(void);
 void async_runtime_deinit(async_runtime_t *rt);
 
 // Registers `fd` for readiness (`EVENT_READ` and/or `EVENT_WRITE`,
-// level-triggered) with `context` returned in its events. The fd is
-// borrowed: keep it open until `async_runtime_remove`. 0, or -1
-// (`UNILOOP_ERR_EXISTS` if registered, the OS error for a bad fd,
-// `UNILOOP_ERR_INVALID` if `events` has neither flag).
+// level-triggered) with `context` returned in its events. `events` 0
+// registers it with no readiness interest: no readiness event is
+// reported for it (posted reads and writes on it work, and their events
+// come), until `async_runtime_modify` asks for some — the IOCP idiom of
+// adding a socket only to post reads on it. The fd is borrowed: keep it
+// open until `async_runtime_remove`. 0, or -1 (`UNILOOP_ERR_EXISTS` if
+// registered, the OS error for a bad fd).
 int async_runtime_add(async_runtime_t *rt, socket_fd_t fd, uint32_t events, void *context);
 
-// Changes a registered fd's events and context. 0, or -1
+// Changes a registered fd's events and context. `events` 0 pauses its
+// readiness (back-pressure) and keeps the registration and its posted
+// operations; a later modify with `EVENT_READ`/`EVENT_WRITE` resumes it
+// (level-triggered: what is pending is reported at once). 0, or -1
 // (`UNILOOP_ERR_NOT_FOUND` if not registered).
 int async_runtime_modify(async_runtime_t *rt, socket_fd_t fd, uint32_t events, void *context);
 
@@ -635,7 +771,10 @@ int async_runtime_wakeup(async_runtime_t *rt);
 // `timeout` NULL blocks, `{0, 0}` polls (negative fields count as 0).
 // Returns the count (0 on timeout, after a wakeup, or when a signal
 // interrupted the wait), or -1. Whatever did not fit comes with the next
-// call. Call it from one thread only.
+// call (nothing is dropped). Call it from one thread only. Order and
+// fairness of a batch, and events of things removed within it: see the
+// top of this header (free an fd's state at the end of the batch, not
+// while handling its events).
 //
 // # Safety
 //
@@ -664,9 +803,12 @@ int async_runtime_post_read(async_runtime_t *rt, socket_fd_t fd, void *buffer, s
 // registered, non-blocking fd. One event follows when all of it is out:
 // `EVENT_WRITE` with `bytes_transferred` = `len` and `buffer` the pointer
 // given, or `EVENT_ERROR` with how much went out. Writes on an fd go out
-// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's 1 MiB of queued
-// output).
-int async_runtime_post_write(async_runtime_t *rt, socket_fd_t fd, void *buffer, size_t len);
+// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's write limit:
+// 1 MiB of queued output unless set with `uniloop_runtime_set_write_limit`;
+// a write on an fd with nothing queued is always taken). Each write costs
+// a copy of its bytes plus a small record until its event; many small
+// writes on one fd go out gathered.
+int async_runtime_post_write(async_runtime_t *rt, socket_fd_t fd, const void *buffer, size_t len);
 
 // Detects what stdin is (`console_detect_type`) and remembers it for
 // `async_runtime_get_console_type`; `context` is unused. Nothing is
@@ -678,15 +820,28 @@ int async_runtime_add_console(async_runtime_t *rt, void *context);
 enum console_type_t async_runtime_get_console_type(async_runtime_t *rt);
 
 #if !defined(_WIN32)
-// The reference returned its eventfd, which workers could write to. Not
-// available: returns -1 (`UNILOOP_ERR_UNSUPPORTED`); post completions
-// with `async_runtime_post_completion`.
+// The descriptor the runtime's wait blocks on, for nesting this loop in
+// another one (as libuv's `uv_backend_fd`): the epoll, kqueue or
+// io_uring fd. From this call on it is readable whenever
+// `async_runtime_wait` would return something other than a timer
+// expiry: readiness, a finished posted read or write, a completion, a
+// wakeup (the runtime re-arms it after each of its calls). Timers are
+// not signalled on it: block at most `uniloop_runtime_backend_timeout(rt)`
+// milliseconds. Only wait for it to be readable (poll, select, your
+// epoll); never read, register in or close it, and call the loop's
+// functions from one thread as always. -1 with `UNILOOP_ERR_UNSUPPORTED`
+// on the poll backend, which has no single descriptor (it polls a set of
+// fds); post completions with `async_runtime_post_completion`, never by
+// writing to the descriptor (the reference's eventfd).
 int async_runtime_get_event_loop_handle(async_runtime_t *rt);
 #endif
 
 #if defined(_WIN32)
-// The reference returned its IOCP handle. Not available: returns NULL
-// (`UNILOOP_ERR_UNSUPPORTED`); use `async_runtime_post_completion`.
+// The runtime's I/O completion port (the reference's `get_iocp`). The
+// port is the runtime's: do not dequeue from it
+// (`GetQueuedCompletionStatus` would take the runtime's packets), post to
+// it or close it; post completions with `async_runtime_post_completion`.
+// NULL for a bad handle.
 void *async_runtime_get_iocp(async_runtime_t *rt);
 #endif
 
@@ -734,12 +889,72 @@ int uniloop_timer_cancel(async_runtime_t *rt, uint64_t id);
 // its id. 0, or -1 (`UNILOOP_ERR_NOT_FOUND`).
 int uniloop_timer_reset(async_runtime_t *rt, uint64_t id, uint64_t delay_ms);
 
+// uniloop: for a loop nested through `async_runtime_get_event_loop_handle`:
+// the most milliseconds the outer loop may block before calling
+// `async_runtime_wait` (the next timer, rounded up), 0 if a wait has
+// something to return now, -1 for no limit. Also re-arms the handle.
+// -1 with an error recorded for a bad handle (`uniloop_last_error()` is
+// `UNILOOP_OK` after a real -1).
+int uniloop_runtime_backend_timeout(async_runtime_t *rt);
+
+// uniloop: sets how many bytes of posted writes may wait on `fd` before
+// `async_runtime_post_write` refuses more with `UNILOOP_ERR_FULL` (a write
+// on an fd with nothing queued is always taken). Default 1 MiB. 0, or -1
+// (`UNILOOP_ERR_NOT_FOUND` if `fd` is not registered).
+int uniloop_runtime_set_write_limit(async_runtime_t *rt, socket_fd_t fd, size_t bytes);
+
+// uniloop: flush-then-close (libuv's `uv_shutdown`): when every write
+// posted on `fd` before this call is out, shuts down the write side
+// (`shutdown(fd, SHUT_WR)`; the peer reads end of stream) and returns one
+// event: `EVENT_WRITE | UNILOOP_EVENT_SHUTDOWN` with 0 bytes, or
+// `EVENT_ERROR | UNILOOP_EVENT_SHUTDOWN` with the OS error in
+// `completion_key`. Close the fd after that event (or remove it first:
+// no event then). 0, or -1.
+int uniloop_runtime_shutdown_fd(async_runtime_t *rt, socket_fd_t fd);
+
+// uniloop: with `on` true, every event's `event_type` also carries its
+// kind: `UNILOOP_EVENT_READINESS`, `UNILOOP_EVENT_POSTED`,
+// `UNILOOP_EVENT_COMPLETION`, `UNILOOP_EVENT_TIMER` or
+// `UNILOOP_EVENT_SIGNAL` (`event_type & UNILOOP_EVENT_KIND_MASK`). Off by
+// default, where only timers and signals carry theirs (code written for
+// the reference may test `event_type == EVENT_READ`). 0, or -1.
+int uniloop_runtime_set_event_kinds(async_runtime_t *rt, bool on);
+
+// uniloop: delivers a signal as events (POSIX: `SIGINT`, `SIGTERM`,
+// `SIGHUP`, `SIGUSR1`...; Windows: a console control event number,
+// `CTRL_C_EVENT`, `CTRL_BREAK_EVENT`, `CTRL_CLOSE_EVENT`): each arrival
+// (or burst of arrivals) gives one event with `completion_key` = `key`,
+// `bytes_transferred` = the number, `event_type` = `EVENT_READ |
+// UNILOOP_EVENT_SIGNAL`, `fd` `INVALID_SOCKET_FD`. The handler is
+// uniloop's (async-signal-safe; nothing runs in signal context that you
+// write); while any runtime holds a signal its default action (ending
+// the process) does not run. Adding it again changes the key. 0, or -1
+// (`UNILOOP_ERR_INVALID` for one that cannot be caught, `SIGKILL`,
+// `SIGSEGV`...; `UNILOOP_ERR_UNSUPPORTED` for a number this platform
+// lacks).
+int uniloop_signal_add(async_runtime_t *rt, int signum, uintptr_t key);
+
+// uniloop: stops delivering `signum` (its default action is back once no
+// runtime holds it). Events of it already queued are dropped. 0, or -1
+// (`UNILOOP_ERR_NOT_FOUND` if it was not added).
+int uniloop_signal_remove(async_runtime_t *rt, int signum);
+
 // uniloop: fills `*stats`. 0, or -1.
 //
 // # Safety
 //
 // `stats` is NULL or points to writable memory for one struct.
 int uniloop_runtime_get_stats(async_runtime_t *rt, struct uniloop_runtime_stats_t *stats);
+
+// The version of the loaded library as
+// `(MAJOR << 16) | (MINOR << 8) | PATCH`, to compare with the header's
+// `UNILOOP_VERSION_*` (a program built against one header may run with
+// a newer `libuniloop.so.MAJOR`).
+unsigned int uniloop_version(void);
+
+// The version of the loaded library as a string, `"MAJOR.MINOR.PATCH"`
+// (static; never NULL).
+const char *uniloop_version_string(void);
 
 // Starts a thread running `proc(context)`, with a stack of `stack_size`
 // bytes (0: the platform default; a smaller size than the platform's

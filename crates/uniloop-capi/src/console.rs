@@ -7,7 +7,9 @@
 //! queue as one message: its bytes with the `\n`, then a NUL
 //! (`out_size` = length + 1); a line longer than `CONSOLE_MAX_LINE - 1`
 //! bytes comes as several messages of at most that many bytes. After each
-//! message the worker posts a completion (key, line length). At end of
+//! message the worker posts a completion (key, line length); a full queue
+//! is waited on whatever its flags (unless `DROP_OLDEST`), so no line is
+//! lost, and shutdown ends that wait. At end of
 //! input (or a read error) a partial last line is delivered, then
 //! `console_worker_take_eof` turns true (once) and a completion (key, 0)
 //! is posted. Shutdown wakes the blocked read through a self-pipe, so it
@@ -29,7 +31,7 @@ use std::sync::Arc;
 
 use crate::error::{guard, Error, Result};
 use crate::live::Live;
-use crate::queue::{async_queue_t, enqueue_bytes};
+use crate::queue::{async_queue_t, enqueue_or_wait, max_msg_size, wake_writers};
 use crate::runtime::{async_runtime_t, poster_of};
 use crate::types::{console_type_t, UintPtr};
 use crate::uniloop_error_t::*;
@@ -130,6 +132,13 @@ struct Shared {
     poster: rt::Poster,
     key: u64,
     eof: AtomicBool,
+    /// Set by shutdown and destroy: a wait for room in the queue gives up.
+    stop: AtomicBool,
+    /// Set by the worker as it ends: the queue may be gone after that.
+    finished: AtomicBool,
+    /// Bytes of a message before its NUL: `CONSOLE_MAX_LINE - 1`, or less
+    /// for a queue with a smaller `max_msg_size`.
+    chunk: usize,
     #[cfg(unix)]
     stop_r: std::os::fd::OwnedFd,
     #[cfg(unix)]
@@ -165,16 +174,31 @@ pub(crate) fn detect() -> console_type_t {
 
 impl Shared {
     /// One line (with its `\n`, if it had one) into the queue, then its
-    /// completion. A full queue drops the line, as the reference does; the
-    /// completion still wakes the loop.
+    /// completion. A full queue is waited on, whatever its flags (stdin can
+    /// wait; the reference dropped the line): nothing is lost unless the
+    /// caller chose `ASYNC_QUEUE_DROP_OLDEST`. Shutdown ends the wait (the
+    /// line is then not delivered), as does a closed queue.
     fn deliver(&self, line: &[u8]) {
         let mut msg = Vec::with_capacity(line.len() + 1);
         msg.extend_from_slice(line);
         msg.push(0);
         // SAFETY: the caller keeps the queue alive while the worker runs.
         let q = unsafe { &*self.queue.0 };
-        let _ = enqueue_bytes(q, &msg);
-        let _ = self.poster.post(self.key, line.len() as u64);
+        if enqueue_or_wait(q, &msg, &self.stop).is_ok() {
+            let _ = self.poster.post(self.key, line.len() as u64);
+        }
+    }
+
+    /// Stops the worker: a wait for room ends, then the blocked read.
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        if !self.finished.load(Ordering::Acquire) {
+            // SAFETY: the caller keeps the queue alive while the worker
+            // runs (it may destroy it once a shutdown saw the worker end,
+            // and then `finished` is set).
+            wake_writers(unsafe { &*self.queue.0 });
+        }
+        sys::stop(self);
     }
 
     fn finish(&self) {
@@ -193,7 +217,7 @@ struct Lines {
 impl Lines {
     fn push(&mut self, mut data: &[u8], shared: &Shared) {
         while !data.is_empty() {
-            let room = CONSOLE_MAX_LINE - 1 - self.buf.len();
+            let room = shared.chunk - self.buf.len();
             let take = data.len().min(room);
             match data[..take].iter().position(|&b| b == b'\n') {
                 Some(i) => {
@@ -203,7 +227,7 @@ impl Lines {
                 None => {
                     self.buf.extend_from_slice(&data[..take]);
                     data = &data[take..];
-                    if self.buf.len() < CONSOLE_MAX_LINE - 1 {
+                    if self.buf.len() < shared.chunk {
                         continue;
                     }
                 }
@@ -235,6 +259,7 @@ extern "C" fn console_body(arg: *mut c_void) -> *mut c_void {
             shared.finish();
         }
     }));
+    shared.finished.store(true, Ordering::Release);
     ptr::null_mut()
 }
 
@@ -247,6 +272,9 @@ fn init(
         return Err(Error::invalid("runtime or queue is NULL"));
     }
     let poster = poster_of(runtime)?;
+    // SAFETY: the caller passes a live queue (checked non-NULL above).
+    let max = max_msg_size(unsafe { &*queue });
+    let chunk = CONSOLE_MAX_LINE.min(max).saturating_sub(1).max(1);
     let kind = sys::detect();
     #[cfg(unix)]
     let (stop_r, stop_w) = sys::stop_pipe()?;
@@ -260,6 +288,9 @@ fn init(
         poster,
         key: key as u64,
         eof: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        finished: AtomicBool::new(false),
+        chunk,
         #[cfg(unix)]
         stop_r,
         #[cfg(unix)]
@@ -342,8 +373,13 @@ pub extern "C" fn console_type_str(console_type: c_int) -> *const c_char {
 }
 
 /// Starts reading stdin into `queue` (messages of up to `CONSOLE_MAX_LINE`
-/// bytes, so make the queue's `max_msg_size` at least that), posting a
-/// completion with `completion_key` after each line and at end of input.
+/// bytes, or of the queue's `max_msg_size` if smaller: longer lines come
+/// in pieces), posting a completion with `completion_key` after each line
+/// is queued and at end of input. No line is lost: on a full queue the
+/// worker waits for room, whatever the queue's flags (give it flags 0, or
+/// `BLOCK_WRITER`: the same here), and reads no more input meanwhile;
+/// only `ASYNC_QUEUE_DROP_OLDEST`, if you choose it, drops old lines.
+/// `console_worker_shutdown` releases a worker waiting for room at once.
 /// With no console (`CONSOLE_TYPE_NONE`) no thread starts and `worker` is
 /// NULL. The queue must outlive the worker (destroy it after
 /// `console_worker_shutdown` returned true, or after
@@ -357,7 +393,9 @@ pub extern "C" fn console_worker_init(
     guard(ptr::null_mut(), || init(runtime, queue, completion_key))
 }
 
-/// Stops the worker: wakes its blocked read and waits up to `timeout_ms`
+/// Stops the worker: wakes its blocked read, or its wait for room in a
+/// full queue (the line it holds is then not delivered), and waits up to
+/// `timeout_ms`
 /// (0: no wait, -1: forever). True when it has stopped, or when there is
 /// no worker (a zeroed context, `CONSOLE_TYPE_NONE`); false on timeout
 /// (`UNILOOP_ERR_TIMEOUT`) or a bad context.
@@ -380,7 +418,7 @@ pub unsafe extern "C" fn console_worker_shutdown(
             return Ok(true);
         }
         let c = live(ctx)?;
-        sys::stop(&c.shared);
+        c.shared.stop();
         // SAFETY: a live context's worker is from async_worker_create and
         // is destroyed only by console_worker_destroy.
         unsafe { async_worker_signal_stop(c.public.worker) };
@@ -411,7 +449,7 @@ pub extern "C" fn console_worker_destroy(ctx: *mut console_worker_context_t) {
         // just taken out of the set.
         let c = unsafe { Box::from_raw(ctx.cast::<Ctx>()) };
         if !c.public.worker.is_null() {
-            sys::stop(&c.shared);
+            c.shared.stop();
             // SAFETY: from async_worker_create; not destroyed yet.
             unsafe { async_worker_signal_stop(c.public.worker) };
             // SAFETY: from async_worker_create; destroyed once, here.

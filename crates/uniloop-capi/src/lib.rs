@@ -29,6 +29,8 @@ mod queue;
 mod runtime;
 mod timeout;
 mod types;
+mod version;
 mod worker;
 
 pub use error::*;
+pub use version::*;

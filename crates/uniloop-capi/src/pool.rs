@@ -39,6 +39,8 @@ struct Job {
     id: usize,
     run: unsafe extern "C" fn(*mut c_void),
     arg: Arg,
+    /// The completion's data is `arg` (`uniloop_pool_submit_arg`), not `id`.
+    post_arg: bool,
 }
 
 struct Arg(*mut c_void);
@@ -89,8 +91,13 @@ fn work(pool: usize, jobs: &rt::Queue<Job>, sink: &Sink, key: usize) {
         // SAFETY: the C caller's job and argument, called once on a pool
         // thread as `uniloop_pool_submit` documents.
         unsafe { (job.run)(job.arg.0) };
+        let data = if job.post_arg {
+            job.arg.0 as usize
+        } else {
+            job.id
+        };
         // A runtime that is gone cannot be told.
-        let _ = sink(key, job.id);
+        let _ = sink(key, data);
     }
 }
 
@@ -146,6 +153,38 @@ pub unsafe extern "C" fn uniloop_pool_create(
     })
 }
 
+fn submit(
+    pool: *mut uniloop_pool_t,
+    job: uniloop_job_fn,
+    arg: *mut c_void,
+    post_arg: bool,
+) -> crate::error::Result<UintPtr> {
+    // SAFETY: the caller's contract: NULL or a live pool.
+    let pool = unsafe { pool.as_ref() }.ok_or_else(|| Error::invalid("the pool handle is NULL"))?;
+    let run = job.ok_or_else(|| Error::invalid("the job function is NULL"))?;
+    // Relaxed: only uniqueness matters. 0 is skipped on wrap-around.
+    let mut id = pool.next_id.fetch_add(1, Ordering::Relaxed);
+    if id == 0 {
+        id = pool.next_id.fetch_add(1, Ordering::Relaxed);
+    }
+    let job = Job {
+        id,
+        run,
+        arg: Arg(arg),
+        post_arg,
+    };
+    match pool.jobs.try_push(job) {
+        Ok(()) => Ok(id),
+        Err(rt::PushError::Closed(_)) => {
+            Err(Error::new(UNILOOP_ERR_CLOSED, "the pool is shutting down"))
+        }
+        Err(_) => Err(Error::new(
+            UNILOOP_ERR_FULL,
+            format!("{UNILOOP_POOL_QUEUE_CAPACITY} jobs are already waiting"),
+        )),
+    }
+}
+
 /// Queues `job(arg)` to run on one of the pool's threads; when it has
 /// returned, the completion `(key, id)` is posted. Returns the job's id
 /// (never 0), or 0 on failure: a NULL argument, or `UNILOOP_ERR_FULL` when
@@ -162,32 +201,24 @@ pub unsafe extern "C" fn uniloop_pool_submit(
     job: uniloop_job_fn,
     arg: *mut c_void,
 ) -> UintPtr {
-    guard(0, || {
-        // SAFETY: the caller's contract: NULL or a live pool.
-        let pool =
-            unsafe { pool.as_ref() }.ok_or_else(|| Error::invalid("the pool handle is NULL"))?;
-        let run = job.ok_or_else(|| Error::invalid("the job function is NULL"))?;
-        // Relaxed: only uniqueness matters. 0 is skipped on wrap-around.
-        let mut id = pool.next_id.fetch_add(1, Ordering::Relaxed);
-        if id == 0 {
-            id = pool.next_id.fetch_add(1, Ordering::Relaxed);
-        }
-        let job = Job {
-            id,
-            run,
-            arg: Arg(arg),
-        };
-        match pool.jobs.try_push(job) {
-            Ok(()) => Ok(id),
-            Err(rt::PushError::Closed(_)) => {
-                Err(Error::new(UNILOOP_ERR_CLOSED, "the pool is shutting down"))
-            }
-            Err(_) => Err(Error::new(
-                UNILOOP_ERR_FULL,
-                format!("{UNILOOP_POOL_QUEUE_CAPACITY} jobs are already waiting"),
-            )),
-        }
-    })
+    guard(0, || submit(pool, job, arg, false))
+}
+
+/// As `uniloop_pool_submit`, but the completion carries the caller's
+/// argument: `(key, (uintptr_t)arg)`, so the loop gets back the job's
+/// own state (libuv's `uv_work_t` style) without a table of ids. Returns
+/// the job's id (never 0), or 0 on failure.
+///
+/// # Safety
+///
+/// As `uniloop_pool_submit`.
+#[no_mangle]
+pub unsafe extern "C" fn uniloop_pool_submit_arg(
+    pool: *mut uniloop_pool_t,
+    job: uniloop_job_fn,
+    arg: *mut c_void,
+) -> UintPtr {
+    guard(0, || submit(pool, job, arg, true))
 }
 
 /// Jobs submitted and not yet started (0 for NULL).

@@ -231,12 +231,19 @@ impl async_queue_s {
     /// `async_queue_enqueue`: waits for room only with `BLOCK_WRITER`.
     fn enqueue(&self, data: &[u8]) -> Result<()> {
         let wait = (self.flags & BLOCK_WRITER != 0).then_some(None);
-        self.enqueue_waiting(data, wait)
+        self.enqueue_waiting(data, wait, None)
     }
 
     /// On a full queue without `DROP_OLDEST`: `wait` `None` refuses,
-    /// `Some(None)` waits for room forever, `Some(Some(d))` until `d`.
-    fn enqueue_waiting(&self, data: &[u8], wait: Option<Option<Instant>>) -> Result<()> {
+    /// `Some(None)` waits for room forever, `Some(Some(d))` until `d`, and
+    /// while waiting gives up (`UNILOOP_ERR_CLOSED`) once `stop` is set
+    /// ([`wake_writers`] wakes it to look).
+    fn enqueue_waiting(
+        &self,
+        data: &[u8],
+        wait: Option<Option<Instant>>,
+        stop: Option<&AtomicBool>,
+    ) -> Result<()> {
         if data.len() > self.max_msg_size {
             self.lock().rejected += 1;
             return Err(Error::new(
@@ -272,6 +279,14 @@ impl async_queue_s {
                 st.rejected += 1;
                 return Err(Error::new(UNILOOP_ERR_FULL, "the queue is full"));
             };
+            // Checked under the lock that `wake_writers` takes: a stop set
+            // before it is seen here, one set after wakes the wait below.
+            if stop.is_some_and(|s| s.load(Ordering::Acquire)) {
+                return Err(Error::new(
+                    UNILOOP_ERR_CLOSED,
+                    "stopped while the queue was full",
+                ));
+            }
             st.blocked_writers += 1;
             st = match timeout::left(deadline) {
                 None => self.writable.wait(st).unwrap_or_else(|e| e.into_inner()),
@@ -417,11 +432,23 @@ impl async_queue_s {
     }
 }
 
-/// Enqueues one message for another part of the library (the console
-/// worker), with the same rules as `async_queue_enqueue`.
-#[allow(dead_code)] // used by the console worker (helper A's console.rs)
-pub(crate) fn enqueue_bytes(q: &async_queue_s, data: &[u8]) -> Result<()> {
-    q.enqueue(data)
+/// Enqueues one message for the console worker: on a full queue it waits
+/// for room whatever the flags (input can wait; nothing is dropped),
+/// unless the queue has `DROP_OLDEST`, until `stop` is set.
+pub(crate) fn enqueue_or_wait(q: &async_queue_s, data: &[u8], stop: &AtomicBool) -> Result<()> {
+    q.enqueue_waiting(data, Some(None), Some(stop))
+}
+
+/// Wakes writers waiting for room so they look at their stop flag
+/// ([`enqueue_or_wait`]).
+pub(crate) fn wake_writers(q: &async_queue_s) {
+    let _st = q.lock();
+    q.writable.notify_all();
+}
+
+/// The largest message `q` takes.
+pub(crate) fn max_msg_size(q: &async_queue_s) -> usize {
+    q.max_msg_size
 }
 
 /// Makes a message landing in an empty `q` call `f` (which posts a
@@ -628,7 +655,7 @@ pub unsafe extern "C" fn uniloop_queue_enqueue_timeout(
         let q = unsafe { queue_arc(queue) }?;
         // SAFETY: the caller's contract on `data` and `size`.
         let data = unsafe { bytes(data, size) }?;
-        q.enqueue_waiting(data, Some(deadline)).map(|()| true)
+        q.enqueue_waiting(data, Some(deadline), None).map(|()| true)
     })
 }
 

@@ -202,10 +202,13 @@ pub extern "C" fn async_runtime_deinit(rt: *mut async_runtime_t) {
 }
 
 /// Registers `fd` for readiness (`EVENT_READ` and/or `EVENT_WRITE`,
-/// level-triggered) with `context` returned in its events. The fd is
-/// borrowed: keep it open until `async_runtime_remove`. 0, or -1
-/// (`UNILOOP_ERR_EXISTS` if registered, the OS error for a bad fd,
-/// `UNILOOP_ERR_INVALID` if `events` has neither flag).
+/// level-triggered) with `context` returned in its events. `events` 0
+/// registers it with no readiness interest: no readiness event is
+/// reported for it (posted reads and writes on it work, and their events
+/// come), until `async_runtime_modify` asks for some — the IOCP idiom of
+/// adding a socket only to post reads on it. The fd is borrowed: keep it
+/// open until `async_runtime_remove`. 0, or -1 (`UNILOOP_ERR_EXISTS` if
+/// registered, the OS error for a bad fd).
 #[no_mangle]
 pub extern "C" fn async_runtime_add(
     rt: *mut async_runtime_t,
@@ -214,11 +217,14 @@ pub extern "C" fn async_runtime_add(
     context: *mut c_void,
 ) -> c_int {
     guard(-1, || {
-        with_loop(rt, |l| l.add(fd, events, context)).map(|()| 0)
+        with_loop(rt, |l| l.add(fd, events, context).and_then(|()| l.rearm())).map(|_| 0)
     })
 }
 
-/// Changes a registered fd's events and context. 0, or -1
+/// Changes a registered fd's events and context. `events` 0 pauses its
+/// readiness (back-pressure) and keeps the registration and its posted
+/// operations; a later modify with `EVENT_READ`/`EVENT_WRITE` resumes it
+/// (level-triggered: what is pending is reported at once). 0, or -1
 /// (`UNILOOP_ERR_NOT_FOUND` if not registered).
 #[no_mangle]
 pub extern "C" fn async_runtime_modify(
@@ -228,7 +234,10 @@ pub extern "C" fn async_runtime_modify(
     context: *mut c_void,
 ) -> c_int {
     guard(-1, || {
-        with_loop(rt, |l| l.modify(fd, events, context)).map(|()| 0)
+        with_loop(rt, |l| {
+            l.modify(fd, events, context).and_then(|()| l.rearm())
+        })
+        .map(|_| 0)
     })
 }
 
@@ -260,7 +269,10 @@ pub extern "C" fn async_runtime_wakeup(rt: *mut async_runtime_t) -> c_int {
 /// `timeout` NULL blocks, `{0, 0}` polls (negative fields count as 0).
 /// Returns the count (0 on timeout, after a wakeup, or when a signal
 /// interrupted the wait), or -1. Whatever did not fit comes with the next
-/// call. Call it from one thread only.
+/// call (nothing is dropped). Call it from one thread only. Order and
+/// fairness of a batch, and events of things removed within it: see the
+/// top of this header (free an fd's state at the end of the batch, not
+/// while handling its events).
 ///
 /// # Safety
 ///
@@ -293,7 +305,11 @@ pub unsafe extern "C" fn async_runtime_wait(
             );
             Some(Duration::from_secs(secs) + Duration::from_micros(micros))
         };
-        with_loop(rt, |l| l.wait(events, max_events as usize, timeout)).map(|n| n as c_int)
+        with_loop(rt, |l| {
+            let n = l.wait(events, max_events as usize, timeout)?;
+            l.rearm()?;
+            Ok(n as c_int)
+        })
     })
 }
 
@@ -309,6 +325,11 @@ pub extern "C" fn async_runtime_post_completion(
 ) -> c_int {
     guard(-1, || {
         with_poster(rt, |r| {
+            if completion_key as u64 == state::SIGNAL_KEY {
+                return Err(Error::invalid(
+                    "completion_key UINTPTR_MAX is reserved (signal events)",
+                ));
+            }
             r.poster
                 .post(completion_key as u64, data as u64)
                 .map_err(|_| Error::new(UNILOOP_ERR_CLOSED, "the runtime is closed"))?;
@@ -336,7 +357,10 @@ pub extern "C" fn async_runtime_post_read(
     len: usize,
 ) -> c_int {
     guard(-1, || {
-        with_loop(rt, |l| l.post_read(fd, buffer, len)).map(|()| 0)
+        with_loop(rt, |l| {
+            l.post_read(fd, buffer, len).and_then(|()| l.rearm())
+        })
+        .map(|_| 0)
     })
 }
 
@@ -344,17 +368,24 @@ pub extern "C" fn async_runtime_post_read(
 /// registered, non-blocking fd. One event follows when all of it is out:
 /// `EVENT_WRITE` with `bytes_transferred` = `len` and `buffer` the pointer
 /// given, or `EVENT_ERROR` with how much went out. Writes on an fd go out
-/// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's 1 MiB of queued
-/// output).
+/// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's write limit:
+/// 1 MiB of queued output unless set with `uniloop_runtime_set_write_limit`;
+/// a write on an fd with nothing queued is always taken). Each write costs
+/// a copy of its bytes plus a small record until its event; many small
+/// writes on one fd go out gathered.
 #[no_mangle]
 pub extern "C" fn async_runtime_post_write(
     rt: *mut async_runtime_t,
     fd: socket_fd_t,
-    buffer: *mut c_void,
+    buffer: *const c_void,
     len: usize,
 ) -> c_int {
     guard(-1, || {
-        with_loop(rt, |l| l.post_write(fd, buffer, len)).map(|()| 0)
+        with_loop(rt, |l| {
+            l.post_write(fd, buffer, len, false)
+                .and_then(|()| l.rearm())
+        })
+        .map(|_| 0)
     })
 }
 
@@ -387,35 +418,58 @@ pub extern "C" fn async_runtime_get_console_type(rt: *mut async_runtime_t) -> co
 /// For the reference functions that hand out an internal handle: checks
 /// `rt` (a bad handle is still `UNILOOP_ERR_INVALID`/`_CLOSED`), then fails
 /// with `UNILOOP_ERR_UNSUPPORTED` and `why`.
+#[cfg_attr(not(windows), allow(dead_code))]
 fn unsupported<R>(rt: *mut async_runtime_t, fail: R, why: &'static str) -> R {
     guard(fail, || {
         with_loop(rt, |_| Err(Error::new(UNILOOP_ERR_UNSUPPORTED, why)))
     })
 }
 
-/// The reference returned its eventfd, which workers could write to. Not
-/// available: returns -1 (`UNILOOP_ERR_UNSUPPORTED`); post completions
-/// with `async_runtime_post_completion`.
+/// The descriptor the runtime's wait blocks on, for nesting this loop in
+/// another one (as libuv's `uv_backend_fd`): the epoll, kqueue or
+/// io_uring fd. From this call on it is readable whenever
+/// `async_runtime_wait` would return something other than a timer
+/// expiry: readiness, a finished posted read or write, a completion, a
+/// wakeup (the runtime re-arms it after each of its calls). Timers are
+/// not signalled on it: block at most `uniloop_runtime_backend_timeout(rt)`
+/// milliseconds. Only wait for it to be readable (poll, select, your
+/// epoll); never read, register in or close it, and call the loop's
+/// functions from one thread as always. -1 with `UNILOOP_ERR_UNSUPPORTED`
+/// on the poll backend, which has no single descriptor (it polls a set of
+/// fds); post completions with `async_runtime_post_completion`, never by
+/// writing to the descriptor (the reference's eventfd).
 #[cfg(not(windows))]
 #[no_mangle]
 pub extern "C" fn async_runtime_get_event_loop_handle(rt: *mut async_runtime_t) -> c_int {
-    unsupported(
-        rt,
-        -1,
-        "the loop's notification handle is internal: use async_runtime_post_completion",
-    )
+    guard(-1, || {
+        with_loop(rt, |l| match l.rt.os_handle() {
+            None => Err(Error::new(
+                UNILOOP_ERR_UNSUPPORTED,
+                "the poll backend has no single descriptor to wait on (use epoll, kqueue or uring)",
+            )),
+            Some(fd) => {
+                l.external = true;
+                l.rearm()?;
+                Ok(fd as c_int)
+            }
+        })
+    })
 }
 
-/// The reference returned its IOCP handle. Not available: returns NULL
-/// (`UNILOOP_ERR_UNSUPPORTED`); use `async_runtime_post_completion`.
+/// The runtime's I/O completion port (the reference's `get_iocp`). The
+/// port is the runtime's: do not dequeue from it
+/// (`GetQueuedCompletionStatus` would take the runtime's packets), post to
+/// it or close it; post completions with `async_runtime_post_completion`.
+/// NULL for a bad handle.
 #[cfg(windows)]
 #[no_mangle]
 pub extern "C" fn async_runtime_get_iocp(rt: *mut async_runtime_t) -> *mut c_void {
-    unsupported(
-        rt,
-        ptr::null_mut(),
-        "the IOCP handle is internal: use async_runtime_post_completion",
-    )
+    guard(ptr::null_mut(), || {
+        with_loop(rt, |l| {
+            l.rt.os_handle()
+                .ok_or_else(|| Error::new(UNILOOP_ERR_UNSUPPORTED, "no completion port"))
+        })
+    })
 }
 
 /// Windows, reference: the event handle of a piped stdin. Not available:

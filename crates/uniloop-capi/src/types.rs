@@ -47,6 +47,28 @@ pub const EVENT_CLOSE: u32 = 0x08;
 /// `uniloop_timer_add`; `completion_key` is the timer's key and
 /// `bytes_transferred` its id.
 pub const UNILOOP_EVENT_TIMER: u32 = 0x100;
+/// uniloop: set (with `EVENT_READ`) on a signal from `uniloop_signal_add`:
+/// `completion_key` is the key given there, `bytes_transferred` the
+/// signal's number (Windows: the console control event's).
+pub const UNILOOP_EVENT_SIGNAL: u32 = 0x200;
+/// uniloop, after `uniloop_runtime_set_event_kinds(rt, true)`: readiness
+/// of a registered fd (not a posted operation's event).
+pub const UNILOOP_EVENT_READINESS: u32 = 0x400;
+/// uniloop, after `uniloop_runtime_set_event_kinds(rt, true)`: a posted
+/// read or write finished (or failed).
+pub const UNILOOP_EVENT_POSTED: u32 = 0x800;
+/// uniloop, after `uniloop_runtime_set_event_kinds(rt, true)`: a
+/// completion (`async_runtime_post_completion`, the worker pool, the
+/// console worker, a queue's signal).
+pub const UNILOOP_EVENT_COMPLETION: u32 = 0x1000;
+/// uniloop: set on the event of `uniloop_runtime_shutdown_fd` (with
+/// `EVENT_WRITE`, or `EVENT_ERROR` if the fd's output failed).
+pub const UNILOOP_EVENT_SHUTDOWN: u32 = 0x2000;
+/// All the kind flags: `event_type & UNILOOP_EVENT_KIND_MASK` is exactly
+/// one of them once `uniloop_runtime_set_event_kinds(rt, true)` is on
+/// (timer and signal events carry theirs always).
+#[allow(dead_code)] // only in the header
+pub const UNILOOP_EVENT_KIND_MASK: u32 = 0x1f00;
 
 // Two whole definitions rather than one with a `#[cfg]` field: cbindgen
 // writes a conditional field's `;` outside its `#if` (mozilla/cbindgen#1058),
@@ -59,12 +81,23 @@ pub const UNILOOP_EVENT_TIMER: u32 = 0x100;
 /// * Posted read or write finished: as readiness, plus `bytes_transferred`
 ///   the byte count and `buffer` the data (the caller's buffer, or for
 ///   `post_read(rt, fd, NULL, 0)` the runtime's, valid until the next
-///   `post_read` on that fd or its removal).
+///   `post_read` on that fd or its removal). A failed one is
+///   `EVENT_ERROR` with `bytes_transferred` what was transferred and
+///   `completion_key` the OS error code (`errno`; a winsock code on
+///   Windows), which is 0 in every other fd event.
 /// * Completion: `fd` `INVALID_SOCKET_FD`, `completion_key` the key,
 ///   `bytes_transferred` the data (both full width), `event_type`
 ///   `EVENT_READ`, `context` and `buffer` NULL.
 /// * Timer: as a completion, with `UNILOOP_EVENT_TIMER` also set in
 ///   `event_type` and `bytes_transferred` the timer's id.
+/// * Signal: as a completion, with `UNILOOP_EVENT_SIGNAL` also set and
+///   `bytes_transferred` the signal's number.
+///
+/// Telling them apart without looking at `fd`: timer and signal events
+/// carry their flag always; `uniloop_runtime_set_event_kinds(rt, true)`
+/// adds `UNILOOP_EVENT_READINESS`, `_POSTED` or `_COMPLETION` to the
+/// others (off by default: code written for the reference may compare
+/// `event_type == EVENT_READ`).
 #[cfg(not(windows))]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -92,12 +125,23 @@ pub struct io_event_t {
 /// * Posted read or write finished: as readiness, plus `bytes_transferred`
 ///   the byte count and `buffer` the data (the caller's buffer, or for
 ///   `post_read(rt, fd, NULL, 0)` the runtime's, valid until the next
-///   `post_read` on that fd or its removal).
+///   `post_read` on that fd or its removal). A failed one is
+///   `EVENT_ERROR` with `bytes_transferred` what was transferred and
+///   `completion_key` the OS error code (`errno`; a winsock code on
+///   Windows), which is 0 in every other fd event.
 /// * Completion: `fd` `INVALID_SOCKET_FD`, `completion_key` the key,
 ///   `bytes_transferred` the data (both full width), `event_type`
 ///   `EVENT_READ`, `context` and `buffer` NULL.
 /// * Timer: as a completion, with `UNILOOP_EVENT_TIMER` also set in
 ///   `event_type` and `bytes_transferred` the timer's id.
+/// * Signal: as a completion, with `UNILOOP_EVENT_SIGNAL` also set and
+///   `bytes_transferred` the signal's number.
+///
+/// Telling them apart without looking at `fd`: timer and signal events
+/// carry their flag always; `uniloop_runtime_set_event_kinds(rt, true)`
+/// adds `UNILOOP_EVENT_READINESS`, `_POSTED` or `_COMPLETION` to the
+/// others (off by default: code written for the reference may compare
+/// `event_type == EVENT_READ`).
 ///
 /// Windows: with the reference's `HANDLE handle` after `fd`.
 #[cfg(windows)]

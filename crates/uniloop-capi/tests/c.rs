@@ -118,6 +118,33 @@ fn c_programs() {
             }
         }
     }
+    // The header in strict C99 (what it requires) and C++.
+    for (compiler, std) in [("cc", "-std=c99"), ("c++", "-std=c++11")] {
+        let lang = if compiler == "cc" { "c" } else { "c++" };
+        let out = Command::new(compiler)
+            .args([
+                std,
+                "-pedantic",
+                "-Wall",
+                "-Werror",
+                "-fsyntax-only",
+                "-x",
+                lang,
+            ])
+            .arg("-I")
+            .arg(manifest.join("include"))
+            .arg(manifest.join("tests/c/smoke.c"))
+            .output()
+            .expect("run the compiler");
+        if out.status.success() {
+            println!("uniloop.h under {compiler} {std} -pedantic: ok");
+        } else {
+            failures.push(format!(
+                "uniloop.h under {compiler} {std}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} C test run(s) failed:\n{}",

@@ -254,6 +254,12 @@ impl<N: Notify> Shared<N> {
         self.state.swap(AWAKE, Ordering::AcqRel);
     }
 
+    /// Consumer: whether a sleep is set up (and no producer has rung
+    /// for it yet).
+    pub(crate) fn is_sleeping(&self) -> bool {
+        self.state.load(Ordering::Acquire) == SLEEPING
+    }
+
     pub(crate) fn wake_pending(&self) -> bool {
         self.wake_pending.load(Ordering::Acquire)
     }

@@ -50,12 +50,18 @@ impl Interest {
         Interest(self.0 | other.0)
     }
 
-    /// No interest: what a registration asks of the OS when neither the
-    /// caller nor a posted operation needs anything. Not public: a
-    /// registration always names some interest.
-    pub(crate) const NONE: Interest = Interest(0);
+    /// No readiness interest. A source registered (or reregistered) with it
+    /// stays registered and reports no readable or writable readiness:
+    /// posted reads and writes on it work (they ask the OS for what they
+    /// need), and a later [`reregister`](crate::Runtime::reregister) with
+    /// some interest resumes its readiness events. This registers a source
+    /// only for posted I/O, or pauses one (back-pressure) without losing
+    /// its registration. Errors and hang-ups may still be reported, as
+    /// for any registration.
+    pub const NONE: Interest = Interest(0);
 
-    pub(crate) const fn is_none(self) -> bool {
+    /// Whether no interest is set ([`Interest::NONE`]).
+    pub const fn is_none(self) -> bool {
         self.0 == 0
     }
 

@@ -207,7 +207,7 @@ pub use crate::queue::{Overflow, PopError, PushError, Queue, QueueStats};
 pub use crate::readiness::Readiness;
 pub use crate::runtime::{Builder, Runtime};
 pub use crate::signal::{Signal, Signals};
-pub use crate::sys::AsSource;
+pub use crate::sys::{AsSource, RawOsHandle};
 pub use crate::timer::TimerId;
 pub use crate::token::Token;
 pub use crate::trigger::Trigger;

@@ -787,6 +787,58 @@ impl Runtime {
         self.timers.len()
     }
 
+    /// The OS object `wait` blocks on, for running this loop inside another
+    /// one (as libuv's `uv_backend_fd`): the epoll, kqueue or io_uring fd;
+    /// the I/O completion port on Windows; `None` on poll, where no single
+    /// object covers the registered fds.
+    ///
+    /// After [`prepare_external_wait`](Runtime::prepare_external_wait) (and
+    /// until the next `wait`), the fd becomes readable when `wait` has
+    /// something to return other than a timer: readiness, finished posted
+    /// I/O, completions, a wake. Only wait for it to be readable (`poll`,
+    /// `select`, another epoll): reading it, registering in it or closing
+    /// it breaks the runtime. Windows: the port is for identification;
+    /// dequeuing from it would take the runtime's packets.
+    pub fn os_handle(&self) -> Option<crate::RawOsHandle> {
+        self.selector.os_handle()
+    }
+
+    /// Arms [`os_handle`](Runtime::os_handle) for another loop to wait on
+    /// until the next `wait`, and returns how long that loop may block at
+    /// most: zero when `wait` has something to return now (the handle is
+    /// then readable too), the time to the next timer, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error if submitting to the kernel fails (io_uring).
+    pub fn prepare_external_wait(&mut self) -> io::Result<Option<Duration>> {
+        let collected = self.selector.prepare_external()?;
+        // SAFETY: the runtime is the completion queue's one consumer, and
+        // `Runtime` is not `Sync`: this `&mut self` call is the only one on
+        // the consumer side. A sleep it sets up ends with the next `wait`
+        // (its own sleep attempt sees the state and takes another pass);
+        // one already set up by an earlier call stands.
+        let pending = collected
+            || self.ops.has_done()
+            || self.shared.wake_pending()
+            || unsafe { self.shared.has_ready() }
+            || !(self.shared.is_sleeping()
+                // A refusal swaps a stale `NOTIFIED` (a ring that `wait`
+                // has consumed since) back to `AWAKE`: one more try.
+                || unsafe { self.shared.prepare_sleep() }
+                || unsafe { self.shared.prepare_sleep() });
+        let timer = self
+            .timers
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        if pending || timer == Some(Duration::ZERO) {
+            // Readable now: ring the doorbell ourselves.
+            crate::sys::Notify::notify(self.shared.notifier())?;
+            return Ok(Some(Duration::ZERO));
+        }
+        Ok(timer)
+    }
+
     /// Blocks until something is ready or `timeout` passes, and fills
     /// `events` with at most `events.capacity()` events.
     ///

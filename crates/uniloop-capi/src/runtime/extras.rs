@@ -6,9 +6,9 @@ use std::ptr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use super::{async_runtime_t, make, with_loop, with_poster};
+use super::{async_runtime_t, make, state, with_loop, with_poster};
 use crate::error::{guard, Error};
-use crate::types::UintPtr;
+use crate::types::{socket_fd_t, UintPtr};
 use crate::uniloop_error_t::*;
 
 /// Runtime statistics, from `uniloop_runtime_get_stats`.
@@ -108,6 +108,7 @@ pub extern "C" fn uniloop_timer_add(
                 l.rt.add_timer(key as u64, Duration::from_millis(delay_ms), period);
             let cid = id.as_u64().wrapping_add(1);
             l.timers.insert(cid, (id, period.is_some()));
+            l.rearm()?;
             Ok(cid)
         })
     })
@@ -133,6 +134,137 @@ pub extern "C" fn uniloop_timer_reset(rt: *mut async_runtime_t, id: u64, delay_m
         with_loop(rt, |l| match l.timers.get(&id) {
             Some(&(tid, _)) if l.rt.reset_timer(tid, Duration::from_millis(delay_ms)) => Ok(0),
             _ => Err(Error::new(UNILOOP_ERR_NOT_FOUND, "no such timer")),
+        })
+    })
+}
+
+/// uniloop: for a loop nested through `async_runtime_get_event_loop_handle`:
+/// the most milliseconds the outer loop may block before calling
+/// `async_runtime_wait` (the next timer, rounded up), 0 if a wait has
+/// something to return now, -1 for no limit. Also re-arms the handle.
+/// -1 with an error recorded for a bad handle (`uniloop_last_error()` is
+/// `UNILOOP_OK` after a real -1).
+#[no_mangle]
+pub extern "C" fn uniloop_runtime_backend_timeout(rt: *mut async_runtime_t) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| {
+            Ok(match l.rt.prepare_external_wait()? {
+                None => -1,
+                Some(d) => {
+                    let ms = d.as_nanos().div_ceil(1_000_000);
+                    ms.min(c_int::MAX as u128) as c_int
+                }
+            })
+        })
+    })
+}
+
+/// uniloop: sets how many bytes of posted writes may wait on `fd` before
+/// `async_runtime_post_write` refuses more with `UNILOOP_ERR_FULL` (a write
+/// on an fd with nothing queued is always taken). Default 1 MiB. 0, or -1
+/// (`UNILOOP_ERR_NOT_FOUND` if `fd` is not registered).
+#[no_mangle]
+pub extern "C" fn uniloop_runtime_set_write_limit(
+    rt: *mut async_runtime_t,
+    fd: socket_fd_t,
+    bytes: usize,
+) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| {
+            if !l.fds.contains_key(&fd) {
+                return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
+            }
+            l.rt.set_write_limit(&state::source(fd), bytes)?;
+            Ok(0)
+        })
+    })
+}
+
+/// uniloop: flush-then-close (libuv's `uv_shutdown`): when every write
+/// posted on `fd` before this call is out, shuts down the write side
+/// (`shutdown(fd, SHUT_WR)`; the peer reads end of stream) and returns one
+/// event: `EVENT_WRITE | UNILOOP_EVENT_SHUTDOWN` with 0 bytes, or
+/// `EVENT_ERROR | UNILOOP_EVENT_SHUTDOWN` with the OS error in
+/// `completion_key`. Close the fd after that event (or remove it first:
+/// no event then). 0, or -1.
+#[no_mangle]
+pub extern "C" fn uniloop_runtime_shutdown_fd(rt: *mut async_runtime_t, fd: socket_fd_t) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| {
+            l.post_write(fd, ptr::null(), 0, true)?;
+            l.rearm()?;
+            Ok(0)
+        })
+    })
+}
+
+/// uniloop: with `on` true, every event's `event_type` also carries its
+/// kind: `UNILOOP_EVENT_READINESS`, `UNILOOP_EVENT_POSTED`,
+/// `UNILOOP_EVENT_COMPLETION`, `UNILOOP_EVENT_TIMER` or
+/// `UNILOOP_EVENT_SIGNAL` (`event_type & UNILOOP_EVENT_KIND_MASK`). Off by
+/// default, where only timers and signals carry theirs (code written for
+/// the reference may test `event_type == EVENT_READ`). 0, or -1.
+#[no_mangle]
+pub extern "C" fn uniloop_runtime_set_event_kinds(rt: *mut async_runtime_t, on: bool) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| {
+            l.kinds = on;
+            Ok(0)
+        })
+    })
+}
+
+/// uniloop: delivers a signal as events (POSIX: `SIGINT`, `SIGTERM`,
+/// `SIGHUP`, `SIGUSR1`...; Windows: a console control event number,
+/// `CTRL_C_EVENT`, `CTRL_BREAK_EVENT`, `CTRL_CLOSE_EVENT`): each arrival
+/// (or burst of arrivals) gives one event with `completion_key` = `key`,
+/// `bytes_transferred` = the number, `event_type` = `EVENT_READ |
+/// UNILOOP_EVENT_SIGNAL`, `fd` `INVALID_SOCKET_FD`. The handler is
+/// uniloop's (async-signal-safe; nothing runs in signal context that you
+/// write); while any runtime holds a signal its default action (ending
+/// the process) does not run. Adding it again changes the key. 0, or -1
+/// (`UNILOOP_ERR_INVALID` for one that cannot be caught, `SIGKILL`,
+/// `SIGSEGV`...; `UNILOOP_ERR_UNSUPPORTED` for a number this platform
+/// lacks).
+#[no_mangle]
+pub extern "C" fn uniloop_signal_add(
+    rt: *mut async_runtime_t,
+    signum: c_int,
+    key: UintPtr,
+) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| {
+            let raw = signum as u64;
+            if !l.signal_keys.contains_key(&raw) {
+                let poster = l.rt.poster();
+                let signals = l
+                    .signals
+                    .get_or_insert_with(|| rt::Signals::new(&poster, state::SIGNAL_KEY));
+                signals.add(rt::Signal::from_raw(signum))?;
+            }
+            l.signal_keys.insert(raw, key);
+            Ok(0)
+        })
+    })
+}
+
+/// uniloop: stops delivering `signum` (its default action is back once no
+/// runtime holds it). Events of it already queued are dropped. 0, or -1
+/// (`UNILOOP_ERR_NOT_FOUND` if it was not added).
+#[no_mangle]
+pub extern "C" fn uniloop_signal_remove(rt: *mut async_runtime_t, signum: c_int) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| {
+            if l.signal_keys.remove(&(signum as u64)).is_none() {
+                return Err(Error::new(
+                    UNILOOP_ERR_NOT_FOUND,
+                    "the signal was not added",
+                ));
+            }
+            if let Some(s) = l.signals.as_mut() {
+                s.remove(rt::Signal::from_raw(signum))?;
+            }
+            Ok(0)
         })
     })
 }

@@ -1,7 +1,7 @@
 //! The loop part of a runtime: the fd table, posted reads and writes, and
 //! turning the Rust runtime's events into `io_event_t`s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::c_void;
 use std::ptr;
 use std::time::Duration;
@@ -26,14 +26,20 @@ pub(super) struct Fd {
     read_buf: Option<Vec<u8>>,
     /// A buffer kept for the next read into a caller's buffer.
     spare: Option<Vec<u8>>,
-    ops: Vec<rt::OpId>,
+    /// Its posted operations whose events a wait has not returned yet (a
+    /// set: taking one out is O(1) however many are queued).
+    ops: HashSet<rt::OpId>,
+    /// A read is posted and its event not yet returned.
+    reading: bool,
 }
 
 pub(super) struct Op {
     fd: socket_fd_t,
     /// The caller's buffer (NULL: the runtime's).
     user: *mut c_void,
-    read: bool,
+    /// `uniloop_runtime_shutdown_fd`'s marker: when it completes, every
+    /// write before it is out; then the write side is shut down.
+    shutdown: bool,
 }
 
 pub(super) struct Loop {
@@ -45,10 +51,19 @@ pub(super) struct Loop {
     pub(super) timers: HashMap<u64, (rt::TimerId, bool)>,
     pub(super) console_type: console_type_t,
     pub(super) stats: uniloop_runtime_stats_t,
+    /// `uniloop_runtime_set_event_kinds`: every event carries its kind.
+    pub(super) kinds: bool,
+    /// `uniloop_signal_add`: the signals, posted under `SIGNAL_KEY`.
+    pub(super) signals: Option<rt::Signals>,
+    /// Signal number → the caller's key.
+    pub(super) signal_keys: HashMap<u64, usize>,
+    /// The OS handle was handed out (`get_event_loop_handle`): it is
+    /// re-armed after every call that can make something pending.
+    pub(super) external: bool,
 }
 
 #[cfg(unix)]
-fn source<'a>(fd: socket_fd_t) -> std::os::fd::BorrowedFd<'a> {
+pub(super) fn source<'a>(fd: socket_fd_t) -> std::os::fd::BorrowedFd<'a> {
     // SAFETY: the caller of async_runtime_add promised the fd stays open
     // while registered (as with the reference); the borrow lives only for
     // the call it is made in.
@@ -56,10 +71,44 @@ fn source<'a>(fd: socket_fd_t) -> std::os::fd::BorrowedFd<'a> {
 }
 
 #[cfg(windows)]
-fn source<'a>(fd: socket_fd_t) -> std::os::windows::io::BorrowedSocket<'a> {
+pub(super) fn source<'a>(fd: socket_fd_t) -> std::os::windows::io::BorrowedSocket<'a> {
     // SAFETY: as on Unix: the socket stays open while registered, and the
     // borrow lives only for the call it is made in.
     unsafe { std::os::windows::io::BorrowedSocket::borrow_raw(fd as _) }
+}
+
+/// The key signals are posted under (`uniloop_signal_add`): not a
+/// `uintptr_t` on 32-bit platforms, and refused by
+/// `async_runtime_post_completion` on 64-bit ones.
+pub(super) const SIGNAL_KEY: u64 = u64::MAX;
+
+/// The OS code of an operation's error, for `completion_key`.
+fn os_code(e: &std::io::Error) -> usize {
+    e.raw_os_error().map_or(usize::MAX, |c| c as usize)
+}
+
+/// Shuts down the write side of `fd` (its queued output is out).
+#[cfg(unix)]
+fn shut_write(fd: socket_fd_t) -> std::result::Result<(), usize> {
+    // SAFETY: shutdown on a borrowed fd; a non-socket gives ENOTSOCK.
+    if unsafe { libc::shutdown(fd, libc::SHUT_WR) } == 0 {
+        Ok(())
+    } else {
+        Err(os_code(&std::io::Error::last_os_error()))
+    }
+}
+
+/// Shuts down the write side of `fd` (its queued output is out).
+#[cfg(windows)]
+fn shut_write(fd: socket_fd_t) -> std::result::Result<(), usize> {
+    use windows_sys::Win32::Networking::WinSock::{shutdown, WSAGetLastError, SD_SEND};
+    // SAFETY: shutdown on a borrowed socket.
+    if unsafe { shutdown(fd, SD_SEND) } == 0 {
+        Ok(())
+    } else {
+        // SAFETY: reads the calling thread's last winsock error.
+        Err(unsafe { WSAGetLastError() } as usize)
+    }
 }
 
 fn check_fd(fd: socket_fd_t) -> Result<()> {
@@ -72,15 +121,17 @@ fn check_fd(fd: socket_fd_t) -> Result<()> {
     }
 }
 
+/// `EVENT_READ` / `EVENT_WRITE` as an interest; 0 is no interest (the fd
+/// stays registered for posted I/O, its readiness paused).
 fn interest(events: u32) -> Result<rt::Interest> {
-    match (events & EVENT_READ != 0, events & EVENT_WRITE != 0) {
-        (true, true) => Ok(rt::Interest::READABLE | rt::Interest::WRITABLE),
-        (true, false) => Ok(rt::Interest::READABLE),
-        (false, true) => Ok(rt::Interest::WRITABLE),
-        (false, false) => Err(Error::invalid(
-            "events must contain EVENT_READ or EVENT_WRITE",
-        )),
-    }
+    Ok(
+        match (events & EVENT_READ != 0, events & EVENT_WRITE != 0) {
+            (true, true) => rt::Interest::READABLE | rt::Interest::WRITABLE,
+            (true, false) => rt::Interest::READABLE,
+            (false, true) => rt::Interest::WRITABLE,
+            (false, false) => rt::Interest::NONE,
+        },
+    )
 }
 
 /// Readiness as `EVENT_*` flags, as the reference's epoll backend reported
@@ -134,7 +185,22 @@ impl Loop {
             timers: HashMap::new(),
             console_type: console_type_t::CONSOLE_TYPE_NONE,
             stats: uniloop_runtime_stats_t::default(),
+            kinds: false,
+            signals: None,
+            signal_keys: HashMap::new(),
+            external: false,
         }
+    }
+
+    /// After a call that can make something pending (an event ready, an
+    /// operation finished, a timer changed): re-arms the handed-out OS
+    /// handle, so it is readable when a wait would return something.
+    /// Returns the most another loop may block.
+    pub(super) fn rearm(&mut self) -> Result<Option<Duration>> {
+        if !self.external {
+            return Ok(None);
+        }
+        Ok(self.rt.prepare_external_wait()?)
     }
 
     pub(super) fn add(&mut self, fd: socket_fd_t, events: u32, context: *mut c_void) -> Result<()> {
@@ -156,7 +222,8 @@ impl Loop {
                 mask: events,
                 read_buf: None,
                 spare: None,
-                ops: Vec::new(),
+                ops: HashSet::new(),
+                reading: false,
             },
         );
         Ok(())
@@ -213,11 +280,7 @@ impl Loop {
         // or the caller's) that the first one's event hands out in the same
         // batch. Found by fuzz/fuzz_targets/capi_calls.rs (a heap
         // use-after-free of the first event's buffer).
-        if entry
-            .ops
-            .iter()
-            .any(|op| self.ops.get(op).is_some_and(|o| o.read))
-        {
+        if entry.reading {
             return Err(Error::new(
                 UNILOOP_ERR_EXISTS,
                 "a read is already posted on this fd (its event not yet returned by a wait)",
@@ -242,13 +305,14 @@ impl Loop {
         };
         match self.rt.post_read(&source(fd), vec) {
             Ok(op) => {
-                entry.ops.push(op);
+                entry.ops.insert(op);
+                entry.reading = true;
                 self.ops.insert(
                     op,
                     Op {
                         fd,
                         user: buf,
-                        read: true,
+                        shutdown: false,
                     },
                 );
                 Ok(())
@@ -263,11 +327,13 @@ impl Loop {
         }
     }
 
+    /// A posted write; `shutdown`: the marker of `shutdown_fd` (no data).
     pub(super) fn post_write(
         &mut self,
         fd: socket_fd_t,
-        buf: *mut c_void,
+        buf: *const c_void,
         len: usize,
+        shutdown: bool,
     ) -> Result<()> {
         check_fd(fd)?;
         if buf.is_null() && len != 0 {
@@ -284,17 +350,25 @@ impl Loop {
             // (checked non-NULL above); they are copied before returning.
             unsafe { std::slice::from_raw_parts(buf as *const u8, len) }.to_vec()
         };
-        let op = self
-            .rt
-            .post_write(&source(fd), data)
-            .map_err(|e| Error::from(e.into_parts().0))?;
-        entry.ops.push(op);
+        let op = self.rt.post_write(&source(fd), data).map_err(|e| {
+            let e = e.into_parts().0;
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::new(
+                    UNILOOP_ERR_FULL,
+                    "the fd's queued output is at its write limit (1 MiB unless set with \
+                     uniloop_runtime_set_write_limit): wait for write events first",
+                )
+            } else {
+                Error::from(e)
+            }
+        })?;
+        entry.ops.insert(op);
         self.ops.insert(
             op,
             Op {
                 fd,
-                user: buf,
-                read: false,
+                user: buf.cast_mut(),
+                shutdown,
             },
         );
         Ok(())
@@ -340,22 +414,42 @@ impl Loop {
                 }
                 e.fd = fd;
                 e.context = entry.context;
+                if self.kinds {
+                    e.event_type |= UNILOOP_EVENT_READINESS;
+                }
                 self.stats.io_events += 1;
             }
             rt::Event::IoDone { op, .. } => {
-                let Op { fd, user, .. } = self.ops.remove(&op)?;
+                let Op { fd, user, shutdown } = self.ops.remove(&op)?;
                 let fin = self.rt.take_io(op)?;
                 let entry = self.fds.get_mut(&fd)?;
-                entry.ops.retain(|o| *o != op);
+                entry.ops.remove(&op);
+                if fin.kind == rt::OpKind::Read {
+                    entry.reading = false;
+                }
                 e.fd = fd;
                 e.context = entry.context;
                 e.bytes_transferred = fin.bytes;
-                e.event_type = match (fin.kind, fin.error.is_some(), fin.bytes) {
+                let mut error = fin.error.as_ref().map(os_code);
+                if shutdown && error.is_none() {
+                    // Everything queued before the marker is out.
+                    error = shut_write(fd).err();
+                }
+                e.event_type = match (fin.kind, error.is_some(), fin.bytes) {
                     (_, true, _) => EVENT_ERROR,
                     (rt::OpKind::Read, false, 0) => EVENT_CLOSE,
                     (rt::OpKind::Read, false, _) => EVENT_READ,
                     (rt::OpKind::Write, false, _) => EVENT_WRITE,
                 };
+                if shutdown {
+                    e.event_type |= UNILOOP_EVENT_SHUTDOWN;
+                }
+                // The OS error code of a failed operation (errno; a
+                // winsock code on Windows): fd events have no key.
+                e.completion_key = error.unwrap_or(0);
+                if self.kinds {
+                    e.event_type |= UNILOOP_EVENT_POSTED;
+                }
                 e.buffer = match fin.kind {
                     rt::OpKind::Write => user,
                     rt::OpKind::Read if user.is_null() => {
@@ -376,10 +470,20 @@ impl Loop {
                 };
                 self.stats.io_done += 1;
             }
+            rt::Event::Completion { key, data } if key == SIGNAL_KEY => {
+                // A signal (uniloop_signal_add); one removed since is dropped.
+                e.completion_key = *self.signal_keys.get(&data)?;
+                e.bytes_transferred = data as usize;
+                e.event_type = EVENT_READ | UNILOOP_EVENT_SIGNAL;
+                self.stats.completions += 1;
+            }
             rt::Event::Completion { key, data } => {
                 e.completion_key = key as usize;
                 e.bytes_transferred = data as usize;
                 e.event_type = EVENT_READ;
+                if self.kinds {
+                    e.event_type |= UNILOOP_EVENT_COMPLETION;
+                }
                 self.stats.completions += 1;
             }
             rt::Event::Timer { key, id } => {

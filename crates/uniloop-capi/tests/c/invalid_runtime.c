@@ -61,8 +61,6 @@ int main(void) {
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
 
     CHECK_ERR(async_runtime_add(rt, -1, EVENT_READ, NULL) == -1, UNILOOP_ERR_INVALID);
-    CHECK_ERR(async_runtime_add(rt, sv[0], 0, NULL) == -1, UNILOOP_ERR_INVALID);
-    CHECK_ERR(async_runtime_add(rt, sv[0], EVENT_ERROR, NULL) == -1, UNILOOP_ERR_INVALID);
     CHECK_ERR(async_runtime_add(rt, 100000, EVENT_READ, NULL) == -1, UNILOOP_ERR_OS);
     CHECK_ERR(async_runtime_modify(rt, -1, EVENT_READ, NULL) == -1, UNILOOP_ERR_INVALID);
     CHECK_ERR(async_runtime_modify(rt, sv[0], EVENT_READ, NULL) == -1, UNILOOP_ERR_NOT_FOUND);
@@ -76,14 +74,16 @@ int main(void) {
     CHECK_ERR(async_runtime_post_write(rt, sv[0], buf, 1) == -1, UNILOOP_ERR_NOT_FOUND);
     CHECK(async_runtime_add(rt, sv[0], EVENT_READ, NULL) == 0);
     CHECK(uniloop_last_error() == UNILOOP_OK);
-    CHECK_ERR(async_runtime_modify(rt, sv[0], 0, NULL) == -1, UNILOOP_ERR_INVALID);
+    /* 0 events: paused, still registered (runtime_semantics.c) */
+    CHECK(async_runtime_modify(rt, sv[0], 0, NULL) == 0);
+    CHECK(async_runtime_modify(rt, sv[0], EVENT_READ, NULL) == 0);
     CHECK_ERR(async_runtime_post_read(rt, sv[0], buf, 0) == -1, UNILOOP_ERR_INVALID);
     CHECK_ERR(async_runtime_post_write(rt, sv[0], NULL, 3) == -1, UNILOOP_ERR_INVALID);
     /* sv[0] is blocking: readiness yes, posted I/O no */
     CHECK_ERR(async_runtime_post_read(rt, sv[0], NULL, 0) == -1, UNILOOP_ERR_INVALID);
     CHECK_ERR(async_runtime_post_write(rt, sv[0], buf, 1) == -1, UNILOOP_ERR_INVALID);
     CHECK(async_runtime_wait(rt, ev, 4, &zero) == 0);
-    CHECK_ERR(async_runtime_get_event_loop_handle(rt) == -1, UNILOOP_ERR_UNSUPPORTED);
+    CHECK(async_runtime_get_event_loop_handle(rt) >= 0); /* epoll: runtime_semantics.c */
     CHECK_ERR(uniloop_timer_cancel(rt, 0) == -1, UNILOOP_ERR_NOT_FOUND);
     CHECK_ERR(uniloop_timer_cancel(rt, 12345) == -1, UNILOOP_ERR_NOT_FOUND);
     CHECK_ERR(uniloop_timer_reset(rt, 0, 5) == -1, UNILOOP_ERR_NOT_FOUND);

@@ -115,11 +115,11 @@ use self::windows as imp;
 #[cfg(not(any(unix, windows)))]
 compile_error!("uniloop supports Unix-like systems (epoll, poll, kqueue) and Windows (IOCP)");
 
-pub use self::imp::AsSource;
 pub(crate) use self::imp::{
     accept_error, borrow_raw, check_nonblocking, console, is_socket, raw_source, read, signal,
     write, write_vectored, RawSource, Selector, Source, Waker, MAX_GATHER,
 };
+pub use self::imp::{AsSource, RawOsHandle};
 
 /// The doorbell contract: what the completion protocol
 /// ([`completion`](crate::completion)) needs of a backend's `Waker`. It lives

@@ -10,7 +10,7 @@
 //! sleep of the loop, at most) to fill it.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use rustix::event::epoll::{self, EventData, EventFlags};
@@ -40,6 +40,11 @@ impl Selector {
             ep,
             buf: EventBuf::new(),
         })
+    }
+
+    /// The epoll fd: readable while an event is ready.
+    pub(crate) fn os_handle(&self) -> RawFd {
+        self.ep.as_raw_fd()
     }
 
     /// The runtime has no entry under `fd`'s number. The kernel may still

@@ -52,6 +52,11 @@ fn kevent(ident: usize, filter: i32, flags: u32, fflags: u32, slot: u64) -> libc
 }
 
 impl Selector {
+    /// The kqueue fd: readable while an event is ready.
+    pub(crate) fn os_handle(&self) -> std::os::fd::RawFd {
+        self.kq.as_raw_fd()
+    }
+
     pub(crate) fn new() -> io::Result<(Selector, Waker)> {
         // SAFETY: kqueue() takes no arguments; a non-negative result is a new
         // fd that we own from here on.

@@ -431,6 +431,39 @@ impl Selector {
     }
 }
 
+/// The OS object a runtime's `wait` blocks on
+/// ([`Runtime::os_handle`](crate::Runtime::os_handle)): a file descriptor
+/// on Unix, a `HANDLE` on Windows.
+pub type RawOsHandle = RawFd;
+
+/// Nesting the loop in another one ([`Runtime::os_handle`](crate::Runtime::os_handle)).
+impl Selector {
+    /// The epoll, kqueue or io_uring fd; none on poll (no single object
+    /// covers the registered fds).
+    pub(crate) fn os_handle(&self) -> Option<RawOsHandle> {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Selector::Epoll(s) => Some(s.os_handle()),
+            #[cfg(uniloop_kqueue)]
+            Selector::Kqueue(s) => Some(s.os_handle()),
+            Selector::Poll(_) => None,
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => Some(s.os_handle()),
+        }
+    }
+
+    /// Makes what the OS knows complete before another loop waits on the
+    /// handle; true if something is already collected in user space.
+    pub(crate) fn prepare_external(&mut self) -> io::Result<bool> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Selector::Uring(s) => s.prepare_external(),
+            #[allow(unreachable_patterns)]
+            _ => Ok(false),
+        }
+    }
+}
+
 /// Native completion I/O, io_uring's only (see `sys` docs): on the other
 /// backends `native_io` is false and the runtime never calls the rest.
 impl Selector {

@@ -671,6 +671,16 @@ impl Selector {
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<bool> {
+        self.rearm_polls()?;
+        let have = !self.backlog.is_empty() || !self.ring.completion().is_empty();
+        let timeout = if have { Some(Duration::ZERO) } else { timeout };
+        self.enter(timeout)?;
+        self.reap(out, max.max(1));
+        Ok(false)
+    }
+
+    /// Queues the polls to re-arm and the doorbell's poll if it ended.
+    fn rearm_polls(&mut self) -> io::Result<()> {
         for fd in std::mem::take(&mut self.rearm) {
             if self
                 .entries
@@ -683,11 +693,21 @@ impl Selector {
         if !self.waker_armed {
             self.arm_waker()?;
         }
-        let have = !self.backlog.is_empty() || !self.ring.completion().is_empty();
-        let timeout = if have { Some(Duration::ZERO) } else { timeout };
-        self.enter(timeout)?;
-        self.reap(out, max.max(1));
-        Ok(false)
+        Ok(())
+    }
+
+    /// The ring's fd: readable while a completion is in the queue.
+    pub(crate) fn os_handle(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    /// Before another loop waits on [`os_handle`](Selector::os_handle):
+    /// submits the polls (re-armed ones, the doorbell's), so readiness and
+    /// rings post completions. True if completions wait in user space.
+    pub(crate) fn prepare_external(&mut self) -> io::Result<bool> {
+        self.rearm_polls()?;
+        self.submit()?;
+        Ok(!self.backlog.is_empty())
     }
 
     /// Submits what is queued and waits for at least one completion, at

@@ -156,6 +156,11 @@ impl fmt::Debug for Selector {
 }
 
 impl Selector {
+    /// The completion port's handle.
+    pub(crate) fn port_handle(&self) -> std::os::windows::io::RawHandle {
+        self.port.raw() as _
+    }
+
     pub(crate) fn new(waker: &Waker) -> Selector {
         Selector {
             port: waker.port().clone(),

@@ -181,6 +181,24 @@ pub(crate) fn availability(backend: Backend) -> io::Result<()> {
 #[derive(Debug)]
 pub(crate) struct Selector(iocp::Selector);
 
+/// The OS object a runtime's `wait` blocks on
+/// ([`Runtime::os_handle`](crate::Runtime::os_handle)): a file descriptor
+/// on Unix, a `HANDLE` on Windows.
+pub type RawOsHandle = std::os::windows::io::RawHandle;
+
+/// Nesting the loop in another one ([`Runtime::os_handle`](crate::Runtime::os_handle)).
+impl Selector {
+    /// The I/O completion port.
+    pub(crate) fn os_handle(&self) -> Option<RawOsHandle> {
+        Some(self.0.port_handle())
+    }
+
+    /// Nothing to do: the port is not for other loops to wait on.
+    pub(crate) fn prepare_external(&mut self) -> io::Result<bool> {
+        Ok(false)
+    }
+}
+
 /// Native completion I/O is io_uring's only so far: posted reads and writes
 /// on IOCP run through the readiness emulation (`native_io` is false, and
 /// the runtime never calls the rest).
