@@ -4,7 +4,7 @@
 //! cargo run --release -p talker -- [--addr 127.0.0.1:4000] [--idle-timeout SECS]
 //!     [--data-dir DIR] [--mcp] [--max-clients N] [--max-per-address N]
 //!     [--flood-rate N] [--flood-burst N] [--argon2-memory KIB]
-//!     [--backend epoll|poll]
+//!     [--backend epoll|poll|kqueue|iocp|uring|native]
 //! ```
 //!
 //! Connect with `telnet 127.0.0.1 4000`. stdin is the operator's console
@@ -80,9 +80,9 @@ fn cli() -> Command {
         .arg(
             Arg::new("backend")
                 .long("backend")
-                .value_parser(["epoll", "poll", "kqueue", "iocp", "uring", "native"])
+                .value_parser(parse_backend)
                 .default_value("native")
-                .help("The uniloop backend"),
+                .help("The uniloop backend: epoll, poll, kqueue, iocp, uring, or native (the platform's default)"),
         )
         .arg(
             Arg::new("write-limit")
@@ -100,18 +100,20 @@ fn cli() -> Command {
         )
 }
 
+/// `--backend`: a backend's name, or `native`.
+fn parse_backend(s: &str) -> Result<Backend, uniloop::UnknownBackend> {
+    if s == "native" {
+        Ok(Backend::native())
+    } else {
+        s.parse()
+    }
+}
+
 fn main() -> ExitCode {
     let m = cli().get_matches();
-    let backend = match m.get_one::<String>("backend").map(String::as_str) {
-        Some("epoll") => Backend::Epoll,
-        Some("poll") => Backend::Poll,
-        Some("kqueue") => Backend::Kqueue,
-        Some("iocp") => Backend::Iocp,
-        Some("uring") => Backend::Uring,
-        _ => Backend::native(),
-    };
+    let backend = *m.get_one::<Backend>("backend").expect("has a default");
     if !backend.is_available() {
-        eprintln!("talker: the {backend:?} backend is not available here");
+        eprintln!("talker: the {backend} backend is not available here");
         return ExitCode::from(2);
     }
     let secs = |name: &str| Duration::from_secs(*m.get_one::<u64>(name).expect("has a default"));

@@ -1,9 +1,10 @@
 //! uniloop's extras on a runtime: choosing the backend, timers,
 //! statistics.
 
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::ptr;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::{async_runtime_t, make, state, with_loop, with_poster};
@@ -58,16 +59,31 @@ pub unsafe extern "C" fn uniloop_runtime_init_backend(
         }
         // SAFETY: the caller passes a NUL-terminated string.
         let name = unsafe { CStr::from_ptr(backend) }.to_string_lossy();
-        let b = match &*name {
-            "epoll" => rt::Backend::Epoll,
-            "poll" => rt::Backend::Poll,
-            "kqueue" => rt::Backend::Kqueue,
-            "iocp" => rt::Backend::Iocp,
-            "uring" => rt::Backend::Uring,
-            other => return Err(Error::invalid(format!("unknown backend {other:?}"))),
-        };
+        let b = name
+            .parse::<rt::Backend>()
+            .map_err(|e| Error::invalid(e.to_string()))?;
         make(Some(b))
     })
+}
+
+/// [`rt::Backend::name`] as a C string that lives as long as the process.
+fn backend_c_name(backend: rt::Backend) -> &'static CStr {
+    static NAMES: OnceLock<Vec<(rt::Backend, CString)>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        rt::Backend::ALL
+            .iter()
+            .map(|&b| {
+                (
+                    b,
+                    CString::new(b.name()).expect("backend names have no NUL"),
+                )
+            })
+            .collect()
+    });
+    names
+        .iter()
+        .find(|(b, _)| *b == backend)
+        .map_or(c"unknown", |(_, name)| name.as_c_str())
 }
 
 /// uniloop: the name of the runtime's backend ("epoll", "poll", "kqueue",
@@ -75,17 +91,7 @@ pub unsafe extern "C" fn uniloop_runtime_init_backend(
 #[no_mangle]
 pub extern "C" fn uniloop_runtime_backend(rt: *mut async_runtime_t) -> *const c_char {
     guard(ptr::null(), || {
-        with_loop(rt, |l| {
-            let s = match l.rt.backend() {
-                rt::Backend::Epoll => c"epoll",
-                rt::Backend::Poll => c"poll",
-                rt::Backend::Kqueue => c"kqueue",
-                rt::Backend::Iocp => c"iocp",
-                rt::Backend::Uring => c"uring",
-                _ => c"unknown",
-            };
-            Ok(s.as_ptr())
-        })
+        with_loop(rt, |l| Ok(backend_c_name(l.rt.backend()).as_ptr()))
     })
 }
 
