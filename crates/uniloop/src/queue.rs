@@ -103,8 +103,8 @@ use crate::Poster;
 mod parking;
 mod ring;
 
-use self::parking::Parking;
-use self::ring::{End, Pushed, Ring};
+use self::parking::{End, Parking};
+use self::ring::{Pushed, Ring};
 
 /// Whether a party about to block first spins briefly (crossbeam's
 /// `Backoff`: a few busy iterations, then a few `yield_now`s). The other

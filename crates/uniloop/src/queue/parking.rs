@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use super::lock;
-use super::ring::End;
 use crate::sync::{Condvar, Mutex};
 
 /// Where one side's blocked parties sleep: a mutex-guarded count of
@@ -46,6 +45,14 @@ struct Sleepers {
     /// so this copy is exact and spares a redundant RMW on the other
     /// side's busiest word.
     flagged: bool,
+}
+
+/// Which end a parking party flags: poppers flag `tail` (pushers see it),
+/// pushers flag `head` (poppers see it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum End {
+    Head,
+    Tail,
 }
 
 /// The flag's two operations on the ring, passed in so `Parking` does not

@@ -42,21 +42,13 @@ use std::mem::MaybeUninit;
 
 use crossbeam_utils::{Backoff, CachePadded};
 
-use super::parking::Flag;
+use super::parking::{End, Flag};
 use crate::sync::{backoff, fence, AtomicUsize, Ordering, UnsafeCell};
 
 struct Slot<T> {
     /// `tail + 1` once written for lap `tail`; `head + one_lap` once read.
     stamp: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
-}
-
-/// Which end a parking party flags: poppers flag `tail` (pushers see it),
-/// pushers flag `head` (poppers see it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum End {
-    Head,
-    Tail,
 }
 
 /// What a successful push learnt from its CAS on `tail`.
