@@ -54,6 +54,12 @@ step_lint() {
     echo "platform cfg outside crates/uniloop/src/sys (see docs/ARCHITECTURE.md)"; exit 1
   fi
 
+  step "module circles (scripts/check_modules.py)"
+  # No two modules use each other, directly or round a circle; the
+  # vocabulary modules use nothing else of the crate.
+  python3 scripts/check_modules.py crates/uniloop/src \
+    --leaf token --leaf interest --leaf trigger --leaf readiness --leaf backend --leaf sync
+
   step "clippy"
   cargo clippy --workspace --all-targets -- -D warnings
 

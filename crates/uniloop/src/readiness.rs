@@ -4,7 +4,7 @@
 use std::fmt;
 use std::ops;
 
-/// The readiness reported for a source in [`Event::Io`]. Each condition is
+/// The readiness reported for a source in [`Event::Io`](crate::Event::Io). Each condition is
 /// its own flag; several may be set at once.
 ///
 /// # Examples

@@ -2,7 +2,7 @@
 //! module: it uses nothing else of the crate.
 
 /// The caller's 64-bit name for a registered source, returned unchanged in
-/// [`Event::Io`].
+/// [`Event::Io`](crate::Event::Io).
 ///
 /// Every value is usable, `u64::MAX` included: the runtime never mixes a
 /// token with a file descriptor or with its own bookkeeping.
