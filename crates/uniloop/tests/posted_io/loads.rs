@@ -1,6 +1,7 @@
 //! Loads shaped like a server's: floods of small posted writes next to
 //! completions, timers and readiness.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use uniloop::{Backend, Event, Events, Interest, OpId, Runtime, Token};
@@ -215,6 +216,15 @@ pub(crate) fn write_limit_counts_the_per_write_overhead(b: Backend) {
         .unwrap();
     let (_client, server) = small_buffer_pair();
     rt.register(&server, Token(1), Interest::READABLE).unwrap();
+    // Fill the socket buffers first, so the posted writes queue.
+    let block = vec![0u8; 64 << 10];
+    loop {
+        match (&server).write(&block) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
     let mut accepted = 0usize;
     let refused = loop {
         assert!(accepted < 100 << 20, "never refused");
@@ -225,25 +235,12 @@ pub(crate) fn write_limit_counts_the_per_write_overhead(b: Backend) {
     };
     assert_eq!(refused.kind(), std::io::ErrorKind::WouldBlock);
     assert_eq!(refused.into_buf(), vec![7], "the buffer comes back");
-    // What finished at once (into the socket buffers) costs nothing here.
-    let mut events = Events::with_capacity(1024);
-    let mut finished = 0;
-    loop {
-        rt.wait(&mut events, Some(Duration::ZERO)).unwrap();
-        let n = dones(&listed(&events)).len();
-        if n == 0 {
-            break;
-        }
-        finished += n;
-    }
-    let queued = accepted - finished;
-    let cost = 1 + uniloop::ops::OP_OVERHEAD;
+    // Each queued one costs its byte and the overhead. (A few may have gone
+    // out at once, had the peer's kernel made room meanwhile.)
+    let fit = LIMIT / (1 + uniloop::ops::OP_OVERHEAD);
     assert!(
-        queued <= LIMIT / cost + 1,
-        "{queued} one-byte writes queued under a {LIMIT}-byte limit"
-    );
-    assert!(
-        queued > 0,
-        "nothing queued: the socket buffers never filled"
+        (fit..fit + 64).contains(&accepted),
+        "{accepted} one-byte writes taken under a {LIMIT}-byte limit (queued writes cost {} each)",
+        1 + uniloop::ops::OP_OVERHEAD
     );
 }
