@@ -135,13 +135,18 @@ fn gathered_writes_arrive_intact(b: Backend, sockets: usize, sizes: &[usize], ch
     let total: usize = sizes.iter().sum();
     let mut conns = Vec::new();
     let mut peers = Vec::new();
+    // The peers start reading once everything is posted: the socket
+    // buffers fill and the rest queues.
+    let posted = std::sync::Arc::new(std::sync::Barrier::new(sockets + 1));
     for s in 0..sockets {
         let (client, server) = small_buffer_pair();
         rt.register(&server, Token(s as u64), Interest::READABLE)
             .unwrap();
         let mut peer = blocking(client);
+        let posted = posted.clone();
         peers.push(std::thread::spawn(move || {
             use std::io::Read;
+            posted.wait();
             let mut got = vec![0u8; total];
             let mut at = 0;
             while at < total {
@@ -166,6 +171,7 @@ fn gathered_writes_arrive_intact(b: Backend, sockets: usize, sizes: &[usize], ch
         }
         at += len;
     }
+    posted.wait();
     let mut events = Events::with_capacity(1024);
     let mut left = sockets * sizes.len();
     let start = Instant::now();
