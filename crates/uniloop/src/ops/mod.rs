@@ -18,11 +18,11 @@
 //!
 //! # The parts
 //!
-//! * This module: the public types, and [`Ops`], the runtime's side —
+//! * This module: the public types, and `Ops`, the runtime's side —
 //!   posting, cancelling, re-arming the OS registration for what pending
 //!   operations need, and the order in which finished operations are
 //!   delivered.
-//! * `source`: per-source state ([`SourceOps`]): the posted read, the write
+//! * `source`: per-source state (`SourceOps`): the posted read, the write
 //!   queue, the finished operations not yet taken, the write limit's
 //!   account. Each operation is one small value (`Op`) that moves from the
 //!   read slot or the write queue to the finished ones and out with
