@@ -44,12 +44,12 @@ impl Reg {
         let (interest, spent) = (self.interest, self.spent);
         self.ops.get_or_insert_with(|| {
             Box::new(SourceOps::new(
-                src,
                 index_of(slot) as u32,
                 interest,
                 spent,
                 default_limit,
                 native,
+                crate::sys::is_socket(src),
             ))
         })
     }

@@ -2,7 +2,7 @@
 //! AFD polls) an operation is a syscall tried at once and again whenever
 //! readiness says it may get further. Queued writes go out gathered: one
 //! `writev`/`sendmsg` (`WSASend` with several buffers on Windows) takes up
-//! to [`MAX_GATHER`](crate::sys::MAX_GATHER) of them.
+//! to [`MAX_GATHER`] of them.
 
 use std::io::{self, IoSlice};
 

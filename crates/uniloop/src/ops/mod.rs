@@ -69,7 +69,10 @@
 //! place of armed interest: the read's buffer goes to the ring as an
 //! `IORING_OP_RECV`, the front write's unwritten rest as an
 //! `IORING_OP_SEND` (writes behind it wait their turn here, so they go out
-//! in order, one submission each). While the kernel has a buffer it
+//! in order). When that send completes, the writes queued behind it go
+//! out gathered in one non-blocking `sendmsg` as far as the socket takes
+//! them, and the ring gets the rest of the front one: not a vectored
+//! submission, but one syscall for up to 1,024 queued writes all the same. While the kernel has a buffer it
 //! belongs to the selector, not to the operation; its completion brings it
 //! back through `Ops::on_native`, and a cancel (`Ops::cancel`) waits for
 //! the kernel to let go of it first. Pipes and other non-sockets keep the

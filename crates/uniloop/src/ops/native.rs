@@ -2,7 +2,9 @@
 //! finish at once is submitted to the ring — the read's buffer as an
 //! `IORING_OP_RECV`, the front write's unwritten rest as an
 //! `IORING_OP_SEND` (the writes behind it wait their turn here, so they go
-//! out in order). While the kernel has a buffer it belongs to the
+//! out in order; when it completes, those queued behind it go out gathered
+//! in one non-blocking `sendmsg`, as on the emulated path, and the ring
+//! gets what the socket did not take). While the kernel has a buffer it belongs to the
 //! selector, not to the operation (whose stage is `InKernel` and `kernel`
 //! names the submission); its completion brings it back through
 //! [`Ops::on_native`], and a cancel waits for the kernel to let go of it
@@ -115,6 +117,10 @@ impl Ops {
             let op = io.dequeue().expect("the front write");
             self.finish(io, op);
         }
+        // The writes queued meanwhile go out gathered, as far as the
+        // socket takes them at once (one sendmsg for up to 1,024 of them);
+        // the ring gets the rest of the front one.
+        self.flush(src, io);
         self.send_front(sel, src, io);
     }
 

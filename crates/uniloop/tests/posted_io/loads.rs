@@ -1,6 +1,7 @@
 //! Loads shaped like a server's: floods of small posted writes next to
 //! completions, timers and readiness.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use uniloop::{Backend, Event, Events, Interest, OpId, Runtime, Token};
@@ -118,4 +119,134 @@ pub(crate) fn a_flood_of_finished_writes_holds_nothing_back(b: Backend) {
     assert_eq!(completions, next_completion + 1, "a completion was lost");
     let want: Vec<u8> = (0..total).map(|i| pattern(9, i)).collect();
     assert!(peer.join().unwrap() == want, "the bytes arrived changed");
+}
+
+/// Posts `sizes.len()` writes of those sizes on each of `sockets` sockets
+/// at once, against peers that read in `chunk`-byte reads: the writes
+/// queue behind full socket buffers and go out gathered, cut short
+/// anywhere. Each completes once, in order, with its exact count, and the
+/// bytes arrive intact and in order.
+fn gathered_writes_arrive_intact(b: Backend, sockets: usize, sizes: &[usize], chunk: usize) {
+    let mut rt = Runtime::builder()
+        .backend(b)
+        .write_limit(usize::MAX)
+        .build()
+        .unwrap();
+    let total: usize = sizes.iter().sum();
+    let mut conns = Vec::new();
+    let mut peers = Vec::new();
+    // The peers start reading once everything is posted: the socket
+    // buffers fill and the rest queues.
+    let posted = std::sync::Arc::new(std::sync::Barrier::new(sockets + 1));
+    for s in 0..sockets {
+        let (client, server) = small_buffer_pair();
+        rt.register(&server, Token(s as u64), Interest::READABLE)
+            .unwrap();
+        let mut peer = blocking(client);
+        let posted = posted.clone();
+        peers.push(std::thread::spawn(move || {
+            use std::io::Read;
+            posted.wait();
+            let mut got = vec![0u8; total];
+            let mut at = 0;
+            while at < total {
+                let end = total.min(at + chunk);
+                match peer.read(&mut got[at..end]) {
+                    Ok(0) => panic!("EOF after {at} of {total} bytes"),
+                    Ok(n) => at += n,
+                    Err(e) => panic!("read failed after {at} of {total}: {e}"),
+                }
+            }
+            got
+        }));
+        conns.push(server);
+    }
+    let mut ops: Vec<std::collections::VecDeque<(OpId, usize)>> = vec![Default::default(); sockets];
+    let mut at = 0;
+    for &len in sizes {
+        for (s, conn) in conns.iter().enumerate() {
+            let data: Vec<u8> = (at..at + len).map(|i| pattern(s as u64, i)).collect();
+            let op = rt.post_write(conn, data).unwrap();
+            ops[s].push_back((op, len));
+        }
+        at += len;
+    }
+    posted.wait();
+    let mut events = Events::with_capacity(1024);
+    let mut left = sockets * sizes.len();
+    let start = Instant::now();
+    while left > 0 {
+        assert!(start.elapsed() < GUARD * 3, "{left} writes unfinished");
+        rt.wait(&mut events, Some(GUARD)).unwrap();
+        for d in dones(&listed(&events)) {
+            let s = d.token.0 as usize;
+            let (op, len) = ops[s].pop_front().expect("a posted write");
+            assert_eq!(d.op, op, "socket {s}: out of order");
+            assert_eq!((d.bytes, d.error), (len, None), "socket {s}");
+            let f = rt.take_io(op).expect("a delivered write");
+            assert_eq!(f.bytes, len);
+            left -= 1;
+        }
+    }
+    for (s, peer) in peers.into_iter().enumerate() {
+        let got = peer.join().unwrap();
+        let want: Vec<u8> = (0..total).map(|i| pattern(s as u64, i)).collect();
+        assert!(got == want, "socket {s}: the bytes arrived changed");
+    }
+}
+
+/// Many small writes per socket, as a chat server posts them (one per
+/// line per recipient).
+pub(crate) fn many_small_writes_per_socket_in_order(b: Backend) {
+    let writes = if cfg!(windows) { 1000 } else { 5000 };
+    let sizes: Vec<usize> = (0..writes).map(|i| 1 + (i * 37) % 120).collect();
+    gathered_writes_arrive_intact(b, 8, &sizes, 16 << 10);
+}
+
+/// Writes of odd sizes against a reader taking 1,000 bytes at a time: the
+/// gathered writes are cut short mid-buffer over and over, and resume.
+pub(crate) fn cut_short_gathered_writes_resume(b: Backend) {
+    let sizes: Vec<usize> = (0..600).map(|i| [4099, 1, 0, 777, 65_537][i % 5]).collect();
+    gathered_writes_arrive_intact(b, 2, &sizes, 1000);
+}
+
+/// The write limit counts what queued writes cost, not only their bytes:
+/// 1-byte writes to a peer that never reads are refused once the queued
+/// ones' capacity plus `OP_OVERHEAD` each reaches the limit.
+pub(crate) fn write_limit_counts_the_per_write_overhead(b: Backend) {
+    const LIMIT: usize = 64 << 10;
+    let mut rt = Runtime::builder()
+        .backend(b)
+        .write_limit(LIMIT)
+        .build()
+        .unwrap();
+    let (_client, server) = small_buffer_pair();
+    rt.register(&server, Token(1), Interest::READABLE).unwrap();
+    // Fill the socket buffers first, so the posted writes queue.
+    let block = vec![0u8; 64 << 10];
+    loop {
+        match (&server).write(&block) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let mut accepted = 0usize;
+    let refused = loop {
+        assert!(accepted < 100 << 20, "never refused");
+        match rt.post_write(&server, vec![7]) {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(refused.kind(), std::io::ErrorKind::WouldBlock);
+    assert_eq!(refused.into_buf(), vec![7], "the buffer comes back");
+    // Each queued one costs its byte and the overhead. (A few may have gone
+    // out at once, had the peer's kernel made room meanwhile.)
+    let fit = LIMIT / (1 + uniloop::ops::OP_OVERHEAD);
+    assert!(
+        (fit..fit + 64).contains(&accepted),
+        "{accepted} one-byte writes taken under a {LIMIT}-byte limit (queued writes cost {} each)",
+        1 + uniloop::ops::OP_OVERHEAD
+    );
 }

@@ -100,6 +100,9 @@ contract_suite! {
     write_limit_is_would_block: shared,
     finished_writes_alone_skip_one_os_look: shared,
     a_flood_of_finished_writes_holds_nothing_back: shared,
+    many_small_writes_per_socket_in_order: shared,
+    cut_short_gathered_writes_resume: shared,
+    write_limit_counts_the_per_write_overhead: shared,
     #[cfg(unix)]
     post_on_a_closed_fd: exclusive,
 }
