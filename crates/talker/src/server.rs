@@ -526,6 +526,8 @@ impl Server {
                     }
                 }
             }
+            // The talker posts only reads and writes.
+            _ => {}
         }
     }
 

@@ -285,6 +285,7 @@ fn on_io_done(rt: &mut Runtime, stream: &TcpStream, token: Token, op: OpId) -> i
             buf.clear(); // keeps its capacity: the next read fills it again
             rt.post_read(stream, buf)?;
         }
+        _ => {} // OpKind is non-exhaustive; this example posts only reads and writes
     }
     Ok(true)
 }

@@ -344,6 +344,7 @@ fn serve_uniloop_completion(
                                 rt.post_read(s, buf)?;
                                 true
                             }
+                            _ => true,
                         },
                     };
                     if !alive {

@@ -439,7 +439,7 @@ impl Loop {
                     (_, true, _) => EVENT_ERROR,
                     (rt::OpKind::Read, false, 0) => EVENT_CLOSE,
                     (rt::OpKind::Read, false, _) => EVENT_READ,
-                    (rt::OpKind::Write, false, _) => EVENT_WRITE,
+                    (_, false, _) => EVENT_WRITE, // the C layer posts reads and writes only
                 };
                 if shutdown {
                     e.event_type |= UNILOOP_EVENT_SHUTDOWN;
@@ -451,7 +451,6 @@ impl Loop {
                     e.event_type |= UNILOOP_EVENT_POSTED;
                 }
                 e.buffer = match fin.kind {
-                    rt::OpKind::Write => user,
                     rt::OpKind::Read if user.is_null() => {
                         let buf = entry.read_buf.insert(fin.buf);
                         buf.as_mut_ptr().cast()
@@ -467,6 +466,7 @@ impl Loop {
                         entry.spare = Some(fin.buf);
                         user
                     }
+                    _ => user, // a write: the caller's pointer back
                 };
                 self.stats.io_done += 1;
             }

@@ -168,6 +168,7 @@ impl fmt::Debug for OpId {
 
 /// Whether an operation reads or writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OpKind {
     /// [`Runtime::post_read`].
     Read,

@@ -115,6 +115,7 @@ pub(crate) fn echo_server_64_clients(b: Backend) {
                             buf.clear();
                             rt.post_read(s, buf).unwrap();
                         }
+                        other => panic!("only reads and writes were posted, not {other:?}"),
                     }
                 }
                 other => panic!("unexpected {other:?}"),
