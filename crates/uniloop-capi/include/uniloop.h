@@ -13,12 +13,15 @@
  * dropped: what does not fit in max_events comes with the next wait.
  * Completions from one thread come in the order posted; the events of
  * posted operations on one fd come in the order posted; readiness is
- * level-triggered (reported again at each wait while it holds). Readiness
- * keeps at least half of max_events when it is pending; how the rest is
- * shared between timers, posted I/O and completions is the Rust
- * runtime's (uniloop::Runtime::wait states it), and libuniloop passes
- * that order through without buffering or reordering. Do not rely on
- * any other order between kinds within a batch.
+ * level-triggered (reported again at each wait while it holds). Every
+ * kind with something pending gets a share of each batch, so a flood of
+ * one kind never holds another back: with max_events >= 8, readiness
+ * keeps half of it when pending, and timers, posted-I/O events and
+ * completions pending at a call are each in that call's batch (at least
+ * max_events/8 of each, or all it has); readiness comes at most one call
+ * late. Below 8 the kinds take turns. libuniloop passes the Rust
+ * runtime's batch (uniloop::Runtime::wait) through without buffering or
+ * reordering. Do not rely on any order between kinds within a batch.
  *
  * Events of things removed within the batch: a batch is a snapshot.
  * Handling one event may remove an fd, cancel a timer or remove a signal
@@ -32,8 +35,10 @@
  *
  * Writes: async_runtime_post_write copies the bytes (the buffer is yours
  * again at once) and holds them until they are out: the cost of a queued
- * write is its bytes plus a small record. Each fd's queued output is
- * capped by its write limit (1 MiB; uniloop_runtime_set_write_limit):
+ * write is its bytes plus a 64-byte record, and writes queued on one fd
+ * go out together (one writev/sendmsg). Each fd's queued output, records
+ * included, is capped by its write limit (1 MiB;
+ * uniloop_runtime_set_write_limit):
  * past it post_write fails with UNILOOP_ERR_FULL, which is the signal to
  * stop producing for that fd until its write events come (a peer that
  * never reads costs at most about the limit). uniloop_runtime_shutdown_fd
