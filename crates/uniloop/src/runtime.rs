@@ -53,6 +53,7 @@ pub struct Builder {
     max_pending_completions: Option<usize>,
     blocking_sources: bool,
     return_on_signal: bool,
+    hold_writes: bool,
 }
 
 impl Builder {
@@ -77,6 +78,33 @@ impl Builder {
     /// ```
     pub fn write_limit(mut self, bytes: usize) -> Builder {
         self.write_limit = Some(bytes);
+        self
+    }
+
+    /// Holds each source's posted writes until the loop next calls
+    /// [`wait`](Runtime::wait) (default: off, a write is tried at once in
+    /// `post_write`). Then every write posted on a source during one turn
+    /// of the loop goes out in one gathered `writev`/`sendmsg` at the start
+    /// of the next `wait`, instead of one `write` each: the shape of a
+    /// server that answers a batch of events with many small writes per
+    /// connection (a broadcast, a prompt after each line), at the price of
+    /// nothing being sent before that `wait`. Deregistering the source, or
+    /// dropping the runtime, gives its held writes their try first.
+    ///
+    /// With this on, close a source with held writes only after
+    /// [`Runtime::deregister`]: the writes go to whatever has the source's
+    /// fd number at the next `wait` unless a new registration of that
+    /// number replaced the old entry first (see "A source closed without
+    /// `deregister`" under [`Runtime::register`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = uniloop::Runtime::builder().hold_writes(true).build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn hold_writes(mut self, hold: bool) -> Builder {
+        self.hold_writes = hold;
         self
     }
 
@@ -156,7 +184,10 @@ impl Builder {
                 self.max_pending_completions.unwrap_or(usize::MAX),
             )),
             registry: Registry::default(),
-            ops: Ops::new(self.write_limit.unwrap_or(DEFAULT_WRITE_LIMIT)),
+            ops: Ops::new(
+                self.write_limit.unwrap_or(DEFAULT_WRITE_LIMIT),
+                self.hold_writes,
+            ),
             timers: Timers::new(),
             scratch: Vec::new(),
             turn: 0,
@@ -467,10 +498,40 @@ impl Runtime {
         let slot = self.registry.lookup(sys::raw_source(src))?;
         // Forget it even if the OS complains (a closed fd, say): the caller
         // asked for it gone.
+        if let Some(io) = self
+            .registry
+            .get_mut(slot)
+            .and_then(|r| r.ops.as_deref_mut())
+        {
+            self.ops.flush_before_close(src, io);
+        }
         let r = self.selector.deregister(src);
         // Dropping its operation state drops the buffers it held.
         drop(self.registry.free(slot));
         r
+    }
+
+    /// The start of a `wait`: the writes held since the last one go out
+    /// (see "Hold writes for the rest of the turn" in the `ops` module doc).
+    fn release_held(&mut self) {
+        let held = self.ops.take_held();
+        for &slot in &held {
+            // Gone (deregistered, its number reused) unless still there.
+            let Some(reg) = self.registry.get_mut(slot) else {
+                continue;
+            };
+            let (interest, trigger) = (reg.interest, reg.trigger);
+            let Some(io) = reg.ops.as_deref_mut() else {
+                continue;
+            };
+            // SAFETY: the source is registered, and the caller keeps a
+            // registered source open until it deregisters it; the borrow
+            // ends with this iteration.
+            let src = unsafe { sys::borrow_raw(reg.raw) };
+            self.ops
+                .release_held(&mut self.selector, src, slot, io, interest, trigger);
+        }
+        self.ops.return_held(held);
     }
 
     /// How many sources are registered.
@@ -931,6 +992,9 @@ impl Runtime {
         if let Some(e) = self.deferred.take() {
             return Err(e);
         }
+        if self.ops.has_held() {
+            self.release_held();
+        }
         // Timers only shrink during a call, so with none pending and no
         // deadline of its own (no timeout, or a zero one) the call never
         // reads the clock.
@@ -1247,6 +1311,10 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        // Writes held for a `wait` that will not come get their one try.
+        if self.ops.has_held() {
+            self.release_held();
+        }
         self.shared.close();
     }
 }

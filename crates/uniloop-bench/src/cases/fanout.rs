@@ -37,6 +37,7 @@ use crate::Config;
 const MSG: usize = 32;
 const MAGIC: [u8; 4] = *b"FAN!";
 const UNILOOP: &str = "uniloop, post_write per recipient";
+const HELD: &str = "uniloop, post_write per recipient, hold_writes";
 const MIO: &str = "mio, output queues + writev";
 const READINESS: &str = "uniloop readiness, output queues + writev";
 
@@ -82,11 +83,23 @@ pub(crate) fn case(cfg: &Config) -> Case {
     ))
     .lower_is_better()
     .system(UNILOOP, Role::Subject, move || run(load, serve_uniloop))
+    .system(HELD, Role::Uniloop, move || run(load, serve_uniloop_held))
     .system(MIO, Role::Peer, move || run(load, serve_mio))
     .system(READINESS, Role::Uniloop, move || {
         run(load, serve_uniloop_readiness)
     })
     .goal_at_most(MIO, 1.1)
+}
+
+/// The same server with `Builder::hold_writes`: a turn's writes to one
+/// connection go out in one gathered call at the next `wait`.
+fn serve_uniloop_held(listener: TcpListener, conns: usize, window: Window) -> io::Result<Usage> {
+    serve_uniloop_on(
+        uniloop::Runtime::builder().hold_writes(true).build()?,
+        listener,
+        conns,
+        window,
+    )
 }
 
 /// What the server thread measured between its last accept and its end.
@@ -305,10 +318,18 @@ fn gone(e: &io::Error) -> bool {
     )
 }
 
-fn serve_uniloop(listener: TcpListener, conns: usize, mut window: Window) -> io::Result<Usage> {
-    use uniloop::{Event, Events, Interest, Runtime, Token};
+fn serve_uniloop(listener: TcpListener, conns: usize, window: Window) -> io::Result<Usage> {
+    serve_uniloop_on(uniloop::Runtime::new()?, listener, conns, window)
+}
+
+fn serve_uniloop_on(
+    mut rt: uniloop::Runtime,
+    listener: TcpListener,
+    conns: usize,
+    mut window: Window,
+) -> io::Result<Usage> {
+    use uniloop::{Event, Events, Interest, Token};
     const LISTENER: Token = Token(u64::MAX);
-    let mut rt = Runtime::new()?;
     rt.register(&listener, LISTENER, Interest::READABLE)?;
     let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
     let mut partial: Vec<Vec<u8>> = Vec::with_capacity(conns);

@@ -39,9 +39,22 @@
 //!
 //! * **Try at once.** A posted read is attempted in `post_read` itself
 //!   (unless the last attempt on that source found it empty and no readiness
-//!   has been seen since); a posted write goes out in `post_write` as far as
-//!   the socket takes it. What finishes there is queued and delivered by the
-//!   next `wait` without blocking.
+//!   has been seen since); what finishes there is queued and delivered by
+//!   the next `wait` without blocking.
+//! * **Hold writes for the rest of the turn**
+//!   ([`Builder::hold_writes`](crate::Builder::hold_writes), off by
+//!   default: then a posted write goes out in `post_write` as far as the
+//!   socket takes it). A write posted on a source
+//!   with nothing queued is held until the loop next calls `wait` (or
+//!   deregisters the source, or is dropped), and the writes posted on that
+//!   source meanwhile join it: at the start of `wait` they go out together
+//!   in one call, as far as the socket takes them. A server that answers
+//!   a batch of events with many small writes per connection (a chat
+//!   broadcast, a prompt after each line) so makes one `writev` per
+//!   connection per turn, not one `write` per post, and no interest
+//!   change for what goes out at once. The cost: nothing is sent between
+//!   the post and the next `wait`, which a loop calls right after handling
+//!   its batch.
 //! * **Else arm the interest and finish on readiness.** The OS is asked for
 //!   the caller's interest plus what pending operations need (readable for a
 //!   read, writable for queued writes), with the caller's trigger. Readiness
@@ -271,6 +284,11 @@ pub(crate) struct Ops {
     /// was taken or cancelled meanwhile no longer matches and is skipped.
     done: VecDeque<OpId>,
     pub(crate) default_limit: usize,
+    /// The registrations whose writes are held until the next `wait`, in
+    /// the order their first held write was posted.
+    held: Vec<u64>,
+    /// Whether writes are held at all ([`Builder::hold_writes`](crate::Builder::hold_writes)).
+    hold: bool,
 }
 
 impl fmt::Debug for Ops {
@@ -282,10 +300,68 @@ impl fmt::Debug for Ops {
 }
 
 impl Ops {
-    pub(crate) fn new(default_limit: usize) -> Ops {
+    pub(crate) fn new(default_limit: usize, hold: bool) -> Ops {
         Ops {
             done: VecDeque::new(),
             default_limit,
+            held: Vec::new(),
+            hold,
+        }
+    }
+
+    /// Whether writes are held for the next `wait`.
+    #[inline]
+    pub(crate) fn has_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The registrations with held writes, for the runtime to hand back to
+    /// [`release_held`](Ops::release_held) one by one; the list is left
+    /// empty (and its allocation is given back with
+    /// [`return_held`](Ops::return_held)).
+    pub(crate) fn take_held(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.held)
+    }
+
+    /// Gives the emptied list from [`take_held`](Ops::take_held) back.
+    pub(crate) fn return_held(&mut self, mut list: Vec<u64>) {
+        list.clear();
+        if self.held.is_empty() {
+            self.held = list;
+        }
+    }
+
+    /// The start of a `wait` (or a deregistration) for one source with held
+    /// writes: they go out now, gathered, and what does not waits for
+    /// readiness (or goes to the ring) as any queued write.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn release_held(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        slot: u64,
+        io: &mut SourceOps,
+        caller: Interest,
+        trigger: Trigger,
+    ) {
+        if !io.held {
+            return;
+        }
+        io.held = false;
+        self.flush(src, io);
+        if io.native {
+            self.send_front(sel, src, io);
+        }
+        self.after_post(sel, src, slot, io, caller, trigger);
+    }
+
+    /// A source with held writes is going away (deregistered): they get
+    /// the one try at writing they were held for; what does not go out is
+    /// dropped with the source.
+    pub(crate) fn flush_before_close(&mut self, src: Source<'_>, io: &mut SourceOps) {
+        if io.held {
+            io.held = false;
+            self.flush(src, io);
         }
     }
 
@@ -356,7 +432,14 @@ impl Ops {
         }
         let first = io.writes.is_empty();
         io.enqueue(op);
-        if first {
+        if first && self.hold {
+            // Held for the rest of the turn, so that the writes the caller
+            // posts on this source before its next `wait` go out with this
+            // one in one gathered call (see the module doc). A write posted
+            // behind others already queued just joins them.
+            io.held = true;
+            self.held.push(slot);
+        } else if first {
             // Try at once. What does not go out waits for readiness, or
             // goes to the ring.
             self.flush(src, io);
@@ -364,7 +447,9 @@ impl Ops {
                 self.send_front(sel, src, io);
             }
         }
-        self.after_post(sel, src, slot, io, caller, trigger);
+        if !io.held {
+            self.after_post(sel, src, slot, io, caller, trigger);
+        }
         Ok(OpId::new(io.index, seq))
     }
 

@@ -161,6 +161,10 @@ pub(crate) struct SourceOps {
     /// What does not finish at once goes to the ring as a native
     /// submission (io_uring, sockets) instead of waiting for readiness.
     pub(super) native: bool,
+    /// The queued writes are held for the rest of the turn: they go out
+    /// together when the loop next calls `wait` (the source is on
+    /// [`Ops`](super::Ops)' held list).
+    pub(super) held: bool,
 }
 
 impl SourceOps {
@@ -194,6 +198,7 @@ impl SourceOps {
             maybe_readable: true,
             socket,
             native: native && socket,
+            held: false,
         }
     }
 

@@ -250,3 +250,99 @@ pub(crate) fn write_limit_counts_the_per_write_overhead(b: Backend) {
         1 + uniloop::ops::OP_OVERHEAD
     );
 }
+
+/// A runtime that holds writes for the next `wait`.
+fn holding(b: Backend) -> Runtime {
+    Runtime::builder()
+        .backend(b)
+        .hold_writes(true)
+        .build()
+        .unwrap()
+}
+
+/// What the peer can read now, without blocking.
+fn available(peer: &std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match (&mut &*peer).read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return got,
+            Err(e) => panic!("peer read: {e}"),
+        }
+    }
+}
+
+/// With `hold_writes`, the writes posted on a source in one turn wait for
+/// the next `wait` (loopback delivers a sent byte at once, so the peer
+/// reading nothing proves nothing was sent), then all go out, in order,
+/// each completing once with its own count; a write cancelled while held
+/// is never sent, and the ones around it are.
+pub(crate) fn held_writes_go_out_at_the_next_wait(b: Backend) {
+    let mut rt = holding(b);
+    let (client, server) = tcp_pair();
+    rt.register(&client, Token(1), Interest::READABLE).unwrap();
+    let mut ops: Vec<OpId> = (0..200u8)
+        .map(|i| rt.post_write(&client, vec![i; 3]).unwrap())
+        .collect();
+    let cancelled = ops.remove(7);
+    let f = rt.cancel_io(cancelled).expect("a held write is pending");
+    assert_eq!((f.bytes, f.buf), (0, vec![7; 3]));
+    assert_eq!(available(&server), b"", "held writes went out before wait");
+    let mut events = Events::with_capacity(256);
+    let got = wait_all(&mut rt, &mut events, &ops, &[]);
+    let order: Vec<OpId> = got.iter().map(|d| d.op).collect();
+    assert_eq!(order, ops, "held writes complete in the order posted");
+    assert!(
+        got.iter().all(|d| d.bytes == 3 && d.error.is_none()),
+        "{got:?}"
+    );
+    let mut want = Vec::new();
+    for i in (0..200u8).filter(|&i| i != 7) {
+        want.extend_from_slice(&[i; 3]);
+    }
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    while seen.len() < want.len() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "peer got {} of {}",
+            seen.len(),
+            want.len()
+        );
+        seen.extend(available(&server));
+    }
+    assert_eq!(seen, want);
+    // The next turn holds again.
+    let op = rt.post_write(&client, b"again".to_vec()).unwrap();
+    assert_eq!(available(&server), b"");
+    wait_all(&mut rt, &mut events, &[op], &[]);
+    let start = Instant::now();
+    let mut again = Vec::new();
+    while again.len() < 5 {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        again.extend(available(&server));
+    }
+    assert_eq!(again, b"again");
+}
+
+/// Held writes get their try when the source is deregistered or the
+/// runtime dropped before the next `wait`: a goodbye posted just before
+/// either still reaches the peer.
+pub(crate) fn held_writes_go_out_on_deregister_and_drop(b: Backend) {
+    let (client, server) = tcp_pair();
+    let (client2, server2) = tcp_pair();
+    {
+        let mut rt = holding(b);
+        rt.register(&client, Token(1), Interest::READABLE).unwrap();
+        rt.register(&client2, Token(2), Interest::READABLE).unwrap();
+        rt.post_write(&client, b"bye ".to_vec()).unwrap();
+        rt.post_write(&client, b"now".to_vec()).unwrap();
+        rt.post_write(&client2, b"dropped".to_vec()).unwrap();
+        rt.deregister(&client).unwrap();
+        assert_eq!(available(&server), b"bye now");
+    }
+    assert_eq!(available(&server2), b"dropped");
+}

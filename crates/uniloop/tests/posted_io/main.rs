@@ -103,6 +103,8 @@ contract_suite! {
     many_small_writes_per_socket_in_order: shared,
     cut_short_gathered_writes_resume: shared,
     write_limit_counts_the_per_write_overhead: shared,
+    held_writes_go_out_at_the_next_wait: shared,
+    held_writes_go_out_on_deregister_and_drop: shared,
     #[cfg(unix)]
     post_on_a_closed_fd: exclusive,
 }
