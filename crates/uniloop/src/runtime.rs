@@ -742,6 +742,31 @@ impl Runtime {
         Ok(())
     }
 
+    /// Turns [`Builder::hold_writes`] on or off for this runtime from now
+    /// on. Turning it off sends what is held at once (as the next `wait`
+    /// would have).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut rt = uniloop::Runtime::new()?;
+    /// rt.set_hold_writes(true);
+    /// assert!(rt.holds_writes());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_hold_writes(&mut self, hold: bool) {
+        self.ops.set_hold(hold);
+        if !hold && self.ops.has_held() {
+            self.release_held();
+        }
+    }
+
+    /// Whether posted writes are held for the next `wait`
+    /// ([`set_hold_writes`](Runtime::set_hold_writes)).
+    pub fn holds_writes(&self) -> bool {
+        self.ops.holds()
+    }
+
     /// `post_read` / `post_write`: find the source and post (which gives
     /// the OS what the pending operations then need).
     fn post(&mut self, src: sys::Source<'_>, buf: Vec<u8>, kind: OpKind) -> Result<OpId, OpError> {

@@ -309,6 +309,16 @@ impl Ops {
         }
     }
 
+    /// Holds the writes posted from now on (or not).
+    pub(crate) fn set_hold(&mut self, hold: bool) {
+        self.hold = hold;
+    }
+
+    /// Whether writes posted now are held.
+    pub(crate) fn holds(&self) -> bool {
+        self.hold
+    }
+
     /// Whether writes are held for the next `wait`.
     #[inline]
     pub(crate) fn has_held(&self) -> bool {
