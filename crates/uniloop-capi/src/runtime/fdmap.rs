@@ -66,6 +66,8 @@ impl<V> FdMap<V> {
         }
     }
 
+    // A `SOCKET` is a `usize` already on Windows.
+    #[allow(clippy::useless_conversion)]
     fn index(fd: socket_fd_t) -> Option<usize> {
         usize::try_from(fd).ok().filter(|&i| i < DIRECT)
     }
