@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::capi;
 use crate::cases::{echo, idle, timers, Until};
 
 /// Runs `f`; under `--callgrind`, the only code whose instructions count.
@@ -149,6 +150,42 @@ fn probes() -> Vec<Probe> {
             systems: [
                 ("uniloop::Queue (Block)", uniloop_queue),
                 ("std sync_channel", std_sync_channel),
+            ],
+        },
+        Probe {
+            key: "capi-wait",
+            what: "`async_runtime_wait`, zero timeout, one ready fd (the C library against the Rust call)",
+            ops: 1_000,
+            systems: [
+                ("C async_runtime_wait", capi::c_wait),
+                ("Rust Runtime::wait", capi::rust_wait),
+            ],
+        },
+        Probe {
+            key: "capi-modify",
+            what: "`async_runtime_modify`, the interest changed (read ↔ read + write: one `epoll_ctl`)",
+            ops: 1_000,
+            systems: [
+                ("C async_runtime_modify", capi::c_modify_change),
+                ("Rust Runtime::reregister", capi::rust_modify_change),
+            ],
+        },
+        Probe {
+            key: "capi-same",
+            what: "`async_runtime_modify` to the interest already set",
+            ops: 1_000,
+            systems: [
+                ("C async_runtime_modify", capi::c_modify_same),
+                ("Rust Runtime::reregister", capi::rust_modify_same),
+            ],
+        },
+        Probe {
+            key: "capi-dequeue",
+            what: "`async_queue_dequeue` on an empty queue",
+            ops: 1_000,
+            systems: [
+                ("C async_queue_dequeue", capi::c_dequeue_empty),
+                ("Rust Queue::try_pop", capi::rust_dequeue_empty),
             ],
         },
         Probe {

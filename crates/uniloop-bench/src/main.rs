@@ -16,6 +16,7 @@
 
 mod alloc;
 mod callgrind;
+mod capi;
 mod cases;
 mod chat;
 mod report;

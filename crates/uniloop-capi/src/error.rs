@@ -46,15 +46,46 @@ pub enum uniloop_error_t {
 
 use uniloop_error_t::*;
 
+/// What an error says: static text, a formatted message, or an OS error
+/// formatted only when `uniloop_last_error_message` asks for it.
+#[derive(Debug)]
+pub(crate) enum Message {
+    Static(&'static str),
+    Owned(String),
+    Io(io::Error),
+}
+
+impl From<&'static str> for Message {
+    fn from(s: &'static str) -> Self {
+        Message::Static(s)
+    }
+}
+
+impl From<String> for Message {
+    fn from(s: String) -> Self {
+        Message::Owned(s)
+    }
+}
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Static(s) => f.write_str(s),
+            Message::Owned(s) => f.write_str(s),
+            Message::Io(e) => e.fmt(f),
+        }
+    }
+}
+
 /// An error on its way to the thread-local slot.
 #[derive(Debug)]
 pub(crate) struct Error {
     pub(crate) code: uniloop_error_t,
-    pub(crate) message: String,
+    pub(crate) message: Message,
 }
 
 impl Error {
-    pub(crate) fn new(code: uniloop_error_t, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: uniloop_error_t, message: impl Into<Message>) -> Self {
         Error {
             code,
             message: message.into(),
@@ -62,7 +93,7 @@ impl Error {
     }
 
     /// `UNILOOP_ERR_INVALID` with a message naming the argument.
-    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<Message>) -> Self {
         Error::new(UNILOOP_ERR_INVALID, message)
     }
 }
@@ -79,35 +110,41 @@ impl From<io::Error> for Error {
             io::ErrorKind::BrokenPipe | io::ErrorKind::NotConnected => UNILOOP_ERR_CLOSED,
             _ => UNILOOP_ERR_OS,
         };
-        Error::new(code, e.to_string())
+        Error::new(code, Message::Io(e))
     }
 }
 
 pub(crate) type Result<T> = std::result::Result<T, Error>;
 
+/// The last error of a thread. Recording one stores its code and message
+/// as they are (nothing allocated for static text, as for an empty queue);
+/// the C string is made only when `uniloop_last_error_message` asks.
 struct Last {
     code: uniloop_error_t,
-    message: CString,
+    message: Message,
+    /// The message as a C string, made on request; `None` until then.
+    text: Option<CString>,
 }
 
 thread_local! {
-    static LAST: RefCell<Last> = RefCell::new(Last {
-        code: UNILOOP_OK,
-        message: CString::default(),
-    });
+    static LAST: RefCell<Last> = const {
+        RefCell::new(Last {
+            code: UNILOOP_OK,
+            message: Message::Static(""),
+            text: None,
+        })
+    };
 }
 
 /// Records `e` as this thread's last error.
 pub(crate) fn set_last(e: Error) {
-    // Interior NULs cannot appear in a C string; drop them rather than fail.
-    let message = CString::new(e.message.replace('\0', "")).unwrap_or_default();
     // `try_with`: during thread teardown the slot may be gone; then there
     // is nobody left to read it.
     let _ = LAST.try_with(|l| {
-        *l.borrow_mut() = Last {
-            code: e.code,
-            message,
-        }
+        let mut l = l.borrow_mut();
+        l.code = e.code;
+        l.message = e.message;
+        l.text = None;
     });
 }
 
@@ -115,10 +152,9 @@ fn clear_last() {
     let _ = LAST.try_with(|l| {
         let mut l = l.borrow_mut();
         if l.code != UNILOOP_OK {
-            *l = Last {
-                code: UNILOOP_OK,
-                message: CString::default(),
-            };
+            l.code = UNILOOP_OK;
+            l.message = Message::Static("");
+            l.text = None;
         }
     });
 }
@@ -165,8 +201,22 @@ pub extern "C" fn uniloop_last_error() -> c_int {
 #[no_mangle]
 pub extern "C" fn uniloop_last_error_message() -> *const c_char {
     static EMPTY: &[u8] = b"\0";
-    LAST.try_with(|l| l.borrow().message.as_ptr())
-        .unwrap_or(EMPTY.as_ptr().cast())
+    LAST.try_with(|l| {
+        let mut l = l.borrow_mut();
+        let l = &mut *l;
+        if l.code == UNILOOP_OK {
+            return EMPTY.as_ptr().cast();
+        }
+        let message = &l.message;
+        l.text
+            .get_or_insert_with(|| {
+                // Interior NULs cannot appear in a C string; drop them
+                // rather than fail.
+                CString::new(message.to_string().replace('\0', "")).unwrap_or_default()
+            })
+            .as_ptr()
+    })
+    .unwrap_or(EMPTY.as_ptr().cast())
 }
 
 /// A static description of an error code; never NULL.

@@ -39,38 +39,7 @@ impl Live {
             .remove(&(p as usize))
     }
 
-    /// Takes `p` out if `ok()` says so, deciding under the write lock (no
-    /// `with` runs meanwhile). `None` if `p` was not alive, else whether it
-    /// was taken out.
-    pub(crate) fn remove_if<T>(&self, p: *const T, ok: impl FnOnce() -> bool) -> Option<bool> {
-        let mut set = self.0.write().unwrap_or_else(|e| e.into_inner());
-        if !set.contains(&(p as usize)) {
-            return None;
-        }
-        let yes = ok();
-        if yes {
-            set.remove(&(p as usize));
-        }
-        Some(yes)
-    }
-
     pub(crate) fn contains<T>(&self, p: *const T) -> bool {
         !p.is_null() && self.read().contains(&(p as usize))
-    }
-
-    /// Runs `f` while `p` is known alive and cannot be destroyed (the read
-    /// lock is held: `f` must not block). `None` if `p` is not alive.
-    pub(crate) fn with<T, R>(&self, p: *const T, f: impl FnOnce() -> R) -> Option<R> {
-        if p.is_null() {
-            return None;
-        }
-        let set = self.read();
-        if set.contains(&(p as usize)) {
-            let r = f();
-            drop(set);
-            Some(r)
-        } else {
-            None
-        }
     }
 }

@@ -13,27 +13,31 @@
 //! them at any time.
 //!
 //! After `async_runtime_deinit`, those two return -1 with
-//! `UNILOOP_ERR_CLOSED` instead of touching freed memory: live runtimes are
-//! kept in a set ([`Live`]), and deinit takes its runtime out of the set
-//! (waiting for posts in progress) before freeing it. Every other function
-//! checks the set too, so a second deinit is harmless.
+//! `UNILOOP_ERR_CLOSED` instead of touching freed memory: a handle's
+//! memory is never freed (deinit empties it, waiting for posts in
+//! progress, and a later init reuses it), so every call can look at it and
+//! find it closed; a second deinit is harmless. A pointer that init never
+//! returned is told apart by a lookup in the list of handles, made once per
+//! thread and handle.
 
 // The exported items are `pub` for cbindgen and reached through the C
 // symbol table, not through Rust paths; their names are the reference's.
 #![allow(unreachable_pub, non_camel_case_types)]
 
+use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::ffi::{c_int, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Mutex, RwLock, TryLockError};
 use std::time::Duration;
 
 use crate::error::{guard, Error, Result};
-use crate::live::Live;
 use crate::types::*;
 use crate::uniloop_error_t::*;
 
 mod extras;
+mod fdmap;
 mod state;
 
 pub use self::extras::*;
@@ -56,19 +60,72 @@ pub struct timeval {
 }
 
 /// The runtime handle (`async_runtime_t`). Opaque.
+//
+// A handle is never freed: deinit empties it and keeps it for a later init
+// to reuse. So a handle once returned by init stays valid memory forever,
+// and checking that a call's handle is live costs a lock (uncontended: an
+// atomic swap) on the handle itself. Telling a handle from an arbitrary
+// pointer looks the pointer up in the list of handles ever made, once per
+// thread and handle (`handle`).
 pub struct async_runtime_s {
+    /// The thread-safe part; `None` once deinitialised. Posts in progress
+    /// hold the read lock, so deinit's write lock waits for them.
+    shared: RwLock<Option<Shared>>,
+    /// The loop part; `None` once deinitialised. Used by one thread at a
+    /// time, the one that waits (see the module docs); `try_lock` turns a
+    /// second thread's call into an error.
+    inner: Mutex<Option<Loop>>,
+}
+
+/// What any thread may use.
+struct Shared {
     poster: rt::Poster,
     posted: AtomicU64,
-    /// Used by one thread at a time, the one that waits (see the module
-    /// docs); `try_lock` turns a second thread's call into an error.
-    inner: Mutex<Loop>,
 }
 
 /// The reference's name for the runtime handle.
 #[allow(non_camel_case_types)]
 pub type async_runtime_t = async_runtime_s;
 
-static RUNTIMES: Live = Live::new();
+/// Every handle ever made, and the ones deinitialised and free for reuse.
+struct Handles {
+    all: BTreeSet<usize>,
+    /// Addresses: the loop part is not `Send` (it holds the caller's
+    /// context pointers), and only the thread of an init touches it.
+    free: Vec<usize>,
+}
+
+static HANDLES: Mutex<Handles> = Mutex::new(Handles {
+    all: BTreeSet::new(),
+    free: Vec::new(),
+});
+
+thread_local! {
+    /// The handle this thread last found in `HANDLES.all`: a handle stays
+    /// a handle forever, so the cached answer never goes stale.
+    static KNOWN: Cell<usize> = const { Cell::new(0) };
+}
+
+fn handles() -> std::sync::MutexGuard<'static, Handles> {
+    // Nothing panics while holding the lock; a poisoned list is intact.
+    HANDLES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `rt` as a handle made by init (live or not).
+fn handle(rt: *mut async_runtime_t) -> Result<&'static async_runtime_s> {
+    if rt.is_null() {
+        return Err(Error::invalid("runtime is NULL"));
+    }
+    let p = rt as usize;
+    if KNOWN.try_with(Cell::get).ok() != Some(p) {
+        if !handles().all.contains(&p) {
+            return Err(not_live());
+        }
+        let _ = KNOWN.try_with(|k| k.set(p));
+    }
+    // SAFETY: `p` was made by `make` (leaked, never freed).
+    Ok(unsafe { &*rt })
+}
 
 fn make(backend: Option<rt::Backend>) -> Result<*mut async_runtime_t> {
     let mut b = rt::Runtime::builder()
@@ -78,14 +135,29 @@ fn make(backend: Option<rt::Backend>) -> Result<*mut async_runtime_t> {
         b = b.backend(backend);
     }
     let rt = b.build()?;
-    let this = Box::new(async_runtime_s {
+    let shared = Shared {
         poster: rt.poster(),
         posted: AtomicU64::new(0),
-        inner: Mutex::new(Loop::new(rt)),
-    });
-    let p = Box::into_raw(this);
-    RUNTIMES.insert(p);
-    Ok(p)
+    };
+    let reused = handles().free.pop();
+    let h: &'static async_runtime_s = match reused {
+        Some(p) => {
+            // SAFETY: `p` was made by `make` (leaked, never freed).
+            let h: &'static async_runtime_s = unsafe { &*(p as *const async_runtime_s) };
+            *h.inner.lock().unwrap_or_else(|e| e.into_inner()) = Some(Loop::new(rt));
+            *h.shared.write().unwrap_or_else(|e| e.into_inner()) = Some(shared);
+            h
+        }
+        None => {
+            let h: &'static async_runtime_s = Box::leak(Box::new(async_runtime_s {
+                shared: RwLock::new(Some(shared)),
+                inner: Mutex::new(Some(Loop::new(rt))),
+            }));
+            handles().all.insert(h as *const async_runtime_s as usize);
+            h
+        }
+    };
+    Ok((h as *const async_runtime_s).cast_mut())
 }
 
 fn not_live() -> Error {
@@ -97,41 +169,31 @@ fn not_live() -> Error {
 
 /// The loop part of a live runtime.
 fn with_loop<R>(rt: *mut async_runtime_t, f: impl FnOnce(&mut Loop) -> Result<R>) -> Result<R> {
-    if rt.is_null() {
-        return Err(Error::invalid("runtime is NULL"));
-    }
-    let locked = RUNTIMES
-        // SAFETY: `with` runs this only while `rt` is live; deinit frees it
-        // only when it can take this lock itself (under the set's write
-        // lock), so the guard keeps the memory alive after `with` returns.
-        .with(rt, || match unsafe { &*rt }.inner.try_lock() {
-            Ok(g) => Ok(g),
-            // A panic in an earlier call left nothing half-changed that
-            // matters more than refusing every later call would.
-            Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
-            Err(TryLockError::WouldBlock) => Err(Error::invalid(
+    let mut locked = match handle(rt)?.inner.try_lock() {
+        Ok(g) => g,
+        // A panic in an earlier call left nothing half-changed that
+        // matters more than refusing every later call would.
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            return Err(Error::invalid(
                 "the runtime is in use by another thread: call its loop \
                  functions (all but wakeup and post_completion) from one thread",
-            )),
-        })
-        .unwrap_or_else(|| Err(not_live()));
-    f(&mut *locked?)
+            ))
+        }
+    };
+    match locked.as_mut() {
+        Some(l) => f(l),
+        None => Err(not_live()),
+    }
 }
 
 /// The thread-safe part of a live runtime, kept alive while `f` runs.
-fn with_poster<R>(
-    rt: *mut async_runtime_t,
-    f: impl FnOnce(&async_runtime_s) -> Result<R>,
-) -> Result<R> {
-    if rt.is_null() {
-        return Err(Error::invalid("runtime is NULL"));
+fn with_poster<R>(rt: *mut async_runtime_t, f: impl FnOnce(&Shared) -> Result<R>) -> Result<R> {
+    let shared = handle(rt)?.shared.read().unwrap_or_else(|e| e.into_inner());
+    match shared.as_ref() {
+        Some(s) => f(s),
+        None => Err(not_live()),
     }
-    RUNTIMES
-        // SAFETY: `with` runs this only while `rt` is live, and deinit
-        // waits for it to return before freeing; only `Sync` fields are
-        // touched.
-        .with(rt, || f(unsafe { &*rt }))
-        .unwrap_or_else(|| Err(not_live()))
 }
 
 /// A thread-safe poster for other modules (the console worker).
@@ -181,22 +243,24 @@ pub extern "C" fn async_runtime_deinit(rt: *mut async_runtime_t) {
         if rt.is_null() {
             return Err(Error::invalid("runtime is NULL"));
         }
-        // SAFETY: `remove_if` runs this while `rt` is live.
-        let idle = || unsafe { &*rt }.inner.try_lock().is_ok();
-        match RUNTIMES.remove_if(rt, idle) {
-            None => return Err(not_live()),
-            Some(false) => {
+        let h = handle(rt)?;
+        let mut inner = match h.inner.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
                 return Err(Error::invalid(
                     "the runtime is in use by another thread (a wait?): not freed",
                 ))
             }
-            Some(true) => {}
-        }
-        // SAFETY: made by Box::into_raw in `make`; just taken out of the
-        // live set while nobody held its loop, so no other call can reach
-        // it any more, and posts that were in progress finished before
-        // `remove_if` got the write lock.
-        drop(unsafe { Box::from_raw(rt) });
+        };
+        let Some(l) = inner.take() else {
+            return Err(not_live());
+        };
+        // Waits for posts in progress; later ones find the handle closed.
+        *h.shared.write().unwrap_or_else(|e| e.into_inner()) = None;
+        drop(l);
+        drop(inner);
+        handles().free.push(h as *const async_runtime_s as usize);
         Ok(())
     })
 }

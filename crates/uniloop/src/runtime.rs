@@ -412,6 +412,10 @@ impl Runtime {
     /// oneshot (and is re-armed by this call). Only
     /// [`reregister_with`](Runtime::reregister_with) changes the trigger.
     ///
+    /// The token and interest already set on a level-triggered source with
+    /// no posted operations cost nothing (no system call); then a source
+    /// closed without [`deregister`](Runtime::deregister) is not noticed.
+    ///
     /// # Errors
     ///
     /// [`io::ErrorKind::NotFound`] if `source` is not registered; the OS error
@@ -442,7 +446,18 @@ impl Runtime {
         interest: Interest,
     ) -> io::Result<()> {
         let slot = self.registry.lookup(sys::raw_source(source.as_source()))?;
-        let trigger = self.registry.get(slot).expect("a registered slot").trigger;
+        let reg = self.registry.get(slot).expect("a registered slot");
+        // Level-triggered, no posted operations, and nothing changes: the
+        // OS already watches exactly this, so there is nothing to do.
+        if reg.trigger == Trigger::Level
+            && reg.interest == interest
+            && reg.token == token
+            && !reg.spent
+            && reg.ops.is_none()
+        {
+            return Ok(());
+        }
+        let trigger = reg.trigger;
         self.reregister_with(source, token, interest, trigger)
     }
 

@@ -1,11 +1,13 @@
 //! The loop part of a runtime: the fd table, posted reads and writes, and
 //! turning the Rust runtime's events into `io_event_t`s.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::c_void;
+use std::hash::BuildHasherDefault;
 use std::ptr;
 use std::time::Duration;
 
+use super::fdmap::{FdMap, IntHasher, IntMap};
 use super::uniloop_runtime_stats_t;
 use crate::error::{Error, Result};
 use crate::types::*;
@@ -28,7 +30,7 @@ pub(super) struct Fd {
     spare: Option<Vec<u8>>,
     /// Its posted operations whose events a wait has not returned yet (a
     /// set: taking one out is O(1) however many are queued).
-    ops: HashSet<rt::OpId>,
+    ops: HashSet<rt::OpId, BuildHasherDefault<IntHasher>>,
     /// A read is posted and its event not yet returned.
     reading: bool,
 }
@@ -44,11 +46,13 @@ pub(super) struct Op {
 
 pub(super) struct Loop {
     pub(super) rt: rt::Runtime,
-    events: rt::Events,
-    pub(super) fds: HashMap<socket_fd_t, Fd>,
-    pub(super) ops: HashMap<rt::OpId, Op>,
+    /// Out of its place only while a wait translates it (an `Option`, so
+    /// that taking it out allocates nothing).
+    events: Option<rt::Events>,
+    pub(super) fds: FdMap<Fd>,
+    pub(super) ops: IntMap<rt::OpId, Op>,
     /// C timer id → (Rust id, periodic).
-    pub(super) timers: HashMap<u64, (rt::TimerId, bool)>,
+    pub(super) timers: IntMap<u64, (rt::TimerId, bool)>,
     pub(super) console_type: console_type_t,
     pub(super) stats: uniloop_runtime_stats_t,
     /// `uniloop_runtime_set_event_kinds`: every event carries its kind.
@@ -56,7 +60,7 @@ pub(super) struct Loop {
     /// `uniloop_signal_add`: the signals, posted under `SIGNAL_KEY`.
     pub(super) signals: Option<rt::Signals>,
     /// Signal number → the caller's key.
-    pub(super) signal_keys: HashMap<u64, usize>,
+    pub(super) signal_keys: IntMap<u64, usize>,
     /// The OS handle was handed out (`get_event_loop_handle`): it is
     /// re-armed after every call that can make something pending.
     pub(super) external: bool,
@@ -179,15 +183,15 @@ impl Loop {
     pub(super) fn new(rt: rt::Runtime) -> Loop {
         Loop {
             rt,
-            events: rt::Events::with_capacity(64),
-            fds: HashMap::new(),
-            ops: HashMap::new(),
-            timers: HashMap::new(),
+            events: Some(rt::Events::with_capacity(64)),
+            fds: FdMap::new(),
+            ops: IntMap::default(),
+            timers: IntMap::default(),
             console_type: console_type_t::CONSOLE_TYPE_NONE,
             stats: uniloop_runtime_stats_t::default(),
             kinds: false,
             signals: None,
-            signal_keys: HashMap::new(),
+            signal_keys: IntMap::default(),
             external: false,
         }
     }
@@ -222,7 +226,7 @@ impl Loop {
                 mask: events,
                 read_buf: None,
                 spare: None,
-                ops: HashSet::new(),
+                ops: HashSet::default(),
                 reading: false,
             },
         );
@@ -382,22 +386,25 @@ impl Loop {
         timeout: Option<Duration>,
     ) -> Result<usize> {
         let cap = max.min(MAX_BATCH);
-        if self.events.capacity() != cap {
-            self.events = rt::Events::with_capacity(cap);
-        }
+        let mut events = match self.events.take() {
+            Some(e) if e.capacity() == cap => e,
+            _ => rt::Events::with_capacity(cap),
+        };
         self.stats.waits += 1;
-        self.rt.wait(&mut self.events, timeout)?;
+        let r = self.rt.wait(&mut events, timeout);
         let mut n = 0;
-        let events = std::mem::replace(&mut self.events, rt::Events::with_capacity(0));
-        for ev in events.iter() {
-            if let Some(e) = self.translate(ev) {
-                // SAFETY: `out` has room for `max` events (the caller's
-                // promise) and `n < events.len() <= cap <= max`.
-                unsafe { out.add(n).write(e) };
-                n += 1;
+        if r.is_ok() {
+            for ev in events.iter() {
+                if let Some(e) = self.translate(ev) {
+                    // SAFETY: `out` has room for `max` events (the caller's
+                    // promise) and `n < events.len() <= cap <= max`.
+                    unsafe { out.add(n).write(e) };
+                    n += 1;
+                }
             }
         }
-        self.events = events;
+        self.events = Some(events);
+        r?;
         self.stats.events += n as u64;
         Ok(n)
     }
