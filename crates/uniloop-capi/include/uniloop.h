@@ -908,6 +908,15 @@ int uniloop_runtime_backend_timeout(async_runtime_t *rt);
 // (`UNILOOP_ERR_NOT_FOUND` if `fd` is not registered).
 int uniloop_runtime_set_write_limit(async_runtime_t *rt, socket_fd_t fd, size_t bytes);
 
+// uniloop: holds the writes posted on each fd until the next
+// `async_runtime_wait` (`hold` true), which sends each fd's in one
+// gathered call (`writev`): for a server that answers a batch of events
+// with many small writes per connection. Off by default (a write is tried
+// at once in `async_runtime_post_write`); turning it off sends what is
+// held. With it on, `async_runtime_remove` an fd before closing it: held
+// writes go to whatever has the fd number at the next wait. 0, or -1.
+int uniloop_runtime_set_hold_writes(async_runtime_t *rt, bool hold);
+
 // uniloop: flush-then-close (libuv's `uv_shutdown`): when every write
 // posted on `fd` before this call is out, shuts down the write side
 // (`shutdown(fd, SHUT_WR)`; the peer reads end of stream) and returns one

@@ -186,6 +186,23 @@ pub extern "C" fn uniloop_runtime_set_write_limit(
     })
 }
 
+/// uniloop: holds the writes posted on each fd until the next
+/// `async_runtime_wait` (`hold` true), which sends each fd's in one
+/// gathered call (`writev`): for a server that answers a batch of events
+/// with many small writes per connection. Off by default (a write is tried
+/// at once in `async_runtime_post_write`); turning it off sends what is
+/// held. With it on, `async_runtime_remove` an fd before closing it: held
+/// writes go to whatever has the fd number at the next wait. 0, or -1.
+#[no_mangle]
+pub extern "C" fn uniloop_runtime_set_hold_writes(rt: *mut async_runtime_t, hold: bool) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| {
+            l.rt.set_hold_writes(hold);
+            Ok(0)
+        })
+    })
+}
+
 /// uniloop: flush-then-close (libuv's `uv_shutdown`): when every write
 /// posted on `fd` before this call is out, shuts down the write side
 /// (`shutdown(fd, SHUT_WR)`; the peer reads end of stream) and returns one

@@ -158,6 +158,27 @@ static void test_conveniences(void) {
     closesock(s);
     closesock(c);
 
+    /* held writes: the writes of one turn go out together at the next wait */
+    pair(&s, &c);
+    set_nonblocking(c);
+    CHECK(async_runtime_add(rt, s, 0, NULL) == 0);
+    CHECK(uniloop_runtime_set_hold_writes(rt, true) == 0);
+    for (int i = 0; i < 10; i++) CHECK(async_runtime_post_write(rt, s, "0123456789" + i, 1) == 0);
+    CHECK(recv(c, buf, sizeof buf, 0) < 0); /* nothing sent before the wait */
+    for (int done = 0; done < 10;) {
+        struct timeval tv = {5, 0};
+        int n = async_runtime_wait(rt, ev, 64, &tv);
+        CHECK(n > 0);
+        for (int i = 0; i < n; i++, done++) CHECK(ev[i].fd == s && ev[i].bytes_transferred == 1);
+    }
+    recv_all(c, buf, 10);
+    CHECK(memcmp(buf, "0123456789", 10) == 0);
+    CHECK(uniloop_runtime_set_hold_writes(rt, false) == 0);
+    CHECK_ERR(uniloop_runtime_set_hold_writes(NULL, true) == -1, UNILOOP_ERR_INVALID);
+    CHECK(async_runtime_remove(rt, s) == 0);
+    closesock(s);
+    closesock(c);
+
     /* errno of a failed posted read: the peer resets the connection */
     pair(&s, &c);
     struct linger lg = {1, 0};
