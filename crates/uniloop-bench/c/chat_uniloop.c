@@ -113,14 +113,17 @@ static void on_accept(int l) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2 || atoi(argv[1]) <= 0) {
-        fprintf(stderr, "usage: chat_uniloop CLIENTS\n");
+    int hold = argc == 3 && strcmp(argv[2], "hold") == 0;
+    if ((argc != 2 && !hold) || atoi(argv[1]) <= 0) {
+        fprintf(stderr, "usage: chat_uniloop CLIENTS [hold]\n");
         return 2;
     }
     int expected = atoi(argv[1]);
     signal(SIGPIPE, SIG_IGN);
     rt = async_runtime_init();
     if (!rt) die("async_runtime_init");
+    /* "hold": a turn's lines to one client go out in one writev at the next wait */
+    if (hold && uniloop_runtime_set_hold_writes(rt, true) != 0) die("uniloop_runtime_set_hold_writes");
 
     int l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {0};

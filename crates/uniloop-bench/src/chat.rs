@@ -150,9 +150,10 @@ pub(crate) struct Outcome {
 
 /// Starts `exe` for `load`, drives it, checks every line, waits for it to
 /// exit and reads its CPU time from `wait4`.
-pub(crate) fn run(exe: &Path, load: Load) -> io::Result<Outcome> {
+pub(crate) fn run(exe: &Path, load: Load, extra: &[&str]) -> io::Result<Outcome> {
     let mut child = Command::new(exe)
         .arg(load.clients.to_string())
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

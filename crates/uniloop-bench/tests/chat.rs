@@ -24,13 +24,25 @@ const LOAD: Load = Load {
     lines: 3,
 };
 
+/// The same with `uniloop_runtime_set_hold_writes`: a turn's lines to one
+/// client go out together at the next wait, and still every line arrives.
+#[test]
+fn libuniloop_chat_server_holding_writes_delivers_every_line() {
+    let dir = profile_dir();
+    let lib = chat::build_libuniloop(&dir).expect("build libuniloop.a");
+    let exe = chat::build_server(Server::Uniloop, &lib, &dir.join("chat-tests-hold"))
+        .expect("compile chat_uniloop.c");
+    let out = chat::run(&exe, LOAD, &["hold"]).expect("run the load");
+    assert_eq!(out.lines, LOAD.deliveries());
+}
+
 #[test]
 fn libuniloop_chat_server_delivers_every_line() {
     let dir = profile_dir();
     let lib = chat::build_libuniloop(&dir).expect("build libuniloop.a");
     let exe = chat::build_server(Server::Uniloop, &lib, &dir.join("chat-tests"))
         .expect("compile chat_uniloop.c");
-    let out = chat::run(&exe, LOAD).expect("run the load");
+    let out = chat::run(&exe, LOAD, &[]).expect("run the load");
     assert_eq!(out.lines, LOAD.deliveries());
     println!(
         "{} lines checked in {:?}; server CPU {:?}",
@@ -51,7 +63,7 @@ fn libuv_chat_server_delivers_every_line() {
     let dir = profile_dir();
     let exe = chat::build_server(Server::Libuv, &dir, &dir.join("chat-tests"))
         .expect("compile chat_libuv.c");
-    let out = chat::run(&exe, LOAD).expect("run the load");
+    let out = chat::run(&exe, LOAD, &[]).expect("run the load");
     assert_eq!(out.lines, LOAD.deliveries());
     println!(
         "{} lines checked in {:?}; server CPU {:?}",

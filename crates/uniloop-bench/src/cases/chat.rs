@@ -12,6 +12,7 @@ use crate::report::{Case, Role, Sample};
 use crate::Config;
 
 const UNILOOP: &str = "libuniloop (C), post_write per line per recipient";
+const HELD: &str = "libuniloop (C), post_write per line per recipient, hold_writes";
 const LIBUV: &str = "libuv (C), uv_write per line per recipient";
 const WALL: &str = "load wall time";
 
@@ -49,12 +50,17 @@ pub(crate) fn case(cfg: &Config) -> Case {
     let out_dir = profile_dir.join("chat-bench");
     let uniloop = chat::build_libuniloop(&profile_dir)
         .and_then(|lib| chat::build_server(Server::Uniloop, &lib, &out_dir));
-    case = case.system(UNILOOP, Role::Subject, run(uniloop, load));
+    let held = uniloop
+        .as_ref()
+        .map(PathBuf::clone)
+        .map_err(|e| io::Error::new(e.kind(), e.to_string()));
+    case = case.system(UNILOOP, Role::Subject, run(uniloop, load, &[]));
+    case = case.system(HELD, Role::Uniloop, run(held, load, &["hold"]));
     match chat::libuv_flags() {
         Ok(_) => {
             let libuv = chat::build_server(Server::Libuv, PathBuf::new().as_path(), &out_dir);
             case = case
-                .system(LIBUV, Role::Peer, run(libuv, load))
+                .system(LIBUV, Role::Peer, run(libuv, load, &[]))
                 .goal_at_most(LIBUV, 1.0)
                 .goal_extra_at_most(LIBUV, WALL, 1.1);
         }
@@ -67,11 +73,15 @@ pub(crate) fn case(cfg: &Config) -> Case {
 }
 
 /// One repetition of a server built as `exe` (or the error building it).
-fn run(exe: io::Result<PathBuf>, load: Load) -> impl FnMut() -> io::Result<Sample> + 'static {
+fn run(
+    exe: io::Result<PathBuf>,
+    load: Load,
+    extra: &'static [&'static str],
+) -> impl FnMut() -> io::Result<Sample> + 'static {
     let exe = exe.map_err(|e| e.to_string());
     move || {
         let exe = exe.as_ref().map_err(|e| io::Error::other(e.clone()))?;
-        let out = chat::run(exe, load)?;
+        let out = chat::run(exe, load, extra)?;
         if out.lines != load.deliveries() {
             return Err(io::Error::other(format!(
                 "chat: {} lines checked, not {}",
