@@ -10,14 +10,19 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::types::socket_fd_t;
 
-/// Multiplies an integer key by a large odd constant (Fibonacci hashing);
-/// the high bits, which hashbrown uses, depend on every key bit.
+/// Multiplies an integer key by a large odd constant (Fibonacci hashing),
+/// then folds the high half into the low: a product's high bits depend on
+/// every key bit, its low bits only on the key's low bits, and hashbrown
+/// places an entry by the low bits (and tags it with the top seven).
+/// Without the fold, every operation of one source (same index in the low
+/// half of its id, a different sequence number in the high half) landed in
+/// the same place, and inserting one walked all of them.
 #[derive(Default, Clone, Copy)]
 pub(super) struct IntHasher(u64);
 
 impl Hasher for IntHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.0 ^ (self.0 >> 32)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -121,5 +126,26 @@ impl<V> FdMap<V> {
 
     pub(super) fn len(&self) -> usize {
         self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    use super::IntHasher;
+
+    /// The ids of one source's operations differ only in their high half
+    /// (the sequence number): their hashes must still spread over the low
+    /// bits hashbrown places entries by.
+    #[test]
+    fn one_sources_ids_spread_over_the_low_bits() {
+        let build = BuildHasherDefault::<IntHasher>::default();
+        let mut buckets = std::collections::HashSet::new();
+        for seq in 0..4096u64 {
+            let id = seq << 32 | 7;
+            buckets.insert(build.hash_one(id) & 4095);
+        }
+        assert!(buckets.len() > 2048, "{} of 4096 buckets used", buckets.len());
     }
 }
