@@ -146,6 +146,10 @@ mod tests {
             let id = seq << 32 | 7;
             buckets.insert(build.hash_one(id) & 4095);
         }
-        assert!(buckets.len() > 2048, "{} of 4096 buckets used", buckets.len());
+        assert!(
+            buckets.len() > 2048,
+            "{} of 4096 buckets used",
+            buckets.len()
+        );
     }
 }
