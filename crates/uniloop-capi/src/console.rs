@@ -1,4 +1,3 @@
-//! (issue 10, helper A)
 //! The console worker (`console_worker_*`) and the terminal-mode helpers of
 //! the reference's `console_mode.c`.
 //!

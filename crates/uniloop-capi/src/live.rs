@@ -1,4 +1,3 @@
-//! (issue 10, helper A)
 //! Which handles are alive, so a call with a handle that was destroyed
 //! (a poster thread racing `async_runtime_deinit`, a double destroy) gets an
 //! error instead of touching freed memory.

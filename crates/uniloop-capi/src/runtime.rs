@@ -1,4 +1,3 @@
-//! (issue 10, helper A)
 //! `async_runtime_*`: the reference's event loop on [`rt::Runtime`], plus
 //! the `uniloop_timer_*` and `uniloop_runtime_*` extras.
 //!
@@ -202,9 +201,8 @@ pub(crate) fn poster_of(rt: *mut async_runtime_t) -> Result<rt::Poster> {
 }
 
 /// A closure posting `(key, 0)` to the runtime behind `rt`, for the
-/// queue's `SIGNAL_ON_DATA` (capi-b's queue.rs). It returns false once the
+/// queue's `SIGNAL_ON_DATA` (`queue.rs`). It returns false once the
 /// runtime is gone (deinit), never touching freed memory.
-#[allow(dead_code)] // used by capi-b's queue.rs after the merge
 pub(crate) fn poster_for(
     rt: *mut async_runtime_t,
     key: usize,
@@ -214,8 +212,7 @@ pub(crate) fn poster_for(
 }
 
 /// A closure posting `(key, data)` to the runtime behind `rt`, for the
-/// worker pool (capi-b's pool.rs); false once the runtime is gone.
-#[allow(dead_code)] // used by capi-b's pool.rs after the merge
+/// worker pool (`pool.rs`); false once the runtime is gone.
 pub(crate) fn completion_sink(
     rt: *mut async_runtime_t,
 ) -> Result<std::sync::Arc<dyn Fn(usize, usize) -> bool + Send + Sync>> {

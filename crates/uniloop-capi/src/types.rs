@@ -1,4 +1,3 @@
-//! (issue 10, helper A)
 //! The reference's runtime types, byte for byte: `io_event_t`, the
 //! `EVENT_*` flags, `console_type_t`, and uniloop's additions to them.
 //!

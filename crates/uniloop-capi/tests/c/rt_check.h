@@ -1,4 +1,4 @@
-/* Shared by the runtime, console and layout C tests (helper A's). */
+/* Shared by the runtime, console and layout C tests. */
 #ifndef RT_CHECK_H
 #define RT_CHECK_H
 #include <stdio.h>

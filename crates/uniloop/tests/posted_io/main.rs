@@ -1,4 +1,4 @@
-//! Completion-mode ("posted") I/O, issue 8: `post_read` / `post_write`,
+//! Completion-mode ("posted") I/O: `post_read` / `post_write`,
 //! `Event::IoDone`, `take_io`, `cancel_io`, write limits. One suite run
 //! unchanged against every backend this platform has, like `contract.rs`:
 //! each `fn(Backend)` of the modules becomes one `#[test]` per backend
