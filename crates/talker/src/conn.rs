@@ -97,6 +97,8 @@ pub struct Conn {
     /// The window size the client reported (NAWS); output is wrapped to
     /// its width.
     pub window: Option<(u16, u16)>,
+    /// Bytes posted to it and not yet out (what the talker holds for it).
+    pub unsent: usize,
     /// The terminal types the client reported (client, terminal, MTTS).
     pub terminal: Vec<String>,
     /// The client refused UTF-8 (RFC 2066): other characters become `?`.
@@ -176,6 +178,7 @@ impl Conn {
             login_timer: None,
             read: None,
             window: None,
+            unsent: 0,
             terminal: Vec::new(),
             ascii: false,
             compress: None,
@@ -362,8 +365,12 @@ pub fn send_raw(rt: &mut Runtime, conn: &mut Conn, buf: Vec<u8>) -> Result<(), S
         }
         None => buf,
     };
+    let len = buf.len();
     match rt.post_write(&conn.stream, buf) {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            conn.unsent += len;
+            Ok(())
+        }
         Err(e) if e.kind() == ErrorKind::WouldBlock => {
             Err("output buffer full: the client is not reading".to_string())
         }

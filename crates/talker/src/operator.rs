@@ -102,7 +102,9 @@ impl Server {
         let mut playing = 0;
         let mut login = 0;
         let mut closing = 0;
+        let mut unsent = 0;
         for c in self.conns.values() {
+            unsent += c.unsent;
             if c.closing.is_some() {
                 closing += 1;
             } else if c.name().is_some() {
@@ -127,6 +129,7 @@ impl Server {
             "messages": k.messages,
             "messages_per_s": (k.rate * 10.0).round() / 10.0,
             "dropped_slow_clients": k.dropped_slow,
+            "output_held_bytes": unsent,
             "idle_kicks": k.idle_kicks,
             "saves": k.saves,
             "save_failures": k.save_failures,

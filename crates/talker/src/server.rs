@@ -510,6 +510,7 @@ impl Server {
                 }
             }
             OpKind::Write => {
+                c.unsent = c.unsent.saturating_sub(done.buf.len());
                 if let Some(e) = &done.error {
                     let reason = format!("write error: {e}");
                     return self.lost(token, &reason);
