@@ -1,5 +1,5 @@
 //! [`Interest`]: which readiness a registration asks for. A vocabulary
-//! module: it uses nothing else of the crate.
+//! module: it uses nothing of the crate but `readiness`, another one.
 
 use std::fmt;
 use std::ops;
@@ -96,15 +96,6 @@ impl fmt::Debug for Interest {
             (self.is_writable(), "WRITABLE"),
             (self.is_priority(), "PRIORITY"),
         ];
-        let set: Vec<&str> = names
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, name)| *name)
-            .collect();
-        if set.is_empty() {
-            f.write_str("(empty)")
-        } else {
-            f.write_str(&set.join(" | "))
-        }
+        crate::readiness::write_flags(f, &names)
     }
 }

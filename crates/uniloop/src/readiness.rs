@@ -119,15 +119,19 @@ impl fmt::Debug for Readiness {
             (self.is_error(), "ERROR"),
             (self.is_priority(), "PRIORITY"),
         ];
-        let set: Vec<&str> = names
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, name)| *name)
-            .collect();
-        if set.is_empty() {
-            f.write_str("(empty)")
-        } else {
-            f.write_str(&set.join(" | "))
+        write_flags(f, &names)
+    }
+}
+
+/// `A | B` for the flags set, `(empty)` for none: the `Debug` form of
+/// [`Readiness`] and of [`Interest`](crate::Interest).
+pub(crate) fn write_flags(f: &mut fmt::Formatter<'_>, names: &[(bool, &str)]) -> fmt::Result {
+    let mut set = names.iter().filter(|(on, _)| *on).map(|(_, name)| *name);
+    match set.next() {
+        None => f.write_str("(empty)"),
+        Some(first) => {
+            f.write_str(first)?;
+            set.try_for_each(|name| write!(f, " | {name}"))
         }
     }
 }

@@ -157,14 +157,24 @@ impl Ops {
                     }
                 }
                 n => {
-                    let mut slices = Vec::with_capacity(n.min(MAX_GATHER));
-                    slices.extend(
-                        io.writes
-                            .iter()
-                            .take(MAX_GATHER)
-                            .map(|op| IoSlice::new(&op.buf[op.bytes..])),
-                    );
-                    sys::write_vectored(src, &slices, io.socket)
+                    // The usual few on the stack: no allocation per call.
+                    const ON_STACK: usize = 64;
+                    let take = n.min(MAX_GATHER);
+                    let rests = io
+                        .writes
+                        .iter()
+                        .take(take)
+                        .map(|op| IoSlice::new(&op.buf[op.bytes..]));
+                    if take <= ON_STACK {
+                        let mut slices = [IoSlice::new(&[]); ON_STACK];
+                        for (slot, rest) in slices.iter_mut().zip(rests) {
+                            *slot = rest;
+                        }
+                        sys::write_vectored(src, &slices[..take], io.socket)
+                    } else {
+                        let slices: Vec<IoSlice<'_>> = rests.collect();
+                        sys::write_vectored(src, &slices, io.socket)
+                    }
                 }
             };
             match r {

@@ -358,11 +358,17 @@ impl Ops {
             return;
         }
         io.held = false;
+        self.send_queued(sel, src, io);
+        self.after_post(sel, src, slot, io, caller, trigger);
+    }
+
+    /// Writes what is queued now; what does not go out waits for
+    /// readiness, or goes to the ring.
+    fn send_queued(&mut self, sel: &mut Selector, src: Source<'_>, io: &mut SourceOps) {
         self.flush(src, io);
         if io.native {
             self.send_front(sel, src, io);
         }
-        self.after_post(sel, src, slot, io, caller, trigger);
     }
 
     /// A source with held writes is going away (deregistered): they get
@@ -450,12 +456,7 @@ impl Ops {
             io.held = true;
             self.held.push(slot);
         } else if first {
-            // Try at once. What does not go out waits for readiness, or
-            // goes to the ring.
-            self.flush(src, io);
-            if io.native {
-                self.send_front(sel, src, io);
-            }
+            self.send_queued(sel, src, io);
         }
         if !io.held {
             self.after_post(sel, src, slot, io, caller, trigger);
