@@ -1,25 +1,37 @@
 #!/usr/bin/env python3
-"""Runs the commands that README.md shows, as a user would paste them.
+"""Runs the commands that README.md and crates/talker/README.md show, as a
+user would paste them.
 
-Every fenced block in the README carries an info string that says how it
+Every fenced block in those files carries an info string that says how it
 is tested, and this script fails on a block that says nothing:
 
     ```sh run=NAME        the runner NAME below executes the block's lines,
-                          taken from the README itself, and checks what a
-                          user would see
+                          taken from the file itself, and checks what a
+                          user would see (each NAME once over all files)
     ```rust no-run WHY    not runnable as it stands (a fragment, or it needs
                           a terminal); WHY says what, and where the same
                           thing is tested
 
 A runner fails when its block does not have the shape it knows (a line
 added, removed or changed so that it no longer does what the runner
-checks), so a README change that breaks a command breaks this test.
+checks), so a README change that breaks a command breaks this test. The
+first block of README.md is the front door (run=front-door).
 
-    python3 scripts/readme_test.py [--list] [NAME...]
+Before any runner, and with every invocation, two checks that need no
+build: every relative link in those files, CHANGELOG.md and docs/*.md
+names a file that exists (and a `#heading` of a Markdown file names one of
+its headings), and none of them says how the software was made (issue
+numbers as reasons, "helper", "this session").
+
+    python3 scripts/readme_test.py [NAME...]   the checks, then the named
+                                               runners (none named: all)
+    python3 scripts/readme_test.py --checks    only the checks
+    python3 scripts/readme_test.py --list      the runners, one a line
+    python3 scripts/readme_test.py --help      this text
 
 Commands run from the checkout's root, with `cargo` from PATH. Everything
 is bounded: a generous deadline on each wait turns a hang into a failure.
-The last line is "readme: N passed, N failed".
+The last line is "readme: N passed, N failed, N skipped".
 """
 
 import json
@@ -40,6 +52,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+# The files whose blocks are run, README.md first.
+RUN_FILES = [README, ROOT / "crates/talker/README.md"]
+# The files whose links and wording are checked.
+DOC_FILES = RUN_FILES + [ROOT / "CHANGELOG.md"] + sorted((ROOT / "docs").glob("*.md"))
 # A release build of the workspace from nothing takes minutes on 2 cores.
 BUILD_DEADLINE = 1200.0
 DEADLINE = 30.0
@@ -55,11 +71,16 @@ def check(cond, msg):
 
 
 class Block:
-    def __init__(self, line, lang, words, text):
+    def __init__(self, path, line, lang, words, text):
+        self.path = path  # relative to the checkout
         self.line = line  # 1-based line of the opening fence
         self.lang = lang
         self.words = words
         self.text = text
+
+    @property
+    def where(self):
+        return f"{self.path}:{self.line}"
 
     @property
     def run(self):
@@ -104,7 +125,7 @@ def strip_comment(line):
     return line
 
 
-def blocks(text):
+def blocks(path, text):
     out = []
     lines = text.splitlines()
     i = 0
@@ -119,8 +140,8 @@ def blocks(text):
         while j < len(lines) and not lines[j].startswith("```"):
             j += 1
         if j == len(lines):
-            raise Failure(f"README.md:{i + 1}: fence never closed")
-        out.append(Block(i + 1, info[0] if info else "", info[1:], "\n".join(lines[start:j])))
+            raise Failure(f"{path}:{i + 1}: fence never closed")
+        out.append(Block(path, i + 1, info[0] if info else "", info[1:], "\n".join(lines[start:j])))
         i = j + 1
     return out
 
@@ -367,7 +388,7 @@ def runner(name):
 
 def shape(block, n, what):
     cmds = block.commands()
-    check(len(cmds) == n, f"README.md:{block.line}: expected {n} command lines ({what}), found {len(cmds)}: {cmds}")
+    check(len(cmds) == n, f"{block.where}: expected {n} command lines ({what}), found {len(cmds)}: {cmds}")
     return cmds
 
 
@@ -613,7 +634,7 @@ def bench(block, _all):
     cmds = block.commands()
     suite = (ROOT / "scripts/test.sh").read_text()
     base = "cargo run --release -p uniloop-bench"
-    check(base in cmds, f"README.md:{block.line}: no full run `{base}`")
+    check(base in cmds, f"{block.where}: no full run `{base}`")
     for cmd in cmds:
         check(cmd.startswith(base), f"`{cmd}` does not run the bench")
         args = cmd[len(base):].split()
@@ -627,53 +648,134 @@ def bench(block, _all):
                 run(f"{cmd} --quick --reps 1 --out {tmp}")
 
 
+# --------------------------------------------------- links and wording
+
+
+def slug(heading):
+    """The anchor GitHub gives a heading: lower case, punctuation dropped,
+    spaces to hyphens."""
+    text = re.sub(r"[`*]", "", heading.strip().lower())
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # a link's text only
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def outside_code(text):
+    """The file's lines outside fenced blocks, numbered from 1."""
+    fenced = False
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if not fenced:
+            yield n, line
+
+
+def anchors(path):
+    """The anchors of a Markdown file's headings."""
+    out, seen = set(), {}
+    for _, line in outside_code(path.read_text()):
+        m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if m:
+            base = slug(m.group(1))
+            k = seen.get(base, 0)
+            seen[base] = k + 1
+            out.add(base if k == 0 else f"{base}-{k}")
+    return out
+
+
+LINK = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|^\[[^\]]+\]:\s*(\S+)")
+
+
+def link_problems(path):
+    """Relative links of `path` that name no file, or no heading of it."""
+    rel = path.relative_to(ROOT)
+    out = []
+    for n, line in outside_code(path.read_text()):
+        for m in LINK.finditer(line):
+            target = m.group(1) or m.group(2)
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+                continue  # https:, mailto: ...
+            file_part, _, anchor = target.partition("#")
+            dest = (path.parent / file_part).resolve() if file_part else path
+            if not dest.exists():
+                out.append(f"{rel}:{n}: link to {target}: no such file")
+            elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+                out.append(f"{rel}:{n}: link to {target}: no heading #{anchor} in {dest.relative_to(ROOT)}")
+    return out
+
+
+# How the software was made is not part of its documentation.
+PROCESS_WORDS = re.compile(
+    r"\bissues?\s*#?\d+|\bthe issue's\b|\bhelpers?\b|\bthis session\b|\bsession's changes\b",
+    re.IGNORECASE)
+
+
+def wording_problems(path):
+    rel = path.relative_to(ROOT)
+    return [f"{rel}:{n}: process word {m.group(0)!r}"
+            for n, line in enumerate(path.read_text().splitlines(), 1)
+            for m in [PROCESS_WORDS.search(line)] if m]
+
+
 # ---------------------------------------------------------------- main
 
 
 def main(argv):
+    if "--help" in argv or "-h" in argv:
+        print(__doc__.strip())
+        return 0
     if "--list" in argv:
         for name, f in RUNNERS.items():
             print(f"{name}: {(f.__doc__ or '').split(chr(10))[0]}")
         return 0
+    options = [a for a in argv if a.startswith("-")]
+    if [o for o in options if o != "--checks"]:
+        print(f"readme_test: unknown option {options}; see --help", file=sys.stderr)
+        return 2
     only = [a for a in argv if not a.startswith("-")]
     unknown = [a for a in only if a not in RUNNERS]
     if unknown:
         print(f"readme_test: no runner {unknown}; see --list", file=sys.stderr)
         return 2
-    all_blocks = blocks(README.read_text())
-    by_name = {}
     problems = []
+    all_blocks = []
+    for path in RUN_FILES:
+        rel = path.relative_to(ROOT)
+        found = blocks(rel, path.read_text())
+        if path == README and (not found or found[0].run != "front-door"):
+            problems.append(f"{rel}: the first block is not the front door (```sh run=front-door)")
+        all_blocks += found
+    by_name = {}
     for b in all_blocks:
         name = b.run
         if name is None and not b.no_run:
-            problems.append(f"README.md:{b.line}: ```{b.lang} block without run=NAME or no-run")
+            problems.append(f"{b.where}: ```{b.lang} block without run=NAME or no-run")
         elif name is not None and name not in RUNNERS:
-            problems.append(f"README.md:{b.line}: run={name}: no such runner (see --list)")
+            problems.append(f"{b.where}: run={name}: no such runner (see --list)")
         elif name is not None and name in by_name:
-            problems.append(f"README.md:{b.line}: run={name} used twice")
+            problems.append(f"{b.where}: run={name} used twice (first at {by_name[name].where})")
         elif name is not None:
             by_name[name] = b
         elif b.no_run and len(b.words) < 2:
-            problems.append(f"README.md:{b.line}: no-run without a reason")
-    first = all_blocks[0] if all_blocks else None
-    if first is None or first.run != "front-door":
-        problems.append("README.md: the first block is not the front door (```sh run=front-door)")
+            problems.append(f"{b.where}: no-run without a reason")
+    for path in DOC_FILES:
+        problems += link_problems(path) + wording_problems(path)
     passed = failed = 0
     for p in problems:
         print(f"FAIL {p}")
         failed += 1
     for name, b in by_name.items():
-        if only and name not in only:
+        if "--checks" in options or (only and name not in only):
             continue
         started = time.monotonic()
         try:
             RUNNERS[name](b, by_name)
         except Exception as e:  # one runner's failure, whatever it is, is reported and the rest run
             kind = "" if isinstance(e, Failure) else f"{type(e).__name__}: "
-            print(f"FAIL {name} (README.md:{b.line}): {kind}{e}")
+            print(f"FAIL {name} ({b.where}): {kind}{e}")
             failed += 1
         else:
-            print(f"ok   {name} (README.md:{b.line}, {time.monotonic() - started:.1f} s)")
+            print(f"ok   {name} ({b.where}, {time.monotonic() - started:.1f} s)")
             passed += 1
     skipped = sum(1 for b in all_blocks if b.no_run)
     print(f"readme: {passed} passed, {failed} failed, {skipped} skipped")

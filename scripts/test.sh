@@ -10,8 +10,8 @@
 #   native       cargo test --workspace (the C tests under valgrind, the
 #                io_uring suites)
 #   quick        the same as native: what a contributor runs first
-#   readme       every shell block of README.md, run as a user would
-#                (scripts/readme_test.py)
+#   readme       every block of README.md and crates/talker/README.md, run
+#                as a user would, and the docs' links (scripts/readme_test.py)
 #   wine         the Windows build and tests under Wine
 #   neolith      the Neolith driver's suite on libuniloop.a
 #   loom         the loom models
