@@ -43,7 +43,8 @@
 //!   `fcntl(F_GETFL)`); where it cannot (Windows), it does nothing.
 //! * **Posted I/O primitives** — for the readiness emulation of
 //!   completion-mode I/O in [`ops`](crate::ops), written once above this
-//!   module for every backend without [`NativeIo`]:
+//!   module for every backend (on io_uring, for what it does not submit
+//!   through [`NativeIo`]):
 //!   * `read(source, &mut Vec<u8>) -> io::Result<usize>`: one non-blocking
 //!     read into the vector's spare capacity, growing its length by the
 //!     count; "would block" is `ErrorKind::WouldBlock`, `EINTR` is retried.

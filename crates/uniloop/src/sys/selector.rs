@@ -244,7 +244,6 @@ macro_rules! selectors {
                             Ok((Selector::$variant(selector), waker))
                         }
                     )+
-                    #[allow(unreachable_patterns)]
                     other => Err($crate::sys::selector::not_here(other)),
                 }
             }
@@ -260,7 +259,6 @@ macro_rules! selectors {
                     $(#[cfg($cfg)])?
                     $crate::backend::Backend::$variant => <$held>::probe(),
                 )+
-                #[allow(unreachable_patterns)]
                 other => Err($crate::sys::selector::not_here(other)),
             }
         }
