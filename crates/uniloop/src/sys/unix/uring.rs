@@ -427,33 +427,6 @@ impl Selector {
         ));
         true
     }
-
-    fn submit_op(
-        &mut self,
-        sqe: squeue::Entry,
-        op: u64,
-        fd: RawFd,
-        read: bool,
-        buf: Vec<u8>,
-    ) -> Result<u64, (io::Error, Vec<u8>)> {
-        let id = self.next_poll;
-        self.next_poll += 1;
-        // The buffer moves in before the entry is queued: moving the `Vec`
-        // does not move its heap block, which the entry points at.
-        self.inflight.insert(id, InFlight { op, fd, read, buf });
-        // SAFETY: the buffer the entry points at is in `inflight` until its
-        // completion is seen (`finish_op`), and is never reallocated there;
-        // `Drop` waits for every in-flight request (or leaks its buffer).
-        match unsafe { self.push_unchecked(&sqe.user_data(id)) } {
-            Ok(()) => Ok(id),
-            Err(e) => {
-                // The entry never reached the queue (`push` fails only in
-                // the submit that makes room for it): the buffer is free.
-                let op = self.inflight.remove(&id).expect("just inserted");
-                Err((e, op.buf))
-            }
-        }
-    }
 }
 
 impl Open for Selector {
@@ -525,6 +498,33 @@ impl NativeIo for Selector {
 }
 
 impl Selector {
+    fn submit_op(
+        &mut self,
+        sqe: squeue::Entry,
+        op: u64,
+        fd: RawFd,
+        read: bool,
+        buf: Vec<u8>,
+    ) -> Result<u64, (io::Error, Vec<u8>)> {
+        let id = self.next_poll;
+        self.next_poll += 1;
+        // The buffer moves in before the entry is queued: moving the `Vec`
+        // does not move its heap block, which the entry points at.
+        self.inflight.insert(id, InFlight { op, fd, read, buf });
+        // SAFETY: the buffer the entry points at is in `inflight` until its
+        // completion is seen (`finish_op`), and is never reallocated there;
+        // `Drop` waits for every in-flight request (or leaks its buffer).
+        match unsafe { self.push_unchecked(&sqe.user_data(id)) } {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                // The entry never reached the queue (`push` fails only in
+                // the submit that makes room for it): the buffer is free.
+                let op = self.inflight.remove(&id).expect("just inserted");
+                Err((e, op.buf))
+            }
+        }
+    }
+
     /// [`cancel_op`](NativeIo::cancel_op) for several at once: one submit,
     /// then the wait for all of them. Their completions come back (in no
     /// particular order), leaving out unknown ids.
