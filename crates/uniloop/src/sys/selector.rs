@@ -386,3 +386,34 @@ pub(crate) fn not_here(backend: crate::backend::Backend) -> io::Error {
         "the {backend:?} backend is not available on this platform"
     ))
 }
+
+#[cfg(all(test, not(uniloop_loom)))]
+mod tests {
+    use super::{NativeIo, Poller};
+    use crate::backend::Backend;
+    use crate::sys::{availability, Selector};
+
+    /// The generated `Selector::new` and `availability` agree on every
+    /// backend: one that is available opens and dispatches to its own
+    /// selector; one that is not is refused by both, for the same reason.
+    #[test]
+    #[cfg_attr(miri, ignore = "opens the OS's selectors")]
+    fn every_backend_opens_exactly_where_available() {
+        for b in Backend::ALL {
+            match (availability(b), Selector::new(b)) {
+                (Ok(()), Ok((selector, _waker))) => {
+                    assert_eq!(selector.native_io(), b == Backend::Uring, "{b}");
+                    assert_eq!(selector.os_handle().is_none(), b == Backend::Poll, "{b}");
+                }
+                (Err(why), Err(e)) => {
+                    assert_eq!(why.kind(), e.kind(), "{b}: {why} / {e}");
+                    assert_eq!(why.to_string(), e.to_string(), "{b}");
+                }
+                (why, opened) => panic!(
+                    "{b}: availability {why:?} but opening {}",
+                    if opened.is_ok() { "worked" } else { "failed" }
+                ),
+            }
+        }
+    }
+}
