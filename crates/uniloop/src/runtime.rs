@@ -11,7 +11,7 @@ use crate::completion::{Poster, Shared};
 use crate::ops::{Finished, OpError, OpId, OpKind, Ops, DEFAULT_WRITE_LIMIT};
 use crate::registry::Registry;
 use crate::sync::Arc;
-use crate::sys::{self, AsSource, Selector, Waker};
+use crate::sys::{self, AsSource, NativeIo, Poller, Selector, Waker};
 use crate::timer::{TimerId, Timers};
 use crate::{Backend, Event, Events, Interest, Readiness, Token, Trigger};
 

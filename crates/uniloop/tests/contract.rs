@@ -1013,32 +1013,7 @@ fn mixed_sources_in_one_wait(b: Backend) {
     assert_eq!(kinds["wake"], 1);
 }
 
-macro_rules! contract_suite {
-    ($($test:ident)*) => {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        mod epoll {
-            $( #[test] fn $test() { super::$test(uniloop::Backend::Epoll) } )*
-        }
-        #[cfg(unix)]
-        mod poll {
-            $( #[test] fn $test() { super::$test(uniloop::Backend::Poll) } )*
-        }
-        #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd", target_os = "dragonfly"))]
-        mod kqueue {
-            $( #[test] fn $test() { super::$test(uniloop::Backend::Kqueue) } )*
-        }
-        #[cfg(windows)]
-        mod iocp {
-            $( #[test] fn $test() { super::$test(uniloop::Backend::Iocp) } )*
-        }
-        #[cfg(target_os = "linux")]
-        mod uring {
-            $( #[test] fn $test() { super::$test(uniloop::Backend::Uring) } )*
-        }
-    };
-}
-
-contract_suite! {
+every_backend! {
     five_posts_same_key_five_events
     full_64_bit_key_and_data
     completions_beyond_capacity_carry_over

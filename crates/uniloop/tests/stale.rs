@@ -222,31 +222,6 @@ fn reused_number_with_a_live_duplicate_of_the_old_source(b: Backend) {
     reused_number_registers(b, true, true);
 }
 
-macro_rules! every_backend {
-    ($($test:ident)*) => {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        mod epoll {
-            $( #[test] fn $test() { super::$test(uniloop::Backend::Epoll) } )*
-        }
-        #[cfg(unix)]
-        mod poll {
-            $( #[test] fn $test() { super::$test(uniloop::Backend::Poll) } )*
-        }
-        #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd", target_os = "dragonfly"))]
-        mod kqueue {
-            $( #[test] fn $test() { super::$test(uniloop::Backend::Kqueue) } )*
-        }
-        #[cfg(windows)]
-        mod iocp {
-            $( #[test] fn $test() { super::$test(uniloop::Backend::Iocp) } )*
-        }
-        #[cfg(target_os = "linux")]
-        mod uring {
-            $( #[test] fn $test() { super::$test(uniloop::Backend::Uring) } )*
-        }
-    };
-}
-
 every_backend! {
     closed_source_reports_nothing
     reused_number_registers_at_once

@@ -119,7 +119,7 @@ use self::source::Op;
 pub(crate) use self::source::SourceOps;
 use crate::interest::Interest;
 use crate::readiness::Readiness;
-use crate::sys::{Selector, Source};
+use crate::sys::{Poller, Selector, Source};
 use crate::Trigger;
 
 #[cfg(doc)]

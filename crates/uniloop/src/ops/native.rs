@@ -14,7 +14,7 @@ use std::io;
 
 use super::source::{Op, SourceOps, Stage};
 use super::{Finished, OpError, OpId, Ops};
-use crate::sys::{OpDone, Selector, Source};
+use crate::sys::{NativeIo, OpDone, Selector, Source};
 
 impl Ops {
     /// Hands the posted read, if it did not finish at once, to the ring. A

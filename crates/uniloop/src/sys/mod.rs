@@ -5,43 +5,19 @@
 //!
 //! # What a backend provides
 //!
-//! * **`Selector`** — one per runtime; the only thing that blocks.
-//!   * `Selector::new(Backend) -> io::Result<(Selector, Waker)>`: creates the
-//!     OS object and its doorbell. Fails with `ErrorKind::Unsupported` for a
-//!     backend this build does not have.
-//!   * `register(source, slot, Interest, Trigger)`, `reregister(..)`,
-//!     `deregister(source)`: `slot` is the runtime's `u64` name for the
-//!     registration (never the user's token, never an fd). The runtime has
-//!     already rejected duplicates, unknown sources and unsupported triggers,
-//!     so a backend only reports what the OS says (a bad fd, say).
-//!   * `replace(source, old, slot, Interest, Trigger)`: the registry still
-//!     has `source`'s number, under `old`, but its source may have been
-//!     closed without `deregister` and the number reused. The backend asks
-//!     the OS: if `old` is this very source's live registration, it fails
-//!     with [`already_registered`] and changes nothing; if it is stale, it
-//!     forgets it (and anything it still had for it) and registers `source`
-//!     under `slot`, so that nothing is reported under `old` any more.
-//!   * `select(out, max, timeout) -> io::Result<bool>`: waits at most
-//!     `timeout` (`None` = forever, `Some(ZERO)` = poll; sub-millisecond
-//!     timeouts round *up*), appends at most `max` `(slot, Readiness)` pairs to
-//!     `out`, and returns whether the doorbell rang and needs draining (the
-//!     runtime then drains it; an edge-triggered doorbell, as on epoll, needs
-//!     none and reports `false`); the doorbell is never reported as a slot.
-//!     Readiness that did not
-//!     fit stays with the OS (or the backend) for the next call; nothing is
-//!     dropped. Level-triggered readiness that did not fit is reported
-//!     round-robin, so no source starves another. `EINTR` is returned as
-//!     `ErrorKind::Interrupted`; the runtime retries with the remaining time.
-//!   * Level, edge and oneshot as `Backend::supports` says; a oneshot
-//!     registration is reported once and then disarmed until `reregister`.
-//!   * A source closed while registered reports nothing from then on (the
-//!     kernel forgets it on epoll and kqueue; poll disarms a `POLLNVAL`
-//!     entry, IOCP a socket whose poll says `AFD_POLL_LOCAL_CLOSE` or whose
-//!     handle is invalid): never an event, never a busy loop.
-//! * **`Waker`** — the doorbell: `Send + Sync`, implements
-//!   [`Notify`] (never blocks; ringing twice before
-//!   a drain is the same as once), and outlives the selector, so a `Poster`
-//!   that rings after the runtime is gone touches a live object.
+//! Per backend (epoll, poll, kqueue, io_uring; IOCP), a selector type in a
+//! file of its own implementing the traits in [`selector`], whose methods
+//! carry the contract: [`Open`] (creating it and its doorbell),
+//! [`Poller`] (registrations and the one call that blocks) and
+//! [`NativeIo`] (completion I/O the kernel performs; the defaults say "not
+//! here"). [`selectors!`](selector::selectors) makes the platform's
+//! `Selector` enum from the list of them, in `unix/mod.rs` and
+//! `windows/mod.rs`.
+//!
+//! Per platform (`unix/`, `windows/`), free functions the rest of the crate
+//! uses whatever the backend:
+//!
+//! * **`Waker`** — the doorbell: implements [`Notify`].
 //! * **`console`** — `stdin_kind()`, and `stdin_reader()` giving a
 //!   `Reader` whose `read` blocks until stdin has data, ends, or the paired
 //!   `Stopper` fires (so a blocked console read can always be stopped).
@@ -61,46 +37,30 @@
 //! * **`AsSource` / `Source<'a>` / `RawSource`** — what can be registered
 //!   (`AsFd` on Unix, `AsSocket` on Windows), the borrowed form handed to the
 //!   selector, and the raw key the runtime's registry uses.
-//!
 //! * **`check_nonblocking(source)`** — `register` refuses a blocking
 //!   source with `ErrorKind::InvalidInput` (the message says to call
 //!   `set_nonblocking(true)`) where the OS can tell (Unix: one
 //!   `fcntl(F_GETFL)`); where it cannot (Windows), it does nothing.
-//!
 //! * **Posted I/O primitives** — for the readiness emulation of
 //!   completion-mode I/O in [`ops`](crate::ops), written once above this
-//!   module for every backend:
+//!   module for every backend (on io_uring, for what it does not submit
+//!   through [`NativeIo`]):
 //!   * `read(source, &mut Vec<u8>) -> io::Result<usize>`: one non-blocking
 //!     read into the vector's spare capacity, growing its length by the
 //!     count; "would block" is `ErrorKind::WouldBlock`, `EINTR` is retried.
-//!   * `write(source, &[u8], is_socket) -> io::Result<usize>`: one
-//!     non-blocking write of a prefix; a socket write must not raise
-//!     `SIGPIPE` (`MSG_NOSIGNAL` where it exists).
+//!   * `write(source, &[u8], is_socket) -> io::Result<usize>` and
+//!     `write_vectored`: one non-blocking write of a prefix; a socket write
+//!     must not raise `SIGPIPE` (`MSG_NOSIGNAL` where it exists).
 //!   * `is_socket(source)`, checked once per source; and the unsafe
 //!     `borrow_raw(RawSource) -> Source`, so readiness reported inside
 //!     `select` can drive the I/O on a registered source.
-//!
-//!   A selector re-registered with more interest for a pending operation
-//!   (`reregister`) must report the new interest from the next `select` on;
-//!   that, plus the calls above, is all the emulation needs. A backend that
-//!   does completion I/O natively (io_uring `RECV`/`SEND` does; overlapped
-//!   `WSARecv`/`WSASend` would) says so with `native_io()` and takes
-//!   submissions (`submit_recv`, `submit_send`, `cancel_op`, `pop_op_done`):
-//!   the caller's buffer is the selector's from submission until its
-//!   completion has been seen, never freed or moved while the kernel may
-//!   write it; a cancellation is waited for before a buffer is released;
-//!   completions come back as [`OpDone`] after `select`, and `ops` queues
-//!   them like its own.
-//!
-//! # Readiness mapping
-//!
-//! Each OS condition maps to its own [`Readiness`](crate::Readiness) flag:
-//! readable, writable, read-closed (the peer's FIN), write-closed (hang-up),
-//! error, priority.
+//! * **`default_backend()`** — the best backend the platform has.
 
 use std::io;
 
 use crate::Backend;
+
+pub(crate) mod selector;
 
 #[cfg(unix)]
 mod unix;
@@ -120,6 +80,7 @@ pub(crate) use self::imp::{
     write, write_vectored, RawSource, Selector, Source, Waker, MAX_GATHER,
 };
 pub use self::imp::{AsSource, RawOsHandle};
+pub(crate) use self::selector::{NativeIo, Open, Poller};
 
 /// The doorbell contract: what the completion protocol
 /// ([`completion`](crate::completion)) needs of a backend's `Waker`. It lives
@@ -134,7 +95,7 @@ pub(crate) trait Notify: Send + Sync {
 }
 
 /// A finished native (io_uring) read or write, from
-/// `Selector::pop_op_done`: the runtime's operation (`OpId` bits), the
+/// [`NativeIo::pop_op_done`]: the runtime's operation (`OpId` bits), the
 /// kernel's result (a byte count, or `-errno`) and the caller's buffer,
 /// handed back — for a read, its length grown by the bytes that arrived.
 #[derive(Debug)]
@@ -164,7 +125,7 @@ pub(crate) fn default_backend() -> Backend {
 
 /// Whether this build can create `backend`.
 pub(crate) fn is_available(backend: Backend) -> bool {
-    imp::is_available(backend)
+    availability(backend).is_ok()
 }
 
 /// `Ok` if this build and this system can create `backend`; otherwise an

@@ -44,34 +44,9 @@ fn exclusive() -> RwLockWriteGuard<'static, ()> {
     FDS.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-macro_rules! contract_suite {
-    ($( $(#[$attr:meta])* $test:ident: $lock:ident ),* $(,)?) => {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        mod epoll {
-            $( $(#[$attr])* #[test] fn $test() { let _fds = super::$lock(); super::$test(uniloop::Backend::Epoll) } )*
-        }
-        #[cfg(unix)]
-        mod poll {
-            $( $(#[$attr])* #[test] fn $test() { let _fds = super::$lock(); super::$test(uniloop::Backend::Poll) } )*
-        }
-        #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd", target_os = "dragonfly"))]
-        mod kqueue {
-            $( $(#[$attr])* #[test] fn $test() { let _fds = super::$lock(); super::$test(uniloop::Backend::Kqueue) } )*
-        }
-        #[cfg(windows)]
-        mod iocp {
-            $( $(#[$attr])* #[test] fn $test() { let _fds = super::$lock(); super::$test(uniloop::Backend::Iocp) } )*
-        }
-        #[cfg(target_os = "linux")]
-        mod uring {
-            $( $(#[$attr])* #[test] fn $test() { let _fds = super::$lock(); super::$test(uniloop::Backend::Uring) } )*
-        }
-    };
-}
-
 // `shared` tests run side by side; an `exclusive` one runs alone (see
 // `FDS`).
-contract_suite! {
+every_backend! {
     echo_server_64_clients: shared,
     four_mib_write_to_a_slow_reader: shared,
     hundred_queued_writes_in_order: shared,

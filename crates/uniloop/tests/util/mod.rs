@@ -102,3 +102,48 @@ pub fn raise_fd_limit(want: u64) -> u64 {
         want
     }
 }
+
+/// One `#[test]` per backend this platform has for each `fn(Backend)`
+/// named, in a module per backend (`epoll::name`, `poll::name`,
+/// `kqueue::name`, `iocp::name`, `uring::name`), so that every backend runs
+/// the same suite in one process. An entry is `name` or `name: lock`, where
+/// `lock` is a function of the parent module whose result the test holds
+/// while it runs; attributes before a name (`#[cfg(unix)]`, `#[ignore]`)
+/// go on each of its tests. Entries are separated by commas or whitespace.
+///
+/// A backend the machine refuses (io_uring under a seccomp filter, say)
+/// fails its tests rather than skipping them: the suites build their
+/// runtime with `unwrap()`, and `scripts/test.sh` counts that the io_uring
+/// tests ran.
+///
+/// The list of backends and their `cfg`s is here and nowhere else in the
+/// tests: adding a backend is one line below.
+#[macro_export]
+macro_rules! every_backend {
+    (@module $module:ident $backend:ident $(#[$cfg:meta])?;
+     $( $(#[$attr:meta])* $test:ident $(: $lock:ident)? ),*) => {
+        $(#[$cfg])?
+        mod $module {
+            $(
+                $(#[$attr])*
+                #[test]
+                fn $test() {
+                    $( let _lock = super::$lock(); )?
+                    super::$test(uniloop::Backend::$backend)
+                }
+            )*
+        }
+    };
+    ($( $(#[$attr:meta])* $test:ident $(: $lock:ident)? $(,)? )*) => {
+        $crate::every_backend!(@module epoll Epoll #[cfg(any(target_os = "linux", target_os = "android"))];
+            $( $(#[$attr])* $test $(: $lock)? ),*);
+        $crate::every_backend!(@module poll Poll #[cfg(unix)];
+            $( $(#[$attr])* $test $(: $lock)? ),*);
+        $crate::every_backend!(@module kqueue Kqueue #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd", target_os = "dragonfly"))];
+            $( $(#[$attr])* $test $(: $lock)? ),*);
+        $crate::every_backend!(@module iocp Iocp #[cfg(windows)];
+            $( $(#[$attr])* $test $(: $lock)? ),*);
+        $crate::every_backend!(@module uring Uring #[cfg(target_os = "linux")];
+            $( $(#[$attr])* $test $(: $lock)? ),*);
+    };
+}

@@ -17,6 +17,7 @@ use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::event::Timespec;
 
 use super::{timeout_ms, EventBuf, Source, Waker};
+use crate::sys::{NativeIo, Open, Poller};
 use crate::{Interest, Readiness, Trigger};
 
 const WAKER: u64 = u64::MAX;
@@ -42,33 +43,6 @@ impl Selector {
         })
     }
 
-    /// The epoll fd: readable while an event is ready.
-    pub(crate) fn os_handle(&self) -> RawFd {
-        self.ep.as_raw_fd()
-    }
-
-    /// The runtime has no entry under `fd`'s number. The kernel may still
-    /// have one for this very file and number: a registration whose fd was
-    /// closed while a duplicate kept the file open, and then forgotten by
-    /// the runtime (deregistered through another file that took the
-    /// number, or replaced) — epoll keeps it, and no call can remove it
-    /// until the file is back under that number. It is now: `EEXIST` here
-    /// can only be that orphan, so the registration takes it over.
-    pub(crate) fn register(
-        &mut self,
-        fd: Source<'_>,
-        slot: u64,
-        interest: Interest,
-        trigger: Trigger,
-    ) -> io::Result<()> {
-        match self.add(fd, slot, interest, trigger) {
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::EXIST.raw_os_error()) => {
-                self.reregister(fd, slot, interest, trigger)
-            }
-            r => r,
-        }
-    }
-
     fn add(
         &mut self,
         fd: Source<'_>,
@@ -83,6 +57,44 @@ impl Selector {
             flags(interest, trigger),
         )?)
     }
+}
+
+impl Open for Selector {
+    fn open() -> io::Result<(Selector, Waker)> {
+        let waker = Waker::new()?;
+        Ok((Selector::new(&waker)?, waker))
+    }
+}
+
+impl NativeIo for Selector {}
+
+impl Poller for Selector {
+    /// The epoll fd: readable while an event is ready.
+    fn os_handle(&self) -> Option<RawFd> {
+        Some(self.ep.as_raw_fd())
+    }
+
+    /// The runtime has no entry under `fd`'s number. The kernel may still
+    /// have one for this very file and number: a registration whose fd was
+    /// closed while a duplicate kept the file open, and then forgotten by
+    /// the runtime (deregistered through another file that took the
+    /// number, or replaced) — epoll keeps it, and no call can remove it
+    /// until the file is back under that number. It is now: `EEXIST` here
+    /// can only be that orphan, so the registration takes it over.
+    fn register(
+        &mut self,
+        fd: Source<'_>,
+        slot: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        match self.add(fd, slot, interest, trigger) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::EXIST.raw_os_error()) => {
+                self.reregister(fd, slot, interest, trigger)
+            }
+            r => r,
+        }
+    }
 
     /// The runtime still has `fd`'s number: epoll keys its entries by file
     /// and number, and drops a file's entry when its last fd is closed. So
@@ -93,10 +105,11 @@ impl Selector {
     /// while the runtime's entry is a closed file's. Nothing tells the two
     /// apart, so both are `AlreadyExists`; `deregister` clears either.
     ///
-    /// [`register`]: Selector::register
-    pub(crate) fn replace(
+    /// [`register`]: Poller::register
+    fn replace(
         &mut self,
         fd: Source<'_>,
+        _old: u64,
         slot: u64,
         interest: Interest,
         trigger: Trigger,
@@ -109,7 +122,7 @@ impl Selector {
         }
     }
 
-    pub(crate) fn reregister(
+    fn reregister(
         &mut self,
         fd: Source<'_>,
         slot: u64,
@@ -124,7 +137,7 @@ impl Selector {
         )?)
     }
 
-    pub(crate) fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
+    fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
         match epoll::delete(&self.ep, fd) {
             // The fd was closed and reopened (or dup'd and closed) behind our
             // back, so the kernel already forgot it; the runtime's registry
@@ -134,7 +147,7 @@ impl Selector {
         }
     }
 
-    pub(crate) fn select(
+    fn select(
         &mut self,
         out: &mut Vec<(u64, Readiness)>,
         max: usize,

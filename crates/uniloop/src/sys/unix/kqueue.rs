@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use super::{EventBuf, Source, Waker};
 use crate::sync::Arc;
+use crate::sys::{NativeIo, Open, Poller};
 use crate::{Interest, Readiness, Trigger};
 
 /// The slot number the doorbell uses; no registration takes it.
@@ -51,13 +52,8 @@ fn kevent(ident: usize, filter: i32, flags: u32, fflags: u32, slot: u64) -> libc
     ev
 }
 
-impl Selector {
-    /// The kqueue fd: readable while an event is ready.
-    pub(crate) fn os_handle(&self) -> std::os::fd::RawFd {
-        self.kq.as_raw_fd()
-    }
-
-    pub(crate) fn new() -> io::Result<(Selector, Waker)> {
+impl Open for Selector {
+    fn open() -> io::Result<(Selector, Waker)> {
         // SAFETY: kqueue() takes no arguments; a non-negative result is a new
         // fd that we own from here on.
         let kq = unsafe {
@@ -77,8 +73,17 @@ impl Selector {
         let waker = doorbell(&mut selector, kq)?;
         Ok((selector, waker))
     }
+}
 
-    pub(crate) fn register(
+impl NativeIo for Selector {}
+
+impl Poller for Selector {
+    /// The kqueue fd: readable while an event is ready.
+    fn os_handle(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.kq.as_raw_fd())
+    }
+
+    fn register(
         &mut self,
         fd: Source<'_>,
         slot: u64,
@@ -88,7 +93,7 @@ impl Selector {
         self.reregister(fd, slot, interest, trigger)
     }
 
-    pub(crate) fn reregister(
+    fn reregister(
         &mut self,
         fd: Source<'_>,
         slot: u64,
@@ -122,7 +127,7 @@ impl Selector {
         self.apply(&mut changes)
     }
 
-    pub(crate) fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
+    fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
         let fd = fd.as_raw_fd() as usize;
         let off = (libc::EV_DELETE | libc::EV_RECEIPT) as u32;
         let mut changes = [
@@ -138,7 +143,7 @@ impl Selector {
     /// another file now: register it. A filter still there means this very
     /// fd is registered. (A registration with only priority interest has no
     /// filter, and so is always taken for stale.)
-    pub(crate) fn replace(
+    fn replace(
         &mut self,
         fd: Source<'_>,
         old: u64,
@@ -152,6 +157,54 @@ impl Selector {
         self.register(fd, slot, interest, trigger)
     }
 
+    fn select(
+        &mut self,
+        out: &mut Vec<(u64, Readiness)>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<bool> {
+        // kevent takes nanoseconds: no rounding needed, and no busy poll for
+        // a sub-millisecond timeout.
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs().min(i32::MAX as u64) as _,
+            tv_nsec: t.subsec_nanos() as _,
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        let space = self.buf.space(max);
+        // SAFETY: the event list is `space`, writable entries we own; the
+        // change list is empty; `ts_ptr` is null or points at `ts`, alive
+        // for the call.
+        let n = unsafe {
+            libc::kevent(
+                self.kq.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                space.as_mut_ptr().cast::<libc::kevent>(),
+                space.len() as _,
+                ts_ptr,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut woken = false;
+        for slot in &space[..n as usize] {
+            // SAFETY: kevent initialised the first `n` entries.
+            let ev = unsafe { slot.assume_init_ref() };
+            let data = ev.udata as u64;
+            if data == WAKER {
+                woken = true;
+                continue;
+            }
+            out.push((data, readiness(ev)));
+        }
+        Ok(woken)
+    }
+}
+
+impl Selector {
     /// Whether the kernel has a read or write filter for `fd` on this
     /// kqueue. The probe is a change with no action flag (no `EV_ADD`,
     /// `EV_DELETE`, `EV_ENABLE`, `EV_DISABLE`): the kernel looks the filter
@@ -229,52 +282,6 @@ impl Selector {
             return Err(io::Error::last_os_error());
         }
         Ok(r as usize)
-    }
-
-    pub(crate) fn select(
-        &mut self,
-        out: &mut Vec<(u64, Readiness)>,
-        max: usize,
-        timeout: Option<Duration>,
-    ) -> io::Result<bool> {
-        // kevent takes nanoseconds: no rounding needed, and no busy poll for
-        // a sub-millisecond timeout.
-        let ts = timeout.map(|t| libc::timespec {
-            tv_sec: t.as_secs().min(i32::MAX as u64) as _,
-            tv_nsec: t.subsec_nanos() as _,
-        });
-        let ts_ptr = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        let space = self.buf.space(max);
-        // SAFETY: the event list is `space`, writable entries we own; the
-        // change list is empty; `ts_ptr` is null or points at `ts`, alive
-        // for the call.
-        let n = unsafe {
-            libc::kevent(
-                self.kq.as_raw_fd(),
-                std::ptr::null(),
-                0,
-                space.as_mut_ptr().cast::<libc::kevent>(),
-                space.len() as _,
-                ts_ptr,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut woken = false;
-        for slot in &space[..n as usize] {
-            // SAFETY: kevent initialised the first `n` entries.
-            let ev = unsafe { slot.assume_init_ref() };
-            let data = ev.udata as u64;
-            if data == WAKER {
-                woken = true;
-                continue;
-            }
-            out.push((data, readiness(ev)));
-        }
-        Ok(woken)
     }
 }
 

@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
-use crate::{Backend, Interest, Readiness, Trigger};
+use crate::Backend;
 
 pub(crate) mod console;
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -275,267 +275,22 @@ pub(crate) fn default_backend() -> Backend {
     }
 }
 
-pub(crate) fn is_available(backend: Backend) -> bool {
-    match backend {
-        Backend::Epoll => cfg!(any(target_os = "linux", target_os = "android")),
-        Backend::Poll => true,
-        Backend::Kqueue => cfg!(uniloop_kqueue),
-        Backend::Uring => availability(Backend::Uring).is_ok(),
-        Backend::Iocp => false,
-    }
-}
-
-/// Whether `backend` can be created here, and if not, why: io_uring may be
-/// compiled out of the kernel, disabled by a sysctl or refused by a seccomp
-/// filter, which only trying says (a one-entry ring, closed at once).
-pub(crate) fn availability(backend: Backend) -> io::Result<()> {
-    match backend {
-        #[cfg(target_os = "linux")]
-        Backend::Uring => uring::probe(),
-        #[cfg(not(target_os = "linux"))]
-        Backend::Uring => Err(super::unsupported(
-            "the Uring backend is only available on Linux",
-        )),
-        other if is_available(other) => Ok(()),
-        other => Err(super::unsupported(&format!(
-            "the {other:?} backend is not available on this platform"
-        ))),
-    }
-}
-
-/// One selector per runtime; an enum rather than a `dyn` so `select` is a
-/// direct call.
-#[derive(Debug)]
-pub(crate) enum Selector {
+super::selector::selectors! {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     Epoll(epoll::Selector),
     #[cfg(uniloop_kqueue)]
     Kqueue(kqueue::Selector),
     Poll(poll::Selector),
-    #[cfg(target_os = "linux")]
     /// Boxed: the ring's mappings and tables make it several times the
     /// size of the others.
+    #[cfg(target_os = "linux")]
     Uring(Box<uring::Selector>),
-}
-
-impl Selector {
-    pub(crate) fn new(backend: Backend) -> io::Result<(Selector, Waker)> {
-        match backend {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Backend::Epoll => {
-                let waker = Waker::new()?;
-                Ok((Selector::Epoll(epoll::Selector::new(&waker)?), waker))
-            }
-            #[cfg(uniloop_kqueue)]
-            Backend::Kqueue => {
-                let (selector, waker) = kqueue::Selector::new()?;
-                Ok((Selector::Kqueue(selector), waker))
-            }
-            Backend::Poll => {
-                let waker = Waker::new()?;
-                Ok((Selector::Poll(poll::Selector::new(&waker)), waker))
-            }
-            #[cfg(target_os = "linux")]
-            Backend::Uring => {
-                let waker = Waker::new()?;
-                Ok((
-                    Selector::Uring(Box::new(uring::Selector::new(&waker)?)),
-                    waker,
-                ))
-            }
-            #[allow(unreachable_patterns)]
-            other => Err(super::unsupported(&format!(
-                "the {other:?} backend is not available on this platform"
-            ))),
-        }
-    }
-
-    pub(crate) fn register(
-        &mut self,
-        fd: Source<'_>,
-        slot: u64,
-        interest: Interest,
-        trigger: Trigger,
-    ) -> io::Result<()> {
-        match self {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Selector::Epoll(s) => s.register(fd, slot, interest, trigger),
-            #[cfg(uniloop_kqueue)]
-            Selector::Kqueue(s) => s.register(fd, slot, interest, trigger),
-            Selector::Poll(s) => s.register(fd, slot, interest, trigger),
-            #[cfg(target_os = "linux")]
-            Selector::Uring(s) => s.register(fd, slot, interest, trigger),
-        }
-    }
-
-    /// `old` is only kqueue's business (its probe names it).
-    #[cfg_attr(not(uniloop_kqueue), allow(unused_variables))]
-    pub(crate) fn replace(
-        &mut self,
-        fd: Source<'_>,
-        old: u64,
-        slot: u64,
-        interest: Interest,
-        trigger: Trigger,
-    ) -> io::Result<()> {
-        match self {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Selector::Epoll(s) => s.replace(fd, slot, interest, trigger),
-            #[cfg(uniloop_kqueue)]
-            Selector::Kqueue(s) => s.replace(fd, old, slot, interest, trigger),
-            Selector::Poll(s) => s.replace(fd, slot, interest, trigger),
-            #[cfg(target_os = "linux")]
-            Selector::Uring(s) => s.replace(fd, slot, interest, trigger),
-        }
-    }
-
-    pub(crate) fn reregister(
-        &mut self,
-        fd: Source<'_>,
-        slot: u64,
-        interest: Interest,
-        trigger: Trigger,
-    ) -> io::Result<()> {
-        match self {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Selector::Epoll(s) => s.reregister(fd, slot, interest, trigger),
-            #[cfg(uniloop_kqueue)]
-            Selector::Kqueue(s) => s.reregister(fd, slot, interest, trigger),
-            Selector::Poll(s) => s.reregister(fd, slot, interest, trigger),
-            #[cfg(target_os = "linux")]
-            Selector::Uring(s) => s.reregister(fd, slot, interest, trigger),
-        }
-    }
-
-    pub(crate) fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
-        match self {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Selector::Epoll(s) => s.deregister(fd),
-            #[cfg(uniloop_kqueue)]
-            Selector::Kqueue(s) => s.deregister(fd),
-            Selector::Poll(s) => s.deregister(fd),
-            #[cfg(target_os = "linux")]
-            Selector::Uring(s) => s.deregister(fd),
-        }
-    }
-
-    pub(crate) fn select(
-        &mut self,
-        out: &mut Vec<(u64, Readiness)>,
-        max: usize,
-        timeout: Option<Duration>,
-    ) -> io::Result<bool> {
-        match self {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Selector::Epoll(s) => s.select(out, max, timeout),
-            #[cfg(uniloop_kqueue)]
-            Selector::Kqueue(s) => s.select(out, max, timeout),
-            Selector::Poll(s) => s.select(out, max, timeout),
-            #[cfg(target_os = "linux")]
-            Selector::Uring(s) => s.select(out, max, timeout),
-        }
-    }
 }
 
 /// The OS object a runtime's `wait` blocks on
 /// ([`Runtime::os_handle`](crate::Runtime::os_handle)): a file descriptor
 /// on Unix, a `HANDLE` on Windows.
 pub type RawOsHandle = RawFd;
-
-/// Nesting the loop in another one ([`Runtime::os_handle`](crate::Runtime::os_handle)).
-impl Selector {
-    /// The epoll, kqueue or io_uring fd; none on poll (no single object
-    /// covers the registered fds).
-    pub(crate) fn os_handle(&self) -> Option<RawOsHandle> {
-        match self {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Selector::Epoll(s) => Some(s.os_handle()),
-            #[cfg(uniloop_kqueue)]
-            Selector::Kqueue(s) => Some(s.os_handle()),
-            Selector::Poll(_) => None,
-            #[cfg(target_os = "linux")]
-            Selector::Uring(s) => Some(s.os_handle()),
-        }
-    }
-
-    /// Makes what the OS knows complete before another loop waits on the
-    /// handle; true if something is already collected in user space.
-    pub(crate) fn prepare_external(&mut self) -> io::Result<bool> {
-        match self {
-            #[cfg(target_os = "linux")]
-            Selector::Uring(s) => s.prepare_external(),
-            #[allow(unreachable_patterns)]
-            _ => Ok(false),
-        }
-    }
-}
-
-/// Native completion I/O, io_uring's only (see `sys` docs): on the other
-/// backends `native_io` is false and the runtime never calls the rest.
-impl Selector {
-    pub(crate) fn native_io(&self) -> bool {
-        match self {
-            #[cfg(target_os = "linux")]
-            Selector::Uring(_) => true,
-            #[allow(unreachable_patterns)]
-            _ => false,
-        }
-    }
-
-    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
-    pub(crate) fn submit_recv(
-        &mut self,
-        fd: Source<'_>,
-        op: u64,
-        buf: Vec<u8>,
-    ) -> Result<u64, (io::Error, Vec<u8>)> {
-        match self {
-            #[cfg(target_os = "linux")]
-            Selector::Uring(s) => s.submit_recv(fd, op, buf),
-            #[allow(unreachable_patterns)]
-            _ => Err((no_native_io(), buf)),
-        }
-    }
-
-    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
-    pub(crate) fn submit_send(
-        &mut self,
-        fd: Source<'_>,
-        op: u64,
-        buf: Vec<u8>,
-        offset: usize,
-    ) -> Result<u64, (io::Error, Vec<u8>)> {
-        match self {
-            #[cfg(target_os = "linux")]
-            Selector::Uring(s) => s.submit_send(fd, op, buf, offset),
-            #[allow(unreachable_patterns)]
-            _ => Err((no_native_io(), buf)),
-        }
-    }
-
-    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
-    pub(crate) fn cancel_op(&mut self, id: u64) -> io::Result<Option<super::OpDone>> {
-        match self {
-            #[cfg(target_os = "linux")]
-            Selector::Uring(s) => s.cancel_op(id),
-            #[allow(unreachable_patterns)]
-            _ => Err(no_native_io()),
-        }
-    }
-
-    pub(crate) fn pop_op_done(&mut self) -> Option<super::OpDone> {
-        match self {
-            #[cfg(target_os = "linux")]
-            Selector::Uring(s) => s.pop_op_done(),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        }
-    }
-}
-
-fn no_native_io() -> io::Error {
-    super::unsupported("native completion I/O is the io_uring backend's only")
-}
 
 /// A reusable output buffer for the OS's event records (`epoll_event`,
 /// `kevent`).

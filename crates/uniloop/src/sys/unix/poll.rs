@@ -25,6 +25,7 @@ use rustix::fs::FileType;
 use rustix::net::SocketAddrAny;
 
 use super::{timeout_ms, Source, Waker};
+use crate::sys::{NativeIo, Open, Poller};
 use crate::{Interest, Readiness, Trigger};
 
 #[derive(Debug, Clone)]
@@ -106,8 +107,24 @@ impl Selector {
             cursor: 0,
         }
     }
+}
 
-    pub(crate) fn register(
+impl Open for Selector {
+    fn open() -> io::Result<(Selector, Waker)> {
+        let waker = Waker::new()?;
+        Ok((Selector::new(&waker), waker))
+    }
+}
+
+impl NativeIo for Selector {}
+
+impl Poller for Selector {
+    /// None: no single object covers the registered fds.
+    fn os_handle(&self) -> Option<RawFd> {
+        None
+    }
+
+    fn register(
         &mut self,
         fd: Source<'_>,
         slot: u64,
@@ -138,9 +155,10 @@ impl Selector {
     /// The runtime still has `fd`'s number: the entry is stale if poll(2)
     /// has seen its fd closed, or if `fd` is another file than the one
     /// registered. Then it becomes `fd`'s, in place.
-    pub(crate) fn replace(
+    fn replace(
         &mut self,
         fd: Source<'_>,
+        _old: u64,
         slot: u64,
         interest: Interest,
         trigger: Trigger,
@@ -168,7 +186,7 @@ impl Selector {
         Ok(())
     }
 
-    pub(crate) fn reregister(
+    fn reregister(
         &mut self,
         fd: Source<'_>,
         slot: u64,
@@ -196,7 +214,7 @@ impl Selector {
         Ok(())
     }
 
-    pub(crate) fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
+    fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
         let i = self.index.remove(&fd.as_raw_fd()).ok_or_else(not_found)?;
         self.entries.swap_remove(i);
         self.fds.swap_remove(i + 1);
@@ -206,7 +224,7 @@ impl Selector {
         Ok(())
     }
 
-    pub(crate) fn select(
+    fn select(
         &mut self,
         out: &mut Vec<(u64, Readiness)>,
         max: usize,

@@ -104,7 +104,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use super::poll::Identity;
 use super::{timeout_ms, Source, Waker};
-use crate::sys::OpDone;
+use crate::sys::{NativeIo, OpDone, Open, Poller};
 use crate::{Interest, Readiness, Trigger};
 
 /// `user_data` of the doorbell's poll.
@@ -402,7 +402,7 @@ impl Selector {
     }
 
     /// Whether `cqe` is a native operation's; if so, its completion is
-    /// queued for [`pop_op_done`](Selector::pop_op_done).
+    /// queued for [`pop_op_done`](NativeIo::pop_op_done).
     fn finish_op(&mut self, cqe: Cqe) -> bool {
         let Some(mut op) = self.inflight.remove(&cqe.user_data) else {
             return false;
@@ -427,10 +427,27 @@ impl Selector {
         ));
         true
     }
+}
+
+impl Open for Selector {
+    fn open() -> io::Result<(Selector, Waker)> {
+        let waker = Waker::new()?;
+        Ok((Selector::new(&waker)?, waker))
+    }
+
+    fn probe() -> io::Result<()> {
+        probe()
+    }
+}
+
+impl NativeIo for Selector {
+    fn native_io(&self) -> bool {
+        true
+    }
 
     /// A native read on socket `fd` into `buf`'s spare capacity, for the
     /// runtime's operation `op`. On an error the buffer comes back.
-    pub(crate) fn submit_recv(
+    fn submit_recv(
         &mut self,
         fd: Source<'_>,
         op: u64,
@@ -449,7 +466,7 @@ impl Selector {
     /// A native write on socket `fd` of `buf[offset..]`, all of it
     /// (`MSG_WAITALL`: the kernel retries a short send itself), without
     /// `SIGPIPE` (`MSG_NOSIGNAL`).
-    pub(crate) fn submit_send(
+    fn submit_send(
         &mut self,
         fd: Source<'_>,
         op: u64,
@@ -465,6 +482,22 @@ impl Selector {
         self.submit_op(sqe, op, raw, false, buf)
     }
 
+    /// The next finished native operation.
+    fn pop_op_done(&mut self) -> Option<OpDone> {
+        self.op_done.pop_front().map(|(_, d)| d)
+    }
+
+    /// Cancels the native operation `id` (`IORING_OP_ASYNC_CANCEL`) and
+    /// waits for its completion, so that its buffer can be handed back: the
+    /// result is `-ECANCELED`, or what it did if it finished first (a read
+    /// whose bytes arrived, a write that went out) — the cancellation racing
+    /// the completion. `None` if `id` is not in flight nor finished.
+    fn cancel_op(&mut self, id: u64) -> io::Result<Option<OpDone>> {
+        Ok(self.cancel_ops(&[id])?.pop())
+    }
+}
+
+impl Selector {
     fn submit_op(
         &mut self,
         sqe: squeue::Entry,
@@ -492,21 +525,7 @@ impl Selector {
         }
     }
 
-    /// The next finished native operation.
-    pub(crate) fn pop_op_done(&mut self) -> Option<OpDone> {
-        self.op_done.pop_front().map(|(_, d)| d)
-    }
-
-    /// Cancels the native operation `id` (`IORING_OP_ASYNC_CANCEL`) and
-    /// waits for its completion, so that its buffer can be handed back: the
-    /// result is `-ECANCELED`, or what it did if it finished first (a read
-    /// whose bytes arrived, a write that went out) — the cancellation racing
-    /// the completion. `None` if `id` is not in flight nor finished.
-    pub(crate) fn cancel_op(&mut self, id: u64) -> io::Result<Option<OpDone>> {
-        Ok(self.cancel_ops(&[id])?.pop())
-    }
-
-    /// [`cancel_op`](Selector::cancel_op) for several at once: one submit,
+    /// [`cancel_op`](NativeIo::cancel_op) for several at once: one submit,
     /// then the wait for all of them. Their completions come back (in no
     /// particular order), leaving out unknown ids.
     fn cancel_ops(&mut self, ids: &[u64]) -> io::Result<Vec<OpDone>> {
@@ -582,8 +601,10 @@ impl Selector {
         self.cancel_ops(&ids)?;
         Ok(())
     }
+}
 
-    pub(crate) fn register(
+impl Poller for Selector {
+    fn register(
         &mut self,
         fd: Source<'_>,
         slot: u64,
@@ -613,9 +634,10 @@ impl Selector {
     /// The runtime still has `fd`'s number: the entry is stale if a poll
     /// found its fd closed, or if `fd` is another file than the one
     /// registered. Then it becomes `fd`'s.
-    pub(crate) fn replace(
+    fn replace(
         &mut self,
         fd: Source<'_>,
+        _old: u64,
         slot: u64,
         interest: Interest,
         trigger: Trigger,
@@ -633,7 +655,7 @@ impl Selector {
         self.register(fd, slot, interest, trigger)
     }
 
-    pub(crate) fn reregister(
+    fn reregister(
         &mut self,
         fd: Source<'_>,
         slot: u64,
@@ -652,7 +674,7 @@ impl Selector {
         self.new_poll(raw)
     }
 
-    pub(crate) fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
+    fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         if !self.entries.contains_key(&raw) {
             return Err(not_found());
@@ -665,7 +687,7 @@ impl Selector {
         self.submit()
     }
 
-    pub(crate) fn select(
+    fn select(
         &mut self,
         out: &mut Vec<(u64, Readiness)>,
         max: usize,
@@ -679,6 +701,22 @@ impl Selector {
         Ok(false)
     }
 
+    /// The ring's fd: readable while a completion is in the queue.
+    fn os_handle(&self) -> Option<RawFd> {
+        Some(self.ring.as_raw_fd())
+    }
+
+    /// Before another loop waits on [`os_handle`](Poller::os_handle):
+    /// submits the polls (re-armed ones, the doorbell's), so readiness and
+    /// rings post completions. True if completions wait in user space.
+    fn prepare_external(&mut self) -> io::Result<bool> {
+        self.rearm_polls()?;
+        self.submit()?;
+        Ok(!self.backlog.is_empty())
+    }
+}
+
+impl Selector {
     /// Queues the polls to re-arm and the doorbell's poll if it ended.
     fn rearm_polls(&mut self) -> io::Result<()> {
         for fd in std::mem::take(&mut self.rearm) {
@@ -694,20 +732,6 @@ impl Selector {
             self.arm_waker()?;
         }
         Ok(())
-    }
-
-    /// The ring's fd: readable while a completion is in the queue.
-    pub(crate) fn os_handle(&self) -> RawFd {
-        self.ring.as_raw_fd()
-    }
-
-    /// Before another loop waits on [`os_handle`](Selector::os_handle):
-    /// submits the polls (re-armed ones, the doorbell's), so readiness and
-    /// rings post completions. True if completions wait in user space.
-    pub(crate) fn prepare_external(&mut self) -> io::Result<bool> {
-        self.rearm_polls()?;
-        self.submit()?;
-        Ok(!self.backlog.is_empty())
     }
 
     /// Submits what is queued and waits for at least one completion, at

@@ -59,7 +59,8 @@ use windows_sys::Win32::System::IO::{IO_STATUS_BLOCK, OVERLAPPED_ENTRY};
 
 use super::afd::{self, Afd, PollHandleInfo, PollInfo};
 use super::port::{Port, Waker, AFD_KEY, WAKE_KEY};
-use super::Source;
+use super::{RawOsHandle, Source};
+use crate::sys::{NativeIo, Open, Poller};
 use crate::{Interest, Readiness, Trigger};
 
 /// Sockets per AFD handle. Cancelling one request walks the requests
@@ -156,11 +157,6 @@ impl fmt::Debug for Selector {
 }
 
 impl Selector {
-    /// The completion port's handle.
-    pub(crate) fn port_handle(&self) -> std::os::windows::io::RawHandle {
-        self.port.raw() as _
-    }
-
     pub(crate) fn new(waker: &Waker) -> Selector {
         Selector {
             port: waker.port().clone(),
@@ -174,8 +170,26 @@ impl Selector {
             next_uid: 0,
         }
     }
+}
 
-    pub(crate) fn register(
+impl Open for Selector {
+    fn open() -> io::Result<(Selector, Waker)> {
+        let waker = Waker::new()?;
+        Ok((Selector::new(&waker), waker))
+    }
+}
+
+/// Native completion I/O is io_uring's only so far: posted reads and writes
+/// on IOCP run through the readiness emulation.
+impl NativeIo for Selector {}
+
+impl Poller for Selector {
+    /// The completion port.
+    fn os_handle(&self) -> Option<RawOsHandle> {
+        Some(self.port.raw() as _)
+    }
+
+    fn register(
         &mut self,
         socket: Source<'_>,
         slot: u64,
@@ -231,9 +245,10 @@ impl Selector {
     /// freed handle value out again at once, so the value alone proves
     /// nothing). A stale one is dropped as by `deregister`, and this socket
     /// registered.
-    pub(crate) fn replace(
+    fn replace(
         &mut self,
         socket: Source<'_>,
+        _old: u64,
         slot: u64,
         interest: Interest,
         trigger: Trigger,
@@ -248,7 +263,7 @@ impl Selector {
         self.register(socket, slot, interest, trigger)
     }
 
-    pub(crate) fn reregister(
+    fn reregister(
         &mut self,
         socket: Source<'_>,
         slot: u64,
@@ -285,7 +300,7 @@ impl Selector {
         Ok(())
     }
 
-    pub(crate) fn deregister(&mut self, socket: Source<'_>) -> io::Result<()> {
+    fn deregister(&mut self, socket: Source<'_>) -> io::Result<()> {
         let index = self
             .by_socket
             .remove(&socket.as_raw_socket())
@@ -303,7 +318,7 @@ impl Selector {
         Ok(())
     }
 
-    pub(crate) fn select(
+    fn select(
         &mut self,
         out: &mut Vec<(u64, Readiness)>,
         max: usize,
@@ -331,7 +346,9 @@ impl Selector {
         self.deliver(out, max);
         Ok(woken)
     }
+}
 
+impl Selector {
     /// A registration slot on an AFD handle with fewer than `AFD_GROUP`
     /// users, opening a new handle when all are full.
     fn afd_with_room(&mut self) -> io::Result<usize> {
