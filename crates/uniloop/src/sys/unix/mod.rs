@@ -248,22 +248,20 @@ pub(crate) fn accept_error(e: &io::Error) -> super::AcceptError {
     }
 }
 
-impl crate::Listen for std::os::unix::net::UnixListener {
-    type Stream = std::os::unix::net::UnixStream;
-    type Addr = std::os::unix::net::SocketAddr;
-
-    fn accept_one(&self) -> io::Result<(Self::Stream, Self::Addr)> {
-        self.accept()
-    }
-
-    fn set_stream_nonblocking(stream: &Self::Stream) -> io::Result<()> {
-        stream.set_nonblocking(true)
-    }
-
-    fn set_listener_nonblocking(&self) -> io::Result<()> {
-        self.set_nonblocking(true)
-    }
+/// Calls `$m!(Listener, Stream, Addr)` for each listener type of this
+/// platform beyond `TcpListener`: Unix-domain sockets. `accept.rs`
+/// implements `Listen` for them, so the platform's types are named here
+/// and the trait stays above `sys`.
+macro_rules! for_each_listener {
+    ($m:ident) => {
+        $m!(
+            std::os::unix::net::UnixListener,
+            std::os::unix::net::UnixStream,
+            std::os::unix::net::SocketAddr
+        );
+    };
 }
+pub(crate) use for_each_listener;
 
 pub(crate) fn default_backend() -> Backend {
     if cfg!(any(target_os = "linux", target_os = "android")) {

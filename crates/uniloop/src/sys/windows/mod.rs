@@ -158,6 +158,14 @@ pub(crate) fn accept_error(e: &io::Error) -> super::AcceptError {
     }
 }
 
+/// Calls `$m!(Listener, Stream, Addr)` for each listener type of this
+/// platform beyond `TcpListener`: none on Windows (std has no
+/// Unix-domain sockets there).
+macro_rules! for_each_listener {
+    ($m:ident) => {};
+}
+pub(crate) use for_each_listener;
+
 pub(crate) fn default_backend() -> Backend {
     Backend::Iocp
 }
