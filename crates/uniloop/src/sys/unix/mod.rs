@@ -585,3 +585,89 @@ pub(crate) fn timeout_ms(timeout: Option<Duration>) -> i32 {
         }
     }
 }
+
+/// What tells an open file from a later one that got the same fd number
+/// (the poll and io_uring backends keep one per registration):
+/// its device and inode numbers — and for a socket on BSD or macOS, whose
+/// `fstat` fills in neither (both 0), its own and its peer's address, as
+/// far as it has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    addrs: Option<
+        Box<(
+            Option<rustix::net::SocketAddrAny>,
+            Option<rustix::net::SocketAddrAny>,
+        )>,
+    >,
+}
+
+impl Identity {
+    // `st_dev` and `st_ino` are `u64` on some systems, not on others.
+    #[allow(clippy::unnecessary_cast)]
+    fn of(fd: Source<'_>) -> io::Result<Identity> {
+        let st = rustix::fs::fstat(fd)?;
+        let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
+        let socket =
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket;
+        let addrs = (socket && ino == 0).then(|| {
+            let local = rustix::net::getsockname(fd).ok();
+            let peer = rustix::net::getpeername(fd).ok().flatten();
+            Box::new((local, peer))
+        });
+        Ok(Identity { dev, ino, addrs })
+    }
+
+    /// Whether `now` is another file. Addresses count only where both
+    /// sides have one: a socket registered before it connected gains a
+    /// peer, and is still the same socket.
+    fn differs(&self, now: &Identity) -> bool {
+        fn known_and_unequal<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
+            matches!((a, b), (Some(a), Some(b)) if a != b)
+        }
+        if (self.dev, self.ino) != (now.dev, now.ino) {
+            return true;
+        }
+        match (&self.addrs, &now.addrs) {
+            (Some(a), Some(b)) => known_and_unequal(&a.0, &b.0) || known_and_unequal(&a.1, &b.1),
+            _ => false,
+        }
+    }
+}
+
+/// A Linux `poll(2)` result mask as [`Readiness`] — the same bits as
+/// epoll's flags (the epoll backend reads its events with it), and what
+/// io_uring's `POLL_ADD` reports — without a branch per flag: each of
+/// `Readiness`'s bits is one or two of poll's shifted into place. `IN` →
+/// readable, `OUT` → writable, `PRI` → priority, `RDHUP` or `HUP` →
+/// read-closed, `HUP` or `ERR` → write-closed, `ERR` → error (the epoll
+/// backend's test checks it against the plain reading).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[inline]
+fn readiness_bits(f: u32) -> Readiness {
+    const _: () = assert!(
+        libc::POLLIN as u32 == 0x1
+            && libc::POLLPRI as u32 == 0x2
+            && libc::POLLOUT as u32 == 0x4
+            && libc::POLLERR as u32 == 0x8
+            && libc::POLLHUP as u32 == 0x10
+            && libc::POLLRDHUP as u32 == 0x2000
+    );
+    const _: () = assert!(
+        Readiness::READABLE.bits() == 1
+            && Readiness::WRITABLE.bits() == 2
+            && Readiness::READ_CLOSED.bits() == 4
+            && Readiness::WRITE_CLOSED.bits() == 8
+            && Readiness::ERROR.bits() == 16
+            && Readiness::PRIORITY.bits() == 32
+    );
+    Readiness::from_bits(
+        (f & 0x1)                       // IN -> READABLE
+            | ((f >> 1) & 0x2)          // OUT -> WRITABLE
+            | (((f >> 11) | (f >> 2)) & 0x4) // RDHUP, HUP -> READ_CLOSED
+            | ((f | (f >> 1)) & 0x8)    // ERR, HUP -> WRITE_CLOSED
+            | ((f << 1) & 0x10)         // ERR -> ERROR
+            | ((f << 4) & 0x20), // PRI -> PRIORITY
+    )
+}
