@@ -19,6 +19,7 @@ mod callgrind;
 mod capi;
 mod cases;
 mod chat;
+mod measure;
 mod report;
 mod sys;
 
