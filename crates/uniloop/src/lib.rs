@@ -172,6 +172,8 @@
 //! ([`Backend::supports`]); elsewhere it is refused with
 //! [`std::io::ErrorKind::Unsupported`], never emulated approximately.
 
+#![deny(dead_code, unused_imports)]
+
 mod accept;
 mod backend;
 mod completion;

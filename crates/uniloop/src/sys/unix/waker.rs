@@ -20,7 +20,6 @@ pub(crate) struct Waker {
     /// doorbell, which lives on the kqueue itself.
     read: Option<OwnedFd>,
     /// The end producers write; `None` when it is the same fd (eventfd).
-    #[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
     write: Option<OwnedFd>,
     /// The kqueue whose `EVFILT_USER` event is the doorbell, and how the
     /// kqueue backend rings it. Shared with the selector so that ringing
