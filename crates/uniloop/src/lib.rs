@@ -81,7 +81,8 @@
 //! refuses a blocking source with [`std::io::ErrorKind::InvalidInput`];
 //! Windows cannot read the mode back, so there it is on you. Deregister a
 //! source before closing it; one closed without it reports nothing, and its
-//! number can be registered again.
+//! number can be registered again — but not while posted reads or writes
+//! are pending on it ([`Runtime::register`] says why).
 //!
 //! # Write buffering and backpressure
 //!
