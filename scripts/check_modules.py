@@ -6,9 +6,11 @@
 
 Reads every `.rs` file under CRATE_SRC (test-only code left out: files
 named `*tests.rs` and what follows a `#[cfg(test)]` module), resolves each
-`crate::`, `super::` and `self::` path, including names the crate root
-re-exports, to the module that defines it (`#[cfg(doc)]` imports, which
-only rustdoc's links use, left out), and fails on:
+`crate::`, `super::` and `self::` path to the module that defines what it
+names, following the names other modules' `use` lines bring in (the crate
+root's re-exports, a parent's `pub(crate) use self::waker::Waker`;
+`#[cfg(doc)]` imports, which only rustdoc's links use, left out), and
+fails on:
 
 * a circle: module A uses B and B, directly or through others, uses A.
   A module using its own ancestors (a backend using `sys/mod.rs`'s shared
@@ -21,9 +23,10 @@ only rustdoc's links use, left out), and fails on:
 * `--backend MOD`: a backend that uses another backend's items (what two
   of them share lives in their parent module).
 
-`--graph` prints the edges. Written by hand because no crate or tool on
-the registries checks this without building the crate (cargo-modules
-needs rust-analyzer's toolchain and prints, but does not judge, cycles).
+A MOD is written `sys::unix::epoll` or `sys/unix/epoll`. `--graph` prints
+the edges. Written by hand because no crate or tool on the registries
+checks this without building the crate (cargo-modules needs
+rust-analyzer's toolchain and prints, but does not judge, cycles).
 """
 
 import re
@@ -59,7 +62,7 @@ def use_paths(text):
     """Every path that starts with crate/super/self, `use` groups expanded."""
     out = []
     for m in re.finditer(r"\buse\s+((?:crate|super|self)\b[^;]*);", text, flags=re.S):
-        out.extend(expand(re.sub(r"\s+", "", m.group(1))))
+        out.extend(expand(squeeze(m.group(1))))
     # Paths written inline (`crate::ops::OpId` in a signature).
     body = re.sub(r"\buse\s+(?:crate|super|self)\b[^;]*;", " ", text, flags=re.S)
     for m in re.finditer(r"\b((?:crate|super|self)(?:::(?:super|[A-Za-z_]\w*))+)", body):
@@ -67,11 +70,19 @@ def use_paths(text):
     return out
 
 
-def expand(tree):
-    """`crate::{a::B,c::{D,E}}` -> [[crate,a,B],[crate,c,D],[crate,c,E]]."""
+def squeeze(tree):
+    """A `use` tree without whitespace, `x as y` written `x@y`."""
+    return re.sub(r"\s+", "", re.sub(r"\s+as\s+", "@", tree))
+
+
+def expand(tree, keep_alias=False):
+    """`crate::{a::B,c::{D,E}}` -> [[crate,a,B],[crate,c,D],[crate,c,E]]
+    (a squeezed tree). With `keep_alias`, `a::B@C` gives [a, B, "@C"]."""
     i = tree.find("{")
     if i < 0:
-        return [[p for p in re.sub(r"\bas\b.*$", "", tree).split("::") if p]]
+        path, _, alias = tree.partition("@")
+        path = [p for p in path.split("::") if p]
+        return [path + ["@" + alias]] if alias and keep_alias else [path]
     prefix = tree[:i].rstrip(":").split("::")
     inner = tree[i + 1: tree.rfind("}")]
     parts, depth, cur = [], 0, ""
@@ -90,8 +101,28 @@ def expand(tree):
         if p in ("self", ""):
             out.append(prefix)
         else:
-            out.extend(prefix + q for q in expand(p))
+            out.extend(prefix + q for q in expand(p, keep_alias))
     return out
+
+
+def modpath(arg):
+    """A module named `sys::unix::epoll` or `sys/unix/epoll`."""
+    return tuple(p for p in re.split(r"::|/", arg) if p)
+
+
+def bindings(text):
+    """What a module's `use crate::/self::/super::` lines bind: name -> path."""
+    out, twice = {}, set()
+    for m in re.finditer(r"\buse\s+((?:crate|super|self)\b[^;]*);", text, flags=re.S):
+        for p in expand(squeeze(m.group(1)), keep_alias=True):
+            alias = p.pop()[1:] if p and p[-1].startswith("@") else None
+            if len(p) < 2 or p[-1] == "*":
+                continue
+            name = alias or p[-1]
+            if name in out and out[name] != p:
+                twice.add(name)
+            out[name] = p
+    return {k: v for k, v in out.items() if k not in twice}
 
 
 def main(argv):
@@ -104,13 +135,13 @@ def main(argv):
     i = 1
     while i < len(args):
         if args[i] == "--leaf":
-            leaves.append(tuple(args[i + 1].split("::")))
+            leaves.append(modpath(args[i + 1]))
             i += 2
         elif args[i] == "--backend":
-            backends.append(tuple(args[i + 1].split("::")))
+            backends.append(modpath(args[i + 1]))
             i += 2
         elif args[i] == "--sys":
-            sysmods.append(tuple(args[i + 1].split("::")))
+            sysmods.append(modpath(args[i + 1]))
             i += 2
         else:
             i += 1
@@ -122,13 +153,15 @@ def main(argv):
         files[module_of(src, path)] = strip(path.read_text())
     modules = set(files)
 
-    # Names the crate root re-exports: `pub use crate::event::{Event, ...}`.
-    reexport = {}
-    for p in use_paths(files.get((), "")):
-        if p[0] == "crate" and len(p) >= 3:
-            reexport[p[-1]] = tuple(p[1:-1])
+    # The names each module's `use` lines bring in (a `pub use` re-export,
+    # or a private one its descendants see too): name -> path as written.
+    # A name bound twice (`use self::unix as imp` and `use self::windows as
+    # imp` under opposite cfgs) is not followed.
+    names = {mod: bindings(text) for mod, text in files.items()}
 
-    def resolve(mod, path):
+    def resolve(mod, path, depth=0):
+        """The module that defines what `path`, written in `mod`, names;
+        and whether the whole path is that module."""
         if path[0] == "crate":
             base, rest = (), path[1:]
         else:
@@ -137,20 +170,23 @@ def main(argv):
                 if rest[0] == "super":
                     base = base[:-1]
                 rest = rest[1:]
-        if base == () and rest and rest[0] in reexport and tuple(rest[:1]) not in modules:
-            return reexport[rest[0]]
         target = base
-        for seg in rest:
+        for i, seg in enumerate(rest):
             if target + (seg,) in modules:
                 target = target + (seg,)
-            else:
-                break
-        return target
+                continue
+            via = names.get(target, {}).get(seg)
+            if via is None or depth > 16:
+                return target, False
+            target, whole = resolve(target, via, depth + 1)
+            if not whole:
+                return target, False
+        return target, True
 
     edges = {}
     for mod, text in files.items():
         for path in use_paths(text):
-            t = resolve(mod, path)
+            t, _ = resolve(mod, path)
             if t == mod or t == ():
                 continue
             edges.setdefault(mod, set()).add(t)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The reliability tools of issue 13, each ending in one summary line:
+# The reliability tools, each ending in one summary line:
 #
 #   miri      cargo +nightly miri test over what does not need sockets
 #   tsan      ThreadSanitizer (-Zsanitizer=thread, -Zbuild-std) over the

@@ -18,6 +18,8 @@
 //!   Model Context Protocol; [`output`] — stdout written by a worker;
 //!   [`logging`] — the log (stderr), written by a worker too.
 
+#![deny(dead_code, unused_imports)]
+
 pub mod accounts;
 pub mod command;
 pub mod commands;

@@ -12,6 +12,8 @@
 //!
 //! The pieces are in the `talker` library crate.
 
+#![deny(dead_code, unused_imports)]
+
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;

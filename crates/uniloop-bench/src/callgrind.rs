@@ -19,16 +19,10 @@ use std::time::{Duration, Instant};
 
 use crate::capi;
 use crate::cases::{echo, idle, timers, Until};
-
-/// Runs `f`; under `--callgrind`, the only code whose instructions count.
-/// A plain call otherwise (it is never inlined, so callgrind can find it).
-#[inline(never)]
-pub(crate) fn measured<T>(f: impl FnOnce() -> T) -> T {
-    f()
-}
+use crate::measure::measured;
 
 /// The symbol pattern that `--toggle-collect` matches [`measured`] by.
-const MEASURED: &str = "*uniloop_bench::callgrind::measured*";
+const MEASURED: &str = "*uniloop_bench::measure::measured*";
 
 type RunOps = fn(u64) -> io::Result<()>;
 
@@ -424,6 +418,13 @@ fn total(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_toggle_pattern_names_measured() {
+        let name = std::any::type_name_of_val(&measured::<(), fn()>);
+        let pattern = MEASURED.trim_matches('*');
+        assert!(name.contains(pattern), "{name} does not match {MEASURED}");
+    }
 
     #[test]
     fn totals_are_read_from_a_callgrind_file() {

@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use crate::callgrind::measured;
+use crate::measure::measured;
 
 // Links the C library's exported functions into this binary.
 use uniloop_capi as _;

@@ -14,11 +14,14 @@
 //! `--callgrind` instead counts user-space instructions per operation for
 //! the single-threaded cases under valgrind (see `callgrind.rs`).
 
+#![deny(dead_code, unused_imports)]
+
 mod alloc;
 mod callgrind;
 mod capi;
 mod cases;
 mod chat;
+mod measure;
 mod report;
 mod sys;
 

@@ -79,22 +79,31 @@ pub trait Listen: AsSource {
     fn set_listener_nonblocking(&self) -> io::Result<()>;
 }
 
-impl Listen for TcpListener {
-    type Stream = TcpStream;
-    type Addr = SocketAddr;
+/// `Listen` for a std listener type whose methods do the work.
+macro_rules! impl_listen {
+    ($listener:ty, $stream:ty, $addr:ty) => {
+        impl Listen for $listener {
+            type Stream = $stream;
+            type Addr = $addr;
 
-    fn accept_one(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        self.accept()
-    }
+            fn accept_one(&self) -> io::Result<($stream, $addr)> {
+                self.accept()
+            }
 
-    fn set_stream_nonblocking(stream: &TcpStream) -> io::Result<()> {
-        stream.set_nonblocking(true)
-    }
+            fn set_stream_nonblocking(stream: &$stream) -> io::Result<()> {
+                stream.set_nonblocking(true)
+            }
 
-    fn set_listener_nonblocking(&self) -> io::Result<()> {
-        self.set_nonblocking(true)
-    }
+            fn set_listener_nonblocking(&self) -> io::Result<()> {
+                self.set_nonblocking(true)
+            }
+        }
+    };
 }
+
+impl_listen!(TcpListener, TcpStream, SocketAddr);
+// The platform's others (Unix-domain sockets), named by `sys`.
+sys::for_each_listener!(impl_listen);
 
 /// What an [`Acceptor`] has done, for logs and tests.
 ///

@@ -81,7 +81,8 @@
 //! refuses a blocking source with [`std::io::ErrorKind::InvalidInput`];
 //! Windows cannot read the mode back, so there it is on you. Deregister a
 //! source before closing it; one closed without it reports nothing, and its
-//! number can be registered again.
+//! number can be registered again — but not while posted reads or writes
+//! are pending on it ([`Runtime::register`] says why).
 //!
 //! # Write buffering and backpressure
 //!
@@ -172,10 +173,13 @@
 //! ([`Backend::supports`]); elsewhere it is refused with
 //! [`std::io::ErrorKind::Unsupported`], never emulated approximately.
 
+#![deny(dead_code, unused_imports)]
+
 mod accept;
 mod backend;
 mod completion;
 mod console;
+mod console_kind;
 mod event;
 mod interest;
 mod lines;
@@ -187,6 +191,7 @@ mod readiness;
 mod registry;
 mod runtime;
 mod signal;
+mod signal_name;
 mod sync;
 mod sys;
 mod timer;
@@ -197,7 +202,8 @@ mod worker;
 pub use crate::accept::{AcceptStats, Acceptor, Listen};
 pub use crate::backend::{Backend, UnknownBackend};
 pub use crate::completion::{Closed, PostError, Poster};
-pub use crate::console::{Console, ConsoleEvent, ConsoleKind};
+pub use crate::console::{Console, ConsoleEvent};
+pub use crate::console_kind::ConsoleKind;
 pub use crate::event::{Event, Events};
 pub use crate::interest::Interest;
 pub use crate::lines::{Line, LineSplitter, LineStats, LongLines};
@@ -206,7 +212,8 @@ pub use crate::pool::{JobId, JobPanicked, ShutdownReport, SubmitError, WorkerPoo
 pub use crate::queue::{Overflow, PopError, PushError, Queue, QueueStats};
 pub use crate::readiness::Readiness;
 pub use crate::runtime::{Builder, Runtime};
-pub use crate::signal::{Signal, Signals};
+pub use crate::signal::Signals;
+pub use crate::signal_name::Signal;
 pub use crate::sys::{AsSource, RawOsHandle};
 pub use crate::timer::TimerId;
 pub use crate::token::Token;

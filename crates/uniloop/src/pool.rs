@@ -577,8 +577,8 @@ impl<R> fmt::Debug for WorkerPool<R> {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send_and_sync() {
+// Fails to compile if these stop being `Send + Sync`.
+const _: fn() = || {
     fn assert<T: Send + Sync>() {}
     assert::<WorkerPool<String>>();
-}
+};

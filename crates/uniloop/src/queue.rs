@@ -871,13 +871,13 @@ impl<T> fmt::Debug for Queue<T> {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send_and_sync() {
+// Fails to compile if these stop being `Send + Sync`.
+const _: fn() = || {
     fn assert<T: Send + Sync>() {}
     assert::<Queue<String>>();
     assert::<PushError<String>>();
     assert::<QueueStats>();
-}
+};
 
 #[cfg(all(test, uniloop_loom))]
 mod loom_tests;

@@ -36,13 +36,13 @@ impl Readiness {
     /// The readiness whose bits are `bits` (a backend's branch-free
     /// translation builds them; bits above `PRIORITY` are dropped).
     #[inline]
-    #[allow(dead_code)] // used by some backends only (epoll)
+    #[allow(dead_code)] // only the Linux backends (epoll, io_uring) translate bits
     pub(crate) const fn from_bits(bits: u32) -> Readiness {
         Readiness((bits & 0x3f) as u8)
     }
 
     /// The bits `from_bits` takes.
-    #[allow(dead_code)] // used by some backends only
+    #[allow(dead_code)] // only the Linux backends assert on the bits
     pub(crate) const fn bits(self) -> u8 {
         self.0
     }

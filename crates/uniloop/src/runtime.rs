@@ -301,7 +301,14 @@ impl Runtime {
     /// Registers `source` for level-triggered readiness under `token`.
     ///
     /// The runtime borrows the source: it neither owns nor closes it.
-    /// Deregister it before closing it.
+    /// Deregister it before closing it. Closing it without that is handled
+    /// for readiness (below), not for posted I/O: the runtime reads and
+    /// writes a source with pending [`post_read`](Runtime::post_read) /
+    /// [`post_write`](Runtime::post_write) operations through its number
+    /// inside later calls (`wait`, `cancel_io`), and once the number is
+    /// closed and reused, that I/O reaches the file that got it. Keep a
+    /// source with operations pending open until they finish, are
+    /// cancelled, or it is deregistered.
     ///
     /// The source must be in non-blocking mode (`set_nonblocking(true)`;
     /// note that `TcpListener::accept` returns blocking sockets): the loop
@@ -539,9 +546,14 @@ impl Runtime {
             let Some(io) = reg.ops.as_deref_mut() else {
                 continue;
             };
-            // SAFETY: the source is registered, and the caller keeps a
-            // registered source open until it deregisters it; the borrow
-            // ends with this iteration.
+            // SAFETY: rests on `register`'s rule for posted I/O (a source
+            // with operations pending stays open until they finish or it is
+            // deregistered), which this safe API states but cannot enforce:
+            // the held writes go out through `src` (`sendmsg`/`writev`, or a
+            // ring `SEND`), and on a number closed and reused since they
+            // were posted they would reach the new file. The registry entry
+            // is live (not deregistered, not replaced); the borrow ends with
+            // this iteration. docs/ARCHITECTURE.md, "Registered numbers".
             let src = unsafe { sys::borrow_raw(reg.raw) };
             self.ops
                 .release_held(&mut self.selector, src, slot, io, interest, trigger);
@@ -728,8 +740,12 @@ impl Runtime {
     pub fn cancel_io(&mut self, op: OpId) -> Option<Finished> {
         let reg = self.registry.at_index_mut(op.index())?;
         let io = reg.ops.as_deref_mut()?;
-        // SAFETY: the source is registered, and the caller keeps a
-        // registered source open until it deregisters it; the borrow ends
+        // SAFETY: rests on `register`'s rule for posted I/O, as in
+        // `release_held`: through `src` go a re-registration with less
+        // interest (epoll_ctl, kevent, the poll array: the selector's own
+        // state, no data of whatever file has the number), and, for a
+        // write cancelled in the ring, the next queued write (`send_front`:
+        // I/O, hence the rule). The registry entry is live; the borrow ends
         // with this call.
         let src = unsafe { sys::borrow_raw(reg.raw) };
         self.ops.cancel(&mut self.selector, src, io, op)
@@ -1301,9 +1317,12 @@ impl Runtime {
                 });
                 continue;
             };
-            // SAFETY: the slot is registered, and the caller keeps a
-            // registered source open until it deregisters it; the borrow
-            // ends with this iteration.
+            // SAFETY: rests on `register`'s rule for posted I/O, as in
+            // `release_held`: the pending reads and writes are done through
+            // `src`. Readiness under a live slot does not prove the number
+            // still names its file: poll(2) watches numbers, and an epoll
+            // entry or a ring `POLL_ADD` lives on with the file while a
+            // duplicate of it is open. The borrow ends with this iteration.
             let src = unsafe { sys::borrow_raw(reg.raw) };
             let sel = &mut self.selector;
             let (interest, trigger) = (reg.interest, reg.trigger);
@@ -1330,7 +1349,11 @@ impl Runtime {
             let Some(io) = reg.ops.as_deref_mut() else {
                 continue;
             };
-            // SAFETY: as above: a registered source, open while registered.
+            // SAFETY: rests on `register`'s rule for posted I/O, as in
+            // `release_held`: the rest of a partial `SEND` and the writes
+            // queued behind it are submitted and written through `src`.
+            // The completion's registration is live (the index and its
+            // operation matched); the borrow ends with this iteration.
             let src = unsafe { sys::borrow_raw(reg.raw) };
             self.ops.on_native(&mut self.selector, src, io, done);
         }

@@ -10,7 +10,6 @@ pub(crate) use loom::sync::{
     Arc, Condvar, Mutex, MutexGuard,
 };
 #[cfg(not(uniloop_loom))]
-#[allow(unused_imports)] // the queue and worker modules use the rest
 pub(crate) use std::sync::{
     atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,

@@ -447,12 +447,12 @@ impl<R> fmt::Debug for Worker<R> {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send_and_sync() {
+// Fails to compile if these stop being `Send + Sync`.
+const _: fn() = || {
     fn assert<T: Send + Sync>() {}
     assert::<Worker<String>>();
     assert::<StopToken>();
-}
+};
 
 fn deadline(timeout: Duration) -> Instant {
     Instant::now()

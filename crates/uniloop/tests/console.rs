@@ -167,8 +167,7 @@ fn stop_unblocks_a_read_on_an_open_empty_pipe() {
     drop(stdin); // only now does the pipe close
 }
 
-/// Issue 13, defect 5: a process that closes its fd 0 and then makes a
-/// runtime. The runtime must not take fd 0 for its own epoll, eventfd or
+/// A process that closes its fd 0 and then makes a runtime. The runtime must not take fd 0 for its own epoll, eventfd or
 /// pipe, so the console finds no stdin and reports an immediate end of
 /// input, instead of reading from whatever descriptor took the number.
 /// (Rust's start-up code reopens a closed fd 0 on `/dev/null`, so the close

@@ -1,6 +1,7 @@
-//! The runtime contract (DESIGN.md, "The runtime contract"), one suite run
-//! unchanged against every backend this platform has: each `fn(Backend)`
-//! below becomes one `#[test]` per backend module at the bottom.
+//! The runtime contract (docs/ARCHITECTURE.md, "The runtime contract"),
+//! one suite run unchanged against every backend this platform has: each
+//! `fn(Backend)` below becomes one `#[test]` per backend module at the
+//! bottom.
 
 mod util;
 
@@ -385,9 +386,9 @@ fn oneshot_reports_once_until_reregistered(b: Backend) {
     assert_eq!(io_tokens(&seen), vec![Token(2)]);
 }
 
-/// Issue 9, defect 1: `reregister` turned an edge or oneshot registration
-/// into a level one, so a server dropping WRITABLE got a readiness report
-/// on every wait.
+/// `reregister` keeps an edge or oneshot registration what it is: turned
+/// into a level one, a server dropping WRITABLE would get a readiness
+/// report on every wait.
 fn reregister_keeps_the_trigger(b: Backend) {
     for trigger in [Trigger::Edge, Trigger::Oneshot] {
         if !b.supports(trigger) {
@@ -646,7 +647,7 @@ fn let_zero_delay_timers_fall_due() {
     }
 }
 
-/// Issue 9, defect 4: handling one event of a batch may cancel a timer
+/// Handling one event of a batch may cancel a timer
 /// whose event comes later in the same batch, and add timers. The stale
 /// event stays (the caller skips it by id), and no timer added later ever
 /// gets its id.
@@ -681,7 +682,7 @@ fn timer_event_names_only_its_own_timer(b: Backend) {
     assert_eq!(rt.timers(), 500);
 }
 
-/// Issue 13, defect 6: with `max_pending_completions(n)`, the n+1st post
+/// With `max_pending_completions(n)`, the n+1st post
 /// while the loop is behind is refused with `Full` and its values handed
 /// back; every accepted post is delivered; room comes back as the loop
 /// takes completions.
@@ -726,7 +727,7 @@ fn pending_completions_can_be_bounded(b: Backend) {
     assert!(poster.post(1, 0).unwrap_err().is_closed());
 }
 
-/// Issue 13, defect 4: a timer id belongs to the runtime that made it.
+/// A timer id belongs to the runtime that made it.
 /// Another runtime with a timer in the same internal place neither cancels
 /// nor moves it when handed the foreign id, and its own timer still fires.
 fn timer_ids_are_tied_to_their_runtime(b: Backend) {

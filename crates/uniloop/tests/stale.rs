@@ -51,9 +51,9 @@ fn io_events(events: &Events) -> Vec<(Token, uniloop::Readiness)> {
         .collect()
 }
 
-/// Issue 9, defect 2: poll(2) reported a closed fd (`POLLNVAL`) as
-/// `WRITE_CLOSED | ERROR` on every wait, a busy loop, where epoll reports
-/// nothing. Two sources: one idle when it is closed (on IOCP its AFD poll is
+/// A closed source reports nothing: poll(2) says `POLLNVAL` for a closed fd
+/// on every wait, which reported as `WRITE_CLOSED | ERROR` would be a busy
+/// loop (epoll reports nothing). Two sources: one idle when it is closed (on IOCP its AFD poll is
 /// in flight and completes with `AFD_POLL_LOCAL_CLOSE`), one that has just
 /// reported (on IOCP its next poll is issued on a closed handle).
 fn closed_source_reports_nothing(b: Backend) {
@@ -88,14 +88,14 @@ fn closed_source_reports_nothing(b: Backend) {
     assert_eq!(rt.registered(), 2, "still registered until deregistered");
 }
 
-/// Issue 9, defect 3: a source dropped without `deregister` left its number
-/// in the registry, so the next socket that got the number failed
-/// `register` with `AlreadyExists`. `wait_between`: whether the runtime
+/// A source dropped without `deregister` leaves its number in the
+/// registry; the next socket that gets the number must still register
+/// (not fail with `AlreadyExists`). `wait_between`: whether the runtime
 /// waits (and so can see the close) between the close and the reuse.
 /// `dup_kept`: a duplicate of the closed source is kept open (a `dup`, a
 /// forked child, `SCM_RIGHTS`), so the OS may keep its old entry alive and
-/// report it under the old slot; those reports must match nothing (issue
-/// 13, defect 2: slots are generation-tagged).
+/// report it under the old slot; those reports must match nothing (slots
+/// are generation-tagged).
 fn reused_number_registers(b: Backend, wait_between: bool, dup_kept: bool) {
     let _turn = one_at_a_time();
     let mut rt = rt(b);

@@ -125,8 +125,8 @@ fn stdin_pipe_is_registrable() {
     }
 }
 
-/// Issue 9: a blocking socket (what `TcpListener::accept` returns) was
-/// accepted silently, and the first read past the data stalled the loop.
+/// A blocking socket (what `TcpListener::accept` returns) is refused:
+/// accepted, the first read past the data would stall the loop.
 #[test]
 fn a_blocking_socket_is_refused_with_advice() {
     for b in backends() {

@@ -15,6 +15,8 @@
 //! A `tell` goes to exactly one other client, so the delivered rate is the
 //! send rate (`clients × rate`), not a fan-out multiple of it.
 
+#![deny(dead_code, unused_imports)]
+
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpStream};

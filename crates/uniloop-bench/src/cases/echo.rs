@@ -23,7 +23,7 @@ use socket2::{Domain, SockRef, Socket, Type};
 use uniloop::Backend;
 
 use super::{join, tokio_rt, Until};
-use crate::callgrind::measured;
+use crate::measure::measured;
 use crate::report::{Case, Role, Sample};
 use crate::sys::{epoll_events, Epoll};
 use crate::Config;

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use super::Until;
-use crate::callgrind::measured;
+use crate::measure::measured;
 use crate::report::{Case, Role, Sample};
 use crate::Config;
 

@@ -42,7 +42,7 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
             .system("crossbeam ArrayQueue, spinning", Role::Limit, move || {
                 array_queue(producers, n)
             })
-            // Issue 12: at least the best blocking channel, and within 0.8×
+            // The goal: at least the best blocking channel, and within 0.8×
             // of the spinning ring (no parking at all).
             .goal_at_least("crossbeam-channel bounded", 1.0)
             .goal_at_least("flume bounded", 1.0)

@@ -12,7 +12,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::{check_stall, tokio_rt, STALL};
-use crate::callgrind::measured;
+use crate::measure::measured;
 use crate::report::{Case, Role, Sample};
 use crate::sys::{thread_cpu_time, Rng};
 use crate::Config;

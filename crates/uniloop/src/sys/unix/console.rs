@@ -12,7 +12,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::FileType;
 use rustix::io::Errno;
 
-use crate::console::ConsoleKind;
+use crate::ConsoleKind;
 
 /// What stdin is: a terminal, a pipe or socket, a file (or a device such as
 /// `/dev/null`), or nothing (fd 0 is closed).

@@ -201,45 +201,15 @@ fn flags(interest: Interest, trigger: Trigger) -> EventFlags {
 /// error. The test below checks it against the plain reading.
 #[inline]
 fn readiness(f: EventFlags) -> Readiness {
-    readiness_bits(f.bits())
-}
-
-/// [`readiness`] from raw bits: epoll's flags, or a `poll(2)` result mask,
-/// whose bits are the same on Linux (io_uring's `POLL_ADD` reports one).
-#[inline]
-pub(super) fn readiness_bits(f: u32) -> Readiness {
     const _: () = assert!(
-        libc::POLLIN as u32 == 0x1
-            && libc::POLLPRI as u32 == 0x2
-            && libc::POLLOUT as u32 == 0x4
-            && libc::POLLERR as u32 == 0x8
-            && libc::POLLHUP as u32 == 0x10
-            && libc::POLLRDHUP as u32 == 0x2000
+        EventFlags::IN.bits() == libc::POLLIN as u32
+            && EventFlags::PRI.bits() == libc::POLLPRI as u32
+            && EventFlags::OUT.bits() == libc::POLLOUT as u32
+            && EventFlags::ERR.bits() == libc::POLLERR as u32
+            && EventFlags::HUP.bits() == libc::POLLHUP as u32
+            && EventFlags::RDHUP.bits() == libc::POLLRDHUP as u32
     );
-    const _: () = assert!(
-        EventFlags::IN.bits() == 0x1
-            && EventFlags::PRI.bits() == 0x2
-            && EventFlags::OUT.bits() == 0x4
-            && EventFlags::ERR.bits() == 0x8
-            && EventFlags::HUP.bits() == 0x10
-            && EventFlags::RDHUP.bits() == 0x2000
-    );
-    const _: () = assert!(
-        Readiness::READABLE.bits() == 1
-            && Readiness::WRITABLE.bits() == 2
-            && Readiness::READ_CLOSED.bits() == 4
-            && Readiness::WRITE_CLOSED.bits() == 8
-            && Readiness::ERROR.bits() == 16
-            && Readiness::PRIORITY.bits() == 32
-    );
-    Readiness::from_bits(
-        (f & 0x1)                       // IN -> READABLE
-            | ((f >> 1) & 0x2)          // OUT -> WRITABLE
-            | (((f >> 11) | (f >> 2)) & 0x4) // RDHUP, HUP -> READ_CLOSED
-            | ((f | (f >> 1)) & 0x8)    // ERR, HUP -> WRITE_CLOSED
-            | ((f << 1) & 0x10)         // ERR -> ERROR
-            | ((f << 4) & 0x20), // PRI -> PRIORITY
-    )
+    super::readiness_bits(f.bits())
 }
 
 impl AsFd for Selector {

@@ -291,12 +291,12 @@ impl Selector {
 fn doorbell(selector: &mut Selector, kq: Arc<OwnedFd>) -> io::Result<Waker> {
     let flags = (libc::EV_ADD | libc::EV_CLEAR | libc::EV_RECEIPT) as u32;
     selector.apply(&mut [kevent(0, libc::EVFILT_USER as i32, flags, 0, WAKER)])?;
-    Ok(Waker::kqueue(kq))
+    Ok(Waker::kqueue(kq, trigger_user))
 }
 
-/// Rings the `EVFILT_USER` doorbell on `kq`.
+/// Rings the `EVFILT_USER` doorbell on `kq` (the waker's `Ring`).
 #[cfg(uniloop_evfilt_user)]
-pub(crate) fn trigger_user(kq: &OwnedFd) -> io::Result<()> {
+fn trigger_user(kq: &OwnedFd) -> io::Result<()> {
     let ev = kevent(
         0,
         libc::EVFILT_USER as i32,

@@ -77,11 +77,11 @@ pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
 ///
 /// # Safety
 ///
-/// `raw` must be the fd of a live registration. The caller promised to keep
-/// it open while registered (`Runtime::register` borrows it until
-/// `deregister`), and the returned borrow must not outlive the current call.
+/// `raw` must be the fd of a live registration, still open and still the
+/// file that was registered (for posted I/O, `Runtime::register`'s rule),
+/// and the returned borrow must not outlive the current call.
 pub(crate) unsafe fn borrow_raw<'a>(raw: RawSource) -> Source<'a> {
-    // SAFETY: the caller's promise, above.
+    // SAFETY: the caller's obligation, above.
     unsafe { BorrowedFd::borrow_raw(raw) }
 }
 
@@ -248,22 +248,20 @@ pub(crate) fn accept_error(e: &io::Error) -> super::AcceptError {
     }
 }
 
-impl crate::Listen for std::os::unix::net::UnixListener {
-    type Stream = std::os::unix::net::UnixStream;
-    type Addr = std::os::unix::net::SocketAddr;
-
-    fn accept_one(&self) -> io::Result<(Self::Stream, Self::Addr)> {
-        self.accept()
-    }
-
-    fn set_stream_nonblocking(stream: &Self::Stream) -> io::Result<()> {
-        stream.set_nonblocking(true)
-    }
-
-    fn set_listener_nonblocking(&self) -> io::Result<()> {
-        self.set_nonblocking(true)
-    }
+/// Calls `$m!(Listener, Stream, Addr)` for each listener type of this
+/// platform beyond `TcpListener`: Unix-domain sockets. `accept.rs`
+/// implements `Listen` for them, so the platform's types are named here
+/// and the trait stays above `sys`.
+macro_rules! for_each_listener {
+    ($m:ident) => {
+        $m!(
+            std::os::unix::net::UnixListener,
+            std::os::unix::net::UnixStream,
+            std::os::unix::net::SocketAddr
+        );
+    };
 }
+pub(crate) use for_each_listener;
 
 pub(crate) fn default_backend() -> Backend {
     if cfg!(any(target_os = "linux", target_os = "android")) {
@@ -341,4 +339,90 @@ pub(crate) fn timeout_ms(timeout: Option<Duration>) -> i32 {
             i32::try_from(ms).unwrap_or(i32::MAX)
         }
     }
+}
+
+/// What tells an open file from a later one that got the same fd number
+/// (the poll and io_uring backends keep one per registration):
+/// its device and inode numbers — and for a socket on BSD or macOS, whose
+/// `fstat` fills in neither (both 0), its own and its peer's address, as
+/// far as it has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    addrs: Option<
+        Box<(
+            Option<rustix::net::SocketAddrAny>,
+            Option<rustix::net::SocketAddrAny>,
+        )>,
+    >,
+}
+
+impl Identity {
+    // `st_dev` and `st_ino` are `u64` on some systems, not on others.
+    #[allow(clippy::unnecessary_cast)]
+    fn of(fd: Source<'_>) -> io::Result<Identity> {
+        let st = rustix::fs::fstat(fd)?;
+        let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
+        let socket =
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket;
+        let addrs = (socket && ino == 0).then(|| {
+            let local = rustix::net::getsockname(fd).ok();
+            let peer = rustix::net::getpeername(fd).ok().flatten();
+            Box::new((local, peer))
+        });
+        Ok(Identity { dev, ino, addrs })
+    }
+
+    /// Whether `now` is another file. Addresses count only where both
+    /// sides have one: a socket registered before it connected gains a
+    /// peer, and is still the same socket.
+    fn differs(&self, now: &Identity) -> bool {
+        fn known_and_unequal<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
+            matches!((a, b), (Some(a), Some(b)) if a != b)
+        }
+        if (self.dev, self.ino) != (now.dev, now.ino) {
+            return true;
+        }
+        match (&self.addrs, &now.addrs) {
+            (Some(a), Some(b)) => known_and_unequal(&a.0, &b.0) || known_and_unequal(&a.1, &b.1),
+            _ => false,
+        }
+    }
+}
+
+/// A Linux `poll(2)` result mask as [`Readiness`] — the same bits as
+/// epoll's flags (the epoll backend reads its events with it), and what
+/// io_uring's `POLL_ADD` reports — without a branch per flag: each of
+/// `Readiness`'s bits is one or two of poll's shifted into place. `IN` →
+/// readable, `OUT` → writable, `PRI` → priority, `RDHUP` or `HUP` →
+/// read-closed, `HUP` or `ERR` → write-closed, `ERR` → error (the epoll
+/// backend's test checks it against the plain reading).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[inline]
+fn readiness_bits(f: u32) -> crate::Readiness {
+    const _: () = assert!(
+        libc::POLLIN as u32 == 0x1
+            && libc::POLLPRI as u32 == 0x2
+            && libc::POLLOUT as u32 == 0x4
+            && libc::POLLERR as u32 == 0x8
+            && libc::POLLHUP as u32 == 0x10
+            && libc::POLLRDHUP as u32 == 0x2000
+    );
+    const _: () = assert!(
+        crate::Readiness::READABLE.bits() == 1
+            && crate::Readiness::WRITABLE.bits() == 2
+            && crate::Readiness::READ_CLOSED.bits() == 4
+            && crate::Readiness::WRITE_CLOSED.bits() == 8
+            && crate::Readiness::ERROR.bits() == 16
+            && crate::Readiness::PRIORITY.bits() == 32
+    );
+    crate::Readiness::from_bits(
+        (f & 0x1)                       // IN -> READABLE
+            | ((f >> 1) & 0x2)          // OUT -> WRITABLE
+            | (((f >> 11) | (f >> 2)) & 0x4) // RDHUP, HUP -> READ_CLOSED
+            | ((f | (f >> 1)) & 0x8)    // ERR, HUP -> WRITE_CLOSED
+            | ((f << 1) & 0x10)         // ERR -> ERROR
+            | ((f << 4) & 0x20), // PRI -> PRIORITY
+    )
 }

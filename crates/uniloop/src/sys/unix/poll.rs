@@ -21,10 +21,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use rustix::fs::FileType;
-use rustix::net::SocketAddrAny;
-
-use super::{timeout_ms, Source, Waker};
+use super::{timeout_ms, Identity, Source, Waker};
 use crate::sys::{NativeIo, Open, Poller};
 use crate::{Interest, Readiness, Trigger};
 
@@ -38,49 +35,6 @@ struct Entry {
     closed: bool,
     /// The file registered, to tell it from a later one with its number.
     id: Identity,
-}
-
-/// What tells an open file from a later one that got the same fd number:
-/// its device and inode numbers — and for a socket on BSD or macOS, whose
-/// `fstat` fills in neither (both 0), its own and its peer's address, as
-/// far as it has them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Identity {
-    dev: u64,
-    ino: u64,
-    addrs: Option<Box<(Option<SocketAddrAny>, Option<SocketAddrAny>)>>,
-}
-
-impl Identity {
-    // `st_dev` and `st_ino` are `u64` on some systems, not on others.
-    #[allow(clippy::unnecessary_cast)]
-    pub(super) fn of(fd: Source<'_>) -> io::Result<Identity> {
-        let st = rustix::fs::fstat(fd)?;
-        let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
-        let socket = FileType::from_raw_mode(st.st_mode) == FileType::Socket;
-        let addrs = (socket && ino == 0).then(|| {
-            let local = rustix::net::getsockname(fd).ok();
-            let peer = rustix::net::getpeername(fd).ok().flatten();
-            Box::new((local, peer))
-        });
-        Ok(Identity { dev, ino, addrs })
-    }
-
-    /// Whether `now` is another file. Addresses count only where both
-    /// sides have one: a socket registered before it connected gains a
-    /// peer, and is still the same socket.
-    pub(super) fn differs(&self, now: &Identity) -> bool {
-        fn known_and_unequal<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
-            matches!((a, b), (Some(a), Some(b)) if a != b)
-        }
-        if (self.dev, self.ino) != (now.dev, now.ino) {
-            return true;
-        }
-        match (&self.addrs, &now.addrs) {
-            (Some(a), Some(b)) => known_and_unequal(&a.0, &b.0) || known_and_unequal(&a.1, &b.1),
-            _ => false,
-        }
-    }
 }
 
 #[derive(Debug)]

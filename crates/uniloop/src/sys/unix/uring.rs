@@ -102,8 +102,7 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
-use super::poll::Identity;
-use super::{timeout_ms, Source, Waker};
+use super::{timeout_ms, Identity, Source, Waker};
 use crate::sys::{NativeIo, OpDone, Open, Poller};
 use crate::{Interest, Readiness, Trigger};
 
@@ -859,7 +858,7 @@ fn events(interest: Interest) -> u32 {
 /// `POLLRDHUP` to every poll's mask, so a source with no read interest can
 /// report read-closed too (epoll reports `EPOLLRDHUP` only when asked).
 fn readiness(mask: u32) -> Readiness {
-    super::epoll::readiness_bits(mask)
+    super::readiness_bits(mask)
 }
 
 impl Drop for Selector {

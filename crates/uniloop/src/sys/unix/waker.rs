@@ -10,18 +10,22 @@ use rustix::io::Errno;
 
 use crate::sys::Notify;
 
+/// Rings a doorbell that lives on the kqueue itself.
+#[cfg(uniloop_evfilt_user)]
+pub(crate) type Ring = fn(&OwnedFd) -> io::Result<()>;
+
 #[derive(Debug)]
 pub(crate) struct Waker {
     /// The end the loop polls and drains; `None` for a kqueue `EVFILT_USER`
     /// doorbell, which lives on the kqueue itself.
     read: Option<OwnedFd>,
     /// The end producers write; `None` when it is the same fd (eventfd).
-    #[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
     write: Option<OwnedFd>,
-    /// The kqueue whose `EVFILT_USER` event is the doorbell. Shared with the
-    /// selector so that ringing after the runtime is gone stays harmless.
+    /// The kqueue whose `EVFILT_USER` event is the doorbell, and how the
+    /// kqueue backend rings it. Shared with the selector so that ringing
+    /// after the runtime is gone stays harmless.
     #[cfg(uniloop_evfilt_user)]
-    kqueue: Option<crate::sync::Arc<OwnedFd>>,
+    kqueue: Option<(crate::sync::Arc<OwnedFd>, Ring)>,
 }
 
 impl Waker {
@@ -50,12 +54,13 @@ impl Waker {
         })
     }
 
+    /// A doorbell on the kqueue `kq`, which `ring` rings.
     #[cfg(uniloop_evfilt_user)]
-    pub(crate) fn kqueue(kq: crate::sync::Arc<OwnedFd>) -> Waker {
+    pub(crate) fn kqueue(kq: crate::sync::Arc<OwnedFd>, ring: Ring) -> Waker {
         Waker {
             read: None,
             write: None,
-            kqueue: Some(kq),
+            kqueue: Some((kq, ring)),
         }
     }
 
@@ -87,8 +92,8 @@ impl Waker {
 impl Notify for Waker {
     fn notify(&self) -> io::Result<()> {
         #[cfg(uniloop_evfilt_user)]
-        if let Some(kq) = &self.kqueue {
-            return super::kqueue::trigger_user(kq);
+        if let Some((kq, ring)) = &self.kqueue {
+            return ring(kq);
         }
         let Some(fd) = self.write.as_ref().or(self.read.as_ref()) else {
             return Ok(());

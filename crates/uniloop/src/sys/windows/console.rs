@@ -42,7 +42,7 @@ use windows_sys::Win32::System::Threading::{
 };
 use windows_sys::Win32::System::IO::CancelSynchronousIo;
 
-use crate::console::ConsoleKind;
+use crate::ConsoleKind;
 
 const IDLE: u8 = 0;
 const READING: u8 = 1;

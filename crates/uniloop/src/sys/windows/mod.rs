@@ -48,11 +48,11 @@ pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
 ///
 /// # Safety
 ///
-/// `raw` must be the socket of a live registration. The caller promised to
-/// keep it open while registered (`Runtime::register` borrows it until
-/// `deregister`), and the returned borrow must not outlive the current call.
+/// `raw` must be the socket of a live registration, still open and still
+/// the socket that was registered (for posted I/O, `Runtime::register`'s
+/// rule), and the returned borrow must not outlive the current call.
 pub(crate) unsafe fn borrow_raw<'a>(raw: RawSource) -> Source<'a> {
-    // SAFETY: the caller's promise, above.
+    // SAFETY: the caller's obligation, above.
     unsafe { BorrowedSocket::borrow_raw(raw) }
 }
 
@@ -157,6 +157,14 @@ pub(crate) fn accept_error(e: &io::Error) -> super::AcceptError {
         _ => super::AcceptError::Other,
     }
 }
+
+/// Calls `$m!(Listener, Stream, Addr)` for each listener type of this
+/// platform beyond `TcpListener`: none on Windows (std has no
+/// Unix-domain sockets there).
+macro_rules! for_each_listener {
+    ($m:ident) => {};
+}
+pub(crate) use for_each_listener;
 
 pub(crate) fn default_backend() -> Backend {
     Backend::Iocp
