@@ -35,6 +35,7 @@ const URING_READINESS: &str = "uniloop readiness mode (io_uring)";
 const URING_COMPLETION: &str = "uniloop completion mode (io_uring)";
 const RAW_EPOLL: &str = "raw epoll loop";
 const RAW_URING: &str = "raw io_uring loop";
+const RAW_URING_DEFER: &str = "raw io_uring loop (DEFER_TASKRUN)";
 
 pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
     let secs = cfg.pick(5.0, 0.5);
@@ -50,11 +51,11 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
             )
             .method(&format!(
                 "{conns} loopback connections, {MSG}-byte request/response, round trips counted for {secs} s \
-                 after a warm-up; one load generator (raw epoll, same for every system) on the calling thread; \
+                 after a warm-up; \
                  uniloop on epoll, once with readiness events and once with posted reads and writes \
                  (completion mode, one reused buffer per connection, writes held for the next wait), and the same two on \
                  io_uring where it is permitted, beside a hand-written io_uring loop (one RECV or SEND per connection, \
-                 user_data = index, one submit_and_wait per turn, COOP_TASKRUN); the load generator (raw epoll, the same \
+                 user_data = index, one submit_and_wait per turn, COOP_TASKRUN, and once with DEFER_TASKRUN | SINGLE_ISSUER instead); the load generator (raw epoll, the same \
                  for every system) runs in its own process; server CPU/round trip: the server thread's CPU time \
                  (CLOCK_THREAD_CPUTIME_ID) over its whole life ÷ all round trips, of which user: its user-space part \
                  (getrusage RUSAGE_THREAD, tick-sampled); syscalls/round trip: the server thread's system calls, the same way"
@@ -90,7 +91,10 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
                         })
                     })
                     .system(RAW_URING, Role::Limit, move || {
-                        run(conns, Until::Elapsed(d), serve_uring_raw)
+                        run(conns, Until::Elapsed(d), |l, n| serve_uring_raw(l, n, false))
+                    })
+                    .system(RAW_URING_DEFER, Role::Limit, move || {
+                        run(conns, Until::Elapsed(d), |l, n| serve_uring_raw(l, n, true))
                     })
                     .goal_pair_extra_at_most(URING_COMPLETION, RAW_URING, CPU, 1.10)
                     .goal_pair_extra_at_most(URING_COMPLETION, RAW_EPOLL, CPU, 0.95);
@@ -615,9 +619,11 @@ fn serve_raw(listener: TcpListener, conns: usize) -> io::Result<()> {
 /// using the ring directly would: one `RECV` or `SEND` per connection in
 /// the ring at any time, `user_data` = connection index × 2 (+ 1 for a
 /// send), one `submit_and_wait` per turn, `COOP_TASKRUN | TASKRUN_FLAG`
-/// where the kernel has them. The connections are all accepted first (the
-/// generator connects them all before it sends).
-fn serve_uring_raw(listener: TcpListener, conns: usize) -> io::Result<()> {
+/// where the kernel has them (with `defer`: `DEFER_TASKRUN |
+/// SINGLE_ISSUER` instead, task work run only inside the enter that
+/// waits). The connections are all accepted first (the generator connects
+/// them all before it sends).
+fn serve_uring_raw(listener: TcpListener, conns: usize, defer: bool) -> io::Result<()> {
     use io_uring::{opcode, types, IoUring};
     const SIZE: usize = 4096;
     let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
@@ -648,11 +654,18 @@ fn serve_uring_raw(listener: TcpListener, conns: usize) -> io::Result<()> {
     // completed by then anyway).
     let mut bufs: Vec<[u8; SIZE]> = vec![[0; SIZE]; conns];
     let entries = (conns as u32).next_power_of_two().max(64);
-    let mut ring: IoUring = IoUring::builder()
-        .setup_coop_taskrun()
-        .setup_taskrun_flag()
-        .build(entries)
-        .or_else(|_| IoUring::new(entries))?;
+    let mut ring: IoUring = if defer {
+        IoUring::builder()
+            .setup_defer_taskrun()
+            .setup_single_issuer()
+            .build(entries)?
+    } else {
+        IoUring::builder()
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(entries)
+            .or_else(|_| IoUring::new(entries))?
+    };
     let recv = |i: usize, fd: i32, buf: &mut [u8; SIZE]| {
         opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), SIZE as u32)
             .build()
