@@ -1134,10 +1134,57 @@ impl Drop for Selector {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::os::fd::AsFd;
+    use std::os::fd::{AsFd, AsRawFd};
     use std::os::unix::net::UnixStream;
 
     use super::*;
+
+    /// A source registered readable with a receive in the ring has no
+    /// poll armed (the receive covers readability): the data completes the
+    /// receive and nothing else reports it. Once the receive is done the
+    /// poll is back, and reports what is left.
+    #[test]
+    fn no_poll_beside_a_native_receive() {
+        let waker = Waker::new().unwrap();
+        let mut sel = Selector::new(&waker).unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let raw = a.as_raw_fd();
+        sel.register(a.as_fd(), 7, Interest::READABLE, Trigger::Level)
+            .unwrap();
+        let mut out = Vec::new();
+        sel.select(&mut out, 16, Some(Duration::ZERO)).unwrap();
+        assert!(
+            sel.entry(raw).unwrap().poll.is_some(),
+            "armed for the caller"
+        );
+        let id = sel
+            .submit_recv(a.as_fd(), 42, Vec::with_capacity(4))
+            .unwrap();
+        sel.select(&mut out, 16, Some(Duration::ZERO)).unwrap();
+        let entry = sel.entry(raw).unwrap();
+        assert!(entry.poll.is_none() && entry.recv, "{entry:?}");
+        assert!(out.is_empty(), "{out:?}");
+        (&b).write_all(b"0123456789").unwrap();
+        let mut done = None;
+        for _ in 0..100 {
+            sel.select(&mut out, 16, Some(Duration::from_secs(5)))
+                .unwrap();
+            done = sel.pop_op_done();
+            if done.is_some() {
+                break;
+            }
+        }
+        let done = done.expect("the receive completed");
+        assert_eq!((done.op, done.result, &done.buf[..]), (42, 4, &b"0123"[..]));
+        assert!(out.is_empty(), "reported beside the receive: {out:?}");
+        assert!(!sel.in_flight(id));
+        // The rest is the caller's readiness again.
+        sel.select(&mut out, 16, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].0 == 7 && out[0].1.is_readable(), "{out:?}");
+    }
 
     /// 64 ready sources on an 8-entry completion queue (and a 4-entry
     /// submission queue): the kernel keeps what does not fit in its overflow
