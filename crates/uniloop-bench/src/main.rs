@@ -95,6 +95,15 @@ fn main() -> ExitCode {
             }
         };
     }
+    if argv.first().map(String::as_str) == Some("--echo-generator") {
+        return match cases::echo::generator_main(&argv[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut args = argv.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {

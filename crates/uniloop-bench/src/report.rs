@@ -100,6 +100,14 @@ pub(crate) enum Goal {
         extra: &'static str,
         max: f64,
     },
+    /// `system's extra ÷ peer's extra ≤ max`, for a row that is not the
+    /// subject (another uniloop configuration against a limit).
+    PairExtraAtMost {
+        system: String,
+        peer: String,
+        extra: &'static str,
+        max: f64,
+    },
 }
 
 /// One table: a set of systems measured the same way.
@@ -198,6 +206,24 @@ impl Case {
 
     pub(crate) fn goal_extra_at_most(mut self, peer: &str, extra: &'static str, max: f64) -> Case {
         self.goals.push(Goal::ExtraRatioAtMost {
+            peer: peer.to_string(),
+            extra,
+            max,
+        });
+        self
+    }
+
+    /// `system's extra ÷ peer's extra ≤ max`, for a lower-is-better
+    /// secondary figure of a row that is not the subject.
+    pub(crate) fn goal_pair_extra_at_most(
+        mut self,
+        system: &str,
+        peer: &str,
+        extra: &'static str,
+        max: f64,
+    ) -> Case {
+        self.goals.push(Goal::PairExtraAtMost {
+            system: system.to_string(),
             peer: peer.to_string(),
             extra,
             max,
@@ -407,6 +433,33 @@ impl CaseResult {
                         system: peer.clone(),
                         text: format!("uniloop {extra} ÷ {peer} {extra} ≤ {max:.2}×"),
                         short: format!("{extra}: uniloop ÷ this ≤ {max:.2}×"),
+                        measured: r,
+                        spread,
+                        met: spread.map(|(_, hi)| hi <= *max),
+                    }
+                }
+                Goal::PairExtraAtMost {
+                    system,
+                    peer,
+                    extra,
+                    max,
+                } => {
+                    let get = |s: &SystemResult| {
+                        let i = s.extras.iter().position(|e| e.0 == *extra)?;
+                        Some((s.extras[i].1, s.extra_samples[i].clone()))
+                    };
+                    let this = systems.iter().find(|s| &s.name == system);
+                    let other = systems.iter().find(|s| &s.name == peer);
+                    let (r, spread) = match (this.and_then(get), other.and_then(get)) {
+                        (Some((u, us)), Some((p, ps))) => {
+                            (Some(u / p), spread_of(&per_rep(&us, &ps)))
+                        }
+                        _ => (None, None),
+                    };
+                    GoalResult {
+                        system: system.clone(),
+                        text: format!("{system} {extra} ÷ {peer} {extra} ≤ {max:.2}×"),
+                        short: format!("{extra}: this ÷ {peer} ≤ {max:.2}×"),
                         measured: r,
                         spread,
                         met: spread.map(|(_, hi)| hi <= *max),

@@ -246,3 +246,41 @@ impl EventFd {
         }
     }
 }
+
+/// The calling thread's CPU time so far: the total
+/// (`CLOCK_THREAD_CPUTIME_ID`, exact) and its user-space part
+/// (`getrusage(RUSAGE_THREAD)`, which splits the total by the ticks
+/// sampled in each mode, so it is a sample over a run of seconds, not an
+/// exact count).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ThreadCpu {
+    pub(crate) total: Duration,
+    pub(crate) user: Duration,
+}
+
+impl ThreadCpu {
+    pub(crate) fn now() -> io::Result<ThreadCpu> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec for the kernel to fill.
+        cvt(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) })?;
+        // SAFETY: all-zero is a valid `rusage` (plain integers).
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `ru` is a valid rusage for the kernel to fill.
+        cvt(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) })?;
+        Ok(ThreadCpu {
+            total: Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+            user: Duration::new(ru.ru_utime.tv_sec as u64, ru.ru_utime.tv_usec as u32 * 1000),
+        })
+    }
+
+    /// The CPU time used since `earlier`.
+    pub(crate) fn since(self, earlier: ThreadCpu) -> ThreadCpu {
+        ThreadCpu {
+            total: self.total.saturating_sub(earlier.total),
+            user: self.user.saturating_sub(earlier.user),
+        }
+    }
+}

@@ -33,6 +33,9 @@ const READINESS: &str = "uniloop readiness mode (epoll)";
 const COMPLETION: &str = "uniloop completion mode (epoll)";
 const URING_READINESS: &str = "uniloop readiness mode (io_uring)";
 const URING_COMPLETION: &str = "uniloop completion mode (io_uring)";
+const RAW_EPOLL: &str = "raw epoll loop";
+const RAW_URING: &str = "raw io_uring loop";
+const RAW_URING_DEFER: &str = "raw io_uring loop (DEFER_TASKRUN)";
 
 pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
     let secs = cfg.pick(5.0, 0.5);
@@ -48,30 +51,35 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
             )
             .method(&format!(
                 "{conns} loopback connections, {MSG}-byte request/response, round trips counted for {secs} s \
-                 after a warm-up; one load generator (raw epoll, same for every system) on the calling thread; \
+                 after a warm-up; \
                  uniloop on epoll, once with readiness events and once with posted reads and writes \
-                 (completion mode, one reused buffer per connection), and the same two on io_uring where it is permitted; \
-                 syscalls/round trip: the server thread's system calls over its whole life ÷ all round trips"
+                 (completion mode, one reused buffer per connection, writes held for the next wait), and the same two on \
+                 io_uring where it is permitted, beside a hand-written io_uring loop (one RECV or SEND per connection, \
+                 user_data = index, one submit_and_wait per turn, COOP_TASKRUN, and once with DEFER_TASKRUN | SINGLE_ISSUER instead); the load generator (raw epoll, the same \
+                 for every system) runs in its own process; server CPU/round trip: the server thread's CPU time \
+                 (CLOCK_THREAD_CPUTIME_ID) over its whole life ÷ all round trips, of which user: its user-space part \
+                 (getrusage RUSAGE_THREAD, tick-sampled); syscalls/round trip: the server thread's system calls, the same way"
             ))
             .system(READINESS, Role::Subject, move || {
                 run(conns, Until::Elapsed(d), |l, n| serve_uniloop(l, n, Backend::Epoll))
             })
             .system(COMPLETION, Role::Uniloop, move || {
                 run(conns, Until::Elapsed(d), |l, n| {
-                    serve_uniloop_completion(l, n, Backend::Epoll)
+                    serve_uniloop_completion(l, n, Backend::Epoll, true)
                 })
             })
             .system("mio", Role::Peer, move || run(conns, Until::Elapsed(d), serve_mio))
             .system("tokio current_thread", Role::Peer, move || {
                 run(conns, Until::Elapsed(d), serve_tokio)
             })
-            .system("raw epoll loop", Role::Limit, move || {
+            .system(RAW_EPOLL, Role::Limit, move || {
                 run(conns, Until::Elapsed(d), serve_raw)
             })
             .goal_at_least("mio", 1.0)
-            .goal_at_least("raw epoll loop", 0.98)
+            .goal_at_least(RAW_EPOLL, 0.98)
+            .goal_extra_at_most("mio", CPU, 1.05)
             .goal_pair_at_least(COMPLETION, READINESS, 0.95)
-            .goal_pair_at_least(COMPLETION, "raw epoll loop", 0.95);
+            .goal_pair_at_least(COMPLETION, RAW_EPOLL, 0.95);
             if Backend::Uring.is_available() {
                 case = case
                     .system(URING_READINESS, Role::Uniloop, move || {
@@ -79,9 +87,17 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
                     })
                     .system(URING_COMPLETION, Role::Uniloop, move || {
                         run(conns, Until::Elapsed(d), |l, n| {
-                            serve_uniloop_completion(l, n, Backend::Uring)
+                            serve_uniloop_completion(l, n, Backend::Uring, true)
                         })
-                    });
+                    })
+                    .system(RAW_URING, Role::Limit, move || {
+                        run(conns, Until::Elapsed(d), |l, n| serve_uring_raw(l, n, false))
+                    })
+                    .system(RAW_URING_DEFER, Role::Limit, move || {
+                        run(conns, Until::Elapsed(d), |l, n| serve_uring_raw(l, n, true))
+                    })
+                    .goal_pair_extra_at_most(URING_COMPLETION, RAW_URING, CPU, 1.10)
+                    .goal_pair_extra_at_most(URING_COMPLETION, RAW_EPOLL, CPU, 0.95);
             } else {
                 case = case.note("no io_uring rows: io_uring is not permitted on this machine");
             }
@@ -94,15 +110,24 @@ pub(crate) type Serve = fn(TcpListener, usize) -> io::Result<()>;
 
 /// The servers, for the `--callgrind` probes.
 pub(crate) const UNILOOP_READINESS: Serve = |l, n| serve_uniloop(l, n, Backend::Epoll);
-pub(crate) const UNILOOP_COMPLETION: Serve = |l, n| serve_uniloop_completion(l, n, Backend::Epoll);
+pub(crate) const UNILOOP_COMPLETION: Serve =
+    |l, n| serve_uniloop_completion(l, n, Backend::Epoll, false);
 pub(crate) const MIO: Serve = serve_mio;
 
-/// Round trips per second. With `Until::Iterations(n)` the generator stops
-/// after `n` round trips (no warm-up), for counting instructions per round
-/// trip on the server thread, which runs all of `serve` inside
+/// Round trips per second, and what the server thread spent on them.
+/// With `Until::Elapsed` the load generator runs in its own process (this
+/// binary again, `--echo-generator`), so nothing but the server shares
+/// this process; with `Until::Iterations(n)` it runs on the calling thread
+/// and stops after `n` round trips (no warm-up), for counting instructions
+/// per round trip on the server thread, which runs all of `serve` inside
 /// [`measured`].
+///
+/// The server thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`) and its
+/// user-space part (`getrusage(RUSAGE_THREAD)`), over its whole life, are
+/// divided by all the round trips (warm-up included), as its system calls
+/// are.
 pub(crate) fn run(conns: usize, until: Until, serve: Serve) -> io::Result<Sample> {
-    use crate::sys::SyscallCount;
+    use crate::sys::{SyscallCount, ThreadCpu};
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
@@ -114,23 +139,93 @@ pub(crate) fn run(conns: usize, until: Until, serve: Serve) -> io::Result<Sample
         // The whole life of the server thread, accepts and closes included
         // (a few per connection, against thousands of round trips each).
         let count = SyscallCount::start();
+        let cpu = ThreadCpu::now()?;
         measured(|| serve(listener, conns))?;
-        Ok(count.and_then(|c| c.read()))
+        let used = ThreadCpu::now()?.since(cpu);
+        Ok((count.and_then(|c| c.read()), used))
     });
-    let r = generate(addr, conns, until);
+    let r = match until {
+        Until::Elapsed(d) => generate_in_child(addr, conns, d),
+        Until::Iterations(_) => generate(addr, conns, until),
+    };
     // The generator closed every connection: the server sees EOF on each
     // and returns.
     let s = join(server);
     let (rate, round_trips) = r?;
-    let sample = Sample::new(rate);
-    Ok(match s? {
-        Some(calls) if round_trips > 0 => sample.with(
-            "syscalls/round trip",
-            calls as f64 / round_trips as f64,
-            "syscalls",
-        ),
-        _ => sample,
-    })
+    let (calls, cpu) = s?;
+    let mut sample = Sample::new(rate);
+    if round_trips > 0 {
+        let per = |d: Duration, scale: f64| d.as_secs_f64() * scale / round_trips as f64;
+        sample = sample
+            .with(CPU, per(cpu.total, 1e6), "µs")
+            .with(USER, per(cpu.user, 1e9), "ns");
+        if let Some(calls) = calls {
+            sample = sample.with(
+                "syscalls/round trip",
+                calls as f64 / round_trips as f64,
+                "syscalls",
+            );
+        }
+    }
+    Ok(sample)
+}
+
+/// The server thread's CPU time per round trip, and its user-space part.
+pub(crate) const CPU: &str = "server CPU/round trip";
+pub(crate) const USER: &str = "of which user";
+
+/// Runs the load generator as a child process (this binary with
+/// `--echo-generator ADDR CONNS SECONDS`) and reads its result.
+fn generate_in_child(addr: SocketAddr, conns: usize, d: Duration) -> io::Result<(f64, u64)> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .arg("--echo-generator")
+        .arg(addr.to_string())
+        .arg(conns.to_string())
+        .arg(d.as_secs_f64().to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "echo generator: {} ({})",
+            out.status,
+            text.trim()
+        )));
+    }
+    let mut words = text.split_whitespace();
+    match (
+        words.next().and_then(|w| w.parse::<f64>().ok()),
+        words.next().and_then(|w| w.parse::<u64>().ok()),
+    ) {
+        (Some(rate), Some(total)) => Ok((rate, total)),
+        _ => Err(io::Error::other(format!(
+            "echo generator: unreadable result {text:?}"
+        ))),
+    }
+}
+
+/// The child side of [`generate_in_child`]: `ADDR CONNS SECONDS`; prints
+/// the round trips per second and the round trips made.
+pub(crate) fn generator_main(args: &[String]) -> io::Result<()> {
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "usage: --echo-generator ADDR CONNS SECONDS",
+        )
+    };
+    let [addr, conns, secs] = args else {
+        return Err(bad());
+    };
+    let addr: SocketAddr = addr.parse().map_err(|_| bad())?;
+    let conns: usize = conns.parse().map_err(|_| bad())?;
+    let secs: f64 = secs.parse().map_err(|_| bad())?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(bad());
+    }
+    crate::sys::raise_fd_limit(conns as u64 + 256)?;
+    let (rate, total) = generate(addr, conns, Until::Elapsed(Duration::from_secs_f64(secs)))?;
+    println!("{rate} {total}");
+    Ok(())
 }
 
 /// Connects `conns` clients and keeps one request in flight on each.
@@ -283,15 +378,22 @@ fn serve_uniloop(listener: TcpListener, conns: usize, backend: Backend) -> io::R
 /// Posted I/O only: a read with the connection's buffer; when it brings
 /// bytes, that buffer goes out as the write; when the write is done, the
 /// emptied buffer is the next read. This loop allocates one buffer per
-/// connection and nothing per round trip.
+/// connection and nothing per round trip. With `hold`
+/// ([`uniloop::Builder::hold_writes`]) a turn's writes go out at the next
+/// `wait`: on io_uring as submissions riding in the `io_uring_enter` that
+/// waits.
 fn serve_uniloop_completion(
     listener: TcpListener,
     conns: usize,
     backend: Backend,
+    hold: bool,
 ) -> io::Result<()> {
     use uniloop::{Event, Events, Interest, OpKind, Runtime, Token};
     const LISTENER: Token = Token(u64::MAX);
-    let mut rt = Runtime::builder().backend(backend).build()?;
+    let mut rt = Runtime::builder()
+        .backend(backend)
+        .hold_writes(hold)
+        .build()?;
     rt.register(&listener, LISTENER, Interest::READABLE)?;
     let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
     let mut open = 0;
@@ -504,6 +606,124 @@ fn serve_raw(listener: TcpListener, conns: usize) -> io::Result<()> {
             if let Some(s) = streams[i].as_ref() {
                 if !echo_once(s, &mut buf)? {
                     ep.delete(s.as_raw_fd())?;
+                    streams[i] = None;
+                    open -= 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The limit for posted I/O on io_uring, written the way a C program
+/// using the ring directly would: one `RECV` or `SEND` per connection in
+/// the ring at any time, `user_data` = connection index × 2 (+ 1 for a
+/// send), one `submit_and_wait` per turn, `COOP_TASKRUN | TASKRUN_FLAG`
+/// where the kernel has them (with `defer`: `DEFER_TASKRUN |
+/// SINGLE_ISSUER` instead, task work run only inside the enter that
+/// waits). The connections are all accepted first (the generator connects
+/// them all before it sends).
+fn serve_uring_raw(listener: TcpListener, conns: usize, defer: bool) -> io::Result<()> {
+    use io_uring::{opcode, types, IoUring};
+    const SIZE: usize = 4096;
+    let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
+    let mut pfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    while streams.len() < conns {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nodelay(true)?;
+                streams.push(Some(s));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(&mut pfd, 1, 30_000) } == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "raw io_uring: no connection for 30 s",
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Declared before the ring, so dropped after it (and every request has
+    // completed by then anyway).
+    let mut bufs: Vec<[u8; SIZE]> = vec![[0; SIZE]; conns];
+    let entries = (conns as u32).next_power_of_two().max(64);
+    let mut ring: IoUring = if defer {
+        IoUring::builder()
+            .setup_defer_taskrun()
+            .setup_single_issuer()
+            .build(entries)?
+    } else {
+        IoUring::builder()
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(entries)
+            .or_else(|_| IoUring::new(entries))?
+    };
+    let recv = |i: usize, fd: i32, buf: &mut [u8; SIZE]| {
+        opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), SIZE as u32)
+            .build()
+            .user_data((i as u64) << 1)
+    };
+    let push = |ring: &mut IoUring, sqe: io_uring::squeue::Entry| -> io::Result<()> {
+        loop {
+            // SAFETY: every buffer a request points at is in `bufs`, which
+            // outlives the ring and is not touched while its request is in
+            // the ring (one request per connection at a time).
+            if unsafe { ring.submission().push(&sqe) }.is_ok() {
+                return Ok(());
+            }
+            ring.submit()?;
+        }
+    };
+    for (i, s) in streams.iter().enumerate() {
+        let fd = s.as_ref().map_or(-1, |s| s.as_raw_fd());
+        push(&mut ring, recv(i, fd, &mut bufs[i]))?;
+    }
+    let mut open = conns;
+    let mut done: Vec<(u64, i32)> = Vec::with_capacity(entries as usize * 2);
+    let ts = types::Timespec::new().sec(30);
+    let args = types::SubmitArgs::new().timespec(&ts);
+    while open > 0 {
+        match ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "raw io_uring: idle 30 s",
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        done.clear();
+        done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
+        for &(data, res) in &done {
+            let i = (data >> 1) as usize;
+            let Some(fd) = streams[i].as_ref().map(|s| s.as_raw_fd()) else {
+                continue;
+            };
+            let next = if data & 1 == 0 {
+                // A receive: echo what came; end of stream or an error
+                // closes (nothing of this connection is in the ring then).
+                (res > 0).then(|| {
+                    opcode::Send::new(types::Fd(fd), bufs[i].as_ptr(), res as u32)
+                        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                        .build()
+                        .user_data((i as u64) << 1 | 1)
+                })
+            } else {
+                (res >= 0).then(|| recv(i, fd, &mut bufs[i]))
+            };
+            match next {
+                Some(sqe) => push(&mut ring, sqe)?,
+                None => {
                     streams[i] = None;
                     open -= 1;
                 }

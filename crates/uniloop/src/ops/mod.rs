@@ -78,18 +78,22 @@
 //!
 //! # How it runs on io_uring
 //!
-//! The same "try at once", and then, for a socket, a native submission in
-//! place of armed interest: the read's buffer goes to the ring as an
-//! `IORING_OP_RECV`, the front write's unwritten rest as an
-//! `IORING_OP_SEND` (writes behind it wait their turn here, so they go out
-//! in order). When that send completes, the writes queued behind it go
-//! out gathered in one non-blocking `sendmsg` as far as the socket takes
-//! them, and the ring gets the rest of the front one: not a vectored
-//! submission, but one syscall for up to 1,024 queued writes all the same. While the kernel has a buffer it
-//! belongs to the selector, not to the operation; its completion brings it
-//! back through `Ops::on_native`, and a cancel (`Ops::cancel`) waits for
-//! the kernel to let go of it first. Pipes and other non-sockets keep the
-//! readiness emulation. IOCP still emulates.
+//! For a socket, a native submission in place of armed interest. A posted
+//! read goes to the ring as an `IORING_OP_RECV` at once, with no `read(2)`
+//! first: the receive is the try, made in the `io_uring_enter` of the
+//! next `wait`. A posted write is tried at once with `send(2)` as on the
+//! other backends, unless writes are held: then, at the next `wait`, the
+//! front write goes to the ring as an `IORING_OP_SEND` and rides in the
+//! enter that waits. What a write leaves goes to the ring the same way
+//! (writes behind the front one wait their turn here, so they go out in
+//! order). When that send completes, the writes queued behind it go out
+//! gathered in one non-blocking `sendmsg` as far as the socket takes them,
+//! and the ring gets the rest of the front one: not a vectored submission,
+//! but one syscall for up to 1,024 queued writes all the same. While the
+//! kernel has a buffer it belongs to the selector, not to the operation;
+//! its completion brings it back through `Ops::on_native`, and a cancel
+//! (`Ops::cancel`) waits for the kernel to let go of it first. Pipes and
+//! other non-sockets keep the readiness emulation. IOCP still emulates.
 //!
 //! # Limits
 //!
@@ -358,7 +362,13 @@ impl Ops {
             return;
         }
         io.held = false;
-        self.send_queued(sel, src, io);
+        if io.native {
+            // Into the ring, to ride in the `io_uring_enter` this `wait`
+            // makes anyway: no `send(2)` first.
+            self.send_front(sel, src, io);
+        } else {
+            self.flush(src, io);
+        }
         self.after_post(sel, src, slot, io, caller, trigger);
     }
 
@@ -411,7 +421,9 @@ impl Ops {
             ));
         }
         io.read = Some(Op::new(seq, OpKind::Read, buf));
-        if io.maybe_readable {
+        // On the ring the receive is the try: it runs in the
+        // `io_uring_enter` the next `wait` makes, no `read(2)` first.
+        if io.maybe_readable && !io.native {
             self.try_read(src, io, trigger);
         }
         if io.native {

@@ -1,5 +1,6 @@
-//! The native path: on io_uring an operation on a socket that does not
-//! finish at once is submitted to the ring — the read's buffer as an
+//! The native path: on io_uring a posted read on a socket is submitted to
+//! the ring at once, and a write that does not finish at once (or is held
+//! for the next `wait`) after it — the read's buffer as an
 //! `IORING_OP_RECV`, the front write's unwritten rest as an
 //! `IORING_OP_SEND` (the writes behind it wait their turn here, so they go
 //! out in order; when it completes, those queued behind it go out gathered

@@ -17,9 +17,21 @@
 //!     is armed again; a poll reports the current state on arming, so no
 //!     edge is lost (at worst one is repeated).
 //!   * *reregister* removes the old poll (`IORING_OP_POLL_REMOVE`) and arms a
-//!     new one; every poll has its own 64-bit id in `user_data`, never
-//!     reused, so the removed poll's last completion is recognised as stale
-//!     and dropped.
+//!     new one; a poll's `user_data` is its fd and a 32-bit generation
+//!     (the next poll's number), so the removed poll's last completion,
+//!     which comes back in the `io_uring_enter` that submits the removal,
+//!     is recognised as stale and dropped.
+//!   * *while a native receive is in the ring* the source's poll leaves
+//!     readability out (`POLLIN | POLLRDHUP`; no poll at all if that was
+//!     all it asked for): the receive's completion says what readability
+//!     would, and the runtime would only drop the report. A poll armed
+//!     when the receive is submitted is taken down and armed again without
+//!     those bits; when the receive completes, the poll gets them back.
+//!   * *a poll due again on a source with a send just queued* is armed only
+//!     if the wait would block (see `select`): a send to a socket with room
+//!     completes in the enter that submits it, and by the next `select` a
+//!     posted-I/O loop has usually posted its next read. So a posted echo's
+//!     round trip is one `RECV` and one `SEND`, with no poll beside them.
 //! * **The doorbell** is the eventfd of [`Waker`], polled by a multishot
 //!   `POLL_ADD` armed before the first wait. As with epoll's edge-triggered
 //!   registration, every write to the eventfd wakes its wait queue and so
@@ -30,20 +42,34 @@
 //!   the one write in 2^64 that would overflow it); if the kernel ends the
 //!   multishot, the poll is armed again before the next wait, and finds the
 //!   counter non-zero — one spurious wake, never a lost one.
+//! * **Task work** (a receive's data, a send's room) runs when the loop
+//!   next enters the kernel, not by interrupting it (`IORING_SETUP_COOP_TASKRUN`),
+//!   and the kernel flags pending work in the ring
+//!   (`IORING_SETUP_TASKRUN_FLAG`), so a zero-timeout `select` with nothing
+//!   to submit and nothing flagged makes no syscall. Kernels before 5.19
+//!   refuse the flags (`EINVAL`) and get the plain ring.
+//!   `DEFER_TASKRUN | SINGLE_ISSUER` is not used: it binds the ring to the
+//!   thread that made it, and a `Runtime` is `Send`.
 //! * **Timeouts** are the wait's own (`IORING_ENTER_EXT_ARG` with a
 //!   timespec, rounded up to whole milliseconds like epoll's), so a timed
 //!   wait is one `io_uring_enter`; `ETIME` is the timeout, `EINTR` is
 //!   returned as `Interrupted` for the runtime to resume.
 //! * **Completion-mode I/O** (`post_read` / `post_write`) on a socket is
-//!   native: [`ops`](crate::ops) first tries the read or write at once (one
-//!   `read(2)`/`send(2)`, as on every backend: a socket with data or room
-//!   finishes there, with no ring round trip), and what does not finish
-//!   there becomes an `IORING_OP_RECV` into the buffer's spare capacity, or
-//!   an `IORING_OP_SEND` of the unwritten rest (`MSG_WAITALL`, so the kernel
-//!   sends all of it; `MSG_NOSIGNAL`). No readiness interest is added for
-//!   them. The buffer moves into the selector (`inflight`) before its SQE
-//!   is queued and leaves only with its completion, so nothing can free or
-//!   grow it while the kernel may touch it. `cancel_io`, `deregister`, a
+//!   native. A posted read is an `IORING_OP_RECV` into the buffer's spare
+//!   capacity at once (no `read(2)` first: the receive tries when the next
+//!   `wait` submits it; after a short read, when the socket is likely
+//!   empty, with `IORING_RECVSEND_POLL_FIRST` it waits for data instead of
+//!   trying). A posted write goes out with `send(2)` in the post, as on
+//!   every backend, unless writes are held
+//!   ([`Builder::hold_writes`](crate::Builder::hold_writes)): then it
+//!   becomes an `IORING_OP_SEND` submitted with the next wait. What a
+//!   `send(2)` leaves is an `IORING_OP_SEND` of the unwritten rest
+//!   (`MSG_WAITALL`, so the kernel sends all of it; `MSG_NOSIGNAL`). No
+//!   readiness interest is added for them. The buffer moves into the
+//!   selector (`inflight`, a slab whose index is the request's
+//!   `user_data`) before its SQE is queued and leaves only with its
+//!   completion, so nothing can free or grow it while the kernel may touch
+//!   it. `cancel_io`, `deregister`, a
 //!   replaced registration and dropping the runtime cancel with
 //!   `IORING_OP_ASYNC_CANCEL` and wait for the cancelled operation's own
 //!   completion before a buffer is released; if it finished first, that
@@ -95,7 +121,7 @@
 //! and the ring's memory ordering to this file; liburing would add a C
 //! build dependency.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
@@ -109,10 +135,13 @@ use crate::{Interest, Readiness, Trigger};
 /// `user_data` of the doorbell's poll.
 const WAKER: u64 = u64::MAX;
 /// `user_data` of requests whose completion carries nothing for us
-/// (`POLL_REMOVE`): their results are ignored.
+/// (`POLL_REMOVE`, `ASYNC_CANCEL`): their results are ignored.
 const IGNORED: u64 = u64::MAX - 1;
-/// Poll ids count up from 1 and stay far below the reserved values.
-const FIRST_POLL: u64 = 1;
+/// A native operation's `user_data` is this bit and its index in the
+/// `inflight` slab. A poll's is its fd in bits 32..63 and its generation in
+/// bits 0..32 (bit 63 clear: an fd is below 2^31). The two reserved values
+/// above have every bit from 32 on set, which no slab index reaches.
+const OP: u64 = 1 << 63;
 
 /// Submission and completion queue sizes. A registration has at most one
 /// poll armed, and a level or oneshot one at most one completion in flight;
@@ -131,21 +160,62 @@ const NEEDED_OPS: [(u8, &str); 5] = [
     (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
 ];
 
+/// `IORING_RECVSEND_POLL_FIRST`, the receive's `ioprio` flag to wait for
+/// data before trying (`io_uring.h`; the crate keeps its copy private).
+const RECVSEND_POLL_FIRST: u16 = 1;
+
+/// The poll bits a native receive covers.
+const READ_BITS: u32 = (libc::POLLIN | libc::POLLRDHUP) as u32;
+
 #[derive(Debug)]
 struct Entry {
     slot: u64,
     interest: Interest,
     trigger: Trigger,
-    /// The id of the poll armed for this entry, if one is.
-    poll: Option<u64>,
-    /// A level entry reported since its poll completed, or an edge entry
-    /// whose multishot the kernel ended: armed again by the next `select`.
+    /// The generation of the poll armed for this entry, if one is, and the
+    /// mask it was armed with.
+    poll: Option<u32>,
+    mask: u32,
+    /// The entry wants a poll it does not have: a level entry reported
+    /// since its poll completed, an edge entry whose multishot the kernel
+    /// ended, an entry whose poll was taken down to change its mask, one
+    /// whose readability a receive covers. Armed by the next `select`
+    /// (unless a receive still covers all it asks for).
     rearm: bool,
     /// The fd turned out closed (a poll on it failed with `EBADF`): nothing
     /// is armed or reported any more.
     closed: bool,
+    /// A native receive is in the ring: its completion says what
+    /// readability would, so the poll leaves readability out meanwhile.
+    recv: bool,
+    /// The last receive came back short: the socket is likely empty, and
+    /// the next receive waits for data before trying
+    /// (`IORING_RECVSEND_POLL_FIRST`).
+    recv_short: bool,
+    /// Native sends in the ring.
+    sends: u32,
+    /// The poll's arming was put off once for a send submitted with it
+    /// (see `select`).
+    deferred: bool,
     /// The file registered, to tell it from a later one with its number.
     id: Identity,
+}
+
+impl Entry {
+    /// The mask a poll armed now has: the caller's interest, less what a
+    /// receive in the ring covers.
+    fn poll_mask(&self) -> u32 {
+        let mask = events(self.interest);
+        if self.recv {
+            mask & !READ_BITS
+        } else {
+            mask
+        }
+    }
+}
+
+fn poll_data(fd: RawFd, gen: u32) -> u64 {
+    (fd as u64) << 32 | u64::from(gen)
 }
 
 /// One completion, copied out of the ring (the backlog keeps these).
@@ -175,35 +245,43 @@ struct InFlight {
     op: u64,
     fd: RawFd,
     read: bool,
+    /// The bytes asked for.
+    len: u32,
     buf: Vec<u8>,
 }
 
 pub(crate) struct Selector {
     ring: IoUring,
-    /// Native reads and writes the kernel has, by their `user_data`.
-    inflight: HashMap<u64, InFlight>,
+    /// Native reads and writes the kernel has, at the index their
+    /// `user_data` names (a slab: no hashing per completion).
+    inflight: Vec<Option<InFlight>>,
+    /// Free indices of `inflight`.
+    free: Vec<u32>,
     /// Their completions, in the order the ring gave them, until taken.
     op_done: VecDeque<(u64, OpDone)>,
-    entries: HashMap<RawFd, Entry>,
-    /// Live poll ids and the fd each was armed for.
-    polls: HashMap<u64, RawFd>,
-    next_poll: u64,
+    /// Registrations by fd (fds are small and dense).
+    entries: Vec<Option<Entry>>,
+    /// The generation of the next poll.
+    next_gen: u32,
     /// Entries to arm again before the next wait.
     rearm: Vec<RawFd>,
+    /// Entries whose arming `select` puts off until it would block.
+    deferred: Vec<RawFd>,
     /// Completions moved out of the ring on `EBUSY`, handled first.
     backlog: VecDeque<Cqe>,
     waker: RawFd,
     waker_armed: bool,
+    /// The kernel takes `IORING_RECVSEND_POLL_FIRST` (Linux 5.19).
+    poll_first: bool,
 }
 
 impl std::fmt::Debug for Selector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Selector")
             .field("ring", &self.ring.as_raw_fd())
-            .field("entries", &self.entries.len())
-            .field("polls", &self.polls.len())
+            .field("entries", &self.entries.iter().flatten().count())
             .field("backlog", &self.backlog.len())
-            .field("inflight", &self.inflight.len())
+            .field("inflight", &(self.inflight.len() - self.free.len()))
             .finish_non_exhaustive()
     }
 }
@@ -215,7 +293,8 @@ pub(crate) fn probe() -> io::Result<()> {
     new_ring(1, 2).map(drop)
 }
 
-fn new_ring(sq: u32, cq: u32) -> io::Result<IoUring> {
+/// The ring and whether it takes `IORING_RECVSEND_POLL_FIRST`.
+fn new_ring(sq: u32, cq: u32) -> io::Result<(IoUring, bool)> {
     if cfg!(miri) {
         // Miri stops the whole run at a syscall it does not emulate.
         return Err(io::Error::new(
@@ -223,10 +302,21 @@ fn new_ring(sq: u32, cq: u32) -> io::Result<IoUring> {
             "io_uring: Miri does not emulate io_uring_setup",
         ));
     }
+    // Task work (a receive's data, a send's room) runs when the loop next
+    // enters the kernel rather than interrupting it (`COOP_TASKRUN`), and
+    // the kernel flags pending work in the ring (`TASKRUN_FLAG`) so a
+    // zero-timeout `select` knows when it must enter (Linux 5.19; older
+    // kernels refuse the flags with EINVAL, and get the plain ring).
     let ring = IoUring::builder()
         .setup_cqsize(cq)
         .setup_clamp()
+        .setup_coop_taskrun()
+        .setup_taskrun_flag()
         .build(sq)
+        .or_else(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) => IoUring::builder().setup_cqsize(cq).setup_clamp().build(sq),
+            _ => Err(e),
+        })
         .map_err(setup_error)?;
     let params = ring.params();
     let missing = if !params.is_feature_nodrop() {
@@ -257,7 +347,9 @@ fn new_ring(sq: u32, cq: u32) -> io::Result<IoUring> {
             ));
         }
     }
-    Ok(ring)
+    // `IORING_OP_SOCKET` came with `IORING_RECVSEND_POLL_FIRST`, in 5.19.
+    let poll_first = probe.is_supported(opcode::Socket::CODE);
+    Ok((ring, poll_first))
 }
 
 /// `io_uring_setup` failed: say why, with the kind a caller can act on.
@@ -295,22 +387,33 @@ impl Selector {
 
     /// With explicit queue sizes, so the tests can fill them.
     pub(crate) fn with_sizes(waker: &Waker, sq: u32, cq: u32) -> io::Result<Selector> {
+        let (ring, poll_first) = new_ring(sq, cq)?;
         let mut selector = Selector {
-            ring: new_ring(sq, cq)?,
-            inflight: HashMap::new(),
+            ring,
+            inflight: Vec::new(),
+            free: Vec::new(),
             op_done: VecDeque::new(),
-            entries: HashMap::new(),
-            polls: HashMap::new(),
-            next_poll: FIRST_POLL,
+            entries: Vec::new(),
+            next_gen: 0,
             rearm: Vec::new(),
+            deferred: Vec::new(),
             backlog: VecDeque::new(),
             waker: waker.fd().as_raw_fd(),
             waker_armed: false,
+            poll_first,
         };
         selector.arm_waker()?;
         // Armed before `new` returns, so no ring can come before the poll.
         selector.submit()?;
         Ok(selector)
+    }
+
+    fn entry(&self, fd: RawFd) -> Option<&Entry> {
+        self.entries.get(usize::try_from(fd).ok()?)?.as_ref()
+    }
+
+    fn entry_mut(&mut self, fd: RawFd) -> Option<&mut Entry> {
+        self.entries.get_mut(usize::try_from(fd).ok()?)?.as_mut()
     }
 
     fn arm_waker(&mut self) -> io::Result<()> {
@@ -369,33 +472,73 @@ impl Selector {
         self.backlog.extend(cqes.filter(|c| c.user_data != IGNORED));
     }
 
+    /// Arms `fd`'s poll with the mask its entry wants now; none while a
+    /// receive covers all it asks for (the entry then waits, flagged, for
+    /// the receive to end).
     fn new_poll(&mut self, fd: RawFd) -> io::Result<()> {
-        let entry = self.entries.get(&fd).expect("a registered fd");
-        let id = self.next_poll;
-        self.next_poll += 1;
-        let sqe = opcode::PollAdd::new(types::Fd(fd), events(entry.interest))
+        let gen = self.next_gen;
+        let entry = self.entry_mut(fd).expect("a registered fd");
+        let mask = entry.poll_mask();
+        if mask == 0 && entry.recv {
+            entry.rearm = true;
+            return Ok(());
+        }
+        let sqe = opcode::PollAdd::new(types::Fd(fd), mask)
             .multi(entry.trigger == Trigger::Edge)
             .build()
-            .user_data(id);
+            .user_data(poll_data(fd, gen));
         self.push(&sqe)?;
-        self.polls.insert(id, fd);
-        let entry = self.entries.get_mut(&fd).expect("a registered fd");
-        entry.poll = Some(id);
+        // A removed poll's last completion comes back in the enter that
+        // submits the removal, some 2^32 polls before its generation
+        // could come round again.
+        self.next_gen = gen.wrapping_add(1);
+        let entry = self.entry_mut(fd).expect("a registered fd");
+        entry.poll = Some(gen);
+        entry.mask = mask;
         entry.rearm = false;
+        entry.deferred = false;
         Ok(())
     }
 
     /// Withdraws `fd`'s armed poll, if any; its last completion will be
     /// stale.
     fn remove_poll(&mut self, fd: RawFd) -> io::Result<()> {
-        let Some(entry) = self.entries.get_mut(&fd) else {
+        let Some(entry) = self.entry_mut(fd) else {
             return Ok(());
         };
         entry.rearm = false;
-        if let Some(id) = entry.poll.take() {
-            self.polls.remove(&id);
-            let sqe = opcode::PollRemove::new(id).build().user_data(IGNORED);
+        if let Some(gen) = entry.poll {
+            let sqe = opcode::PollRemove::new(poll_data(fd, gen))
+                .build()
+                .user_data(IGNORED);
             self.push(&sqe)?;
+            if let Some(entry) = self.entry_mut(fd) {
+                entry.poll = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// A receive on `fd` started or ended: an armed poll whose mask is not
+    /// the one wanted now is taken down and armed again by the next
+    /// `select`, and an entry waiting for its poll is queued for it.
+    fn recheck_poll(&mut self, fd: RawFd) -> io::Result<()> {
+        let Some(entry) = self.entry(fd) else {
+            return Ok(());
+        };
+        if entry.closed {
+            return Ok(());
+        }
+        match entry.poll {
+            Some(_) if entry.mask != entry.poll_mask() => {
+                self.remove_poll(fd)?;
+                if let Some(entry) = self.entry_mut(fd) {
+                    entry.rearm = true;
+                }
+                self.rearm.push(fd);
+            }
+            None if entry.rearm => self.rearm.push(fd),
+            _ => {}
         }
         Ok(())
     }
@@ -403,9 +546,14 @@ impl Selector {
     /// Whether `cqe` is a native operation's; if so, its completion is
     /// queued for [`pop_op_done`](NativeIo::pop_op_done).
     fn finish_op(&mut self, cqe: Cqe) -> bool {
-        let Some(mut op) = self.inflight.remove(&cqe.user_data) else {
+        if cqe.user_data & OP == 0 || cqe.user_data == WAKER || cqe.user_data == IGNORED {
+            return false;
+        }
+        let index = (cqe.user_data & !OP) as usize;
+        let Some(mut op) = self.inflight.get_mut(index).and_then(Option::take) else {
             return false;
         };
+        self.free.push(index as u32);
         if op.read && cqe.result > 0 {
             let n = cqe.result as usize;
             debug_assert!(n <= op.buf.capacity() - op.buf.len());
@@ -414,6 +562,21 @@ impl Selector {
             // never writes more than its length), and posted its completion,
             // so it writes there no more.
             unsafe { op.buf.set_len(op.buf.len() + n) };
+        }
+        if let Some(entry) = self.entry_mut(op.fd) {
+            if op.read {
+                entry.recv = false;
+                entry.recv_short =
+                    cqe.result == 0 || u32::try_from(cqe.result).is_ok_and(|n| n > 0 && n < op.len);
+            } else {
+                entry.sends = entry.sends.saturating_sub(1);
+                entry.deferred = false;
+            }
+            if op.read {
+                // The poll gets readability back. Should the removal not
+                // go in, the next `select` fails the same way.
+                let _ = self.recheck_poll(op.fd);
+            }
         }
         self.op_done.push_back((
             cqe.user_data,
@@ -445,7 +608,9 @@ impl NativeIo for Selector {
     }
 
     /// A native read on socket `fd` into `buf`'s spare capacity, for the
-    /// runtime's operation `op`. On an error the buffer comes back.
+    /// runtime's operation `op`. On an error the buffer comes back. After
+    /// a short read the receive waits for data before it tries
+    /// (`IORING_RECVSEND_POLL_FIRST`): no attempt that is sure to fail.
     fn submit_recv(
         &mut self,
         fd: Source<'_>,
@@ -458,8 +623,20 @@ impl NativeIo for Selector {
         // inside (or one past) the allocation.
         let ptr = unsafe { buf.as_mut_ptr().add(buf.len()) };
         let raw = fd.as_raw_fd();
-        let sqe = opcode::Recv::new(types::Fd(raw), ptr, len).build();
-        self.submit_op(sqe, op, raw, true, buf)
+        let poll_first = self.poll_first && self.entry(raw).is_some_and(|e| e.recv_short);
+        let ioprio = if poll_first { RECVSEND_POLL_FIRST } else { 0 };
+        let sqe = opcode::Recv::new(types::Fd(raw), ptr, len)
+            .ioprio(ioprio)
+            .build();
+        let id = self.submit_op(sqe, op, raw, true, len, buf)?;
+        if let Some(entry) = self.entry_mut(raw) {
+            entry.recv = true;
+        }
+        // The poll leaves readability to the receive. Should the removal
+        // not go in, the poll stays as it was (one more report, nothing
+        // lost), and the next `select` fails the same way.
+        let _ = self.recheck_poll(raw);
+        Ok(id)
     }
 
     /// A native write on socket `fd` of `buf[offset..]`, all of it
@@ -478,7 +655,11 @@ impl NativeIo for Selector {
         let sqe = opcode::Send::new(types::Fd(raw), rest.as_ptr(), len)
             .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
             .build();
-        self.submit_op(sqe, op, raw, false, buf)
+        let id = self.submit_op(sqe, op, raw, false, len, buf)?;
+        if let Some(entry) = self.entry_mut(raw) {
+            entry.sends += 1;
+        }
+        Ok(id)
     }
 
     /// The next finished native operation.
@@ -503,13 +684,26 @@ impl Selector {
         op: u64,
         fd: RawFd,
         read: bool,
+        len: u32,
         buf: Vec<u8>,
     ) -> Result<u64, (io::Error, Vec<u8>)> {
-        let id = self.next_poll;
-        self.next_poll += 1;
+        let index = match self.free.pop() {
+            Some(i) => i as usize,
+            None => {
+                self.inflight.push(None);
+                self.inflight.len() - 1
+            }
+        };
+        let id = OP | index as u64;
         // The buffer moves in before the entry is queued: moving the `Vec`
         // does not move its heap block, which the entry points at.
-        self.inflight.insert(id, InFlight { op, fd, read, buf });
+        self.inflight[index] = Some(InFlight {
+            op,
+            fd,
+            read,
+            len,
+            buf,
+        });
         // SAFETY: the buffer the entry points at is in `inflight` until its
         // completion is seen (`finish_op`), and is never reallocated there;
         // `Drop` waits for every in-flight request (or leaks its buffer).
@@ -518,10 +712,21 @@ impl Selector {
             Err(e) => {
                 // The entry never reached the queue (`push` fails only in
                 // the submit that makes room for it): the buffer is free.
-                let op = self.inflight.remove(&id).expect("just inserted");
+                let op = self.inflight[index].take().expect("just stored");
+                self.free.push(index as u32);
                 Err((e, op.buf))
             }
         }
+    }
+
+    fn in_flight(&self, id: u64) -> bool {
+        id & OP != 0
+            && id != WAKER
+            && id != IGNORED
+            && self
+                .inflight
+                .get((id & !OP) as usize)
+                .is_some_and(Option::is_some)
     }
 
     /// [`cancel_op`](NativeIo::cancel_op) for several at once: one submit,
@@ -531,7 +736,7 @@ impl Selector {
         let wanted: std::collections::HashSet<u64> = ids.iter().copied().collect();
         let mut waiting = 0;
         for &id in &wanted {
-            if self.inflight.contains_key(&id) {
+            if self.in_flight(id) {
                 self.push(&opcode::AsyncCancel::new(id).build().user_data(IGNORED))?;
                 waiting += 1;
             }
@@ -594,8 +799,9 @@ impl Selector {
         let ids: Vec<u64> = self
             .inflight
             .iter()
-            .filter(|(_, op)| op.fd == fd)
-            .map(|(&id, _)| id)
+            .enumerate()
+            .filter(|(_, op)| op.as_ref().is_some_and(|op| op.fd == fd))
+            .map(|(i, _)| OP | i as u64)
             .collect();
         self.cancel_ops(&ids)?;
         Ok(())
@@ -614,18 +820,24 @@ impl Poller for Selector {
         // file's identity for `replace`.
         let id = Identity::of(fd)?;
         let raw = fd.as_raw_fd();
-        self.entries.insert(
-            raw,
-            Entry {
-                slot,
-                interest,
-                trigger,
-                poll: None,
-                rearm: false,
-                closed: false,
-                id,
-            },
-        );
+        let index = usize::try_from(raw).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+        if self.entries.len() <= index {
+            self.entries.resize_with(index + 1, || None);
+        }
+        self.entries[index] = Some(Entry {
+            slot,
+            interest,
+            trigger,
+            poll: None,
+            mask: 0,
+            rearm: false,
+            closed: false,
+            recv: false,
+            recv_short: false,
+            sends: 0,
+            deferred: false,
+            id,
+        });
         // Armed now, submitted with the next wait (or when the queue fills).
         self.new_poll(raw)
     }
@@ -643,7 +855,7 @@ impl Poller for Selector {
     ) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         let id = Identity::of(fd)?;
-        let entry = self.entries.get(&raw).ok_or_else(not_found)?;
+        let entry = self.entry(raw).ok_or_else(not_found)?;
         if !entry.closed && !entry.id.differs(&id) {
             return Err(crate::sys::already_registered());
         }
@@ -662,7 +874,7 @@ impl Poller for Selector {
         trigger: Trigger,
     ) -> io::Result<()> {
         let raw = fd.as_raw_fd();
-        let entry = self.entries.get_mut(&raw).ok_or_else(not_found)?;
+        let entry = self.entry_mut(raw).ok_or_else(not_found)?;
         if entry.closed {
             return Err(closed());
         }
@@ -675,27 +887,52 @@ impl Poller for Selector {
 
     fn deregister(&mut self, fd: Source<'_>) -> io::Result<()> {
         let raw = fd.as_raw_fd();
-        if !self.entries.contains_key(&raw) {
+        if self.entry(raw).is_none() {
             return Err(not_found());
         }
         self.remove_poll(raw)?;
-        self.entries.remove(&raw);
+        self.entries[raw as usize] = None;
         self.cancel_fd_ops(raw)?;
         // Submitted at once: the poll holds a reference to the file, which
         // the caller may be about to close and expects closed.
         self.submit()
     }
 
+    /// Waits for completions and turns them into readiness (and finished
+    /// operations, for [`pop_op_done`](NativeIo::pop_op_done)).
+    ///
+    /// A poll that is due again on a source with a send just queued is
+    /// armed only if the wait would block: the entries go in first, and a
+    /// send to a socket with room completes right there, in the same
+    /// `io_uring_enter`; if that (or anything else) gave completions, this
+    /// call returns them and the poll waits for the next one, by which time
+    /// a posted-I/O loop has usually posted its next read, whose receive
+    /// covers readability. So a posted echo's round trip arms no poll, and
+    /// a source still ready is reported by the next `select` at the latest
+    /// (the poll is put off once per send, never while a wait blocks).
     fn select(
         &mut self,
         out: &mut Vec<(u64, Readiness)>,
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<bool> {
-        self.rearm_polls()?;
+        self.rearm_polls(true)?;
         let have = !self.backlog.is_empty() || !self.ring.completion().is_empty();
-        let timeout = if have { Some(Duration::ZERO) } else { timeout };
-        self.enter(timeout)?;
+        if have {
+            self.keep_deferred();
+            self.enter(Some(Duration::ZERO))?;
+        } else if timeout == Some(Duration::ZERO) || self.deferred.is_empty() {
+            self.arm_deferred()?;
+            self.enter(timeout)?;
+        } else {
+            self.submit()?;
+            if self.backlog.is_empty() && self.ring.completion().is_empty() {
+                self.arm_deferred()?;
+                self.enter(timeout)?;
+            } else {
+                self.keep_deferred();
+            }
+        }
         self.reap(out, max.max(1));
         Ok(false)
     }
@@ -709,7 +946,8 @@ impl Poller for Selector {
     /// submits the polls (re-armed ones, the doorbell's), so readiness and
     /// rings post completions. True if completions wait in user space.
     fn prepare_external(&mut self) -> io::Result<bool> {
-        self.rearm_polls()?;
+        self.rearm_polls(false)?;
+        self.arm_deferred()?;
         self.submit()?;
         Ok(!self.backlog.is_empty())
     }
@@ -717,15 +955,27 @@ impl Poller for Selector {
 
 impl Selector {
     /// Queues the polls to re-arm and the doorbell's poll if it ended.
-    fn rearm_polls(&mut self) -> io::Result<()> {
-        for fd in std::mem::take(&mut self.rearm) {
-            if self
-                .entries
-                .get(&fd)
-                .is_some_and(|e| e.rearm && e.poll.is_none() && !e.closed)
-            {
+    /// With `defer`, entries with a send in the ring whose poll has not
+    /// been put off yet go to `deferred` instead.
+    fn rearm_polls(&mut self, defer: bool) -> io::Result<()> {
+        let mut list = std::mem::take(&mut self.rearm);
+        for &fd in &list {
+            let Some(entry) = self.entry_mut(fd) else {
+                continue;
+            };
+            if !entry.rearm || entry.poll.is_some() || entry.closed {
+                continue;
+            }
+            if defer && entry.sends > 0 && !entry.deferred {
+                entry.deferred = true;
+                self.deferred.push(fd);
+            } else {
                 self.new_poll(fd)?;
             }
+        }
+        list.clear();
+        if self.rearm.is_empty() {
+            self.rearm = list;
         }
         if !self.waker_armed {
             self.arm_waker()?;
@@ -733,11 +983,38 @@ impl Selector {
         Ok(())
     }
 
+    fn arm_deferred(&mut self) -> io::Result<()> {
+        while let Some(fd) = self.deferred.pop() {
+            if self
+                .entry(fd)
+                .is_some_and(|e| e.rearm && e.poll.is_none() && !e.closed)
+            {
+                self.new_poll(fd)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The deferred polls wait for the next `select`, which arms them.
+    fn keep_deferred(&mut self) {
+        self.rearm.append(&mut self.deferred);
+    }
+
     /// Submits what is queued and waits for at least one completion, at
-    /// most `timeout`.
+    /// most `timeout`. A zero timeout with nothing to submit and no task
+    /// work flagged (`IORING_SQ_TASKRUN`) or overflow to flush skips the
+    /// syscall: what the kernel has for us is in the completion queue
+    /// already.
     fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let r = match timeout {
-            Some(Duration::ZERO) => self.ring.submit(),
+            Some(Duration::ZERO) => {
+                let sq = self.ring.submission();
+                if sq.is_empty() && !sq.taskrun() && !sq.cq_overflow() {
+                    return Ok(());
+                }
+                drop(sq);
+                self.ring.submit()
+            }
             None => self.ring.submit_and_wait(1),
             Some(_) => {
                 let ms = timeout_ms(timeout);
@@ -775,9 +1052,6 @@ impl Selector {
     }
 
     fn handle(&mut self, cqe: Cqe, out: &mut Vec<(u64, Readiness)>) {
-        if self.finish_op(cqe) {
-            return;
-        }
         let more = cqueue::more(cqe.flags);
         match cqe.user_data {
             IGNORED => return,
@@ -789,18 +1063,16 @@ impl Selector {
             }
             _ => {}
         }
-        let id = cqe.user_data;
-        let Some(&fd) = self.polls.get(&id) else {
-            return; // removed (reregister, deregister): stale
-        };
-        if !more {
-            self.polls.remove(&id);
+        if self.finish_op(cqe) {
+            return;
         }
-        let Some(entry) = self.entries.get_mut(&fd) else {
-            return;
+        let fd = (cqe.user_data >> 32) as RawFd;
+        let gen = cqe.user_data as u32;
+        let Some(entry) = self.entry_mut(fd) else {
+            return; // deregistered: stale
         };
-        if entry.poll != Some(id) {
-            return;
+        if entry.poll != Some(gen) {
+            return; // removed (reregister, a new mask): stale
         }
         if !more {
             entry.poll = None;
@@ -867,9 +1139,15 @@ impl Drop for Selector {
     /// (and the ring) go. Should that wait fail, the buffers are leaked,
     /// never freed under the kernel.
     fn drop(&mut self) {
-        let ids: Vec<u64> = self.inflight.keys().copied().collect();
+        let ids: Vec<u64> = self
+            .inflight
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| op.is_some())
+            .map(|(i, _)| OP | i as u64)
+            .collect();
         if self.cancel_ops(&ids).is_err() {
-            for (_, op) in self.inflight.drain() {
+            for op in self.inflight.drain(..).flatten() {
                 std::mem::forget(op.buf);
             }
         }
@@ -879,10 +1157,57 @@ impl Drop for Selector {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::os::fd::AsFd;
+    use std::os::fd::{AsFd, AsRawFd};
     use std::os::unix::net::UnixStream;
 
     use super::*;
+
+    /// A source registered readable with a receive in the ring has no
+    /// poll armed (the receive covers readability): the data completes the
+    /// receive and nothing else reports it. Once the receive is done the
+    /// poll is back, and reports what is left.
+    #[test]
+    fn no_poll_beside_a_native_receive() {
+        let waker = Waker::new().unwrap();
+        let mut sel = Selector::new(&waker).unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let raw = a.as_raw_fd();
+        sel.register(a.as_fd(), 7, Interest::READABLE, Trigger::Level)
+            .unwrap();
+        let mut out = Vec::new();
+        sel.select(&mut out, 16, Some(Duration::ZERO)).unwrap();
+        assert!(
+            sel.entry(raw).unwrap().poll.is_some(),
+            "armed for the caller"
+        );
+        let id = sel
+            .submit_recv(a.as_fd(), 42, Vec::with_capacity(4))
+            .unwrap();
+        sel.select(&mut out, 16, Some(Duration::ZERO)).unwrap();
+        let entry = sel.entry(raw).unwrap();
+        assert!(entry.poll.is_none() && entry.recv, "{entry:?}");
+        assert!(out.is_empty(), "{out:?}");
+        (&b).write_all(b"0123456789").unwrap();
+        let mut done = None;
+        for _ in 0..100 {
+            sel.select(&mut out, 16, Some(Duration::from_secs(5)))
+                .unwrap();
+            done = sel.pop_op_done();
+            if done.is_some() {
+                break;
+            }
+        }
+        let done = done.expect("the receive completed");
+        assert_eq!((done.op, done.result, &done.buf[..]), (42, 4, &b"0123"[..]));
+        assert!(out.is_empty(), "reported beside the receive: {out:?}");
+        assert!(!sel.in_flight(id));
+        // The rest is the caller's readiness again.
+        sel.select(&mut out, 16, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].0 == 7 && out[0].1.is_readable(), "{out:?}");
+    }
 
     /// 64 ready sources on an 8-entry completion queue (and a 4-entry
     /// submission queue): the kernel keeps what does not fit in its overflow
