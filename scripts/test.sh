@@ -82,6 +82,9 @@ step_lint() {
   # so rustdoc would write both to target/doc/uniloop: document it on its own.
   RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --exclude uniloop-capi
   RUSTDOCFLAGS="-D warnings" cargo doc -p uniloop-capi --no-deps
+
+  step "links and wording in README.md, the talker's README, CHANGELOG.md, docs/"
+  python3 scripts/readme_test.py --checks
 }
 
 step_native() {
