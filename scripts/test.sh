@@ -64,6 +64,7 @@ step_lint() {
     --sys sys --backend sys/unix/epoll --backend sys/unix/poll --backend sys/unix/kqueue \
     --backend sys/unix/uring --backend sys/windows/iocp
   python3 scripts/check_modules.py crates/uniloop-bench/src
+  python3 scripts/check_modules.py crates/talker/src
 
   step "clippy"
   cargo clippy --workspace --all-targets -- -D warnings

@@ -9,10 +9,10 @@
 //! * [`telnet`] — the input parser, a pure function over bytes.
 //! * [`command`] — every command, parsed once for users, the console
 //!   and MCP; [`commands`] — what users type; [`world`] — rooms and names;
-//!   [`accounts`] — passwords (Argon2id on a worker pool).
+//!   [`server::accounts`] — passwords (Argon2id on a worker pool).
 //! * [`conn`] — one connection, its output and its backpressure.
 //! * [`persist`] — saving on a worker (temp file, fsync, rename), and
-//!   [`saving`], the loop's side of it;
+//!   [`server::saving`], the loop's side of it;
 //!   [`resolve`] — reverse DNS on a worker.
 //! * [`operator`] — the console's commands; [`mcp`] — the same over the
 //!   Model Context Protocol; [`output`] — stdout written by a worker;
@@ -20,7 +20,6 @@
 
 #![deny(dead_code, unused_imports)]
 
-pub mod accounts;
 pub mod command;
 pub mod commands;
 pub mod conn;
@@ -30,7 +29,6 @@ pub mod operator;
 pub mod output;
 pub mod persist;
 pub mod resolve;
-pub mod saving;
 pub mod server;
 mod sys;
 pub mod telnet;

@@ -18,14 +18,18 @@ use uniloop::{
     Overflow, Queue, Runtime, Signal, Signals, Token, WorkerPool,
 };
 
-use crate::accounts::{Failures, PwResult};
 use crate::conn::{self, Closing, Conn, Phase};
 use crate::mcp::McpSession;
 use crate::output::Stdout;
 use crate::persist::{self, Progress, Report, Saved};
 use crate::resolve;
-use crate::saving::SaveBy;
 use crate::world::Rooms;
+
+pub mod accounts;
+pub mod saving;
+
+use self::accounts::{Failures, PwResult};
+use self::saving::SaveBy;
 
 const LISTENER: Token = Token(0);
 
