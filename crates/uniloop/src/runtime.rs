@@ -1029,28 +1029,119 @@ impl Runtime {
                 "Events has capacity 0",
             ));
         }
-        if let Some(e) = self.deferred.take() {
-            return Err(e);
+        // The usual call of a loop that only does readiness: nothing of its
+        // own pending (no wake, timer, finished operation, completion, held
+        // write or deferred error). Then the first run is empty, and the
+        // call is one look at the OS (blocking, unless the timeout is zero)
+        // and the third run. The general path does the same with every
+        // case covered.
+        if self.deferred.is_none()
+            && !self.ops.has_held()
+            && self.timers.len() == 0
+            && !self.has_pending()
+        {
+            self.turn = self.turn.wrapping_add(1);
+            return self.look(events, timeout);
         }
-        if self.ops.has_held() {
-            self.release_held();
+        self.wait_general(events, timeout, None)
+    }
+
+    /// Whether a wake, finished posted I/O or a completion is pending (the
+    /// kinds that need no clock to tell).
+    #[inline(always)]
+    fn has_pending(&self) -> bool {
+        // SAFETY: the runtime is the completion queue's one consumer, and
+        // `Runtime` is not `Sync`: this `&self` call, made from a `&mut
+        // self` one, is the only one on the consumer side.
+        (unsafe { self.shared.has_ready() }) || self.ops.has_done() || self.shared.wake_pending()
+    }
+
+    /// `wait` with nothing pending: one look at the OS (blocking unless
+    /// `timeout` is zero), then what arrived meanwhile. When a blocking
+    /// look ends with nothing to return (an early wake-up, a signal, a
+    /// doorbell with nothing behind it, a sleep refused because something
+    /// arrived), the general path goes on with the time that is left.
+    #[inline(always)]
+    fn look(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+        let zero = timeout.is_some_and(|t| t.is_zero());
+        // The deadline needs the start; no timer is pending, so nothing
+        // else needs the clock.
+        let start = if zero {
+            None
+        } else {
+            timeout.map(|_| Instant::now())
+        };
+        // SAFETY: the runtime is the completion queue's one consumer (as in
+        // `has_pending`).
+        if !zero && !unsafe { self.shared.prepare_sleep() } {
+            let resumed = Resumed {
+                start,
+                polled: false,
+            };
+            return self.wait_general(events, timeout, Some(resumed));
+        }
+        if zero {
+            self.looked = false;
+        }
+        let r = self.poll_io(events, timeout);
+        if !zero {
+            self.shared.finish_sleep();
+        }
+        let polled = r.is_ok();
+        match r {
+            Ok(()) => self.looked |= zero,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if self.return_on_signal && !zero {
+                    return Ok(events.len());
+                }
+            }
+            Err(e) if !events.is_empty() => self.deferred = Some(e),
+            Err(e) => return Err(e),
+        }
+        if zero || !events.is_empty() {
+            // A blocking look that returned something counts as a look.
+            self.looked |= !zero;
+            self.collect(events, self.clock, events.capacity());
+            return Ok(events.len());
+        }
+        self.wait_general(events, timeout, Some(Resumed { start, polled }))
+    }
+
+    /// `wait` with every case covered; `resumed` when [`look`] has made
+    /// the first pass.
+    ///
+    /// [`look`]: Runtime::look
+    #[inline(never)]
+    fn wait_general(
+        &mut self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+        resumed: Option<Resumed>,
+    ) -> io::Result<usize> {
+        if resumed.is_none() {
+            if let Some(e) = self.deferred.take() {
+                return Err(e);
+            }
+            if self.ops.has_held() {
+                self.release_held();
+            }
+            self.turn = self.turn.wrapping_add(1);
         }
         // Timers only shrink during a call, so with none pending and no
         // deadline of its own (no timeout, or a zero one) the call never
         // reads the clock.
         let clocked = self.timers.len() > 0 || timeout.is_some_and(|t| !t.is_zero());
-        let start = if clocked {
-            self.clock = Instant::now();
-            self.clock
-        } else {
-            self.clock
+        let start = match resumed.and_then(|r| r.start) {
+            Some(start) => start,
+            None if clocked => Instant::now(),
+            None => self.clock,
         };
+        self.clock = start;
         let deadline = if clocked {
             timeout.and_then(|t| start.checked_add(t))
         } else {
             None
         };
-        self.turn = self.turn.wrapping_add(1);
         // Leave room for I/O readiness before taking completions and timers:
         // half the buffer, or every other call when it holds one event.
         let reserve = if events.capacity() >= 2 {
@@ -1058,10 +1149,14 @@ impl Runtime {
         } else {
             (self.turn & 1) as usize
         };
-        let mut now = start;
         // Set once a blocking select has returned: I/O was just polled with
         // the whole buffer free, so the next pass need not poll it again.
-        let mut io_polled = false;
+        let mut io_polled = resumed.is_some_and(|r| r.polled);
+        let mut now = if resumed.is_some() && clocked {
+            Instant::now()
+        } else {
+            start
+        };
         loop {
             let more = self.collect(events, now, events.capacity() - reserve);
             let expired = timeout == Some(Duration::ZERO) || deadline.is_some_and(|d| now >= d);
@@ -1270,26 +1365,44 @@ impl Runtime {
         took
     }
 
+    #[inline(always)]
     fn poll_io(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         #[cfg(test)]
         if let Some(e) = self.fail_select.take() {
             return Err(e);
         }
-        self.scratch.clear();
         // What one selector call may return: far below what any OS takes
         // (epoll_wait and kevent take an int, GetQueuedCompletionStatusEx a
         // ULONG); readiness beyond it stays with the OS for the next call.
         const MAX_PER_SELECT: usize = 4096;
-        let woken = self.selector.select(
-            &mut self.scratch,
-            events.room().min(MAX_PER_SELECT),
-            timeout,
-        )?;
+        // The selector leaves `scratch` empty behind it (`translate`
+        // drains it), so it is not cleared here.
+        let max = events.room().min(MAX_PER_SELECT);
+        let woken = match self.selector.select(&mut self.scratch, max, timeout) {
+            Ok(woken) => woken,
+            Err(e) => {
+                self.scratch.clear();
+                return Err(e);
+            }
+        };
         if woken {
             self.shared.notifier().drain();
         }
-        let scratch = std::mem::take(&mut self.scratch);
-        for &(slot, ready) in &scratch {
+        if !self.scratch.is_empty() {
+            self.translate(events);
+        }
+        if self.selector.native_io() {
+            self.take_native();
+        }
+        Ok(())
+    }
+
+    /// The selector's reports as events, or as progress of the source's
+    /// posted operations; leaves `scratch` empty.
+    #[inline]
+    fn translate(&mut self, events: &mut Events) {
+        for i in 0..self.scratch.len() {
+            let (slot, ready) = self.scratch[i];
             let Some(reg) = self.registry.get_mut(slot) else {
                 continue;
             };
@@ -1317,10 +1430,14 @@ impl Runtime {
                 });
             }
         }
-        self.scratch = scratch;
-        // Native (io_uring) reads and writes that finished, after the
-        // readiness: a read still pending there took its source's readable
-        // readiness, as on the emulation.
+        self.scratch.clear();
+    }
+
+    /// Native (io_uring) reads and writes that finished, after the
+    /// readiness: a read still pending there took its source's readable
+    /// readiness, as on the emulation.
+    #[inline(never)]
+    fn take_native(&mut self) {
         while let Some(done) = self.selector.pop_op_done() {
             let index = OpId::from_bits(done.op).index();
             // Gone (deregistered, replaced): its buffer goes with `done`.
@@ -1330,11 +1447,11 @@ impl Runtime {
             let Some(io) = reg.ops.as_deref_mut() else {
                 continue;
             };
-            // SAFETY: as above: a registered source, open while registered.
+            // SAFETY: a registered source, which the caller keeps open while
+            // registered; the borrow ends with this iteration.
             let src = unsafe { sys::borrow_raw(reg.raw) };
             self.ops.on_native(&mut self.selector, src, io, done);
         }
-        Ok(())
     }
 
     fn check_trigger(&self, trigger: Trigger) -> io::Result<()> {
@@ -1347,6 +1464,15 @@ impl Runtime {
             )))
         }
     }
+}
+
+/// How far [`Runtime::look`] got before handing over to the general path.
+#[derive(Clone, Copy)]
+struct Resumed {
+    /// When the call started; `None` without a timeout.
+    start: Option<Instant>,
+    /// Whether the blocking look at the OS succeeded.
+    polled: bool,
 }
 
 impl Drop for Runtime {

@@ -134,6 +134,7 @@ impl Selector {
         }
     }
 
+    #[inline]
     pub(crate) fn select(
         &mut self,
         out: &mut Vec<(u64, Readiness)>,
@@ -141,23 +142,31 @@ impl Selector {
         timeout: Option<Duration>,
     ) -> io::Result<bool> {
         // Whole milliseconds, rounded up, so rustix takes the plain
-        // `epoll_pwait` path (no `epoll_pwait2` needed on old kernels).
-        let ts = timeout.map(|_| {
-            let ms = timeout_ms(timeout);
-            Timespec {
-                tv_sec: i64::from(ms / 1000),
-                tv_nsec: i64::from(ms % 1000) * 1_000_000,
+        // `epoll_pwait` path (no `epoll_pwait2` needed on old kernels). A
+        // zero timeout, the look of a busy loop, needs no arithmetic.
+        let ts = match timeout {
+            None => None,
+            Some(t) if t.is_zero() => Some(Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }),
+            Some(_) => {
+                let ms = timeout_ms(timeout);
+                Some(Timespec {
+                    tv_sec: i64::from(ms / 1000),
+                    tv_nsec: i64::from(ms % 1000) * 1_000_000,
+                })
             }
-        });
+        };
         let (ready, _) = epoll::wait(&self.ep, self.buf.space(max), ts.as_ref())?;
-        for ev in ready.iter() {
-            let data = ev.data.u64();
-            // The doorbell's edge has done its job (ending the wait); being
-            // edge-triggered it needs no drain, so it is not reported.
-            if data != WAKER {
-                out.push((data, readiness(ev.flags)));
-            }
-        }
+        // The doorbell's edge has done its job (ending the wait); being
+        // edge-triggered it needs no drain, so it is not reported.
+        out.extend(
+            ready
+                .iter()
+                .filter(|ev| ev.data.u64() != WAKER)
+                .map(|ev| (ev.data.u64(), readiness(ev.flags))),
+        );
         Ok(false)
     }
 }

@@ -419,6 +419,7 @@ impl Selector {
         }
     }
 
+    #[inline]
     pub(crate) fn select(
         &mut self,
         out: &mut Vec<(u64, Readiness)>,
