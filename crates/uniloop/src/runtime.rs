@@ -412,9 +412,13 @@ impl Runtime {
     /// oneshot (and is re-armed by this call). Only
     /// [`reregister_with`](Runtime::reregister_with) changes the trigger.
     ///
-    /// The token and interest already set on a level-triggered source with
-    /// no posted operations cost nothing (no system call); then a source
-    /// closed without [`deregister`](Runtime::deregister) is not noticed.
+    /// The token and interest already set on a source with no posted
+    /// operations cost nothing (no system call) when it is level-triggered,
+    /// or oneshot and still armed (it has not reported since it was last
+    /// armed); then a source closed without
+    /// [`deregister`](Runtime::deregister) is not noticed. An edge-triggered
+    /// source is always modified: the call re-arms its edge, so a source
+    /// that is ready reports again.
     ///
     /// # Errors
     ///
@@ -445,20 +449,24 @@ impl Runtime {
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        let slot = self.registry.lookup(sys::raw_source(source.as_source()))?;
+        let src = source.as_source();
+        let slot = self.registry.lookup(sys::raw_source(src))?;
         let reg = self.registry.get(slot).expect("a registered slot");
-        // Level-triggered, no posted operations, and nothing changes: the
-        // OS already watches exactly this, so there is nothing to do.
-        if reg.trigger == Trigger::Level
-            && reg.interest == interest
-            && reg.token == token
-            && !reg.spent
-            && reg.ops.is_none()
-        {
+        // Nothing changes and no posted operations: the OS already watches
+        // exactly this — a level registration, or a oneshot one still
+        // armed — so there is nothing to do. (An edge registration is
+        // modified anyway: the call re-arms its edge.)
+        let armed = match reg.trigger {
+            Trigger::Level => true,
+            Trigger::Oneshot => !reg.spent,
+            Trigger::Edge => false,
+        };
+        if armed && reg.interest == interest && reg.token == token && reg.ops.is_none() {
             return Ok(());
         }
         let trigger = reg.trigger;
-        self.reregister_with(source, token, interest, trigger)
+        // The trigger is the registration's own, so it needs no check.
+        self.rearm(src, slot, token, interest, trigger)
     }
 
     /// [`reregister`](Runtime::reregister) with an explicit [`Trigger`]: the
@@ -478,6 +486,19 @@ impl Runtime {
         self.check_trigger(trigger)?;
         let src = source.as_source();
         let slot = self.registry.lookup(sys::raw_source(src))?;
+        self.rearm(src, slot, token, interest, trigger)
+    }
+
+    /// Gives the registration in `slot` (of `src`) this token, interest and
+    /// trigger, telling the OS.
+    fn rearm(
+        &mut self,
+        src: sys::Source<'_>,
+        slot: u64,
+        token: Token,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
         let reg = self.registry.get_mut(slot).expect("a registered slot");
         // Posted operations keep what they need from the OS.
         let want = match &reg.ops {

@@ -159,14 +159,16 @@ impl Selector {
             }
         };
         let (ready, _) = epoll::wait(&self.ep, self.buf.space(max), ts.as_ref())?;
-        // The doorbell's edge has done its job (ending the wait); being
-        // edge-triggered it needs no drain, so it is not reported.
-        out.extend(
-            ready
-                .iter()
-                .filter(|ev| ev.data.u64() != WAKER)
-                .map(|ev| (ev.data.u64(), readiness(ev.flags))),
-        );
+        // One reservation, then plain stores.
+        out.reserve(ready.len());
+        for ev in ready.iter() {
+            let data = ev.data.u64();
+            // The doorbell's edge has done its job (ending the wait); being
+            // edge-triggered it needs no drain, so it is not reported.
+            if data != WAKER {
+                out.push((data, readiness(ev.flags)));
+            }
+        }
         Ok(false)
     }
 }
