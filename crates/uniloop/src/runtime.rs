@@ -190,6 +190,7 @@ impl Builder {
             ),
             timers: Timers::new(),
             scratch: Vec::new(),
+            with_ops: Vec::new(),
             turn: 0,
             first_kind: KINDS - 1,
             looked: false,
@@ -245,8 +246,12 @@ pub struct Runtime {
     registry: Registry,
     ops: Ops,
     timers: Timers,
-    /// Reused buffer for the selector's `(slot, readiness)` output.
+    /// Reused buffer for the selector's `(slot, readiness)` output, on
+    /// the backends that do not hand it over record by record.
     scratch: Vec<(u64, Readiness)>,
+    /// Readiness of sources with posted operations, read during a select
+    /// and handled after it.
+    with_ops: Vec<(u64, Readiness)>,
     /// Alternates who goes first when `events` has room for only one.
     turn: u64,
     /// The kind of pending event (wake, timers, finished I/O, completions)
@@ -1396,21 +1401,34 @@ impl Runtime {
         // (epoll_wait and kevent take an int, GetQueuedCompletionStatusEx a
         // ULONG); readiness beyond it stays with the OS for the next call.
         const MAX_PER_SELECT: usize = 4096;
-        // The selector leaves `scratch` empty behind it (`translate`
-        // drains it), so it is not cleared here.
         let max = events.room().min(MAX_PER_SELECT);
-        let woken = match self.selector.select(&mut self.scratch, max, timeout) {
-            Ok(woken) => woken,
-            Err(e) => {
-                self.scratch.clear();
-                return Err(e);
-            }
-        };
+        // Each report becomes its event as it is read, but for a source
+        // with posted operations: those need the selector, so they wait in
+        // `with_ops` until it is done.
+        let registry = &mut self.registry;
+        let with_ops = &mut self.with_ops;
+        let r = self
+            .selector
+            .select_each(&mut self.scratch, max, timeout, |slot, ready| {
+                let Some(reg) = registry.get_mut(slot) else {
+                    return;
+                };
+                if reg.ops.is_some() {
+                    with_ops.push((slot, ready));
+                    return;
+                }
+                reg.spent = reg.trigger == Trigger::Oneshot;
+                events.push(Event::Io {
+                    token: reg.token,
+                    ready,
+                });
+            });
+        let woken = r?;
         if woken {
             self.shared.notifier().drain();
         }
-        if !self.scratch.is_empty() {
-            self.translate(events);
+        if !self.with_ops.is_empty() {
+            self.on_ready_ops(events);
         }
         if self.selector.native_io() {
             self.take_native();
@@ -1418,21 +1436,16 @@ impl Runtime {
         Ok(())
     }
 
-    /// The selector's reports as events, or as progress of the source's
-    /// posted operations; leaves `scratch` empty.
-    #[inline]
-    fn translate(&mut self, events: &mut Events) {
-        for i in 0..self.scratch.len() {
-            let (slot, ready) = self.scratch[i];
+    /// Readiness of sources with posted operations: it drives them first,
+    /// and what is left is the caller's event. Leaves `with_ops` empty.
+    #[inline(never)]
+    fn on_ready_ops(&mut self, events: &mut Events) {
+        for i in 0..self.with_ops.len() {
+            let (slot, ready) = self.with_ops[i];
             let Some(reg) = self.registry.get_mut(slot) else {
                 continue;
             };
             let Some(io) = reg.ops.as_deref_mut() else {
-                reg.spent = reg.trigger == Trigger::Oneshot;
-                events.push(Event::Io {
-                    token: reg.token,
-                    ready,
-                });
                 continue;
             };
             // SAFETY: the slot is registered, and the caller keeps a
@@ -1451,7 +1464,7 @@ impl Runtime {
                 });
             }
         }
-        self.scratch.clear();
+        self.with_ops.clear();
     }
 
     /// Native (io_uring) reads and writes that finished, after the

@@ -141,6 +141,18 @@ impl Selector {
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<bool> {
+        self.select_each(max, timeout, |slot, ready| out.push((slot, ready)))
+    }
+
+    /// [`select`](Selector::select), handing each report to `f` straight
+    /// from the kernel's records (no copy in between).
+    #[inline(always)]
+    pub(crate) fn select_each(
+        &mut self,
+        max: usize,
+        timeout: Option<Duration>,
+        mut f: impl FnMut(u64, Readiness),
+    ) -> io::Result<bool> {
         // Whole milliseconds, rounded up, so rustix takes the plain
         // `epoll_pwait` path (no `epoll_pwait2` needed on old kernels). A
         // zero timeout, the look of a busy loop, needs no arithmetic.
@@ -159,14 +171,12 @@ impl Selector {
             }
         };
         let (ready, _) = epoll::wait(&self.ep, self.buf.space(max), ts.as_ref())?;
-        // One reservation, then plain stores.
-        out.reserve(ready.len());
         for ev in ready.iter() {
             let data = ev.data.u64();
             // The doorbell's edge has done its job (ending the wait); being
             // edge-triggered it needs no drain, so it is not reported.
             if data != WAKER {
-                out.push((data, readiness(ev.flags)));
+                f(data, readiness(ev.flags));
             }
         }
         Ok(false)
@@ -230,6 +240,11 @@ pub(super) fn readiness_bits(f: u32) -> Readiness {
             && Readiness::ERROR.bits() == 16
             && Readiness::PRIORITY.bits() == 32
     );
+    // The usual report, readable and/or writable and nothing else: two
+    // bits to move.
+    if f & !0x5 == 0 {
+        return Readiness::from_bits((f & 0x1) | ((f >> 1) & 0x2));
+    }
     Readiness::from_bits(
         (f & 0x1)                       // IN -> READABLE
             | ((f >> 1) & 0x2)          // OUT -> WRITABLE

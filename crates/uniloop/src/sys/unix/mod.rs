@@ -438,6 +438,34 @@ impl Selector {
     }
 }
 
+/// Readiness handed over report by report, for the runtime to turn into
+/// events as it reads them: epoll's records go straight from the kernel's
+/// buffer to `f`; the other backends fill `scratch` through `select`, and
+/// it is handed over from there (and left empty).
+impl Selector {
+    #[inline(always)]
+    pub(crate) fn select_each(
+        &mut self,
+        scratch: &mut Vec<(u64, Readiness)>,
+        max: usize,
+        timeout: Option<Duration>,
+        mut f: impl FnMut(u64, Readiness),
+    ) -> io::Result<bool> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Selector::Epoll(s) = self {
+            return s.select_each(max, timeout, f);
+        }
+        let r = self.select(scratch, max, timeout);
+        if r.is_ok() {
+            for &(slot, ready) in scratch.iter() {
+                f(slot, ready);
+            }
+        }
+        scratch.clear();
+        r
+    }
+}
+
 /// The OS object a runtime's `wait` blocks on
 /// ([`Runtime::os_handle`](crate::Runtime::os_handle)): a file descriptor
 /// on Unix, a `HANDLE` on Windows.

@@ -293,4 +293,24 @@ impl Selector {
     ) -> io::Result<bool> {
         self.0.select(out, max, timeout)
     }
+
+    /// `select`, handing the reports to `f` one by one (`scratch` is left
+    /// empty).
+    #[inline]
+    pub(crate) fn select_each(
+        &mut self,
+        scratch: &mut Vec<(u64, crate::Readiness)>,
+        max: usize,
+        timeout: Option<std::time::Duration>,
+        mut f: impl FnMut(u64, crate::Readiness),
+    ) -> io::Result<bool> {
+        let r = self.select(scratch, max, timeout);
+        if r.is_ok() {
+            for &(slot, ready) in scratch.iter() {
+                f(slot, ready);
+            }
+        }
+        scratch.clear();
+        r
+    }
 }
