@@ -32,6 +32,11 @@
 //!     dropped. Level-triggered readiness that did not fit is reported
 //!     round-robin, so no source starves another. `EINTR` is returned as
 //!     `ErrorKind::Interrupted`; the runtime retries with the remaining time.
+//!   * `select_each(scratch, max, timeout, f)`: the same, handing each
+//!     `(slot, Readiness)` to `f` instead of appending it; what the runtime
+//!     calls. The dispatch enum hands epoll's records to `f` straight from
+//!     the kernel's buffer; the other backends go through `select` into
+//!     `scratch`, which is left empty.
 //!   * Level, edge and oneshot as `Backend::supports` says; a oneshot
 //!     registration is reported once and then disarmed until `reregister`.
 //!   * A source closed while registered reports nothing from then on (the
