@@ -422,8 +422,8 @@ impl Runtime {
     /// or oneshot and still armed (it has not reported since it was last
     /// armed); then a source closed without
     /// [`deregister`](Runtime::deregister) is not noticed. An edge-triggered
-    /// source is always modified: the call re-arms its edge, so a source
-    /// that is ready reports again.
+    /// source is always handed to the OS again (on epoll that re-arms its
+    /// edge: a source that is ready reports again).
     ///
     /// # Errors
     ///
@@ -459,8 +459,8 @@ impl Runtime {
         let reg = self.registry.get(slot).expect("a registered slot");
         // Nothing changes and no posted operations: the OS already watches
         // exactly this — a level registration, or a oneshot one still
-        // armed — so there is nothing to do. (An edge registration is
-        // modified anyway: the call re-arms its edge.)
+        // armed — so there is nothing to do. (An edge registration goes to
+        // the OS anyway: on epoll the call re-arms its edge.)
         let armed = match reg.trigger {
             Trigger::Level => true,
             Trigger::Oneshot => !reg.spent,
