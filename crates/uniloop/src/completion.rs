@@ -260,6 +260,7 @@ impl<N: Notify> Shared<N> {
         self.state.load(Ordering::Acquire) == SLEEPING
     }
 
+    #[inline]
     pub(crate) fn wake_pending(&self) -> bool {
         self.wake_pending.load(Ordering::Acquire)
     }
@@ -288,6 +289,7 @@ impl<N: Notify> Shared<N> {
     /// # Safety
     ///
     /// As for [`pop`](Shared::pop).
+    #[inline]
     pub(crate) unsafe fn has_ready(&self) -> bool {
         // SAFETY: passed on from this fn's contract.
         unsafe { self.queue.head_ready() }

@@ -249,6 +249,7 @@ impl<T> Mpsc<T> {
     /// # Safety
     ///
     /// As for `pop`: only the consumer's thread.
+    #[inline]
     pub(crate) unsafe fn head_ready(&self) -> bool {
         self.head.with(|head| {
             // SAFETY: the consumer's own state (this fn's contract).

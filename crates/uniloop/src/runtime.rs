@@ -190,6 +190,7 @@ impl Builder {
             ),
             timers: Timers::new(),
             scratch: Vec::new(),
+            with_ops: Vec::new(),
             turn: 0,
             first_kind: KINDS - 1,
             looked: false,
@@ -245,8 +246,12 @@ pub struct Runtime {
     registry: Registry,
     ops: Ops,
     timers: Timers,
-    /// Reused buffer for the selector's `(slot, readiness)` output.
+    /// Reused buffer for the selector's `(slot, readiness)` output, on
+    /// the backends that do not hand it over record by record.
     scratch: Vec<(u64, Readiness)>,
+    /// Readiness of sources with posted operations, read during a select
+    /// and handled after it.
+    with_ops: Vec<(u64, Readiness)>,
     /// Alternates who goes first when `events` has room for only one.
     turn: u64,
     /// The kind of pending event (wake, timers, finished I/O, completions)
@@ -419,9 +424,13 @@ impl Runtime {
     /// oneshot (and is re-armed by this call). Only
     /// [`reregister_with`](Runtime::reregister_with) changes the trigger.
     ///
-    /// The token and interest already set on a level-triggered source with
-    /// no posted operations cost nothing (no system call); then a source
-    /// closed without [`deregister`](Runtime::deregister) is not noticed.
+    /// The token and interest already set on a source with no posted
+    /// operations cost nothing (no system call) when it is level-triggered,
+    /// or oneshot and still armed (it has not reported since it was last
+    /// armed); then a source closed without
+    /// [`deregister`](Runtime::deregister) is not noticed. An edge-triggered
+    /// source is always handed to the OS again (on epoll that re-arms its
+    /// edge: a source that is ready reports again).
     ///
     /// # Errors
     ///
@@ -452,20 +461,24 @@ impl Runtime {
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        let slot = self.registry.lookup(sys::raw_source(source.as_source()))?;
+        let src = source.as_source();
+        let slot = self.registry.lookup(sys::raw_source(src))?;
         let reg = self.registry.get(slot).expect("a registered slot");
-        // Level-triggered, no posted operations, and nothing changes: the
-        // OS already watches exactly this, so there is nothing to do.
-        if reg.trigger == Trigger::Level
-            && reg.interest == interest
-            && reg.token == token
-            && !reg.spent
-            && reg.ops.is_none()
-        {
+        // Nothing changes and no posted operations: the OS already watches
+        // exactly this — a level registration, or a oneshot one still
+        // armed — so there is nothing to do. (An edge registration goes to
+        // the OS anyway: on epoll the call re-arms its edge.)
+        let armed = match reg.trigger {
+            Trigger::Level => true,
+            Trigger::Oneshot => !reg.spent,
+            Trigger::Edge => false,
+        };
+        if armed && reg.interest == interest && reg.token == token && reg.ops.is_none() {
             return Ok(());
         }
         let trigger = reg.trigger;
-        self.reregister_with(source, token, interest, trigger)
+        // The trigger is the registration's own, so it needs no check.
+        self.rearm(src, slot, token, interest, trigger)
     }
 
     /// [`reregister`](Runtime::reregister) with an explicit [`Trigger`]: the
@@ -485,6 +498,19 @@ impl Runtime {
         self.check_trigger(trigger)?;
         let src = source.as_source();
         let slot = self.registry.lookup(sys::raw_source(src))?;
+        self.rearm(src, slot, token, interest, trigger)
+    }
+
+    /// Gives the registration in `slot` (of `src`) this token, interest and
+    /// trigger, telling the OS.
+    fn rearm(
+        &mut self,
+        src: sys::Source<'_>,
+        slot: u64,
+        token: Token,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
         let reg = self.registry.get_mut(slot).expect("a registered slot");
         // Posted operations keep what they need from the OS.
         let want = match &reg.ops {
@@ -1045,28 +1071,119 @@ impl Runtime {
                 "Events has capacity 0",
             ));
         }
-        if let Some(e) = self.deferred.take() {
-            return Err(e);
+        // The usual call of a loop that only does readiness: nothing of its
+        // own pending (no wake, timer, finished operation, completion, held
+        // write or deferred error). Then the first run is empty, and the
+        // call is one look at the OS (blocking, unless the timeout is zero)
+        // and the third run. The general path does the same with every
+        // case covered.
+        if self.deferred.is_none()
+            && !self.ops.has_held()
+            && self.timers.len() == 0
+            && !self.has_pending()
+        {
+            self.turn = self.turn.wrapping_add(1);
+            return self.look(events, timeout);
         }
-        if self.ops.has_held() {
-            self.release_held();
+        self.wait_general(events, timeout, None)
+    }
+
+    /// Whether a wake, finished posted I/O or a completion is pending (the
+    /// kinds that need no clock to tell).
+    #[inline(always)]
+    fn has_pending(&self) -> bool {
+        // SAFETY: the runtime is the completion queue's one consumer, and
+        // `Runtime` is not `Sync`: this `&self` call, made from a `&mut
+        // self` one, is the only one on the consumer side.
+        (unsafe { self.shared.has_ready() }) || self.ops.has_done() || self.shared.wake_pending()
+    }
+
+    /// `wait` with nothing pending: one look at the OS (blocking unless
+    /// `timeout` is zero), then what arrived meanwhile. When a blocking
+    /// look ends with nothing to return (an early wake-up, a signal, a
+    /// doorbell with nothing behind it, a sleep refused because something
+    /// arrived), the general path goes on with the time that is left.
+    #[inline(always)]
+    fn look(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+        let zero = timeout.is_some_and(|t| t.is_zero());
+        // The deadline needs the start; no timer is pending, so nothing
+        // else needs the clock.
+        let start = if zero {
+            None
+        } else {
+            timeout.map(|_| Instant::now())
+        };
+        // SAFETY: the runtime is the completion queue's one consumer (as in
+        // `has_pending`).
+        if !zero && !unsafe { self.shared.prepare_sleep() } {
+            let resumed = Resumed {
+                start,
+                polled: false,
+            };
+            return self.wait_general(events, timeout, Some(resumed));
+        }
+        if zero {
+            self.looked = false;
+        }
+        let r = self.poll_io(events, timeout);
+        if !zero {
+            self.shared.finish_sleep();
+        }
+        let polled = r.is_ok();
+        match r {
+            Ok(()) => self.looked |= zero,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if self.return_on_signal && !zero {
+                    return Ok(events.len());
+                }
+            }
+            Err(e) if !events.is_empty() => self.deferred = Some(e),
+            Err(e) => return Err(e),
+        }
+        if zero || !events.is_empty() {
+            // A blocking look that returned something counts as a look.
+            self.looked |= !zero;
+            self.collect(events, self.clock, events.capacity());
+            return Ok(events.len());
+        }
+        self.wait_general(events, timeout, Some(Resumed { start, polled }))
+    }
+
+    /// `wait` with every case covered; `resumed` when [`look`] has made
+    /// the first pass.
+    ///
+    /// [`look`]: Runtime::look
+    #[inline(never)]
+    fn wait_general(
+        &mut self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+        resumed: Option<Resumed>,
+    ) -> io::Result<usize> {
+        if resumed.is_none() {
+            if let Some(e) = self.deferred.take() {
+                return Err(e);
+            }
+            if self.ops.has_held() {
+                self.release_held();
+            }
+            self.turn = self.turn.wrapping_add(1);
         }
         // Timers only shrink during a call, so with none pending and no
         // deadline of its own (no timeout, or a zero one) the call never
         // reads the clock.
         let clocked = self.timers.len() > 0 || timeout.is_some_and(|t| !t.is_zero());
-        let start = if clocked {
-            self.clock = Instant::now();
-            self.clock
-        } else {
-            self.clock
+        let start = match resumed.and_then(|r| r.start) {
+            Some(start) => start,
+            None if clocked => Instant::now(),
+            None => self.clock,
         };
+        self.clock = start;
         let deadline = if clocked {
             timeout.and_then(|t| start.checked_add(t))
         } else {
             None
         };
-        self.turn = self.turn.wrapping_add(1);
         // Leave room for I/O readiness before taking completions and timers:
         // half the buffer, or every other call when it holds one event.
         let reserve = if events.capacity() >= 2 {
@@ -1074,10 +1191,14 @@ impl Runtime {
         } else {
             (self.turn & 1) as usize
         };
-        let mut now = start;
         // Set once a blocking select has returned: I/O was just polled with
         // the whole buffer free, so the next pass need not poll it again.
-        let mut io_polled = false;
+        let mut io_polled = resumed.is_some_and(|r| r.polled);
+        let mut now = if resumed.is_some() && clocked {
+            Instant::now()
+        } else {
+            start
+        };
         loop {
             let more = self.collect(events, now, events.capacity() - reserve);
             let expired = timeout == Some(Duration::ZERO) || deadline.is_some_and(|d| now >= d);
@@ -1286,35 +1407,61 @@ impl Runtime {
         took
     }
 
+    #[inline(always)]
     fn poll_io(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         #[cfg(test)]
         if let Some(e) = self.fail_select.take() {
             return Err(e);
         }
-        self.scratch.clear();
         // What one selector call may return: far below what any OS takes
         // (epoll_wait and kevent take an int, GetQueuedCompletionStatusEx a
         // ULONG); readiness beyond it stays with the OS for the next call.
         const MAX_PER_SELECT: usize = 4096;
-        let woken = self.selector.select(
-            &mut self.scratch,
-            events.room().min(MAX_PER_SELECT),
-            timeout,
-        )?;
-        if woken {
-            self.shared.notifier().drain();
-        }
-        let scratch = std::mem::take(&mut self.scratch);
-        for &(slot, ready) in &scratch {
-            let Some(reg) = self.registry.get_mut(slot) else {
-                continue;
-            };
-            let Some(io) = reg.ops.as_deref_mut() else {
+        let max = events.room().min(MAX_PER_SELECT);
+        // Each report becomes its event as it is read, but for a source
+        // with posted operations: those need the selector, so they wait in
+        // `with_ops` until it is done.
+        let registry = &mut self.registry;
+        let with_ops = &mut self.with_ops;
+        let r = self
+            .selector
+            .select_each(&mut self.scratch, max, timeout, |slot, ready| {
+                let Some(reg) = registry.get_mut(slot) else {
+                    return;
+                };
+                if reg.ops.is_some() {
+                    with_ops.push((slot, ready));
+                    return;
+                }
                 reg.spent = reg.trigger == Trigger::Oneshot;
                 events.push(Event::Io {
                     token: reg.token,
                     ready,
                 });
+            });
+        let woken = r?;
+        if woken {
+            self.shared.notifier().drain();
+        }
+        if !self.with_ops.is_empty() {
+            self.on_ready_ops(events);
+        }
+        if self.selector.native_io() {
+            self.take_native();
+        }
+        Ok(())
+    }
+
+    /// Readiness of sources with posted operations: it drives them first,
+    /// and what is left is the caller's event. Leaves `with_ops` empty.
+    #[inline(never)]
+    fn on_ready_ops(&mut self, events: &mut Events) {
+        for i in 0..self.with_ops.len() {
+            let (slot, ready) = self.with_ops[i];
+            let Some(reg) = self.registry.get_mut(slot) else {
+                continue;
+            };
+            let Some(io) = reg.ops.as_deref_mut() else {
                 continue;
             };
             // SAFETY: rests on `register`'s rule for posted I/O, as in
@@ -1336,10 +1483,14 @@ impl Runtime {
                 });
             }
         }
-        self.scratch = scratch;
-        // Native (io_uring) reads and writes that finished, after the
-        // readiness: a read still pending there took its source's readable
-        // readiness, as on the emulation.
+        self.with_ops.clear();
+    }
+
+    /// Native (io_uring) reads and writes that finished, after the
+    /// readiness: a read still pending there took its source's readable
+    /// readiness, as on the emulation.
+    #[inline(never)]
+    fn take_native(&mut self) {
         while let Some(done) = self.selector.pop_op_done() {
             let index = OpId::from_bits(done.op).index();
             // Gone (deregistered, replaced): its buffer goes with `done`.
@@ -1357,7 +1508,6 @@ impl Runtime {
             let src = unsafe { sys::borrow_raw(reg.raw) };
             self.ops.on_native(&mut self.selector, src, io, done);
         }
-        Ok(())
     }
 
     fn check_trigger(&self, trigger: Trigger) -> io::Result<()> {
@@ -1370,6 +1520,15 @@ impl Runtime {
             )))
         }
     }
+}
+
+/// How far [`Runtime::look`] got before handing over to the general path.
+#[derive(Clone, Copy)]
+struct Resumed {
+    /// When the call started; `None` without a timeout.
+    start: Option<Instant>,
+    /// Whether the blocking look at the OS succeeded.
+    polled: bool,
 }
 
 impl Drop for Runtime {

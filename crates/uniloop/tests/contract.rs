@@ -386,6 +386,34 @@ fn oneshot_reports_once_until_reregistered(b: Backend) {
     assert_eq!(io_tokens(&seen), vec![Token(2)]);
 }
 
+/// `reregister` to the token and interest already set: on a oneshot
+/// registration still armed it changes nothing (it reports once, later);
+/// on a spent one it re-arms.
+fn oneshot_reregister_to_the_same_interest(b: Backend) {
+    let mut rt = rt(b);
+    let (client, server) = tcp_pair();
+    rt.register_with(&server, Token(1), Interest::READABLE, Trigger::Oneshot)
+        .unwrap();
+    rt.reregister(&server, Token(1), Interest::READABLE)
+        .unwrap();
+    send(&client, b"a");
+    let mut events = Events::with_capacity(4);
+    let seen = wait_until(&mut rt, &mut events, |e| matches!(e, Event::Io { .. }));
+    assert_eq!(io_tokens(&seen), vec![Token(1)]);
+    assert_eq!(
+        poll_now(&mut rt, &mut events),
+        vec![],
+        "disarmed after one report"
+    );
+    // Spent: the same call now re-arms, and the undrained byte reports.
+    rt.reregister(&server, Token(1), Interest::READABLE)
+        .unwrap();
+    let seen = wait_until(&mut rt, &mut events, |e| matches!(e, Event::Io { .. }));
+    assert_eq!(io_tokens(&seen), vec![Token(1)]);
+    assert_eq!(poll_now(&mut rt, &mut events), vec![]);
+    assert_eq!(drain(&server), b"a");
+}
+
 /// `reregister` keeps an edge or oneshot registration what it is: turned
 /// into a level one, a server dropping WRITABLE would get a readiness
 /// report on every wait.
@@ -1034,6 +1062,7 @@ every_backend! {
     level_re_reports_until_drained
     edge_reports_once_per_edge
     oneshot_reports_once_until_reregistered
+    oneshot_reregister_to_the_same_interest
     reregister_keeps_the_trigger
     peer_close_is_read_closed
     reset_is_error_or_closed

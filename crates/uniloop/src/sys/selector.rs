@@ -121,6 +121,29 @@ pub(crate) trait Poller {
         timeout: Option<Duration>,
     ) -> io::Result<bool>;
 
+    /// [`select`](Poller::select), handing each `(slot, Readiness)` to `f`
+    /// as it is read instead of appending it: what the runtime calls. The
+    /// default goes through `select` into `scratch` and hands the pairs
+    /// over from there (leaving it empty); epoll overrides it and hands its
+    /// records to `f` straight from the kernel's buffer.
+    #[inline]
+    fn select_each(
+        &mut self,
+        scratch: &mut Vec<(u64, Readiness)>,
+        max: usize,
+        timeout: Option<Duration>,
+        mut f: impl FnMut(u64, Readiness),
+    ) -> io::Result<bool> {
+        let r = self.select(scratch, max, timeout);
+        if r.is_ok() {
+            for &(slot, ready) in scratch.iter() {
+                f(slot, ready);
+            }
+        }
+        scratch.clear();
+        r
+    }
+
     /// The OS object another loop can wait on for this one
     /// ([`Runtime::os_handle`](crate::Runtime::os_handle)): readable (or
     /// signalled) while [`select`](Poller::select) has something to
@@ -315,6 +338,19 @@ macro_rules! selectors {
             ) -> ::std::io::Result<bool> {
                 match self {
                     $( $(#[cfg($cfg)])? Selector::$variant(s) => s.select(out, max, timeout), )+
+                }
+            }
+
+            #[inline(always)]
+            fn select_each(
+                &mut self,
+                scratch: &mut Vec<(u64, $crate::readiness::Readiness)>,
+                max: usize,
+                timeout: Option<::std::time::Duration>,
+                f: impl FnMut(u64, $crate::readiness::Readiness),
+            ) -> ::std::io::Result<bool> {
+                match self {
+                    $( $(#[cfg($cfg)])? Selector::$variant(s) => s.select_each(scratch, max, timeout, f), )+
                 }
             }
 

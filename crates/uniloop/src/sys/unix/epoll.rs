@@ -147,28 +147,52 @@ impl Poller for Selector {
         }
     }
 
+    #[inline]
     fn select(
         &mut self,
         out: &mut Vec<(u64, Readiness)>,
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<bool> {
+        self.select_each(&mut Vec::new(), max, timeout, |slot, ready| {
+            out.push((slot, ready))
+        })
+    }
+
+    /// [`select`](Poller::select), handing each report to `f` straight
+    /// from the kernel's records (no copy in between; `scratch` unused).
+    #[inline(always)]
+    fn select_each(
+        &mut self,
+        _scratch: &mut Vec<(u64, Readiness)>,
+        max: usize,
+        timeout: Option<Duration>,
+        mut f: impl FnMut(u64, Readiness),
+    ) -> io::Result<bool> {
         // Whole milliseconds, rounded up, so rustix takes the plain
-        // `epoll_pwait` path (no `epoll_pwait2` needed on old kernels).
-        let ts = timeout.map(|_| {
-            let ms = timeout_ms(timeout);
-            Timespec {
-                tv_sec: i64::from(ms / 1000),
-                tv_nsec: i64::from(ms % 1000) * 1_000_000,
+        // `epoll_pwait` path (no `epoll_pwait2` needed on old kernels). A
+        // zero timeout, the look of a busy loop, needs no arithmetic.
+        let ts = match timeout {
+            None => None,
+            Some(t) if t.is_zero() => Some(Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }),
+            Some(_) => {
+                let ms = timeout_ms(timeout);
+                Some(Timespec {
+                    tv_sec: i64::from(ms / 1000),
+                    tv_nsec: i64::from(ms % 1000) * 1_000_000,
+                })
             }
-        });
+        };
         let (ready, _) = epoll::wait(&self.ep, self.buf.space(max), ts.as_ref())?;
         for ev in ready.iter() {
             let data = ev.data.u64();
             // The doorbell's edge has done its job (ending the wait); being
             // edge-triggered it needs no drain, so it is not reported.
             if data != WAKER {
-                out.push((data, readiness(ev.flags)));
+                f(data, readiness(ev.flags));
             }
         }
         Ok(false)

@@ -417,6 +417,11 @@ fn readiness_bits(f: u32) -> crate::Readiness {
             && crate::Readiness::ERROR.bits() == 16
             && crate::Readiness::PRIORITY.bits() == 32
     );
+    // The usual report, readable and/or writable and nothing else: two
+    // bits to move.
+    if f & !0x5 == 0 {
+        return crate::Readiness::from_bits((f & 0x1) | ((f >> 1) & 0x2));
+    }
     crate::Readiness::from_bits(
         (f & 0x1)                       // IN -> READABLE
             | ((f >> 1) & 0x2)          // OUT -> WRITABLE
