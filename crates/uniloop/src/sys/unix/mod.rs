@@ -78,8 +78,9 @@ pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
 /// # Safety
 ///
 /// `raw` must be the fd of a live registration, still open and still the
-/// file that was registered (for posted I/O, `Runtime::register`'s rule),
-/// and the returned borrow must not outlive the current call.
+/// file that was registered (for posted I/O, the promise of the unsafe
+/// `Runtime::post_read` / `post_write`), and the returned borrow must not
+/// outlive the current call.
 pub(crate) unsafe fn borrow_raw<'a>(raw: RawSource) -> Source<'a> {
     // SAFETY: the caller's obligation, above.
     unsafe { BorrowedFd::borrow_raw(raw) }

@@ -49,8 +49,9 @@ pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
 /// # Safety
 ///
 /// `raw` must be the socket of a live registration, still open and still
-/// the socket that was registered (for posted I/O, `Runtime::register`'s
-/// rule), and the returned borrow must not outlive the current call.
+/// the socket that was registered (for posted I/O, the promise of the
+/// unsafe `Runtime::post_read` / `post_write`), and the returned borrow
+/// must not outlive the current call.
 pub(crate) unsafe fn borrow_raw<'a>(raw: RawSource) -> Source<'a> {
     // SAFETY: the caller's obligation, above.
     unsafe { BorrowedSocket::borrow_raw(raw) }
