@@ -768,15 +768,14 @@ impl Runtime {
     pub fn cancel_io(&mut self, op: OpId) -> Option<Finished> {
         let reg = self.registry.at_index_mut(op.index())?;
         let io = reg.ops.as_deref_mut()?;
-        // SAFETY: `op` is a posted operation of this live registration, so
-        // the `post_read` / `post_write` caller's promise holds: the source
-        // is open until `op` is cancelled (now) — and so are the sources of
-        // the other operations still pending on it. Through `src` go a
-        // re-registration with less interest (epoll_ctl, kevent, the poll
-        // array, AFD: control of the selector, no file's data), and, for a
+        // SAFETY: through `src` go a re-registration with less interest
+        // (epoll_ctl, kevent, the poll array, AFD polls: control of the
+        // selector, which reads or writes no file's data, so harmless even
+        // if `op` had finished and its source was closed since), and, for a
         // write cancelled in the ring, the next queued write (`send_front`:
-        // I/O, covered by that write's promise). The borrow ends with this
-        // call.
+        // I/O for a pending write, so the promise of the `post_write`
+        // caller that queued it holds: the source is open). The borrow ends
+        // with this call.
         let src = unsafe { sys::borrow_raw(reg.raw) };
         self.ops.cancel(&mut self.selector, src, io, op)
     }
