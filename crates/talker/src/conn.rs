@@ -211,7 +211,7 @@ impl Conn {
 ///
 /// Why the client must be dropped: its output is over the write limit (it
 /// is not reading), or the socket is gone.
-pub fn send(rt: &mut Runtime, conn: &mut Conn, text: &str) -> Result<(), String> {
+pub(crate) fn send(rt: &mut Runtime, conn: &mut Conn, text: &str) -> Result<(), String> {
     send_styled(rt, conn, text, Style::Plain)
 }
 
@@ -247,7 +247,7 @@ impl Style {
 /// # Errors
 ///
 /// As [`send`].
-pub fn send_styled(
+pub(crate) fn send_styled(
     rt: &mut Runtime,
     conn: &mut Conn,
     text: &str,
@@ -275,7 +275,7 @@ pub fn send_styled(
 /// # Errors
 ///
 /// As [`send`].
-pub fn prompt(rt: &mut Runtime, conn: &mut Conn, text: &str) -> Result<(), String> {
+pub(crate) fn prompt(rt: &mut Runtime, conn: &mut Conn, text: &str) -> Result<(), String> {
     if conn.closing.is_some() {
         return Ok(());
     }
@@ -324,7 +324,7 @@ fn encode_for(conn: &Conn, text: &str, buf: &mut Vec<u8>) {
 /// # Errors
 ///
 /// As [`send`].
-pub fn start_compression(rt: &mut Runtime, conn: &mut Conn) -> Result<(), String> {
+pub(crate) fn start_compression(rt: &mut Runtime, conn: &mut Conn) -> Result<(), String> {
     if conn.compress.is_some() {
         return Ok(());
     }
@@ -339,7 +339,7 @@ pub fn start_compression(rt: &mut Runtime, conn: &mut Conn) -> Result<(), String
 /// # Errors
 ///
 /// As [`send`].
-pub fn stop_compression(rt: &mut Runtime, conn: &mut Conn) -> Result<(), String> {
+pub(crate) fn stop_compression(rt: &mut Runtime, conn: &mut Conn) -> Result<(), String> {
     let Some(z) = conn.compress.take() else {
         return Ok(());
     };
@@ -353,7 +353,7 @@ pub fn stop_compression(rt: &mut Runtime, conn: &mut Conn) -> Result<(), String>
 /// # Errors
 ///
 /// As [`send`].
-pub fn send_raw(rt: &mut Runtime, conn: &mut Conn, buf: Vec<u8>) -> Result<(), String> {
+pub(crate) fn send_raw(rt: &mut Runtime, conn: &mut Conn, buf: Vec<u8>) -> Result<(), String> {
     let buf = match &mut conn.compress {
         // A sync flush per write: the client can decode everything sent
         // so far without waiting for more.
@@ -366,7 +366,11 @@ pub fn send_raw(rt: &mut Runtime, conn: &mut Conn, buf: Vec<u8>) -> Result<(), S
         None => buf,
     };
     let len = buf.len();
-    match rt.post_write(&conn.stream, buf) {
+    // SAFETY: only the server calls this (crate-private), on a connection
+    // of its `conns` (or the one `admit` is about to insert): the stream
+    // stays there until `close_now` deregisters it, and the runtime is
+    // dropped before `conns` (the order of `Server`'s fields).
+    match unsafe { rt.post_write(&conn.stream, buf) } {
         Ok(_) => {
             conn.unsent += len;
             Ok(())

@@ -132,6 +132,8 @@ pub struct Counters {
 /// The whole talker.
 #[derive(Debug)]
 pub struct Server {
+    /// First, so dropped before `conns`: posted I/O is done through the
+    /// streams' numbers, which must stay open while the runtime lives.
     pub(crate) rt: Runtime,
     pub(crate) cfg: Config,
     pub(crate) rooms: Rooms,
@@ -440,7 +442,11 @@ impl Server {
             .register(&stream, Token(token), Interest::READABLE)?;
         let mut c = Conn::new(token, stream, peer, self.cfg.max_line, self.rooms.start());
         c.flood = conn::Bucket::new(Instant::now(), self.cfg.flood_burst, self.cfg.flood_rate);
-        match self.rt.post_read(&c.stream, Vec::with_capacity(READ_BUF)) {
+        // SAFETY: `c` goes into `conns` below with no way out before it but
+        // the error arm, which deregisters; a stream stays in `conns` until
+        // `close_now` deregisters it, and `rt` is dropped before `conns`
+        // (field order).
+        match unsafe { self.rt.post_read(&c.stream, Vec::with_capacity(READ_BUF)) } {
             Ok(op) => c.read = Some(op),
             Err(e) => {
                 let _ = self.rt.deregister(&c.stream);
@@ -496,7 +502,9 @@ impl Server {
                 }
                 let mut buf = done.buf;
                 buf.clear();
-                match self.rt.post_read(&c.stream, buf) {
+                // SAFETY: `c` is in `conns`, which it leaves only in
+                // `close_now`, after its `deregister`.
+                match unsafe { self.rt.post_read(&c.stream, buf) } {
                     Ok(op) => c.read = Some(op),
                     Err(e) => return self.lost(token, &format!("cannot read: {}", e.error())),
                 }
@@ -633,7 +641,9 @@ impl Server {
         if c.closing.is_some() {
             return;
         }
-        let flush = self.rt.post_write(&c.stream, Vec::new()).ok();
+        // SAFETY: `c` is in `conns`, which it leaves only in `close_now`,
+        // after its `deregister`.
+        let flush = unsafe { self.rt.post_write(&c.stream, Vec::new()) }.ok();
         log(&format!("conn {token}: closing: {reason}"));
         c.closing = Some(Closing {
             since: Instant::now(),

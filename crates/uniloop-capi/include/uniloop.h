@@ -801,7 +801,11 @@ int async_runtime_post_completion(async_runtime_t *rt, uintptr_t completion_key,
 // post_read on the fd or its removal. Otherwise `buffer` (`len` > 0
 // bytes) must stay valid until the event. One read at a time per fd:
 // until a wait has returned its event, a second post_read fails with
-// `UNILOOP_ERR_EXISTS`, even when the first finished at once. 0, or -1.
+// `UNILOOP_ERR_EXISTS`, even when the first finished at once. The runtime
+// reads through the fd number inside later calls: keep the fd open (its
+// number not reused) until the event has been returned by a wait or the
+// fd removed (`async_runtime_remove`), as `async_runtime_add` asks. 0, or
+// -1.
 int async_runtime_post_read(async_runtime_t *rt, socket_fd_t fd, void *buffer, size_t len);
 
 // Posts a write of `len` bytes (copied before this returns) on a
@@ -812,7 +816,11 @@ int async_runtime_post_read(async_runtime_t *rt, socket_fd_t fd, void *buffer, s
 // 1 MiB of queued output unless set with `uniloop_runtime_set_write_limit`;
 // a write on an fd with nothing queued is always taken). Each write costs
 // a copy of its bytes plus a small record until its event; many small
-// writes on one fd go out gathered.
+// writes on one fd go out gathered. The runtime writes through the fd
+// number inside later calls: keep the fd open (its number not reused)
+// until the event has been returned by a wait or the fd removed
+// (`async_runtime_remove`); closed earlier, the bytes can reach whatever
+// file gets the number.
 int async_runtime_post_write(async_runtime_t *rt, socket_fd_t fd, const void *buffer, size_t len);
 
 // Detects what stdin is (`console_detect_type`) and remembers it for

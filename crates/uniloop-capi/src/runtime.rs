@@ -409,7 +409,11 @@ pub extern "C" fn async_runtime_post_completion(
 /// post_read on the fd or its removal. Otherwise `buffer` (`len` > 0
 /// bytes) must stay valid until the event. One read at a time per fd:
 /// until a wait has returned its event, a second post_read fails with
-/// `UNILOOP_ERR_EXISTS`, even when the first finished at once. 0, or -1.
+/// `UNILOOP_ERR_EXISTS`, even when the first finished at once. The runtime
+/// reads through the fd number inside later calls: keep the fd open (its
+/// number not reused) until the event has been returned by a wait or the
+/// fd removed (`async_runtime_remove`), as `async_runtime_add` asks. 0, or
+/// -1.
 #[no_mangle]
 pub extern "C" fn async_runtime_post_read(
     rt: *mut async_runtime_t,
@@ -433,7 +437,11 @@ pub extern "C" fn async_runtime_post_read(
 /// 1 MiB of queued output unless set with `uniloop_runtime_set_write_limit`;
 /// a write on an fd with nothing queued is always taken). Each write costs
 /// a copy of its bytes plus a small record until its event; many small
-/// writes on one fd go out gathered.
+/// writes on one fd go out gathered. The runtime writes through the fd
+/// number inside later calls: keep the fd open (its number not reused)
+/// until the event has been returned by a wait or the fd removed
+/// (`async_runtime_remove`); closed earlier, the bytes can reach whatever
+/// file gets the number.
 #[no_mangle]
 pub extern "C" fn async_runtime_post_write(
     rt: *mut async_runtime_t,

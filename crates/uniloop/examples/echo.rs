@@ -151,7 +151,8 @@ fn main() -> io::Result<()> {
                             // when the socket becomes readable.
                             rt.register(&stream, Token(token), Interest::READABLE)?;
                             if mode == Mode::Completion {
-                                rt.post_read(&stream, Vec::with_capacity(4096))?;
+                                // SAFETY: the stream stays in `conns` until after its `deregister`.
+                                unsafe { rt.post_read(&stream, Vec::with_capacity(4096)) }?;
                             }
                             println!("conn {token}: accepted from {peer}");
                             conns.insert(
@@ -278,12 +279,14 @@ fn on_io_done(rt: &mut Runtime, stream: &TcpStream, token: Token, op: OpId) -> i
         OpKind::Read => {
             println!("conn {}: echo {} bytes", token.0, done.bytes);
             // The buffer holds exactly what was read: send all of it.
-            rt.post_write(stream, done.buf)?;
+            // SAFETY: the stream stays in `conns` until after its `deregister`.
+            unsafe { rt.post_write(stream, done.buf) }?;
         }
         OpKind::Write => {
             let mut buf = done.buf;
             buf.clear(); // keeps its capacity: the next read fills it again
-            rt.post_read(stream, buf)?;
+                         // SAFETY: the stream stays in `conns` until after its `deregister`.
+            unsafe { rt.post_read(stream, buf) }?;
         }
         _ => {} // OpKind is non-exhaustive; this example posts only reads and writes
     }

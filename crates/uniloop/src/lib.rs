@@ -81,8 +81,10 @@
 //! refuses a blocking source with [`std::io::ErrorKind::InvalidInput`];
 //! Windows cannot read the mode back, so there it is on you. Deregister a
 //! source before closing it; one closed without it reports nothing, and its
-//! number can be registered again — but not while posted reads or writes
-//! are pending on it ([`Runtime::register`] says why).
+//! number can be registered again. Posted reads and writes are the
+//! exception: the runtime does them through the number later, so
+//! `post_read` / `post_write` are `unsafe`, the caller promising to keep
+//! the source open until they finish, are cancelled, or it is deregistered.
 //!
 //! # Write buffering and backpressure
 //!
@@ -111,7 +113,8 @@
 //! rt.set_write_limit(&conn, 64 * 1024)?;
 //! let mut paused = false;
 //! for _ in 0..10_000 {
-//!     match rt.post_write(&conn, vec![b'x'; 1024]) {
+//!     // SAFETY: `conn` outlives `rt`, so it is open while writes pend.
+//!     match unsafe { rt.post_write(&conn, vec![b'x'; 1024]) } {
 //!         Ok(_op) => {}                  // its IoDone comes when it is out
 //!         Err(e) if e.kind() == ErrorKind::WouldBlock => {
 //!             let _line = e.into_buf();  // keep it, or drop the client

@@ -307,13 +307,13 @@ impl Runtime {
     ///
     /// The runtime borrows the source: it neither owns nor closes it.
     /// Deregister it before closing it. Closing it without that is handled
-    /// for readiness (below), not for posted I/O: the runtime reads and
-    /// writes a source with pending [`post_read`](Runtime::post_read) /
-    /// [`post_write`](Runtime::post_write) operations through its number
-    /// inside later calls (`wait`, `cancel_io`), and once the number is
-    /// closed and reused, that I/O reaches the file that got it. Keep a
-    /// source with operations pending open until they finish, are
-    /// cancelled, or it is deregistered.
+    /// for readiness (below): all the runtime does through a registered
+    /// number is ask the OS about readiness, which reads or writes no file's
+    /// data, so this call is safe. Posted I/O is different: the runtime
+    /// reads and writes through the number later, so
+    /// [`post_read`](Runtime::post_read) and
+    /// [`post_write`](Runtime::post_write) are `unsafe`, their callers
+    /// promising to keep the source open while operations are pending.
     ///
     /// The source must be in non-blocking mode (`set_nonblocking(true)`;
     /// note that `TcpListener::accept` returns blocking sockets): the loop
@@ -572,14 +572,13 @@ impl Runtime {
             let Some(io) = reg.ops.as_deref_mut() else {
                 continue;
             };
-            // SAFETY: rests on `register`'s rule for posted I/O (a source
-            // with operations pending stays open until they finish or it is
-            // deregistered), which this safe API states but cannot enforce:
-            // the held writes go out through `src` (`sendmsg`/`writev`, or a
-            // ring `SEND`), and on a number closed and reused since they
-            // were posted they would reach the new file. The registry entry
-            // is live (not deregistered, not replaced); the borrow ends with
-            // this iteration. docs/ARCHITECTURE.md, "Registered numbers".
+            // SAFETY: the held writes go out through `src` (`sendmsg` /
+            // `writev`, or a ring `SEND`): I/O, so this rests on the promise
+            // of the `post_write` caller that queued them — the source stays
+            // open until its writes finish, are cancelled, or it is
+            // deregistered. They are pending and the registry entry is live
+            // (not deregistered, not replaced), so its number still names
+            // that source. The borrow ends with this iteration.
             let src = unsafe { sys::borrow_raw(reg.raw) };
             self.ops
                 .release_held(&mut self.selector, src, slot, io, interest, trigger);
@@ -613,6 +612,19 @@ impl Runtime {
     /// An error the read meets — the OS's (a reset, a bad fd) — is not
     /// returned here; it ends the operation and comes in its event.
     ///
+    /// # Safety
+    ///
+    /// `source` must stay open — not closed, its number (handle value on
+    /// Windows) not handed to another file — until every operation posted
+    /// on it has finished (its [`Event::IoDone`] returned by `wait`), been
+    /// cancelled ([`cancel_io`](Runtime::cancel_io)), or `source` has been
+    /// [`deregister`](Runtime::deregister)ed. (Closing it earlier is fine
+    /// only if the runtime is then dropped with no call on it in between
+    /// and no write on it held by [`Builder::hold_writes`]: the drop sends
+    /// held writes.) The runtime does the I/O through the number inside
+    /// later calls (`wait`, `cancel_io`, `deregister`); on a number closed
+    /// and reused it would reach the file that got it.
+    ///
     /// # Errors
     ///
     /// Refusals, each handing `buf` back in the [`OpError`]:
@@ -636,7 +648,8 @@ impl Runtime {
     ///
     /// let mut rt = Runtime::new()?;
     /// rt.register(&conn, Token(7), Interest::READABLE)?;
-    /// let op = rt.post_read(&conn, Vec::with_capacity(1024))?;
+    /// // SAFETY: `conn` stays open until the read has finished.
+    /// let op = unsafe { rt.post_read(&conn, Vec::with_capacity(1024)) }?;
     /// client.write_all(b"hello")?;
     ///
     /// let mut events = Events::with_capacity(16);
@@ -651,7 +664,7 @@ impl Runtime {
     /// }
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn post_read<S: AsSource + ?Sized>(
+    pub unsafe fn post_read<S: AsSource + ?Sized>(
         &mut self,
         source: &S,
         buf: Vec<u8>,
@@ -672,6 +685,19 @@ impl Runtime {
     /// no [`Event::Io`] reports it for the source. An empty `buf` completes
     /// (with `bytes` 0) once the writes posted before it are out — a way to
     /// ask "is everything sent?".
+    ///
+    /// # Safety
+    ///
+    /// `source` must stay open — not closed, its number (handle value on
+    /// Windows) not handed to another file — until every operation posted
+    /// on it has finished (its [`Event::IoDone`] returned by `wait`), been
+    /// cancelled ([`cancel_io`](Runtime::cancel_io)), or `source` has been
+    /// [`deregister`](Runtime::deregister)ed. (Closing it earlier is fine
+    /// only if the runtime is then dropped with no call on it in between
+    /// and no write on it held by [`Builder::hold_writes`]: the drop sends
+    /// held writes.) The runtime does the I/O through the number inside
+    /// later calls (`wait`, `cancel_io`, `deregister`); on a number closed
+    /// and reused it would reach the file that got it.
     ///
     /// # Errors
     ///
@@ -700,7 +726,8 @@ impl Runtime {
     ///
     /// let mut rt = Runtime::new()?;
     /// rt.register(&conn, Token(7), Interest::READABLE)?;
-    /// let op = rt.post_write(&conn, b"hello".to_vec())?;
+    /// // SAFETY: `conn` stays open until the write has finished.
+    /// let op = unsafe { rt.post_write(&conn, b"hello".to_vec()) }?;
     /// let mut events = Events::with_capacity(16);
     /// rt.wait(&mut events, None)?;
     /// assert!(matches!(events.iter().next(), Some(&Event::IoDone { bytes: 5, error: None, .. })));
@@ -711,7 +738,7 @@ impl Runtime {
     /// assert_eq!(&got, b"hello");
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn post_write<S: AsSource + ?Sized>(
+    pub unsafe fn post_write<S: AsSource + ?Sized>(
         &mut self,
         source: &S,
         buf: Vec<u8>,
@@ -757,7 +784,8 @@ impl Runtime {
     ///
     /// let mut rt = Runtime::new()?;
     /// rt.register(&conn, Token(1), Interest::READABLE)?;
-    /// let op = rt.post_read(&conn, Vec::with_capacity(64))?;
+    /// // SAFETY: `conn` stays open past the `cancel_io`.
+    /// let op = unsafe { rt.post_read(&conn, Vec::with_capacity(64)) }?;
     /// let finished = rt.cancel_io(op).expect("pending");
     /// assert_eq!((finished.bytes, finished.buf.capacity() >= 64), (0, true));
     /// assert!(rt.cancel_io(op).is_none());
@@ -766,12 +794,13 @@ impl Runtime {
     pub fn cancel_io(&mut self, op: OpId) -> Option<Finished> {
         let reg = self.registry.at_index_mut(op.index())?;
         let io = reg.ops.as_deref_mut()?;
-        // SAFETY: rests on `register`'s rule for posted I/O, as in
-        // `release_held`: through `src` go a re-registration with less
-        // interest (epoll_ctl, kevent, the poll array: the selector's own
-        // state, no data of whatever file has the number), and, for a
+        // SAFETY: through `src` go a re-registration with less interest
+        // (epoll_ctl, kevent, the poll array, AFD polls: control of the
+        // selector, which reads or writes no file's data, so harmless even
+        // if `op` had finished and its source was closed since), and, for a
         // write cancelled in the ring, the next queued write (`send_front`:
-        // I/O, hence the rule). The registry entry is live; the borrow ends
+        // I/O for a pending write, so the promise of the `post_write`
+        // caller that queued it holds: the source is open). The borrow ends
         // with this call.
         let src = unsafe { sys::borrow_raw(reg.raw) };
         self.ops.cancel(&mut self.selector, src, io, op)
@@ -1464,12 +1493,17 @@ impl Runtime {
             let Some(io) = reg.ops.as_deref_mut() else {
                 continue;
             };
-            // SAFETY: rests on `register`'s rule for posted I/O, as in
-            // `release_held`: the pending reads and writes are done through
-            // `src`. Readiness under a live slot does not prove the number
-            // still names its file: poll(2) watches numbers, and an epoll
-            // entry or a ring `POLL_ADD` lives on with the file while a
-            // duplicate of it is open. The borrow ends with this iteration.
+            // SAFETY: the registration has posted operations (`reg.ops`),
+            // and their reads and writes are done through `src`: I/O, so
+            // this rests on the `post_read` / `post_write` callers' promise
+            // (the source stays open until they finish, are cancelled, or it
+            // is deregistered). Readiness under a live slot alone would not
+            // prove the number still names its file: poll(2) watches
+            // numbers, and an epoll entry or a ring `POLL_ADD` lives on with
+            // the file while a duplicate of it is open. With no operations
+            // pending (or once they are done) only re-registration goes
+            // through `src`: selector control, no file's data. The borrow
+            // ends with this iteration.
             let src = unsafe { sys::borrow_raw(reg.raw) };
             let sel = &mut self.selector;
             let (interest, trigger) = (reg.interest, reg.trigger);
@@ -1500,11 +1534,13 @@ impl Runtime {
             let Some(io) = reg.ops.as_deref_mut() else {
                 continue;
             };
-            // SAFETY: rests on `register`'s rule for posted I/O, as in
-            // `release_held`: the rest of a partial `SEND` and the writes
-            // queued behind it are submitted and written through `src`.
-            // The completion's registration is live (the index and its
-            // operation matched); the borrow ends with this iteration.
+            // SAFETY: the rest of a partial `SEND` and the writes queued
+            // behind it are submitted and written through `src`: I/O, so
+            // this rests on the `post_write` callers' promise (the source
+            // stays open until its writes finish, are cancelled, or it is
+            // deregistered). The completion's registration is live (the
+            // index and its operation matched), so its writes are pending.
+            // The borrow ends with this iteration.
             let src = unsafe { sys::borrow_raw(reg.raw) };
             self.ops.on_native(&mut self.selector, src, io, done);
         }

@@ -846,7 +846,8 @@ fn batch_order_is_as_documented(b: Backend) {
         let poster = rt.poster();
         poster.post(1, 1).unwrap();
         let timer = rt.add_timer(5, Duration::ZERO, None);
-        let write = rt.post_write(&client, b"y".to_vec()).unwrap();
+        // SAFETY: `client` lives to the end of the test, after the write.
+        let write = unsafe { rt.post_write(&client, b"y".to_vec()) }.unwrap();
         poster.wake().unwrap();
         let_zero_delay_timers_fall_due();
         rt.wait(&mut events, Some(GUARD)).unwrap();

@@ -53,7 +53,9 @@ fn a_read_appends_to_the_spare_capacity_and_hands_the_buffer_back() {
         rt.register(&mine, Token(1), Interest::READABLE).unwrap();
         let mut buf = Vec::with_capacity(16);
         buf.extend_from_slice(b"old:");
-        let op = rt.post_read(&mine, buf).unwrap();
+        // SAFETY: `mine` lives to the end of the test, past its last call on
+        // `rt`; no write is held.
+        let op = unsafe { rt.post_read(&mine, buf) }.unwrap();
         peer.write_all(b"hello").unwrap();
         let mut events = Events::with_capacity(8);
         let f = done(&mut rt, &mut events, op);
@@ -74,8 +76,12 @@ fn queued_writes_complete_in_order_and_all_of_each_goes_out() {
         // Bigger than a socketpair's buffer, so the first write is partial
         // and the second queues behind it.
         let big: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
-        let first = rt.post_write(&mine, big.clone()).unwrap();
-        let second = rt.post_write(&mine, b"tail".to_vec()).unwrap();
+        // SAFETY: `mine` lives to the end of the test, past its last call on
+        // `rt`; no write is held.
+        let first = unsafe { rt.post_write(&mine, big.clone()) }.unwrap();
+        // SAFETY: `mine` lives to the end of the test, past its last call on
+        // `rt`; no write is held.
+        let second = unsafe { rt.post_write(&mine, b"tail".to_vec()) }.unwrap();
         let mut got = Vec::new();
         let mut events = Events::with_capacity(8);
         let mut finished = Vec::new();
@@ -121,13 +127,17 @@ fn cancel_and_deregister_hand_buffers_back_and_report_nothing_more() {
         let mut rt = Runtime::builder().backend(b).build().unwrap();
         let (mine, mut peer) = pair();
         rt.register(&mine, Token(1), Interest::READABLE).unwrap();
-        let read = rt.post_read(&mine, Vec::with_capacity(64)).unwrap();
+        // SAFETY: `mine` lives to the end of the test, past its last call on
+        // `rt`; no write is held.
+        let read = unsafe { rt.post_read(&mine, Vec::with_capacity(64)) }.unwrap();
         let f = rt.cancel_io(read).expect("a pending read is cancelled");
         assert_eq!(
             (f.kind, f.bytes, f.buf.capacity() >= 64),
             (OpKind::Read, 0, true)
         );
-        let again = rt.post_read(&mine, Vec::with_capacity(64)).unwrap();
+        // SAFETY: `mine` lives to the end of the test, past its last call on
+        // `rt`; no write is held.
+        let again = unsafe { rt.post_read(&mine, Vec::with_capacity(64)) }.unwrap();
         rt.deregister(&mine).unwrap();
         assert!(
             rt.cancel_io(again).is_none(),

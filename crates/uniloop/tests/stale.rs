@@ -1,7 +1,9 @@
 //! Sources closed behind the runtime's back, on
 //! every backend: a registered source closed without `deregister` reports
 //! nothing and makes no busy loop, and a new source that gets its fd (or
-//! handle) number registers normally, replacing the stale entry.
+//! handle) number registers normally, replacing the stale entry. And the
+//! order `post_write` asks for — deregister, then close — keeps a
+//! source's pending writes from reaching a socket that reuses its number.
 //!
 //! These tests close a registered source and count on the next socket made
 //! getting the same number (Unix hands out the lowest free fd, Wine the
@@ -12,7 +14,7 @@
 
 mod util;
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -103,10 +105,19 @@ fn reused_number_registers(b: Backend, wait_between: bool, dup_kept: bool) {
     let addr = listener.local_addr().unwrap();
     let (old_peer, old) = tcp_pair();
     rt.register(&old, Token(1), Interest::READABLE).unwrap();
-    // Dropped with the stale entry, exactly as `deregister` drops it.
-    let read = rt.post_read(&old, Vec::with_capacity(16)).unwrap();
+    // A read that finishes before the close (a pending one would break
+    // `post_read`'s promise): its result, never taken, is dropped with the
+    // stale entry, exactly as `deregister` drops it.
+    // SAFETY: `old` stays open until the read has finished (the
+    // `wait_until` below returns its completion).
+    let read = unsafe { rt.post_read(&old, Vec::with_capacity(16)) }.unwrap();
+    send(&old_peer, b"z");
     let mut events = Events::with_capacity(16);
-    assert_eq!(poll_now(&mut rt, &mut events), vec![]);
+    wait_until(
+        &mut rt,
+        &mut events,
+        |e| matches!(e, Event::IoDone { op, .. } if *op == read),
+    );
     let old_number = number(&old);
     let duplicate = dup_kept.then(|| old.try_clone().unwrap());
     drop(old);
@@ -161,8 +172,8 @@ fn reused_number_registers(b: Backend, wait_between: bool, dup_kept: bool) {
         .expect("a socket that reuses a stale entry's number registers");
     assert_eq!(rt.registered(), 1, "{b:?}: the stale entry was replaced");
     assert!(
-        rt.cancel_io(read).is_none(),
-        "{b:?}: the stale entry's posted read was dropped"
+        rt.take_io(read).is_none(),
+        "{b:?}: the stale entry's finished read was dropped"
     );
     assert_eq!(
         rt.register(&new, Token(3), Interest::READABLE)
@@ -222,9 +233,97 @@ fn reused_number_with_a_live_duplicate_of_the_old_source(b: Backend) {
     reused_number_registers(b, true, true);
 }
 
+/// The rule `post_write`'s callers keep, kept: a source with a write held
+/// for the next `wait` (`hold_writes`) and a large one queued behind it is
+/// deregistered, then closed, and a new connection gets its number. The
+/// deregister gives the held writes their one try on the old socket (its
+/// peer gets "secret" first) and drops what did not go out; the waits
+/// after it send nothing to the new connection.
+fn deregistered_then_closed_sends_nothing_to_a_reused_number(b: Backend) {
+    let _turn = one_at_a_time();
+    let mut rt = Runtime::builder()
+        .backend(b)
+        .hold_writes(true)
+        .build()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (old_peer, old) = tcp_pair();
+    for s in [&old_peer, &old] {
+        let s = socket2::SockRef::from(s);
+        s.set_send_buffer_size(16 << 10).unwrap();
+        s.set_recv_buffer_size(16 << 10).unwrap();
+    }
+    rt.register(&old, Token(1), Interest::READABLE).unwrap();
+    rt.set_write_limit(&old, 8 << 20).unwrap();
+    // SAFETY: `old` stays open until after its `deregister` below.
+    unsafe { rt.post_write(&old, b"secret".to_vec()) }.unwrap();
+    // Far more than the socket buffers take: most of it is still queued
+    // when the source is deregistered.
+    // SAFETY: as for the first write.
+    unsafe { rt.post_write(&old, vec![b'S'; 4 << 20]) }.unwrap();
+    rt.deregister(&old).unwrap();
+    let old_number = number(&old);
+    drop(old);
+
+    old_peer.set_nonblocking(false).unwrap();
+    old_peer.set_read_timeout(Some(GUARD)).unwrap();
+    let mut first = [0u8; 6];
+    (&old_peer).read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"secret", "{b:?}: the held write went out first");
+
+    // New connections, all kept open, until one end gets the old number.
+    let mut held = Vec::new();
+    let mut reused = None;
+    for _ in 0..64 {
+        let a = TcpStream::connect(addr).unwrap();
+        let (c, _) = listener.accept().unwrap();
+        a.set_nonblocking(true).unwrap();
+        c.set_nonblocking(true).unwrap();
+        if number(&a) == old_number {
+            reused = Some((a, c));
+            break;
+        }
+        if number(&c) == old_number {
+            reused = Some((c, a));
+            break;
+        }
+        held.push((a, c));
+    }
+    let mut events = Events::with_capacity(16);
+    for _ in 0..3 {
+        assert_eq!(poll_now(&mut rt, &mut events), vec![], "{b:?}");
+    }
+    let Some((new, peer)) = reused else {
+        eprintln!(
+            "{b:?}: none of 64 new sockets got the closed one's number \
+             {old_number}; the reuse was NOT exercised"
+        );
+        for (x, y) in &held {
+            assert_eq!(drain(x), b"", "{b:?}");
+            assert_eq!(drain(y), b"", "{b:?}");
+        }
+        return;
+    };
+    // Registered too, so that a registration under the number is live.
+    rt.register(&new, Token(2), Interest::READABLE).unwrap();
+    for _ in 0..3 {
+        assert_eq!(poll_now(&mut rt, &mut events), vec![], "{b:?}");
+    }
+    assert_eq!(
+        drain(&peer),
+        b"",
+        "{b:?}: the old source's bytes reached the new connection"
+    );
+    rt.deregister(&new).unwrap();
+    assert_eq!(rt.registered(), 0);
+    drop(held);
+}
+
 every_backend! {
     closed_source_reports_nothing
     reused_number_registers_at_once
     reused_number_registers_after_a_wait
     reused_number_with_a_live_duplicate_of_the_old_source
+    deregistered_then_closed_sends_nothing_to_a_reused_number
 }

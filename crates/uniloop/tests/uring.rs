@@ -70,7 +70,9 @@ fn ten_thousand_posted_reads_fill_the_queues_and_lose_nothing() {
         for (j, s) in [a, b].into_iter().enumerate() {
             rt.register(s, Token((2 * i + j) as u64), Interest::PRIORITY)
                 .unwrap();
-            ops.push(rt.post_read(s, Vec::with_capacity(8)).unwrap());
+            // SAFETY: the sockets live to the end of the test, past its last call
+            // on `rt`; no write is held.
+            ops.push(unsafe { rt.post_read(s, Vec::with_capacity(8)) }.unwrap());
         }
     }
     let mut events = Events::with_capacity(1024);
@@ -131,7 +133,9 @@ fn cancel_racing_a_completion_loses_no_byte() {
     let mut events = Events::with_capacity(16);
     let (mut won_by_cancel, mut won_by_read) = (0, 0);
     for i in 0..ROUNDS {
-        let op = rt.post_read(&ours, Vec::with_capacity(4)).unwrap();
+        // SAFETY: the sockets live to the end of the test, past its last call
+        // on `rt`; no write is held.
+        let op = unsafe { rt.post_read(&ours, Vec::with_capacity(4)) }.unwrap();
         go.wait();
         let f = rt.cancel_io(op).expect("a posted read cancels");
         let byte = if f.bytes == 1 {
@@ -143,7 +147,9 @@ fn cancel_racing_a_completion_loses_no_byte() {
             assert_eq!((f.bytes, f.buf.len()), (0, 0), "round {i}");
             assert!(f.error.is_none(), "round {i}: {:?}", f.error);
             // The byte is still in the socket: the next read has it.
-            let op = rt.post_read(&ours, Vec::with_capacity(4)).unwrap();
+            // SAFETY: the sockets live to the end of the test, past its last call
+            // on `rt`; no write is held.
+            let op = unsafe { rt.post_read(&ours, Vec::with_capacity(4)) }.unwrap();
             let seen = wait_until(
                 &mut rt,
                 &mut events,
@@ -176,12 +182,16 @@ fn drop_with_operations_in_flight() {
     for (i, (ours, _)) in pairs.iter().enumerate() {
         rt.register(ours, Token(i as u64), Interest::READABLE)
             .unwrap();
-        rt.post_read(ours, Vec::with_capacity(64)).unwrap();
+        // SAFETY: the sockets live to the end of the test, past its last call
+        // on `rt`; no write is held.
+        unsafe { rt.post_read(ours, Vec::with_capacity(64)) }.unwrap();
     }
     rt.register(&big_ours, Token(99), Interest::PRIORITY)
         .unwrap();
     // Far more than the socket buffer: the rest is a SEND in the kernel.
-    let write = rt.post_write(&big_ours, vec![7u8; 8 << 20]).unwrap();
+    // SAFETY: the sockets live to the end of the test, past its last call
+    // on `rt`; no write is held.
+    let write = unsafe { rt.post_write(&big_ours, vec![7u8; 8 << 20]) }.unwrap();
     let mut events = Events::with_capacity(64);
     let seen = poll_now(&mut rt, &mut events);
     assert!(
@@ -300,7 +310,9 @@ fn a_posted_read_needs_no_readiness_interest() {
     let mut rt = rt();
     let (ours, theirs) = pair();
     rt.register(&ours, Token(1), Interest::PRIORITY).unwrap();
-    let op = rt.post_read(&ours, Vec::with_capacity(16)).unwrap();
+    // SAFETY: the sockets live to the end of the test, past its last call
+    // on `rt`; no write is held.
+    let op = unsafe { rt.post_read(&ours, Vec::with_capacity(16)) }.unwrap();
     let mut events = Events::with_capacity(8);
     assert_eq!(poll_now(&mut rt, &mut events), vec![]);
     (&theirs).write_all(b"ring").unwrap();

@@ -114,12 +114,15 @@ fn drop_runtime_with_posted_io_in_flight_leaks_no_handles() {
             }
             rt.register(server, Token(i as u64), Interest::READABLE)
                 .unwrap();
-            reads.push(rt.post_read(server, Vec::with_capacity(4096)).unwrap());
+            // SAFETY: `pairs` is dropped after the runtime.
+            reads.push(unsafe { rt.post_read(server, Vec::with_capacity(4096)) }.unwrap());
         }
         for (_, server) in &pairs[..10] {
             rt.set_write_limit(server, 2 * BIG).unwrap();
-            rt.post_write(server, vec![0x5a; BIG]).unwrap();
-            rt.post_write(server, b"queued".to_vec()).unwrap();
+            // SAFETY: `pairs` is dropped after the runtime.
+            unsafe { rt.post_write(server, vec![0x5a; BIG]) }.unwrap();
+            // SAFETY: `pairs` is dropped after the runtime.
+            unsafe { rt.post_write(server, b"queued".to_vec()) }.unwrap();
         }
         let mut events = Events::with_capacity(64);
         // Every source's poll is issued; one read completes.

@@ -85,24 +85,26 @@ fn main() -> io::Result<()> {
     wait_for_server(addr, Duration::from_secs(30))?;
     let before = pid.map(proc_usage);
 
-    let mut rt = Runtime::new()?;
+    // Declared before the runtime, so dropped after it: a client's stream
+    // stays open while the runtime may do its posted I/O.
     let mut clients: HashMap<u64, Client> = HashMap::new();
+    let mut rt = Runtime::new()?;
     for i in 0..n {
         let stream = TcpStream::connect(addr)?;
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
         let token = i as u64;
         rt.register(&stream, Token(token), Interest::READABLE)?;
-        rt.post_read(&stream, Vec::with_capacity(16 * 1024))?;
-        rt.post_write(&stream, format!("load{i}\r\n").into_bytes())?;
-        clients.insert(
-            token,
-            Client {
-                stream,
-                lines: LineSplitter::new(4096),
-                logged_in: false,
-            },
-        );
+        let c = clients.entry(token).or_insert(Client {
+            stream,
+            lines: LineSplitter::new(4096),
+            logged_in: false,
+        });
+        // SAFETY: the stream is in `clients`, which it leaves only after
+        // its `deregister`, and which outlives `rt`.
+        unsafe { rt.post_read(&c.stream, Vec::with_capacity(16 * 1024)) }?;
+        // SAFETY: as for the read.
+        unsafe { rt.post_write(&c.stream, format!("load{i}\r\n").into_bytes()) }?;
     }
 
     let epoch = Instant::now();
@@ -161,7 +163,10 @@ fn main() -> io::Result<()> {
                     let to = (from + 1 + (seed % (n as u64 - 1)) as usize) % n;
                     let t = epoch.elapsed().as_micros();
                     let c = &clients[&(from as u64)];
-                    match rt.post_write(&c.stream, format!("tell load{to} {t}\r\n").into_bytes()) {
+                    let tell = format!("tell load{to} {t}\r\n").into_bytes();
+                    // SAFETY: the stream is in `clients`, which it leaves
+                    // only after its `deregister`, and which outlives `rt`.
+                    match unsafe { rt.post_write(&c.stream, tell) } {
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => stats.refused += 1,
                         Err(e) => return Err(e.into()),
@@ -273,7 +278,8 @@ fn on_event(
                 .iter()
                 .any(|p| text.contains(p))
         {
-            rt.post_write(&c.stream, PASSWORD.to_vec())?;
+            // SAFETY: as for the read below.
+            unsafe { rt.post_write(&c.stream, PASSWORD.to_vec()) }?;
         } else if !c.logged_in
             && (text.contains("Welcome, load") || text.contains("Welcome back, load"))
         {
@@ -283,7 +289,9 @@ fn on_event(
     }
     let mut buf = done.buf;
     buf.clear();
-    rt.post_read(&c.stream, buf)?;
+    // SAFETY: the stream is in `clients`, which it leaves only after its
+    // `deregister`, and which outlives the runtime (`main`).
+    unsafe { rt.post_read(&c.stream, buf) }?;
     Ok(())
 }
 

@@ -415,7 +415,9 @@ fn serve_uniloop_completion(
                             s.set_nonblocking(true)?;
                             s.set_nodelay(true)?;
                             rt.register(&s, Token(streams.len() as u64), Interest::READABLE)?;
-                            rt.post_read(&s, Vec::with_capacity(4096))?;
+                            // SAFETY: the stream stays in `streams` until after its
+                            // `deregister`.
+                            unsafe { rt.post_read(&s, Vec::with_capacity(4096)) }?;
                             streams.push(Some(s));
                             open += 1;
                         }
@@ -437,13 +439,17 @@ fn serve_uniloop_completion(
                         None => match done.kind {
                             OpKind::Read if done.bytes == 0 => false,
                             OpKind::Read => {
-                                rt.post_write(s, done.buf)?;
+                                // SAFETY: the stream stays in `streams` until after its
+                                // `deregister`.
+                                unsafe { rt.post_write(s, done.buf) }?;
                                 true
                             }
                             OpKind::Write => {
                                 let mut buf = done.buf;
                                 buf.clear();
-                                rt.post_read(s, buf)?;
+                                // SAFETY: the stream stays in `streams` until after its
+                                // `deregister`.
+                                unsafe { rt.post_read(s, buf) }?;
                                 true
                             }
                             _ => true,

@@ -107,7 +107,9 @@ fn flood(
     loop {
         turn += 1;
         for _ in 0..FLOOD {
-            match rt.post_write(conn, one.to_vec()) {
+            // SAFETY: `conn` is deregistered before the runtime is dropped, and
+            // outlives both.
+            match unsafe { rt.post_write(conn, one.to_vec()) } {
                 Ok(_) => {}
                 // The socket is full and the write limit reached: the rest
                 // of this turn's flood waits for the next turn.

@@ -390,7 +390,9 @@ fn serve_uniloop_on(
                     for m in msgs.drain(..) {
                         for (j, to) in streams.iter().enumerate() {
                             if let (Some(to), true) = (to, j != i) {
-                                rt.post_write(to, m.to_vec())?;
+                                // SAFETY: the stream stays in `streams` until after its
+                                // `deregister`.
+                                unsafe { rt.post_write(to, m.to_vec()) }?;
                             }
                         }
                     }

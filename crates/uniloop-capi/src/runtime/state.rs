@@ -307,7 +307,11 @@ impl Loop {
             }
             _ => Vec::with_capacity(size),
         };
-        match self.rt.post_read(&source(fd), vec) {
+        // SAFETY: `fd` is registered (in `fds`), and the caller of
+        // `async_runtime_add` promised to keep it open until
+        // `async_runtime_remove`, which deregisters it (dropping its posted
+        // operations) — so it is open while this read is pending.
+        match unsafe { self.rt.post_read(&source(fd), vec) } {
             Ok(op) => {
                 entry.ops.insert(op);
                 entry.reading = true;
@@ -354,7 +358,9 @@ impl Loop {
             // (checked non-NULL above); they are copied before returning.
             unsafe { std::slice::from_raw_parts(buf as *const u8, len) }.to_vec()
         };
-        let op = self.rt.post_write(&source(fd), data).map_err(|e| {
+        // SAFETY: as in `post_read`: registered, and kept open by the
+        // caller until `async_runtime_remove` deregisters it.
+        let op = unsafe { self.rt.post_write(&source(fd), data) }.map_err(|e| {
             let e = e.into_parts().0;
             if e.kind() == std::io::ErrorKind::WouldBlock {
                 Error::new(

@@ -13,11 +13,13 @@ use crate::util::*;
 /// `Debug` does not print the buffer.
 pub(crate) fn post_on_an_unregistered_source(b: Backend) {
     fn via_question_mark(rt: &mut Runtime, s: &TcpStream) -> io::Result<OpId> {
-        Ok(rt.post_read(s, Vec::with_capacity(1))?)
+        Ok(rt.post_read_kept(s, Vec::with_capacity(1))?)
     }
     let mut rt = rt(b);
     let (_client, server) = tcp_pair();
-    let err = rt.post_read(&server, read_buf(b"mine", 64)).unwrap_err();
+    let err = rt
+        .post_read_kept(&server, read_buf(b"mine", 64))
+        .unwrap_err();
     assert_eq!(
         (err.kind(), err.error().kind()),
         (ErrorKind::NotFound, ErrorKind::NotFound)
@@ -26,7 +28,7 @@ pub(crate) fn post_on_an_unregistered_source(b: Backend) {
     assert_eq!(back, b"mine");
     assert!(back.capacity() >= 68);
 
-    let err = rt.post_write(&server, vec![7; 1 << 20]).unwrap_err();
+    let err = rt.post_write_kept(&server, vec![7; 1 << 20]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(!err.to_string().is_empty());
     let debug = format!("{err:?}");
@@ -50,7 +52,7 @@ pub(crate) fn post_on_an_unregistered_source(b: Backend) {
     // Deregistered is unregistered.
     rt.register(&server, Token(1), Interest::READABLE).unwrap();
     rt.deregister(&server).unwrap();
-    let err = rt.post_write(&server, b"w".to_vec()).unwrap_err();
+    let err = rt.post_write_kept(&server, b"w".to_vec()).unwrap_err();
     assert_eq!(
         (err.kind(), err.into_buf()),
         (ErrorKind::NotFound, b"w".to_vec())
@@ -66,12 +68,14 @@ pub(crate) fn second_read_while_one_is_posted(b: Backend) {
     let mut rt = rt(b);
     let (client, server) = tcp_pair();
     rt.register(&server, Token(1), Interest::READABLE).unwrap();
-    let first = rt.post_read(&server, read_buf(b"", 64)).unwrap();
-    let err = rt.post_read(&server, read_buf(b"second", 64)).unwrap_err();
+    let first = rt.post_read_kept(&server, read_buf(b"", 64)).unwrap();
+    let err = rt
+        .post_read_kept(&server, read_buf(b"second", 64))
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
     assert_eq!(err.into_buf(), b"second");
-    let w1 = rt.post_write(&server, b"a".to_vec()).unwrap();
-    let w2 = rt.post_write(&server, b"b".to_vec()).unwrap();
+    let w1 = rt.post_write_kept(&server, b"a".to_vec()).unwrap();
+    let w2 = rt.post_write_kept(&server, b"b".to_vec()).unwrap();
 
     send(&client, b"x");
     let mut events = Events::with_capacity(16);
@@ -84,9 +88,9 @@ pub(crate) fn second_read_while_one_is_posted(b: Backend) {
         vec![w1, w2]
     );
 
-    let next = rt.post_read(&server, read_buf(b"", 64)).unwrap();
+    let next = rt.post_read_kept(&server, read_buf(b"", 64)).unwrap();
     assert_eq!(rt.cancel_io(next).unwrap().buf, b"");
-    let again = rt.post_read(&server, read_buf(b"", 64));
+    let again = rt.post_read_kept(&server, read_buf(b"", 64));
     assert!(again.is_ok(), "a cancelled read leaves room for the next");
 }
 
@@ -102,11 +106,11 @@ pub(crate) fn read_buffer_without_spare_capacity(b: Backend) {
     }
     for buf in [Vec::new(), full] {
         let before = buf.clone();
-        let err = rt.post_read(&server, buf).unwrap_err();
+        let err = rt.post_read_kept(&server, buf).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert_eq!(err.into_buf(), before);
     }
-    assert!(rt.post_read(&server, read_buf(b"", 8)).is_ok());
+    assert!(rt.post_read_kept(&server, read_buf(b"", 8)).is_ok());
 }
 
 /// The write limit: a write is refused with `WouldBlock` (buffer back) when
@@ -120,22 +124,22 @@ pub(crate) fn write_limit_is_would_block(b: Backend) {
     rt.register(&server, Token(1), Interest::READABLE).unwrap();
     rt.set_write_limit(&server, 1000).unwrap();
     let big = rt
-        .post_write(&server, payload(10, LEN))
+        .post_write_kept(&server, payload(10, LEN))
         .expect("nothing queued: accepted over the limit");
-    let err = rt.post_write(&server, vec![1]).unwrap_err();
+    let err = rt.post_write_kept(&server, vec![1]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WouldBlock);
     assert_eq!(err.into_buf(), vec![1]);
     // An empty write holds no data: the limit never refuses it, so "tell me
     // when everything is out" works behind a write over the limit too.
     let marker = rt
-        .post_write(&server, Vec::new())
+        .post_write_kept(&server, Vec::new())
         .expect("an empty write is never over the limit");
     let peer = reader(client, LEN + 1000);
     let mut events = Events::with_capacity(16);
     let done = wait_all(&mut rt, &mut events, &[big, marker], &[]);
     let got: Vec<_> = done.iter().map(|d| (d.op, d.bytes, d.error)).collect();
     assert_eq!(got, vec![(big, LEN, None), (marker, 0, None)], "in order");
-    let up_to = rt.post_write(&server, vec![2; 1000]).unwrap();
+    let up_to = rt.post_write_kept(&server, vec![2; 1000]).unwrap();
     wait_done(&mut rt, &mut events, up_to);
     let got = peer.join().unwrap();
     assert!(got[..LEN] == payload(10, LEN)[..] && got[LEN..] == [2; 1000]);
@@ -148,14 +152,17 @@ pub(crate) fn write_limit_is_would_block(b: Backend) {
         .unwrap();
     let (_client, server) = small_buffer_pair();
     rt.register(&server, Token(1), Interest::READABLE).unwrap();
-    rt.post_write(&server, payload(11, LEN)).unwrap();
-    let err = rt.post_write(&server, vec![3; 17]).unwrap_err();
+    rt.post_write_kept(&server, payload(11, LEN)).unwrap();
+    let err = rt.post_write_kept(&server, vec![3; 17]).unwrap_err();
     assert_eq!(
         (err.kind(), err.into_buf()),
         (ErrorKind::WouldBlock, vec![3; 17])
     );
     rt.set_write_limit(&server, 2 * LEN).unwrap();
-    assert!(rt.post_write(&server, vec![3; 17]).is_ok(), "raised limit");
+    assert!(
+        rt.post_write_kept(&server, vec![3; 17]).is_ok(),
+        "raised limit"
+    );
 }
 
 /// A registered fd closed behind the runtime's back (a dup registered, then
@@ -172,14 +179,18 @@ pub(crate) fn post_on_a_closed_fd(b: Backend) {
     rt.register(&dup, Token(1), Interest::READABLE).unwrap();
     drop(dup);
     // SAFETY: `raw` is closed, against `borrow_raw`'s rule that it stay
-    // open; that is the point of the test. The runtime only hands the
-    // number to syscalls, which fail with EBADF. The number cannot be given
-    // to anything else meanwhile: this test runs alone (`exclusive`, main.rs),
-    // so no other test in the process opens a descriptor.
+    // open (and so against `post_read`'s); that is the point of the test.
+    // The runtime only hands the number to syscalls, which fail with EBADF.
+    // The number cannot be given to anything else meanwhile: this test runs
+    // alone (`exclusive`, main.rs), so no other test in the process opens a
+    // descriptor.
     let closed = unsafe { BorrowedFd::borrow_raw(raw) };
     let mut events = Events::with_capacity(16);
-    let read = rt.post_read(&closed, read_buf(b"", 16)).unwrap();
-    let write = rt.post_write(&closed, b"data".to_vec()).unwrap();
+    // SAFETY: as for `closed`: the runtime's I/O through the closed number
+    // fails with EBADF, and no other file can get it meanwhile.
+    let read = unsafe { rt.post_read(&closed, read_buf(b"", 16)) }.unwrap();
+    // SAFETY: as for the read.
+    let write = unsafe { rt.post_write(&closed, b"data".to_vec()) }.unwrap();
     let got = wait_all(&mut rt, &mut events, &[read, write], &[]);
     for d in got {
         assert_eq!(d.token, Token(1));

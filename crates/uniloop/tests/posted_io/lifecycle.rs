@@ -20,7 +20,7 @@ pub(crate) fn take_io_hands_the_result_over_once(b: Backend) {
     rt.register(&server, Token(1), Interest::READABLE).unwrap();
     let mut events = Events::with_capacity(16);
 
-    let read = rt.post_read(&server, read_buf(b"ab", 64)).unwrap();
+    let read = rt.post_read_kept(&server, read_buf(b"ab", 64)).unwrap();
     assert!(rt.take_io(read).is_none(), "nothing to take while pending");
     send(&client, b"hello");
     let (d, _) = wait_done(&mut rt, &mut events, read);
@@ -35,7 +35,7 @@ pub(crate) fn take_io_hands_the_result_over_once(b: Backend) {
     assert!(rt.take_io(read).is_none(), "taken twice");
     assert!(rt.cancel_io(read).is_none(), "cancelled after it was taken");
 
-    let write = rt.post_write(&server, b"xyz".to_vec()).unwrap();
+    let write = rt.post_write_kept(&server, b"xyz".to_vec()).unwrap();
     let (d, _) = wait_done(&mut rt, &mut events, write);
     assert_eq!((d.kind, d.bytes, d.error), (OpKind::Write, 3, None));
     let f = rt.take_io(write).unwrap();
@@ -51,7 +51,7 @@ pub(crate) fn take_io_hands_the_result_over_once(b: Backend) {
 
     // Ids are never reused, also after their ops are gone.
     let later: Vec<OpId> = (0..10)
-        .map(|_| rt.post_write(&server, vec![0]).unwrap())
+        .map(|_| rt.post_write_kept(&server, vec![0]).unwrap())
         .collect();
     let all: HashSet<OpId> = later.iter().copied().chain([read, write]).collect();
     assert_eq!(all.len(), 12);
@@ -70,9 +70,9 @@ pub(crate) fn cancel_pending_ops(b: Backend) {
     // Room behind the 4 MiB write (over the default 1 MiB limit, which
     // counts its unwritten bytes) for the writes queued after it.
     rt.set_write_limit(&server, 16 << 20).unwrap();
-    let read = rt.post_read(&server, read_buf(b"kept", 64)).unwrap();
-    let write = rt.post_write(&server, payload(8, LEN)).unwrap();
-    let queued = rt.post_write(&server, b"queued".to_vec()).unwrap();
+    let read = rt.post_read_kept(&server, read_buf(b"kept", 64)).unwrap();
+    let write = rt.post_write_kept(&server, payload(8, LEN)).unwrap();
+    let queued = rt.post_write_kept(&server, b"queued".to_vec()).unwrap();
     let mut events = Events::with_capacity(16);
     assert_eq!(dones(&poll_now(&mut rt, &mut events)), vec![]);
 
@@ -119,7 +119,7 @@ pub(crate) fn cancel_just_finished_ops(b: Backend) {
         &mut events,
         |e| matches!(e, Event::Io { token: Token(1), ready } if ready.is_readable()),
     );
-    let read = rt.post_read(&server, read_buf(b"", 64)).unwrap();
+    let read = rt.post_read_kept(&server, read_buf(b"", 64)).unwrap();
     let f = rt.cancel_io(read).unwrap();
     assert_eq!((f.kind, f.error.is_none()), (OpKind::Read, true));
     assert_eq!(f.buf.len(), f.bytes);
@@ -127,14 +127,14 @@ pub(crate) fn cancel_just_finished_ops(b: Backend) {
     all.extend(drain(&server));
     assert_eq!(all, b"early", "in the buffer or still in the socket");
 
-    let write = rt.post_write(&server, b"hello".to_vec()).unwrap();
+    let write = rt.post_write_kept(&server, b"hello".to_vec()).unwrap();
     let f = rt.cancel_io(write).unwrap();
     assert_eq!(
         (f.kind, f.error.is_none(), &f.buf[..]),
         (OpKind::Write, true, &b"hello"[..])
     );
     assert!(f.bytes <= 5);
-    let marker = rt.post_write(&server, b"|end".to_vec()).unwrap();
+    let marker = rt.post_write_kept(&server, b"|end".to_vec()).unwrap();
     let (_, mut seen) = wait_done(&mut rt, &mut events, marker);
     let mut client = blocking(client);
     let mut got = vec![0u8; f.bytes + 4];
@@ -165,9 +165,9 @@ pub(crate) fn deregister_with_ops_in_flight(b: Backend) {
     // Room behind the 4 MiB write (over the default 1 MiB limit, which
     // counts its unwritten bytes) for the writes queued after it.
     rt.set_write_limit(&server, 16 << 20).unwrap();
-    let read = rt.post_read(&server, read_buf(b"", 64)).unwrap();
-    let write = rt.post_write(&server, payload(9, LEN)).unwrap();
-    let queued = rt.post_write(&server, b"tail".to_vec()).unwrap();
+    let read = rt.post_read_kept(&server, read_buf(b"", 64)).unwrap();
+    let write = rt.post_write_kept(&server, payload(9, LEN)).unwrap();
+    let queued = rt.post_write_kept(&server, b"tail".to_vec()).unwrap();
     let mut events = Events::with_capacity(16);
     assert_eq!(dones(&poll_now(&mut rt, &mut events)), vec![]);
 
@@ -183,7 +183,7 @@ pub(crate) fn deregister_with_ops_in_flight(b: Backend) {
 
     // Registered again, a new read gets the data the dropped read left.
     rt.register(&server, Token(2), Interest::READABLE).unwrap();
-    let op = rt.post_read(&server, read_buf(b"", 64)).unwrap();
+    let op = rt.post_read_kept(&server, read_buf(b"", 64)).unwrap();
     // The new registration reuses the slot: the old ids still name nothing.
     for old in [read, write, queued] {
         assert_ne!(old, op);
@@ -208,7 +208,7 @@ pub(crate) fn capacity_one_hundred_writes_in_order(b: Backend) {
     let (client, server) = tcp_pair();
     rt.register(&server, Token(1), Interest::READABLE).unwrap();
     let ops: Vec<OpId> = (0..100u8)
-        .map(|i| rt.post_write(&server, vec![i; 10]).unwrap())
+        .map(|i| rt.post_write_kept(&server, vec![i; 10]).unwrap())
         .collect();
     let poster = rt.poster();
     for i in 0..100 {
@@ -266,7 +266,7 @@ pub(crate) fn capacity_one_hundred_reads_in_order(b: Backend) {
     }
     let ops: Vec<OpId> = pairs
         .iter()
-        .map(|(_, server)| rt.post_read(server, read_buf(b"", 8)).unwrap())
+        .map(|(_, server)| rt.post_read_kept(server, read_buf(b"", 8)).unwrap())
         .collect();
     let mut events = Events::with_capacity(1);
     let mut done = Vec::new();

@@ -45,7 +45,9 @@ pub(crate) fn a_flood_of_finished_writes_holds_nothing_back(b: Backend) {
     let mut posted = 0;
     let mut post = |rt: &mut Runtime, ops: &mut std::collections::VecDeque<OpId>, n: usize| {
         for _ in 0..n {
-            let op = rt.post_write(&client, vec![pattern(9, posted)]).unwrap();
+            let op = rt
+                .post_write_kept(&client, vec![pattern(9, posted)])
+                .unwrap();
             ops.push_back(op);
             posted += 1;
         }
@@ -166,7 +168,7 @@ fn gathered_writes_arrive_intact(b: Backend, sockets: usize, sizes: &[usize], ch
     for &len in sizes {
         for (s, conn) in conns.iter().enumerate() {
             let data: Vec<u8> = (at..at + len).map(|i| pattern(s as u64, i)).collect();
-            let op = rt.post_write(conn, data).unwrap();
+            let op = rt.post_write_kept(conn, data).unwrap();
             ops[s].push_back((op, len));
         }
         at += len;
@@ -234,7 +236,7 @@ pub(crate) fn write_limit_counts_the_per_write_overhead(b: Backend) {
     let mut accepted = 0usize;
     let refused = loop {
         assert!(accepted < 100 << 20, "never refused");
-        match rt.post_write(&server, vec![7]) {
+        match rt.post_write_kept(&server, vec![7]) {
             Ok(_) => accepted += 1,
             Err(e) => break e,
         }
@@ -285,7 +287,7 @@ pub(crate) fn held_writes_go_out_at_the_next_wait(b: Backend) {
     let (client, server) = tcp_pair();
     rt.register(&client, Token(1), Interest::READABLE).unwrap();
     let mut ops: Vec<OpId> = (0..200u8)
-        .map(|i| rt.post_write(&client, vec![i; 3]).unwrap())
+        .map(|i| rt.post_write_kept(&client, vec![i; 3]).unwrap())
         .collect();
     let cancelled = ops.remove(7);
     let f = rt.cancel_io(cancelled).expect("a held write is pending");
@@ -316,7 +318,7 @@ pub(crate) fn held_writes_go_out_at_the_next_wait(b: Backend) {
     }
     assert_eq!(seen, want);
     // The next turn holds again.
-    let op = rt.post_write(&client, b"again".to_vec()).unwrap();
+    let op = rt.post_write_kept(&client, b"again".to_vec()).unwrap();
     assert_eq!(available(&server), b"");
     wait_all(&mut rt, &mut events, &[op], &[]);
     let start = Instant::now();
@@ -338,9 +340,9 @@ pub(crate) fn held_writes_go_out_on_deregister_and_drop(b: Backend) {
         let mut rt = holding(b);
         rt.register(&client, Token(1), Interest::READABLE).unwrap();
         rt.register(&client2, Token(2), Interest::READABLE).unwrap();
-        rt.post_write(&client, b"bye ".to_vec()).unwrap();
-        rt.post_write(&client, b"now".to_vec()).unwrap();
-        rt.post_write(&client2, b"dropped".to_vec()).unwrap();
+        rt.post_write_kept(&client, b"bye ".to_vec()).unwrap();
+        rt.post_write_kept(&client, b"now".to_vec()).unwrap();
+        rt.post_write_kept(&client2, b"dropped".to_vec()).unwrap();
         rt.deregister(&client).unwrap();
         assert_eq!(available(&server), b"bye now");
     }

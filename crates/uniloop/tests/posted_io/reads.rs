@@ -32,7 +32,7 @@ pub(crate) fn peer_reset_completes_read_with_error(b: Backend) {
     let mut rt = rt(b);
     let (client, server) = tcp_pair();
     rt.register(&server, Token(1), Interest::READABLE).unwrap();
-    let op = rt.post_read(&server, read_buf(b"", 64)).unwrap();
+    let op = rt.post_read_kept(&server, read_buf(b"", 64)).unwrap();
     let mut events = Events::with_capacity(16);
     assert_eq!(dones(&poll_now(&mut rt, &mut events)), vec![]);
     let client = socket2::Socket::from(client);
@@ -71,7 +71,7 @@ pub(crate) fn read_with_data_waiting_completes_at_once(b: Backend) {
         &mut events,
         |e| matches!(e, Event::Io { token: Token(1), ready } if ready.is_readable()),
     );
-    let op = rt.post_read(&server, read_buf(b"", 64)).unwrap();
+    let op = rt.post_read_kept(&server, read_buf(b"", 64)).unwrap();
     let got = poll_now(&mut rt, &mut events);
     assert_eq!(
         dones(&got),
@@ -112,7 +112,7 @@ pub(crate) fn ten_thousand_posted_reads_one_active(b: Backend) {
     for (i, s) in sockets.iter().enumerate() {
         s.set_nonblocking(true).unwrap();
         rt.register(s, Token(i as u64), Interest::READABLE).unwrap();
-        ops.push(rt.post_read(s, read_buf(b"", 16)).unwrap());
+        ops.push(rt.post_read_kept(s, read_buf(b"", 16)).unwrap());
     }
     assert_eq!(rt.registered(), sockets.len());
     let mut events = Events::with_capacity(256);
@@ -157,7 +157,7 @@ pub(crate) fn posted_read_takes_readable_readiness(b: Backend) {
     rt.register(&server, Token(1), Interest::READABLE).unwrap();
     let mut events = Events::with_capacity(16);
     // Room for 4 of the 10 bytes.
-    let op = rt.post_read(&server, read_buf(b"", 4)).unwrap();
+    let op = rt.post_read_kept(&server, read_buf(b"", 4)).unwrap();
     assert_eq!(poll_now(&mut rt, &mut events), vec![]);
     send(&client, b"0123456789");
     let (d, seen) = wait_done(&mut rt, &mut events, op);
@@ -173,7 +173,7 @@ pub(crate) fn posted_read_takes_readable_readiness(b: Backend) {
     assert!(poll_now(&mut rt, &mut events).iter().any(readable));
 
     // Posted again, the read has it: it completes, nothing else reported.
-    let op = rt.post_read(&server, read_buf(b"", 64)).unwrap();
+    let op = rt.post_read_kept(&server, read_buf(b"", 64)).unwrap();
     let got = poll_now(&mut rt, &mut events);
     assert_eq!(io_for(&got, Token(1)), vec![], "reported twice");
     assert_eq!(dones(&got).len(), 1);
@@ -188,7 +188,7 @@ pub(crate) fn read_on_a_source_registered_writable_only(b: Backend) {
     let mut rt = rt(b);
     let (client, server) = tcp_pair();
     rt.register(&server, Token(1), Interest::WRITABLE).unwrap();
-    let op = rt.post_read(&server, read_buf(b"", 64)).unwrap();
+    let op = rt.post_read_kept(&server, read_buf(b"", 64)).unwrap();
     send(&client, b"hi");
     let mut events = Events::with_capacity(16);
     let (d, seen) = wait_done(&mut rt, &mut events, op);
@@ -218,13 +218,13 @@ pub(crate) fn posted_reads_on_an_edge_registration(b: Backend) {
     wait_until(&mut rt, &mut events, |e| matches!(e, Event::Io { .. }));
     let mut data = Vec::new();
     while data.len() < 10 {
-        let op = rt.post_read(&server, read_buf(b"", 4)).unwrap();
+        let op = rt.post_read_kept(&server, read_buf(b"", 4)).unwrap();
         let (d, _) = wait_done(&mut rt, &mut events, op);
         assert!((1..=4).contains(&d.bytes), "{d:?}");
         data.extend(rt.take_io(op).unwrap().buf);
     }
     assert_eq!(data, b"0123456789");
-    let op = rt.post_read(&server, read_buf(b"", 4)).unwrap();
+    let op = rt.post_read_kept(&server, read_buf(b"", 4)).unwrap();
     assert_eq!(poll_now(&mut rt, &mut events), vec![]);
     send(&client, b"z");
     let (d, seen) = wait_done(&mut rt, &mut events, op);
@@ -244,7 +244,7 @@ pub(crate) fn posted_read_on_a_spent_oneshot_registration(b: Backend) {
     wait_until(&mut rt, &mut events, |e| matches!(e, Event::Io { .. }));
     assert_eq!(drain(&server), b"a");
 
-    let op = rt.post_read(&server, read_buf(b"", 64)).unwrap();
+    let op = rt.post_read_kept(&server, read_buf(b"", 64)).unwrap();
     assert_eq!(poll_now(&mut rt, &mut events), vec![]);
     send(&client, b"b");
     let (d, seen) = wait_done(&mut rt, &mut events, op);
@@ -267,7 +267,7 @@ pub(crate) fn io_done_carries_the_current_token(b: Backend) {
     let mut rt = rt(b);
     let (client, server) = tcp_pair();
     rt.register(&server, Token(1), Interest::READABLE).unwrap();
-    let op = rt.post_read(&server, read_buf(b"", 64)).unwrap();
+    let op = rt.post_read_kept(&server, read_buf(b"", 64)).unwrap();
     rt.reregister(&server, Token(2), Interest::READABLE)
         .unwrap();
     send(&client, b"x");

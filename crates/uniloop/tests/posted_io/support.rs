@@ -7,9 +7,51 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
-use uniloop::{Backend, Event, Events, OpId, OpKind, Runtime, Token};
+use uniloop::{AsSource, Backend, Event, Events, OpError, OpId, OpKind, Runtime, Token};
 
 use crate::util::*;
+
+/// `Runtime::post_read` / `post_write` for this suite's sources, which the
+/// tests keep open while operations on them are pending.
+pub(crate) trait PostKept {
+    fn post_read_kept<S: AsSource + ?Sized>(
+        &mut self,
+        s: &S,
+        buf: Vec<u8>,
+    ) -> Result<OpId, OpError>;
+    fn post_write_kept<S: AsSource + ?Sized>(
+        &mut self,
+        s: &S,
+        buf: Vec<u8>,
+    ) -> Result<OpId, OpError>;
+}
+
+// SAFETY (both methods): every test of this suite keeps the sockets it
+// posts on open until after its last call on the runtime that posted —
+// they are declared in the test and live to its end, or are deregistered
+// before they are dropped (the echo server's `conns`) — except where a
+// socket is dropped with nothing more than the runtime's drop after it and
+// no write held. `post_on_a_closed_fd` posts on a closed number with its
+// own `unsafe` and reasons.
+impl PostKept for Runtime {
+    fn post_read_kept<S: AsSource + ?Sized>(
+        &mut self,
+        s: &S,
+        buf: Vec<u8>,
+    ) -> Result<OpId, OpError> {
+        // SAFETY: see the impl.
+        unsafe { self.post_read(s, buf) }
+    }
+
+    fn post_write_kept<S: AsSource + ?Sized>(
+        &mut self,
+        s: &S,
+        buf: Vec<u8>,
+    ) -> Result<OpId, OpError> {
+        // SAFETY: see the impl.
+        unsafe { self.post_write(s, buf) }
+    }
+}
 
 pub(crate) fn rt(b: Backend) -> Runtime {
     let rt = Runtime::builder().backend(b).build().unwrap();
@@ -197,7 +239,7 @@ pub(crate) fn reader(peer: TcpStream, len: usize) -> JoinHandle<Vec<u8>> {
 pub(crate) fn read_to_end(rt: &mut Runtime, events: &mut Events, s: &TcpStream) -> (Vec<u8>, Done) {
     let mut data = Vec::new();
     loop {
-        let op = rt.post_read(s, Vec::with_capacity(4096)).unwrap();
+        let op = rt.post_read_kept(s, Vec::with_capacity(4096)).unwrap();
         let (d, _) = wait_done(rt, events, op);
         let f = rt.take_io(op).expect("result of a delivered op");
         assert_eq!((f.kind, f.bytes), (OpKind::Read, d.bytes));

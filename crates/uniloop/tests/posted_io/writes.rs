@@ -77,7 +77,7 @@ pub(crate) fn echo_server_64_clients(b: Backend) {
                             let token = Token(next);
                             next += 1;
                             rt.register(&s, token, Interest::READABLE).unwrap();
-                            rt.post_read(&s, Vec::with_capacity(4096)).unwrap();
+                            rt.post_read_kept(&s, Vec::with_capacity(4096)).unwrap();
                             conns.insert(token, s);
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -107,13 +107,13 @@ pub(crate) fn echo_server_64_clients(b: Backend) {
                         OpKind::Read => {
                             assert_eq!(f.buf.len(), bytes);
                             echoed += bytes;
-                            rt.post_write(s, f.buf).unwrap();
+                            rt.post_write_kept(s, f.buf).unwrap();
                         }
                         OpKind::Write => {
                             assert_eq!(f.buf.len(), bytes, "a write completes whole");
                             let mut buf = f.buf;
                             buf.clear();
-                            rt.post_read(s, buf).unwrap();
+                            rt.post_read_kept(s, buf).unwrap();
                         }
                         other => panic!("only reads and writes were posted, not {other:?}"),
                     }
@@ -179,7 +179,7 @@ pub(crate) fn four_mib_write_to_a_slow_reader(b: Backend) {
         })
     };
 
-    let op = rt.post_write(&server, payload(4, LEN)).unwrap();
+    let op = rt.post_write_kept(&server, payload(4, LEN)).unwrap();
     let tick = rt.add_timer(7, Duration::from_millis(1), Some(Duration::from_millis(1)));
     let mut events = Events::with_capacity(16);
     let mut ticks = 0usize;
@@ -250,7 +250,7 @@ pub(crate) fn hundred_queued_writes_in_order(b: Backend) {
     let expected = msgs.concat();
     let ops: Vec<OpId> = msgs
         .iter()
-        .map(|m| rt.post_write(&server, m.clone()).unwrap())
+        .map(|m| rt.post_write_kept(&server, m.clone()).unwrap())
         .collect();
     assert_eq!(
         ops.iter().collect::<HashSet<_>>().len(),
@@ -296,15 +296,15 @@ pub(crate) fn empty_write_completes_after_earlier_writes(b: Backend) {
     rt.set_write_limit(&server, 16 << 20).unwrap();
     let mut events = Events::with_capacity(16);
 
-    let alone = rt.post_write(&server, Vec::new()).unwrap();
+    let alone = rt.post_write_kept(&server, Vec::new()).unwrap();
     let (d, _) = wait_done(&mut rt, &mut events, alone);
     assert_eq!((d.kind, d.bytes, d.error), (OpKind::Write, 0, None));
     assert!(rt.take_io(alone).unwrap().buf.is_empty());
 
     const LEN: usize = 4 << 20;
-    let big = rt.post_write(&server, payload(5, LEN)).unwrap();
-    let empty = rt.post_write(&server, Vec::new()).unwrap();
-    let after = rt.post_write(&server, b"after".to_vec()).unwrap();
+    let big = rt.post_write_kept(&server, payload(5, LEN)).unwrap();
+    let empty = rt.post_write_kept(&server, Vec::new()).unwrap();
+    let after = rt.post_write_kept(&server, b"after".to_vec()).unwrap();
     assert_eq!(
         dones(&poll_now(&mut rt, &mut events)),
         vec![],
@@ -343,7 +343,7 @@ pub(crate) fn queued_writes_take_writable_readiness(b: Backend) {
         |e: &Event| matches!(e, Event::Io { token: Token(1), ready } if ready.is_writable());
     wait_until(&mut rt, &mut events, writable);
 
-    let op = rt.post_write(&server, payload(6, LEN)).unwrap();
+    let op = rt.post_write_kept(&server, payload(6, LEN)).unwrap();
     let peer = reader(client, LEN);
     let (_, seen) = wait_done(&mut rt, &mut events, op);
     assert_eq!(
@@ -374,7 +374,7 @@ pub(crate) fn write_to_a_reset_peer_fails(b: Backend) {
         |e| matches!(e, Event::Io { ready, .. } if ready.is_error() || ready.is_read_closed() || ready.is_write_closed()),
     );
     const LEN: usize = 64 << 10;
-    let op = rt.post_write(&server, payload(7, LEN)).unwrap();
+    let op = rt.post_write_kept(&server, payload(7, LEN)).unwrap();
     let (d, _) = wait_done(&mut rt, &mut events, op);
     assert_eq!((d.token, d.kind), (Token(1), OpKind::Write));
     assert!(
@@ -399,7 +399,9 @@ pub(crate) fn write_to_a_closed_peer_fails(b: Backend) {
     drop(client);
     let mut events = Events::with_capacity(16);
     for attempt in 0..1000 {
-        let op = rt.post_write(&server, vec![attempt as u8; LEN]).unwrap();
+        let op = rt
+            .post_write_kept(&server, vec![attempt as u8; LEN])
+            .unwrap();
         let (d, _) = wait_done(&mut rt, &mut events, op);
         let f = rt.take_io(op).unwrap();
         assert_eq!(
@@ -443,7 +445,7 @@ pub(crate) fn finished_writes_alone_skip_one_os_look(b: Backend) {
     });
     let mut looks_missed = 0;
     for round in 0..20 {
-        let op = rt.post_write(&client, vec![b'y']).unwrap();
+        let op = rt.post_write_kept(&client, vec![b'y']).unwrap();
         rt.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
         let got = listed(&events);
         let done = dones(&got);

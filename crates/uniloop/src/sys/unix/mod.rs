@@ -77,9 +77,12 @@ pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
 ///
 /// # Safety
 ///
-/// `raw` must be the fd of a live registration, still open and still the
-/// file that was registered (for posted I/O, `Runtime::register`'s rule),
-/// and the returned borrow must not outlive the current call.
+/// `raw` must be the fd of a live registration, and the returned borrow
+/// must not outlive the current call. Where I/O is done through it, the fd
+/// must be open and still the file that was registered (the promise of the
+/// unsafe `Runtime::post_read` / `post_write`); where only the selector is
+/// told about it (epoll_ctl, kevent, the poll array), a closed or reused
+/// number reads or writes no file's data and is harmless.
 pub(crate) unsafe fn borrow_raw<'a>(raw: RawSource) -> Source<'a> {
     // SAFETY: the caller's obligation, above.
     unsafe { BorrowedFd::borrow_raw(raw) }

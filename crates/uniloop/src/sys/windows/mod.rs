@@ -48,9 +48,12 @@ pub(crate) fn raw_source(source: Source<'_>) -> RawSource {
 ///
 /// # Safety
 ///
-/// `raw` must be the socket of a live registration, still open and still
-/// the socket that was registered (for posted I/O, `Runtime::register`'s
-/// rule), and the returned borrow must not outlive the current call.
+/// `raw` must be the socket of a live registration, and the returned
+/// borrow must not outlive the current call. Where I/O is done through it,
+/// the socket must be open and still the one that was registered (the
+/// promise of the unsafe `Runtime::post_read` / `post_write`); where only
+/// the selector asks about it (`SIO_BASE_HANDLE`, its addresses, an AFD
+/// poll), a closed or reused handle value reads or writes no data.
 pub(crate) unsafe fn borrow_raw<'a>(raw: RawSource) -> Source<'a> {
     // SAFETY: the caller's obligation, above.
     unsafe { BorrowedSocket::borrow_raw(raw) }
