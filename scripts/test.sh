@@ -59,6 +59,7 @@ step_lint() {
   # vocabulary modules use nothing else of the crate.
   python3 scripts/check_modules.py crates/uniloop/src \
     --leaf token --leaf interest --leaf trigger --leaf readiness --leaf backend --leaf sync
+  python3 scripts/check_modules.py crates/uniloop-capi/src
 
   step "clippy"
   cargo clippy --workspace --all-targets -- -D warnings

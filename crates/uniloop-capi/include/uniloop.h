@@ -239,11 +239,11 @@ typedef struct platform_event_s platform_event_s;
 // `uniloop_pool_create`, freed by `uniloop_pool_destroy`.
 typedef struct uniloop_pool_s uniloop_pool_s;
 
-// The reference's name for the queue handle.
-typedef struct async_queue_s async_queue_t;
-
 // The reference's name for the runtime handle.
 typedef struct async_runtime_s async_runtime_t;
+
+// The reference's name for the queue handle.
+typedef struct async_queue_s async_queue_t;
 
 // The reference's name for the worker handle.
 typedef struct async_worker_s async_worker_t;
@@ -483,6 +483,11 @@ typedef struct platform_event_s platform_event_t;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Detects what stdin is (`console_detect_type`) and remembers it for
+// `async_runtime_get_console_type`; `context` is unused. Nothing is
+// registered: console input comes through `console_worker_init`. 0, or -1.
+int async_runtime_add_console(async_runtime_t *rt, void *context);
 
 // What stdin is: a terminal (`CONSOLE_TYPE_REAL`), a pipe, a regular
 // file, or none of these (`CONSOLE_TYPE_NONE`: closed, `/dev/null`...).
@@ -814,11 +819,6 @@ int async_runtime_post_read(async_runtime_t *rt, socket_fd_t fd, void *buffer, s
 // a copy of its bytes plus a small record until its event; many small
 // writes on one fd go out gathered.
 int async_runtime_post_write(async_runtime_t *rt, socket_fd_t fd, const void *buffer, size_t len);
-
-// Detects what stdin is (`console_detect_type`) and remembers it for
-// `async_runtime_get_console_type`; `context` is unused. Nothing is
-// registered: console input comes through `console_worker_init`. 0, or -1.
-int async_runtime_add_console(async_runtime_t *rt, void *context);
 
 // The console type `async_runtime_add_console` detected
 // (`CONSOLE_TYPE_NONE` before it, and for a bad handle).

@@ -59,10 +59,7 @@ use crate::error::uniloop_error_t::*;
 use crate::error::{guard, Error, Result};
 use crate::runtime;
 use crate::timeout;
-
-/// C's `uintptr_t`: cbindgen prints `usize` as `size_t` and this alias
-/// under the C name (cbindgen.toml).
-pub type UintPtr = usize;
+use crate::types::UintPtr;
 
 /// Behaviour flags of `async_queue_create`, combined with `|`. The values
 /// are the reference's.

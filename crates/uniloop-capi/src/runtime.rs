@@ -450,20 +450,12 @@ pub extern "C" fn async_runtime_post_write(
     })
 }
 
-/// Detects what stdin is (`console_detect_type`) and remembers it for
-/// `async_runtime_get_console_type`; `context` is unused. Nothing is
-/// registered: console input comes through `console_worker_init`. 0, or -1.
-#[no_mangle]
-pub extern "C" fn async_runtime_add_console(
-    rt: *mut async_runtime_t,
-    context: *mut c_void,
-) -> c_int {
-    let _ = context;
-    guard(-1, || {
-        with_loop(rt, |l| {
-            l.console_type = crate::console::detect();
-            Ok(0)
-        })
+/// `async_runtime_add_console`'s part: remembers `kind` for
+/// `async_runtime_get_console_type`.
+pub(crate) fn set_console_type(rt: *mut async_runtime_t, kind: console_type_t) -> Result<()> {
+    with_loop(rt, |l| {
+        l.console_type = kind;
+        Ok(())
     })
 }
 
