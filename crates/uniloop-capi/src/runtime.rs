@@ -285,7 +285,8 @@ pub extern "C" fn async_runtime_add(
 /// Changes a registered fd's events and context. `events` 0 pauses its
 /// readiness (back-pressure) and keeps the registration and its posted
 /// operations; a later modify with `EVENT_READ`/`EVENT_WRITE` resumes it
-/// (level-triggered: what is pending is reported at once). 0, or -1
+/// (level-triggered: what is pending is reported at once). A modify to
+/// the interest already set makes no system call. 0, or -1
 /// (`UNILOOP_ERR_NOT_FOUND` if not registered).
 #[no_mangle]
 pub extern "C" fn async_runtime_modify(
@@ -409,7 +410,9 @@ pub extern "C" fn async_runtime_post_completion(
 /// post_read on the fd or its removal. Otherwise `buffer` (`len` > 0
 /// bytes) must stay valid until the event. One read at a time per fd:
 /// until a wait has returned its event, a second post_read fails with
-/// `UNILOOP_ERR_EXISTS`, even when the first finished at once. 0, or -1.
+/// `UNILOOP_ERR_EXISTS`, even when the first finished at once. The fd's
+/// `O_NONBLOCK` is checked at its first post after `async_runtime_add`
+/// (`UNILOOP_ERR_INVALID` without it), not again. 0, or -1.
 #[no_mangle]
 pub extern "C" fn async_runtime_post_read(
     rt: *mut async_runtime_t,
@@ -429,7 +432,8 @@ pub extern "C" fn async_runtime_post_read(
 /// registered, non-blocking fd. One event follows when all of it is out:
 /// `EVENT_WRITE` with `bytes_transferred` = `len` and `buffer` the pointer
 /// given, or `EVENT_ERROR` with how much went out. Writes on an fd go out
-/// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's write limit:
+/// in order; `O_NONBLOCK` is checked as for `async_runtime_post_read`.
+/// 0, or -1 (`UNILOOP_ERR_FULL` past the fd's write limit:
 /// 1 MiB of queued output unless set with `uniloop_runtime_set_write_limit`;
 /// a write on an fd with nothing queued is always taken). Each write costs
 /// a copy of its bytes plus a small record until its event; many small

@@ -33,6 +33,13 @@ pub(super) struct Fd {
     ops: HashSet<rt::OpId, BuildHasherDefault<IntHasher>>,
     /// A read is posted and its event not yet returned.
     reading: bool,
+    /// A read or write was ever posted on it: from then on the Rust
+    /// runtime decides what a modify to the same interest must do (its
+    /// operations keep what they need from the OS).
+    posted: bool,
+    /// `O_NONBLOCK` was found set (by the first post on it): later posts
+    /// do not ask the OS again (an `fcntl` per post).
+    nonblocking: bool,
 }
 
 pub(super) struct Op {
@@ -228,6 +235,8 @@ impl Loop {
                 spare: None,
                 ops: HashSet::default(),
                 reading: false,
+                posted: false,
+                nonblocking: false,
             },
         );
         Ok(())
@@ -244,8 +253,14 @@ impl Loop {
         let Some(entry) = self.fds.get_mut(&fd) else {
             return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
         };
-        self.rt
-            .reregister(&source(fd), rt::Token(fd as u64), interest)?;
+        // The same readiness interest on an fd that never had posted I/O:
+        // the OS already watches exactly this (level-triggered), so only
+        // the context and flags change.
+        let same = (entry.mask ^ events) & (EVENT_READ | EVENT_WRITE) == 0;
+        if !(same && !entry.posted) {
+            self.rt
+                .reregister(&source(fd), rt::Token(fd as u64), interest)?;
+        }
         entry.context = context;
         entry.mask = events;
         Ok(())
@@ -290,7 +305,10 @@ impl Loop {
                 "a read is already posted on this fd (its event not yet returned by a wait)",
             ));
         }
-        check_nonblocking(fd)?;
+        if !entry.nonblocking {
+            check_nonblocking(fd)?;
+            entry.nonblocking = true;
+        }
         let size = match (buf.is_null(), len) {
             (true, 0) => UNILOOP_DEFAULT_READ_SIZE,
             (_, n) => n,
@@ -311,6 +329,7 @@ impl Loop {
             Ok(op) => {
                 entry.ops.insert(op);
                 entry.reading = true;
+                entry.posted = true;
                 self.ops.insert(
                     op,
                     Op {
@@ -346,7 +365,10 @@ impl Loop {
         let Some(entry) = self.fds.get_mut(&fd) else {
             return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
         };
-        check_nonblocking(fd)?;
+        if !entry.nonblocking {
+            check_nonblocking(fd)?;
+            entry.nonblocking = true;
+        }
         let data = if len == 0 {
             Vec::new()
         } else {
@@ -367,6 +389,7 @@ impl Loop {
             }
         })?;
         entry.ops.insert(op);
+        entry.posted = true;
         self.ops.insert(
             op,
             Op {
