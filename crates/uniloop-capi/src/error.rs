@@ -162,6 +162,7 @@ fn clear_last() {
 /// Runs an exported function's body: on `Ok` clears the last error and
 /// returns the value, on `Err` records it and returns `fail`, and on a
 /// panic records `UNILOOP_ERR_PANIC` and returns `fail`.
+#[inline]
 pub(crate) fn guard<R>(fail: R, body: impl FnOnce() -> Result<R>) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(v)) => {

@@ -249,7 +249,6 @@ impl Loop {
         context: *mut c_void,
     ) -> Result<()> {
         check_fd(fd)?;
-        let interest = interest(events)?;
         let Some(entry) = self.fds.get_mut(&fd) else {
             return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
         };
@@ -257,9 +256,9 @@ impl Loop {
         // the OS already watches exactly this (level-triggered), so only
         // the context and flags change.
         let same = (entry.mask ^ events) & (EVENT_READ | EVENT_WRITE) == 0;
-        if !(same && !entry.posted) {
+        if !same || entry.posted {
             self.rt
-                .reregister(&source(fd), rt::Token(fd as u64), interest)?;
+                .reregister(&source(fd), rt::Token(fd as u64), interest(events)?)?;
         }
         entry.context = context;
         entry.mask = events;
