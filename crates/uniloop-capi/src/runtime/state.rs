@@ -229,10 +229,16 @@ impl Loop {
     /// operation finished, a timer changed): re-arms the handed-out OS
     /// handle, so it is readable when a wait would return something.
     /// Returns the most another loop may block.
+    #[inline]
     pub(super) fn rearm(&mut self) -> Result<Option<Duration>> {
         if !self.external {
             return Ok(None);
         }
+        self.rearm_external()
+    }
+
+    #[cold]
+    fn rearm_external(&mut self) -> Result<Option<Duration>> {
         Ok(self.rt.prepare_external_wait()?)
     }
 
