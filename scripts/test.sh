@@ -65,6 +65,7 @@ step_lint() {
     --backend sys/unix/uring --backend sys/windows/iocp
   python3 scripts/check_modules.py crates/uniloop-bench/src
   python3 scripts/check_modules.py crates/talker/src
+  python3 scripts/check_modules.py crates/uniloop-capi/src
 
   step "clippy"
   cargo clippy --workspace --all-targets -- -D warnings

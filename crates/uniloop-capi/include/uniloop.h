@@ -239,11 +239,11 @@ typedef struct platform_event_s platform_event_s;
 // `uniloop_pool_create`, freed by `uniloop_pool_destroy`.
 typedef struct uniloop_pool_s uniloop_pool_s;
 
-// The reference's name for the queue handle.
-typedef struct async_queue_s async_queue_t;
-
 // The reference's name for the runtime handle.
 typedef struct async_runtime_s async_runtime_t;
+
+// The reference's name for the queue handle.
+typedef struct async_queue_s async_queue_t;
 
 // The reference's name for the worker handle.
 typedef struct async_worker_s async_worker_t;
@@ -483,6 +483,11 @@ typedef struct platform_event_s platform_event_t;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Detects what stdin is (`console_detect_type`) and remembers it for
+// `async_runtime_get_console_type`; `context` is unused. Nothing is
+// registered: console input comes through `console_worker_init`. 0, or -1.
+int async_runtime_add_console(async_runtime_t *rt, void *context);
 
 // What stdin is: a terminal (`CONSOLE_TYPE_REAL`), a pipe, a regular
 // file, or none of these (`CONSOLE_TYPE_NONE`: closed, `/dev/null`...).
@@ -757,7 +762,8 @@ int async_runtime_add(async_runtime_t *rt, socket_fd_t fd, uint32_t events, void
 // Changes a registered fd's events and context. `events` 0 pauses its
 // readiness (back-pressure) and keeps the registration and its posted
 // operations; a later modify with `EVENT_READ`/`EVENT_WRITE` resumes it
-// (level-triggered: what is pending is reported at once). 0, or -1
+// (level-triggered: what is pending is reported at once). A modify to
+// the interest already set makes no system call. 0, or -1
 // (`UNILOOP_ERR_NOT_FOUND` if not registered).
 int async_runtime_modify(async_runtime_t *rt, socket_fd_t fd, uint32_t events, void *context);
 
@@ -801,10 +807,12 @@ int async_runtime_post_completion(async_runtime_t *rt, uintptr_t completion_key,
 // post_read on the fd or its removal. Otherwise `buffer` (`len` > 0
 // bytes) must stay valid until the event. One read at a time per fd:
 // until a wait has returned its event, a second post_read fails with
-// `UNILOOP_ERR_EXISTS`, even when the first finished at once. The runtime
-// reads through the fd number inside later calls: keep the fd open (its
-// number not reused) until the event has been returned by a wait or the
-// fd removed (`async_runtime_remove`), as `async_runtime_add` asks. 0, or
+// `UNILOOP_ERR_EXISTS`, even when the first finished at once. The fd's
+// `O_NONBLOCK` is checked at its first post after `async_runtime_add`
+// (`UNILOOP_ERR_INVALID` without it), not again. The runtime reads
+// through the fd number inside later calls: keep the fd open (its number
+// not reused) until the event has been returned by a wait or the fd
+// removed (`async_runtime_remove`), as `async_runtime_add` asks. 0, or
 // -1.
 int async_runtime_post_read(async_runtime_t *rt, socket_fd_t fd, void *buffer, size_t len);
 
@@ -812,7 +820,8 @@ int async_runtime_post_read(async_runtime_t *rt, socket_fd_t fd, void *buffer, s
 // registered, non-blocking fd. One event follows when all of it is out:
 // `EVENT_WRITE` with `bytes_transferred` = `len` and `buffer` the pointer
 // given, or `EVENT_ERROR` with how much went out. Writes on an fd go out
-// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's write limit:
+// in order; `O_NONBLOCK` is checked as for `async_runtime_post_read`.
+// 0, or -1 (`UNILOOP_ERR_FULL` past the fd's write limit:
 // 1 MiB of queued output unless set with `uniloop_runtime_set_write_limit`;
 // a write on an fd with nothing queued is always taken). Each write costs
 // a copy of its bytes plus a small record until its event; many small
@@ -822,11 +831,6 @@ int async_runtime_post_read(async_runtime_t *rt, socket_fd_t fd, void *buffer, s
 // (`async_runtime_remove`); closed earlier, the bytes can reach whatever
 // file gets the number.
 int async_runtime_post_write(async_runtime_t *rt, socket_fd_t fd, const void *buffer, size_t len);
-
-// Detects what stdin is (`console_detect_type`) and remembers it for
-// `async_runtime_get_console_type`; `context` is unused. Nothing is
-// registered: console input comes through `console_worker_init`. 0, or -1.
-int async_runtime_add_console(async_runtime_t *rt, void *context);
 
 // The console type `async_runtime_add_console` detected
 // (`CONSOLE_TYPE_NONE` before it, and for a bad handle).

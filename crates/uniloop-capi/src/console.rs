@@ -31,7 +31,7 @@ use std::sync::Arc;
 use crate::error::{guard, Error, Result};
 use crate::live::Live;
 use crate::queue::{async_queue_t, enqueue_or_wait, max_msg_size, wake_writers};
-use crate::runtime::{async_runtime_t, poster_of};
+use crate::runtime::{async_runtime_t, poster_of, set_console_type};
 use crate::types::{console_type_t, UintPtr};
 use crate::uniloop_error_t::*;
 use crate::worker::{
@@ -165,11 +165,6 @@ struct Ctx {
 }
 
 static CONTEXTS: Live = Live::new();
-
-/// `console_detect_type` for the runtime.
-pub(crate) fn detect() -> console_type_t {
-    sys::detect()
-}
 
 impl Shared {
     /// One line (with its `\n`, if it had one) into the queue, then its
@@ -347,6 +342,18 @@ fn live(ctx: *mut console_worker_context_t) -> Result<&'static mut Ctx> {
     // first, repr(C)); only the loop thread uses a context, one call at a
     // time, and only destroy frees it.
     Ok(unsafe { &mut *ctx.cast::<Ctx>() })
+}
+
+/// Detects what stdin is (`console_detect_type`) and remembers it for
+/// `async_runtime_get_console_type`; `context` is unused. Nothing is
+/// registered: console input comes through `console_worker_init`. 0, or -1.
+#[no_mangle]
+pub extern "C" fn async_runtime_add_console(
+    rt: *mut async_runtime_t,
+    context: *mut c_void,
+) -> c_int {
+    let _ = context;
+    guard(-1, || set_console_type(rt, sys::detect()).map(|()| 0))
 }
 
 /// What stdin is: a terminal (`CONSOLE_TYPE_REAL`), a pipe, a regular

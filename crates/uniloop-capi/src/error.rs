@@ -7,7 +7,7 @@
 //! panic never unwinds into C: [`guard`] catches it, records
 //! `UNILOOP_ERR_PANIC` and returns the failure value.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, CString};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -116,20 +116,24 @@ impl From<io::Error> for Error {
 
 pub(crate) type Result<T> = std::result::Result<T, Error>;
 
-/// The last error of a thread. Recording one stores its code and message
-/// as they are (nothing allocated for static text, as for an empty queue);
-/// the C string is made only when `uniloop_last_error_message` asks.
+/// The message of a thread's last error: stored as it is (nothing
+/// allocated for static text, as for an empty queue); the C string is
+/// made only when `uniloop_last_error_message` asks.
 struct Last {
-    code: uniloop_error_t,
     message: Message,
     /// The message as a C string, made on request; `None` until then.
     text: Option<CString>,
 }
 
 thread_local! {
+    /// The code of this thread's last error. Apart from the message so
+    /// that a success, which only looks at and perhaps resets the code,
+    /// touches no slot with a destructor (a `const` thread-local without
+    /// one is a plain load).
+    static CODE: Cell<uniloop_error_t> = const { Cell::new(UNILOOP_OK) };
+    /// Its message; stale (never read) while `CODE` is `UNILOOP_OK`.
     static LAST: RefCell<Last> = const {
         RefCell::new(Last {
-            code: UNILOOP_OK,
             message: Message::Static(""),
             text: None,
         })
@@ -138,30 +142,27 @@ thread_local! {
 
 /// Records `e` as this thread's last error.
 pub(crate) fn set_last(e: Error) {
+    CODE.set(e.code);
     // `try_with`: during thread teardown the slot may be gone; then there
     // is nobody left to read it.
     let _ = LAST.try_with(|l| {
         let mut l = l.borrow_mut();
-        l.code = e.code;
         l.message = e.message;
         l.text = None;
     });
 }
 
+#[inline]
 fn clear_last() {
-    let _ = LAST.try_with(|l| {
-        let mut l = l.borrow_mut();
-        if l.code != UNILOOP_OK {
-            l.code = UNILOOP_OK;
-            l.message = Message::Static("");
-            l.text = None;
-        }
-    });
+    if CODE.get() != UNILOOP_OK {
+        CODE.set(UNILOOP_OK);
+    }
 }
 
 /// Runs an exported function's body: on `Ok` clears the last error and
 /// returns the value, on `Err` records it and returns `fail`, and on a
 /// panic records `UNILOOP_ERR_PANIC` and returns `fail`.
+#[inline]
 pub(crate) fn guard<R>(fail: R, body: impl FnOnce() -> Result<R>) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(v)) => {
@@ -191,8 +192,7 @@ pub(crate) fn guard<R>(fail: R, body: impl FnOnce() -> Result<R>) -> R {
 /// if the last call succeeded.
 #[no_mangle]
 pub extern "C" fn uniloop_last_error() -> c_int {
-    LAST.try_with(|l| l.borrow().code as c_int)
-        .unwrap_or(UNILOOP_OK as c_int)
+    CODE.get() as c_int
 }
 
 /// A message describing the last error on this thread ("" after a success).
@@ -201,12 +201,12 @@ pub extern "C" fn uniloop_last_error() -> c_int {
 #[no_mangle]
 pub extern "C" fn uniloop_last_error_message() -> *const c_char {
     static EMPTY: &[u8] = b"\0";
+    if CODE.get() == UNILOOP_OK {
+        return EMPTY.as_ptr().cast();
+    }
     LAST.try_with(|l| {
         let mut l = l.borrow_mut();
         let l = &mut *l;
-        if l.code == UNILOOP_OK {
-            return EMPTY.as_ptr().cast();
-        }
         let message = &l.message;
         l.text
             .get_or_insert_with(|| {

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::uniloop_error_t::*;
 use crate::error::{guard, Error};
-use crate::queue::UintPtr;
 use crate::runtime;
+use crate::types::UintPtr;
 
 /// How many submitted jobs may wait for a thread; a submit beyond that
 /// fails with `UNILOOP_ERR_FULL`.

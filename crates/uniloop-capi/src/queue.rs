@@ -59,10 +59,7 @@ use crate::error::uniloop_error_t::*;
 use crate::error::{guard, Error, Result};
 use crate::runtime;
 use crate::timeout;
-
-/// C's `uintptr_t`: cbindgen prints `usize` as `size_t` and this alias
-/// under the C name (cbindgen.toml).
-pub type UintPtr = usize;
+use crate::types::UintPtr;
 
 /// Behaviour flags of `async_queue_create`, combined with `|`. The values
 /// are the reference's.
@@ -164,6 +161,12 @@ pub struct async_queue_s {
     /// see "The signal" in the module docs for the ordering.
     has_signal: AtomicBool,
     signal: Mutex<Option<Arc<Signal>>>,
+    /// A message is queued or the queue is closed: written under the
+    /// state's lock whenever either changes, read without it by a dequeue
+    /// that does not wait, so finding the queue empty (a loop's every
+    /// turn) takes no lock. A false read races only with an enqueue that
+    /// has not returned yet: the dequeue then came first.
+    any: AtomicBool,
 }
 
 /// The reference's name for the queue handle.
@@ -219,6 +222,7 @@ impl async_queue_s {
             flags,
             has_signal: AtomicBool::new(false),
             signal: Mutex::new(None),
+            any: AtomicBool::new(false),
         })
     }
 
@@ -308,6 +312,7 @@ impl async_queue_s {
             st.blocked_writers -= 1;
         }
         st.msgs.push_back(msg);
+        self.any.store(true, Ordering::Release);
         st.enqueued += 1;
         let len = st.msgs.len();
         st.high_water = st.high_water.max(len);
@@ -358,6 +363,9 @@ impl async_queue_s {
         wait: bool,
         deadline: Option<Instant>,
     ) -> std::result::Result<usize, TakeError> {
+        if !wait && !self.any.load(Ordering::Acquire) {
+            return Err(TakeError::Empty);
+        }
         let mut st = self.lock();
         loop {
             if let Some(head) = st.msgs.front() {
@@ -367,6 +375,8 @@ impl async_queue_s {
                 }
                 buf[..n].copy_from_slice(head);
                 st.msgs.pop_front();
+                self.any
+                    .store(!st.msgs.is_empty() || st.closed, Ordering::Release);
                 st.dequeued += 1;
                 if st.blocked_writers > 0 {
                     self.writable.notify_one();
@@ -401,6 +411,7 @@ impl async_queue_s {
         let mut st = self.lock();
         let n = st.msgs.len();
         st.msgs.clear();
+        self.any.store(st.closed, Ordering::Release);
         st.cleared += n as u64;
         if st.blocked_writers > 0 {
             self.writable.notify_all();
@@ -410,6 +421,7 @@ impl async_queue_s {
     fn close(&self) {
         let mut st = self.lock();
         st.closed = true;
+        self.any.store(true, Ordering::Release);
         self.readable.notify_all();
         self.writable.notify_all();
     }

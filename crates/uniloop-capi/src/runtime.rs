@@ -3,8 +3,8 @@
 //!
 //! An `async_runtime_t` holds two parts. The loop part (the Rust runtime,
 //! the fd table, posted operations, timers) is for the thread that calls
-//! `async_runtime_wait`, as in the reference; it sits behind a mutex taken
-//! with `try_lock`, so a call from a second thread while one is in
+//! `async_runtime_wait`, as in the reference; it sits behind a lock that is
+//! only ever tried (`slot.rs`), so a call from a second thread while one is in
 //! progress (an `add` during another thread's `wait`) fails with
 //! `UNILOOP_ERR_INVALID` instead of racing. The other part is a
 //! [`rt::Poster`], which is `Send + Sync`: `async_runtime_wakeup` and
@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use std::ffi::{c_int, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, RwLock, TryLockError};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use crate::error::{guard, Error, Result};
@@ -37,9 +37,11 @@ use crate::uniloop_error_t::*;
 
 mod extras;
 mod fdmap;
+mod slot;
 mod state;
 
 pub use self::extras::*;
+use self::slot::Slot;
 use self::state::Loop;
 
 /// `struct timeval` of the C library.
@@ -71,9 +73,9 @@ pub struct async_runtime_s {
     /// hold the read lock, so deinit's write lock waits for them.
     shared: RwLock<Option<Shared>>,
     /// The loop part; `None` once deinitialised. Used by one thread at a
-    /// time, the one that waits (see the module docs); `try_lock` turns a
+    /// time, the one that waits (see the module docs); `try_hold` turns a
     /// second thread's call into an error.
-    inner: Mutex<Option<Loop>>,
+    inner: Slot<Option<Loop>>,
 }
 
 /// What any thread may use.
@@ -111,19 +113,28 @@ fn handles() -> std::sync::MutexGuard<'static, Handles> {
 }
 
 /// `rt` as a handle made by init (live or not).
+#[inline]
 fn handle(rt: *mut async_runtime_t) -> Result<&'static async_runtime_s> {
-    if rt.is_null() {
-        return Err(Error::invalid("runtime is NULL"));
-    }
     let p = rt as usize;
-    if KNOWN.try_with(Cell::get).ok() != Some(p) {
-        if !handles().all.contains(&p) {
-            return Err(not_live());
-        }
-        let _ = KNOWN.try_with(|k| k.set(p));
+    if KNOWN.get() != p || p == 0 {
+        look_up(p)?;
     }
     // SAFETY: `p` was made by `make` (leaked, never freed).
     Ok(unsafe { &*rt })
+}
+
+/// [`handle`] for a pointer this thread has not seen last: one look in
+/// the list of handles, remembered.
+#[cold]
+fn look_up(p: usize) -> Result<()> {
+    if p == 0 {
+        return Err(Error::invalid("runtime is NULL"));
+    }
+    if !handles().all.contains(&p) {
+        return Err(not_live());
+    }
+    KNOWN.set(p);
+    Ok(())
 }
 
 fn make(backend: Option<rt::Backend>) -> Result<*mut async_runtime_t> {
@@ -143,14 +154,14 @@ fn make(backend: Option<rt::Backend>) -> Result<*mut async_runtime_t> {
         Some(p) => {
             // SAFETY: `p` was made by `make` (leaked, never freed).
             let h: &'static async_runtime_s = unsafe { &*(p as *const async_runtime_s) };
-            *h.inner.lock().unwrap_or_else(|e| e.into_inner()) = Some(Loop::new(rt));
+            *h.inner.hold() = Some(Loop::new(rt));
             *h.shared.write().unwrap_or_else(|e| e.into_inner()) = Some(shared);
             h
         }
         None => {
             let h: &'static async_runtime_s = Box::leak(Box::new(async_runtime_s {
                 shared: RwLock::new(Some(shared)),
-                inner: Mutex::new(Some(Loop::new(rt))),
+                inner: Slot::new(Some(Loop::new(rt))),
             }));
             handles().all.insert(h as *const async_runtime_s as usize);
             h
@@ -159,6 +170,7 @@ fn make(backend: Option<rt::Backend>) -> Result<*mut async_runtime_t> {
     Ok((h as *const async_runtime_s).cast_mut())
 }
 
+#[cold]
 fn not_live() -> Error {
     Error::new(
         UNILOOP_ERR_CLOSED,
@@ -166,21 +178,21 @@ fn not_live() -> Error {
     )
 }
 
+#[cold]
+fn in_use() -> Error {
+    Error::invalid(
+        "the runtime is in use by another thread: call its loop \
+         functions (all but wakeup and post_completion) from one thread",
+    )
+}
+
 /// The loop part of a live runtime.
+#[inline]
 fn with_loop<R>(rt: *mut async_runtime_t, f: impl FnOnce(&mut Loop) -> Result<R>) -> Result<R> {
-    let mut locked = match handle(rt)?.inner.try_lock() {
-        Ok(g) => g,
-        // A panic in an earlier call left nothing half-changed that
-        // matters more than refusing every later call would.
-        Err(TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(TryLockError::WouldBlock) => {
-            return Err(Error::invalid(
-                "the runtime is in use by another thread: call its loop \
-                 functions (all but wakeup and post_completion) from one thread",
-            ))
-        }
+    let Some(mut held) = handle(rt)?.inner.try_hold() else {
+        return Err(in_use());
     };
-    match locked.as_mut() {
+    match held.as_mut() {
         Some(l) => f(l),
         None => Err(not_live()),
     }
@@ -241,14 +253,10 @@ pub extern "C" fn async_runtime_deinit(rt: *mut async_runtime_t) {
             return Err(Error::invalid("runtime is NULL"));
         }
         let h = handle(rt)?;
-        let mut inner = match h.inner.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::invalid(
-                    "the runtime is in use by another thread (a wait?): not freed",
-                ))
-            }
+        let Some(mut inner) = h.inner.try_hold() else {
+            return Err(Error::invalid(
+                "the runtime is in use by another thread (a wait?): not freed",
+            ));
         };
         let Some(l) = inner.take() else {
             return Err(not_live());
@@ -285,7 +293,8 @@ pub extern "C" fn async_runtime_add(
 /// Changes a registered fd's events and context. `events` 0 pauses its
 /// readiness (back-pressure) and keeps the registration and its posted
 /// operations; a later modify with `EVENT_READ`/`EVENT_WRITE` resumes it
-/// (level-triggered: what is pending is reported at once). 0, or -1
+/// (level-triggered: what is pending is reported at once). A modify to
+/// the interest already set makes no system call. 0, or -1
 /// (`UNILOOP_ERR_NOT_FOUND` if not registered).
 #[no_mangle]
 pub extern "C" fn async_runtime_modify(
@@ -409,10 +418,12 @@ pub extern "C" fn async_runtime_post_completion(
 /// post_read on the fd or its removal. Otherwise `buffer` (`len` > 0
 /// bytes) must stay valid until the event. One read at a time per fd:
 /// until a wait has returned its event, a second post_read fails with
-/// `UNILOOP_ERR_EXISTS`, even when the first finished at once. The runtime
-/// reads through the fd number inside later calls: keep the fd open (its
-/// number not reused) until the event has been returned by a wait or the
-/// fd removed (`async_runtime_remove`), as `async_runtime_add` asks. 0, or
+/// `UNILOOP_ERR_EXISTS`, even when the first finished at once. The fd's
+/// `O_NONBLOCK` is checked at its first post after `async_runtime_add`
+/// (`UNILOOP_ERR_INVALID` without it), not again. The runtime reads
+/// through the fd number inside later calls: keep the fd open (its number
+/// not reused) until the event has been returned by a wait or the fd
+/// removed (`async_runtime_remove`), as `async_runtime_add` asks. 0, or
 /// -1.
 #[no_mangle]
 pub extern "C" fn async_runtime_post_read(
@@ -433,7 +444,8 @@ pub extern "C" fn async_runtime_post_read(
 /// registered, non-blocking fd. One event follows when all of it is out:
 /// `EVENT_WRITE` with `bytes_transferred` = `len` and `buffer` the pointer
 /// given, or `EVENT_ERROR` with how much went out. Writes on an fd go out
-/// in order. 0, or -1 (`UNILOOP_ERR_FULL` past the fd's write limit:
+/// in order; `O_NONBLOCK` is checked as for `async_runtime_post_read`.
+/// 0, or -1 (`UNILOOP_ERR_FULL` past the fd's write limit:
 /// 1 MiB of queued output unless set with `uniloop_runtime_set_write_limit`;
 /// a write on an fd with nothing queued is always taken). Each write costs
 /// a copy of its bytes plus a small record until its event; many small
@@ -458,20 +470,12 @@ pub extern "C" fn async_runtime_post_write(
     })
 }
 
-/// Detects what stdin is (`console_detect_type`) and remembers it for
-/// `async_runtime_get_console_type`; `context` is unused. Nothing is
-/// registered: console input comes through `console_worker_init`. 0, or -1.
-#[no_mangle]
-pub extern "C" fn async_runtime_add_console(
-    rt: *mut async_runtime_t,
-    context: *mut c_void,
-) -> c_int {
-    let _ = context;
-    guard(-1, || {
-        with_loop(rt, |l| {
-            l.console_type = crate::console::detect();
-            Ok(0)
-        })
+/// `async_runtime_add_console`'s part: remembers `kind` for
+/// `async_runtime_get_console_type`.
+pub(crate) fn set_console_type(rt: *mut async_runtime_t, kind: console_type_t) -> Result<()> {
+    with_loop(rt, |l| {
+        l.console_type = kind;
+        Ok(())
     })
 }
 

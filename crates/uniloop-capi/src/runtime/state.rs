@@ -24,6 +24,23 @@ const MAX_BATCH: usize = 65_536;
 pub(super) struct Fd {
     context: *mut c_void,
     mask: u32,
+    /// A read is posted and its event not yet returned.
+    reading: bool,
+    /// `O_NONBLOCK` was found set (by the first post on it): later posts
+    /// do not ask the OS again (an `fcntl` per post).
+    nonblocking: bool,
+    /// Its posted I/O, made by the first post: an fd used for readiness
+    /// only keeps a small entry. Once made, the Rust runtime decides what
+    /// a modify to the same interest must do (its operations keep what
+    /// they need from the OS).
+    io: Option<Box<FdIo>>,
+}
+
+// One fd entry per fd number up to the highest in use: kept small.
+const _: () = assert!(std::mem::size_of::<Option<Fd>>() <= 24);
+
+#[derive(Default)]
+struct FdIo {
     /// The runtime-owned buffer of the last `post_read(fd, NULL, ..)`.
     read_buf: Option<Vec<u8>>,
     /// A buffer kept for the next read into a caller's buffer.
@@ -31,8 +48,20 @@ pub(super) struct Fd {
     /// Its posted operations whose events a wait has not returned yet (a
     /// set: taking one out is O(1) however many are queued).
     ops: HashSet<rt::OpId, BuildHasherDefault<IntHasher>>,
-    /// A read is posted and its event not yet returned.
-    reading: bool,
+}
+
+impl Fd {
+    fn io(&mut self) -> &mut FdIo {
+        self.io.get_or_insert_with(Box::default)
+    }
+
+    /// Its posted operations, taken out.
+    fn take_ops(&mut self) -> HashSet<rt::OpId, BuildHasherDefault<IntHasher>> {
+        self.io
+            .as_mut()
+            .map(|io| std::mem::take(&mut io.ops))
+            .unwrap_or_default()
+    }
 }
 
 pub(super) struct Op {
@@ -200,10 +229,16 @@ impl Loop {
     /// operation finished, a timer changed): re-arms the handed-out OS
     /// handle, so it is readable when a wait would return something.
     /// Returns the most another loop may block.
+    #[inline]
     pub(super) fn rearm(&mut self) -> Result<Option<Duration>> {
         if !self.external {
             return Ok(None);
         }
+        self.rearm_external()
+    }
+
+    #[cold]
+    fn rearm_external(&mut self) -> Result<Option<Duration>> {
         Ok(self.rt.prepare_external_wait()?)
     }
 
@@ -214,8 +249,8 @@ impl Loop {
             .register(&source(fd), rt::Token(fd as u64), interest)?;
         // A number closed without remove and reused: the core replaced its
         // registration (and dropped its operations); so do we.
-        if let Some(old) = self.fds.remove(&fd) {
-            for op in old.ops {
+        if let Some(mut old) = self.fds.remove(&fd) {
+            for op in old.take_ops() {
                 self.ops.remove(&op);
             }
         }
@@ -224,10 +259,9 @@ impl Loop {
             Fd {
                 context,
                 mask: events,
-                read_buf: None,
-                spare: None,
-                ops: HashSet::default(),
                 reading: false,
+                nonblocking: false,
+                io: None,
             },
         );
         Ok(())
@@ -240,12 +274,17 @@ impl Loop {
         context: *mut c_void,
     ) -> Result<()> {
         check_fd(fd)?;
-        let interest = interest(events)?;
         let Some(entry) = self.fds.get_mut(&fd) else {
             return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
         };
-        self.rt
-            .reregister(&source(fd), rt::Token(fd as u64), interest)?;
+        // The same readiness interest on an fd that never had posted I/O:
+        // the OS already watches exactly this (level-triggered), so only
+        // the context and flags change.
+        let same = (entry.mask ^ events) & (EVENT_READ | EVENT_WRITE) == 0;
+        if !same || entry.io.is_some() {
+            self.rt
+                .reregister(&source(fd), rt::Token(fd as u64), interest(events)?)?;
+        }
         entry.context = context;
         entry.mask = events;
         Ok(())
@@ -253,10 +292,10 @@ impl Loop {
 
     pub(super) fn remove(&mut self, fd: socket_fd_t) -> Result<()> {
         check_fd(fd)?;
-        let Some(entry) = self.fds.remove(&fd) else {
+        let Some(mut entry) = self.fds.remove(&fd) else {
             return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
         };
-        for op in entry.ops {
+        for op in entry.take_ops() {
             self.ops.remove(&op);
         }
         // Forgotten even if the OS complains (an fd closed before remove).
@@ -290,15 +329,18 @@ impl Loop {
                 "a read is already posted on this fd (its event not yet returned by a wait)",
             ));
         }
-        check_nonblocking(fd)?;
+        if !entry.nonblocking {
+            check_nonblocking(fd)?;
+            entry.nonblocking = true;
+        }
         let size = match (buf.is_null(), len) {
             (true, 0) => UNILOOP_DEFAULT_READ_SIZE,
             (_, n) => n,
         };
         let reuse = if buf.is_null() {
-            entry.read_buf.take()
+            entry.io().read_buf.take()
         } else {
-            entry.spare.take()
+            entry.io().spare.take()
         };
         let vec = match reuse {
             Some(mut v) if v.capacity() == size => {
@@ -313,7 +355,7 @@ impl Loop {
         // operations) — so it is open while this read is pending.
         match unsafe { self.rt.post_read(&source(fd), vec) } {
             Ok(op) => {
-                entry.ops.insert(op);
+                entry.io().ops.insert(op);
                 entry.reading = true;
                 self.ops.insert(
                     op,
@@ -328,7 +370,7 @@ impl Loop {
             Err(e) => {
                 let (e, v) = e.into_parts();
                 if buf.is_null() {
-                    entry.read_buf = Some(v);
+                    entry.io().read_buf = Some(v);
                 }
                 Err(e.into())
             }
@@ -350,7 +392,10 @@ impl Loop {
         let Some(entry) = self.fds.get_mut(&fd) else {
             return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
         };
-        check_nonblocking(fd)?;
+        if !entry.nonblocking {
+            check_nonblocking(fd)?;
+            entry.nonblocking = true;
+        }
         let data = if len == 0 {
             Vec::new()
         } else {
@@ -372,7 +417,7 @@ impl Loop {
                 Error::from(e)
             }
         })?;
-        entry.ops.insert(op);
+        entry.io().ops.insert(op);
         self.ops.insert(
             op,
             Op {
@@ -436,7 +481,7 @@ impl Loop {
                 let Op { fd, user, shutdown } = self.ops.remove(&op)?;
                 let fin = self.rt.take_io(op)?;
                 let entry = self.fds.get_mut(&fd)?;
-                entry.ops.remove(&op);
+                entry.io().ops.remove(&op);
                 if fin.kind == rt::OpKind::Read {
                     entry.reading = false;
                 }
@@ -465,7 +510,7 @@ impl Loop {
                 }
                 e.buffer = match fin.kind {
                     rt::OpKind::Read if user.is_null() => {
-                        let buf = entry.read_buf.insert(fin.buf);
+                        let buf = entry.io().read_buf.insert(fin.buf);
                         buf.as_mut_ptr().cast()
                     }
                     rt::OpKind::Read => {
@@ -476,7 +521,7 @@ impl Loop {
                         unsafe {
                             ptr::copy_nonoverlapping(fin.buf.as_ptr(), user.cast(), fin.bytes)
                         };
-                        entry.spare = Some(fin.buf);
+                        entry.io().spare = Some(fin.buf);
                         user
                     }
                     _ => user, // a write: the caller's pointer back
