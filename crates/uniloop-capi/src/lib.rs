@@ -21,6 +21,8 @@
 //!   crash. A Rust panic never crosses the boundary (it becomes
 //!   `UNILOOP_ERR_PANIC`).
 
+#![deny(dead_code, unused_imports)]
+
 mod console;
 mod error;
 mod live;
