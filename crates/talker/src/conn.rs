@@ -1,7 +1,7 @@
 //! One client connection: its socket, its telnet decoder, where it is in
 //! its life, and how text goes out to it.
 //!
-//! Output is posted I/O: [`send`] hands a buffer to
+//! Output is posted I/O: `send` hands a buffer to
 //! [`Runtime::post_write`], which writes what the socket takes now and the
 //! rest when it becomes writable — the loop never waits for a client. Each
 //! connection has a write limit ([`Runtime::set_write_limit`]): a client
