@@ -746,6 +746,130 @@ impl Runtime {
         self.post(source.as_source(), buf, OpKind::Write)
     }
 
+    /// Posts an accept on a registered listening TCP socket: one
+    /// [`Event::IoDone`] with [`OpKind::Accept`](crate::OpKind::Accept)
+    /// follows when a connection has been accepted — [`take_io`](Runtime::take_io)
+    /// hands it over in [`Finished::accepted`], non-blocking and not
+    /// registered, with its peer's address — or when the accept failed.
+    ///
+    /// With posted accepts, reads and writes a server runs on completions
+    /// alone: no [`Event::Io`] to handle. The accept is tried at once; if
+    /// no connection is waiting it finishes inside a later `wait`, and
+    /// while it is posted the listener's readability is its own (no
+    /// [`Event::Io`] reports it). On io_uring the accept waits for
+    /// readiness as on the other backends.
+    ///
+    /// A connection that died before it was accepted is skipped. Running
+    /// out of descriptors or buffers (`EMFILE`, `ENFILE`, `ENOBUFS`,
+    /// `ENOMEM`; `WSAEMFILE`, `WSAENOBUFS`) ends the accept with that
+    /// error: the listener stays registered and the connection waits in
+    /// the backlog; post again once descriptors are free (after closing
+    /// some, or from a timer) — nothing spins meanwhile.
+    ///
+    /// # Safety
+    ///
+    /// As [`post_read`](Runtime::post_read): `listener` must stay open
+    /// until the accept has finished, been cancelled
+    /// ([`cancel_io`](Runtime::cancel_io)), or `listener` has been
+    /// [`deregister`](Runtime::deregister)ed. The runtime accepts through
+    /// its number inside later calls to `wait`.
+    ///
+    /// # Errors
+    ///
+    /// * [`io::ErrorKind::NotFound`]: `listener` is not registered.
+    /// * [`io::ErrorKind::AlreadyExists`]: an accept (or a read) is
+    ///   already posted on it (one at a time per source).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use uniloop::{Event, Events, Interest, OpKind, Runtime, Token};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_nonblocking(true)?;
+    /// let mut rt = Runtime::new()?;
+    /// rt.register(&listener, Token(0), Interest::READABLE)?;
+    /// // SAFETY: `listener` stays open until the accept has finished.
+    /// let op = unsafe { rt.post_accept(&listener) }?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    ///
+    /// let mut events = Events::with_capacity(16);
+    /// loop {
+    ///     rt.wait(&mut events, None)?;
+    ///     if let Some(&Event::IoDone { kind: OpKind::Accept, error: None, .. }) = events.iter().next() {
+    ///         let (conn, peer) = rt.take_io(op).unwrap().accepted.unwrap();
+    ///         assert_eq!(peer, client.local_addr()?);
+    ///         assert_eq!(conn.peer_addr()?, client.local_addr()?);
+    ///         break;
+    ///     }
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub unsafe fn post_accept<S: AsSource + ?Sized>(&mut self, listener: &S) -> io::Result<OpId> {
+        self.post_socket(listener.as_source(), None)
+    }
+
+    /// Posts a connect of a registered non-blocking socket to `addr`: one
+    /// [`Event::IoDone`] with [`OpKind::Connect`](crate::OpKind::Connect)
+    /// follows when the connection is made (no error) or has failed (the
+    /// error: `ConnectionRefused` for a closed port, and so on).
+    ///
+    /// The connect is started at once; one in progress waits for the
+    /// socket to become writable, and then the socket's pending error
+    /// (`SO_ERROR`) decides. While it is posted the socket's writability is
+    /// its own (no [`Event::Io`] reports it). Post reads and writes on the
+    /// socket once its event has come.
+    ///
+    /// # Safety
+    ///
+    /// As [`post_read`](Runtime::post_read): `socket` must stay open
+    /// until the connect has finished, been cancelled
+    /// ([`cancel_io`](Runtime::cancel_io)), or `socket` has been
+    /// [`deregister`](Runtime::deregister)ed.
+    ///
+    /// # Errors
+    ///
+    /// * [`io::ErrorKind::NotFound`]: `socket` is not registered.
+    /// * [`io::ErrorKind::AlreadyExists`]: a connect is already posted on
+    ///   it.
+    ///
+    /// Errors the connect meets come in its event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::TcpListener;
+    /// use socket2::{Domain, Socket, Type};
+    /// use uniloop::{Event, Events, Interest, OpKind, Runtime, Token};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    /// socket.set_nonblocking(true)?;
+    /// let mut rt = Runtime::new()?;
+    /// rt.register(&socket, Token(1), Interest::READABLE)?;
+    /// // SAFETY: `socket` stays open until the connect has finished.
+    /// let op = unsafe { rt.post_connect(&socket, listener.local_addr()?) }?;
+    ///
+    /// let mut events = Events::with_capacity(16);
+    /// loop {
+    ///     rt.wait(&mut events, None)?;
+    ///     if let Some(&Event::IoDone { kind: OpKind::Connect, error, .. }) = events.iter().next() {
+    ///         assert_eq!(error, None);
+    ///         assert!(rt.take_io(op).unwrap().error.is_none());
+    ///         break;
+    ///     }
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub unsafe fn post_connect<S: AsSource + ?Sized>(
+        &mut self,
+        socket: &S,
+        addr: std::net::SocketAddr,
+    ) -> io::Result<OpId> {
+        self.post_socket(socket.as_source(), Some(addr))
+    }
+
     /// Takes back what a finished operation holds: the buffer, the byte
     /// count and the full error. Call it when its [`Event::IoDone`] arrives;
     /// until then the runtime keeps the buffer (deregistering the source
@@ -872,6 +996,33 @@ impl Runtime {
             OpKind::Write => self
                 .ops
                 .post_write(sel, src, slot, io, seq, buf, interest, trigger),
+            OpKind::Accept | OpKind::Connect => Err(OpError::new(
+                io::ErrorKind::InvalidInput,
+                "an accept or a connect takes no buffer",
+                buf,
+            )),
+        }
+    }
+
+    /// `post_accept` / `post_connect`: find the source and post.
+    fn post_socket(
+        &mut self,
+        src: sys::Source<'_>,
+        connect: Option<std::net::SocketAddr>,
+    ) -> io::Result<OpId> {
+        let slot = self.registry.lookup(sys::raw_source(src))?;
+        let (reg, seq) = self.registry.for_post(slot).expect("a registered slot");
+        let (interest, trigger) = (reg.interest, reg.trigger);
+        let native = self.selector.native_io();
+        let io = reg.ops_mut(src, slot, self.ops.default_limit, native);
+        let sel = &mut self.selector;
+        match connect {
+            None => self
+                .ops
+                .post_accept(sel, src, slot, io, seq, interest, trigger),
+            Some(addr) => self
+                .ops
+                .post_connect(sel, src, slot, io, seq, addr, interest, trigger),
         }
     }
 

@@ -7,10 +7,10 @@
 use std::io::{self, IoSlice};
 
 use super::source::{Op, SourceOps};
-use super::{copy_error, unwanted, Ops};
+use super::{copy_error, unwanted, OpKind, Ops};
 use crate::interest::Interest;
 use crate::readiness::Readiness;
-use crate::sys::{self, Selector, Source, MAX_GATHER};
+use crate::sys::{self, AcceptError, Selector, Source, MAX_GATHER};
 use crate::Trigger;
 
 impl Ops {
@@ -41,8 +41,15 @@ impl Ops {
         }
         if io.read.is_some() {
             left = left.without(READ_SIDE);
-            if !io.native && ready.intersects(READ_SIDE.union(Readiness::ERROR)) {
+            if io.read_emulated() && ready.intersects(READ_SIDE.union(Readiness::ERROR)) {
                 self.try_read(src, io, trigger);
+                consumed = true;
+            }
+        }
+        if io.connect.is_some() {
+            left = left.without(WRITE_SIDE);
+            if ready.intersects(WRITE_SIDE.union(Readiness::ERROR)) {
+                self.try_connect(src, io, ready.is_error());
                 consumed = true;
             }
         }
@@ -98,13 +105,19 @@ impl Ops {
     /// Re-arming the source failed: the pending operations cannot make
     /// progress, so they end with that error.
     pub(super) fn fail_pending(&mut self, io: &mut SourceOps, e: &io::Error) {
-        if io.native {
-            // Its operations wait in the ring, not on the registration.
-            return;
-        }
-        if let Some(mut op) = io.read.take() {
+        if let Some(mut op) = io.connect.take() {
             op.error = Some(copy_error(e));
             self.finish(io, op);
+        }
+        if io.read_emulated() {
+            let mut op = io.read.take().expect("the posted read");
+            op.error = Some(copy_error(e));
+            self.finish(io, op);
+        }
+        if io.native {
+            // Its reads and writes wait in the ring, not on the
+            // registration.
+            return;
         }
         while let Some(mut op) = io.dequeue() {
             op.error = Some(copy_error(e));
@@ -115,6 +128,9 @@ impl Ops {
     #[inline]
     pub(super) fn try_read(&mut self, src: Source<'_>, io: &mut SourceOps, trigger: Trigger) {
         let Some(op) = io.read.as_mut() else { return };
+        if op.kind == OpKind::Accept {
+            return self.try_accept(src, io);
+        }
         let room = op.buf.capacity() - op.buf.len();
         match sys::read(src, &mut op.buf) {
             Ok(n) => {
@@ -135,6 +151,54 @@ impl Ops {
             Err(e) => op.error = Some(e),
         }
         let op = io.read.take().expect("the posted read");
+        self.finish(io, op);
+    }
+
+    /// Accepts a connection for the posted accept. A connection that died
+    /// before it was accepted is skipped; any other failure ends the
+    /// accept with its error — also running out of descriptors or buffers
+    /// (`EMFILE`, `ENOBUFS`...), which the caller answers by posting again
+    /// later: the listener stays registered, and nothing spins meanwhile.
+    pub(super) fn try_accept(&mut self, src: Source<'_>, io: &mut SourceOps) {
+        let Some(op) = io.read.as_mut() else { return };
+        loop {
+            match sys::accept(src) {
+                Ok((stream, peer)) => {
+                    io.accepted.push((op.seq, stream, peer));
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    io.maybe_readable = false;
+                    return;
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || e.kind() == io::ErrorKind::ConnectionAborted
+                        || sys::accept_error(&e) == AcceptError::Aborted => {}
+                Err(e) => {
+                    op.error = Some(e);
+                    break;
+                }
+            }
+        }
+        let op = io.read.take().expect("the posted accept");
+        self.finish(io, op);
+    }
+
+    /// Readiness for a connect in progress: finishes it if the OS has an
+    /// outcome. `error`: the readiness was an error, so a connect the OS
+    /// still calls in progress has failed all the same.
+    pub(super) fn try_connect(&mut self, src: Source<'_>, io: &mut SourceOps, error: bool) {
+        let Some(op) = io.connect.as_mut() else {
+            return;
+        };
+        match sys::connected(src) {
+            Ok(true) => {}
+            Ok(false) if !error => return,
+            Ok(false) => op.error = Some(io::ErrorKind::ConnectionRefused.into()),
+            Err(e) => op.error = Some(e),
+        }
+        let op = io.connect.take().expect("the posted connect");
         self.finish(io, op);
     }
 

@@ -118,15 +118,15 @@ use std::collections::VecDeque;
 use std::error;
 use std::fmt;
 use std::io;
+use std::net::{SocketAddr, TcpStream};
 
 use self::source::Op;
 pub(crate) use self::source::SourceOps;
 use crate::interest::Interest;
 use crate::readiness::Readiness;
-use crate::sys::{Poller, Selector, Source};
+use crate::sys::{self, Poller, Selector, Source};
 use crate::Trigger;
 
-#[cfg(doc)]
 #[cfg(doc)]
 use crate::Runtime;
 
@@ -183,7 +183,7 @@ impl fmt::Debug for OpId {
     }
 }
 
-/// Whether an operation reads or writes.
+/// What an operation does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum OpKind {
@@ -191,6 +191,11 @@ pub enum OpKind {
     Read,
     /// [`Runtime::post_write`].
     Write,
+    /// [`Runtime::post_accept`]: the connection is in
+    /// [`Finished::accepted`].
+    Accept,
+    /// [`Runtime::post_connect`].
+    Connect,
 }
 
 /// What a finished or cancelled operation hands back: the caller's buffer
@@ -198,7 +203,7 @@ pub enum OpKind {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Finished {
-    /// Read or write.
+    /// What the operation was.
     pub kind: OpKind,
     /// The caller's buffer. A read: the bytes that arrived are appended (its
     /// length grew by `bytes`). A write: as it was given.
@@ -207,6 +212,10 @@ pub struct Finished {
     pub bytes: usize,
     /// The error it ended with, if any.
     pub error: Option<io::Error>,
+    /// An accept ([`OpKind::Accept`]) that succeeded: the connection
+    /// (non-blocking, not registered) and its peer's address. `None` for
+    /// every other operation.
+    pub accepted: Option<(TcpStream, SocketAddr)>,
 }
 
 /// A refused [`post_read`](Runtime::post_read) or
@@ -472,6 +481,71 @@ impl Ops {
         }
         if !io.held {
             self.after_post(sel, src, slot, io, caller, trigger);
+        }
+        Ok(OpId::new(io.index, seq))
+    }
+
+    /// Posts an accept as operation `seq` on the listener `src`: it waits
+    /// in the read slot (a listener has no reads), is tried at once, and
+    /// again on readability.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn post_accept(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        slot: u64,
+        io: &mut SourceOps,
+        seq: u32,
+        caller: Interest,
+        trigger: Trigger,
+    ) -> io::Result<OpId> {
+        if let Some(op) = &io.read {
+            let msg = if op.kind == OpKind::Accept {
+                "an accept is already posted on this source"
+            } else {
+                "a read is already posted on this source"
+            };
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, msg));
+        }
+        io.read = Some(Op::new(seq, OpKind::Accept, Vec::new()));
+        if io.maybe_readable {
+            self.try_accept(src, io);
+        }
+        self.after_post(sel, src, slot, io, caller, trigger);
+        Ok(OpId::new(io.index, seq))
+    }
+
+    /// Posts a connect to `addr` as operation `seq` on the socket `src`:
+    /// started at once; one that is in progress waits for writability.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn post_connect(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        slot: u64,
+        io: &mut SourceOps,
+        seq: u32,
+        addr: SocketAddr,
+        caller: Interest,
+        trigger: Trigger,
+    ) -> io::Result<OpId> {
+        if io.connect.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a connect is already posted on this source",
+            ));
+        }
+        let mut op = Op::new(seq, OpKind::Connect, Vec::new());
+        match sys::connect(src, addr) {
+            Ok(false) => {
+                io.connect = Some(op);
+                self.after_post(sel, src, slot, io, caller, trigger);
+            }
+            Ok(true) => self.finish(io, op),
+            Err(e) => {
+                op.error = Some(e);
+                self.finish(io, op);
+            }
         }
         Ok(OpId::new(io.index, seq))
     }

@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
+use std::net::{SocketAddr, TcpStream};
 
 use super::{Finished, OpId, OpKind, OP_OVERHEAD};
 use crate::interest::Interest;
@@ -73,6 +74,7 @@ impl Op {
             buf: self.buf,
             bytes: self.bytes,
             error: self.error,
+            accepted: None,
         }
     }
 }
@@ -125,8 +127,13 @@ type ByDone = HashMap<u32, Op, BuildHasherDefault<SeqHasher>>;
 pub(crate) struct SourceOps {
     /// The registry index of the source, for the ids of its operations.
     pub(super) index: u32,
-    /// The posted read, if any.
+    /// The posted read, or accept (a listener has no reads), if any.
     pub(super) read: Option<Op>,
+    /// The posted connect, if any.
+    pub(super) connect: Option<Op>,
+    /// The connections of finished accepts not yet taken, by sequence
+    /// number (a few at most: one accept is pending at a time).
+    pub(super) accepted: Vec<(u32, TcpStream, SocketAddr)>,
     /// Posted writes in order; the front one is going out.
     pub(super) writes: VecDeque<Op>,
     /// What the queued writes are charged: capacity plus [`OP_OVERHEAD`]
@@ -183,6 +190,8 @@ impl SourceOps {
         SourceOps {
             index,
             read: None,
+            connect: None,
+            accepted: Vec::new(),
             writes: VecDeque::new(),
             queued: 0,
             limit,
@@ -225,21 +234,30 @@ impl SourceOps {
     #[inline]
     pub(super) fn need(&self) -> Interest {
         let mut need = Interest::NONE;
-        if self.native {
-            return need; // the ring does the waiting
+        if self.connect.is_some() {
+            need |= Interest::WRITABLE; // emulated everywhere
         }
-        if self.read.is_some() {
+        if self.read_emulated() {
             need |= Interest::READABLE;
         }
-        if !self.writes.is_empty() {
+        if !self.native && !self.writes.is_empty() {
             need |= Interest::WRITABLE;
         }
         need
     }
 
+    /// Whether an operation in the read slot waits for readiness: any on a
+    /// readiness backend; on the ring, an accept (a receive is native).
+    #[inline]
+    pub(super) fn read_emulated(&self) -> bool {
+        self.read
+            .as_ref()
+            .is_some_and(|op| !self.native || op.kind != OpKind::Read)
+    }
+
     #[inline]
     pub(super) fn busy(&self) -> bool {
-        self.read.is_some() || !self.writes.is_empty()
+        self.read.is_some() || !self.writes.is_empty() || self.connect.is_some()
     }
 
     /// The caller re-registered: the OS now has `armed`, everything armed.
@@ -271,8 +289,8 @@ impl SourceOps {
     pub(super) fn keep(&mut self, mut op: Op) {
         op.stage = Stage::Queued;
         let slot = match op.kind {
-            OpKind::Read => &mut self.read_done,
-            OpKind::Write => &mut self.write_done,
+            OpKind::Read | OpKind::Accept => &mut self.read_done,
+            OpKind::Write | OpKind::Connect => &mut self.write_done,
         };
         if let Some(older) = slot.replace(op) {
             self.store(older);
@@ -374,13 +392,23 @@ impl SourceOps {
         } else {
             self.unstore(seq)
         };
-        op.map(Op::into_finished)
+        let mut finished = op?.into_finished();
+        if finished.kind == OpKind::Accept {
+            if let Some(at) = self.accepted.iter().position(|a| a.0 == seq) {
+                let (_, stream, peer) = self.accepted.swap_remove(at);
+                finished.accepted = Some((stream, peer));
+            }
+        }
+        Some(finished)
     }
 
     /// Withdraws a pending operation that is not in the ring: the read, or
     /// a queued write (found by its sequence number: the queue is in post
     /// order). `None` if `seq` is neither.
     pub(super) fn withdraw(&mut self, seq: u32) -> Option<Op> {
+        if self.connect.as_ref().is_some_and(|op| op.seq == seq) {
+            return self.connect.take();
+        }
         if self
             .read
             .as_ref()

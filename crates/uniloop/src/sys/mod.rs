@@ -76,8 +76,9 @@ use self::windows as imp;
 compile_error!("uniloop supports Unix-like systems (epoll, poll, kqueue) and Windows (IOCP)");
 
 pub(crate) use self::imp::{
-    accept_error, borrow_raw, check_nonblocking, console, for_each_listener, is_socket, raw_source,
-    read, signal, write, write_vectored, RawSource, Selector, Source, Waker, MAX_GATHER,
+    accept, accept_error, borrow_raw, check_nonblocking, connect, connected, console,
+    for_each_listener, is_socket, raw_source, read, signal, write, write_vectored, RawSource,
+    Selector, Source, Waker, MAX_GATHER,
 };
 pub use self::imp::{AsSource, RawOsHandle};
 pub(crate) use self::selector::{NativeIo, Open, Poller};

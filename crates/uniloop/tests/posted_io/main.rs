@@ -8,12 +8,14 @@
 //! `std` sockets on threads, or non-blocking ones the test drives itself.
 //!
 //! The tests are split by concept: `writes`, `reads`, `lifecycle`
-//! (results, cancel, deregister, capacity) and `bad_input`; `support` has
+//! (results, cancel, deregister, capacity), `accept` (posted accepts and
+//! connects) and `bad_input`; `support` has
 //! the helpers.
 
 #[path = "../util/mod.rs"]
 mod util;
 
+mod accept;
 mod bad_input;
 mod lifecycle;
 mod loads;
@@ -23,6 +25,7 @@ mod writes;
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use accept::*;
 use bad_input::*;
 use lifecycle::*;
 use loads::*;
@@ -80,6 +83,13 @@ every_backend! {
     write_limit_counts_the_per_write_overhead: shared,
     held_writes_go_out_at_the_next_wait: shared,
     held_writes_go_out_on_deregister_and_drop: shared,
+    server_on_completions_alone: shared,
+    accept_cancelled: shared,
+    second_accept_while_one_is_posted: shared,
+    accept_and_connect_on_an_unregistered_source: shared,
+    connect_to_a_listening_port: shared,
+    connect_to_a_closed_port_is_refused: shared,
+    connect_cancelled: shared,
     #[cfg(unix)]
     post_on_a_closed_fd: exclusive,
 }

@@ -138,6 +138,66 @@ pub(crate) fn write(fd: Source<'_>, data: &[u8], socket: bool) -> io::Result<usi
     }
 }
 
+/// One non-blocking `accept` on a listening TCP socket: the connection,
+/// non-blocking and close-on-exec (`accept4` where it exists), and its
+/// peer's address. Retries `EINTR`; `WouldBlock` means none is waiting. A
+/// connection whose peer address is gone by the time it is asked for died
+/// before it was accepted: `ConnectionAborted`.
+pub(crate) fn accept(fd: Source<'_>) -> io::Result<(std::net::TcpStream, std::net::SocketAddr)> {
+    let conn = loop {
+        match accept_raw(fd) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => break r?,
+        }
+    };
+    let stream = std::net::TcpStream::from(conn);
+    match stream.peer_addr() {
+        Ok(peer) => Ok((stream, peer)),
+        Err(_) => Err(io::ErrorKind::ConnectionAborted.into()),
+    }
+}
+
+#[cfg(not(target_vendor = "apple"))]
+fn accept_raw(fd: Source<'_>) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    use rustix::net::SocketFlags;
+    rustix::net::accept_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
+}
+
+/// macOS has no `accept4`: `accept`, then the flags.
+#[cfg(target_vendor = "apple")]
+fn accept_raw(fd: Source<'_>) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    let conn = rustix::net::accept(fd)?;
+    rustix::io::ioctl_fionbio(&conn, true)?;
+    rustix::io::fcntl_setfd(&conn, rustix::io::FdFlags::CLOEXEC)?;
+    Ok(conn)
+}
+
+/// Starts a non-blocking `connect`: `Ok(true)` if it connected at once,
+/// `Ok(false)` if it is in progress (writability, then [`connected`],
+/// tell the outcome).
+pub(crate) fn connect(fd: Source<'_>, addr: std::net::SocketAddr) -> io::Result<bool> {
+    use rustix::io::Errno;
+    match rustix::net::connect(fd, &addr) {
+        Ok(()) => Ok(true),
+        // Interrupted, the connection goes on in the background.
+        Err(Errno::INPROGRESS | Errno::INTR | Errno::AGAIN) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether a connection started by [`connect`] is made: `Ok(true)` made,
+/// `Ok(false)` still in progress (readiness came early), the error it
+/// failed with (`SO_ERROR`) otherwise.
+pub(crate) fn connected(fd: Source<'_>) -> io::Result<bool> {
+    use rustix::io::Errno;
+    rustix::net::sockopt::socket_error(fd)??;
+    match rustix::net::getpeername(fd) {
+        Ok(_) => Ok(true),
+        Err(Errno::NOTCONN) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// How many buffers one gathered write takes: `IOV_MAX` is 1024 on Linux,
 /// the BSDs and macOS.
 pub(crate) const MAX_GATHER: usize = 1024;

@@ -146,6 +146,47 @@ pub(crate) fn write_vectored(
     Ok(sent as usize)
 }
 
+/// One non-blocking `accept` on a listening socket: the connection, put in
+/// non-blocking mode (`FIONBIO`), and its peer's address. `WouldBlock`
+/// means none is waiting.
+pub(crate) fn accept(
+    socket: Source<'_>,
+) -> io::Result<(std::net::TcpStream, std::net::SocketAddr)> {
+    let (conn, peer) = socket2::SockRef::from(&socket).accept()?;
+    conn.set_nonblocking(true)?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP listener"))?;
+    Ok((conn.into(), peer))
+}
+
+/// Starts a non-blocking `connect`: `Ok(true)` if it connected at once,
+/// `Ok(false)` if it is in progress (`WSAEWOULDBLOCK`: writability, or
+/// the AFD poll's connect-fail, then [`connected`] tell the outcome).
+pub(crate) fn connect(socket: Source<'_>, addr: std::net::SocketAddr) -> io::Result<bool> {
+    match socket2::SockRef::from(&socket).connect(&addr.into()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) if e.raw_os_error() == Some(WinSock::WSAEINPROGRESS) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a connection started by [`connect`] is made: `Ok(true)` made,
+/// `Ok(false)` still in progress, the error it failed with (`SO_ERROR`)
+/// otherwise.
+pub(crate) fn connected(socket: Source<'_>) -> io::Result<bool> {
+    let sock = socket2::SockRef::from(&socket);
+    if let Some(e) = sock.take_error()? {
+        return Err(e);
+    }
+    match sock.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(WinSock::WSAENOTCONN) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn wsa_error() -> io::Error {
     // SAFETY: no preconditions; reads this thread's last WinSock error.
     io::Error::from_raw_os_error(unsafe { WinSock::WSAGetLastError() })

@@ -1,0 +1,275 @@
+//! Posted accepts and connects: a server on completions alone, cancel,
+//! refusals, a connect made, refused, cancelled.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::Instant;
+
+use socket2::{Domain, Socket, Type};
+use uniloop::{AsSource, Backend, Event, Events, Interest, OpId, OpKind, Runtime, Token};
+
+use crate::support::*;
+use crate::util::*;
+
+/// `Runtime::post_accept` / `post_connect` on sources the tests keep open
+/// while the operation is pending.
+trait PostSocketKept {
+    fn post_accept_kept<S: AsSource + ?Sized>(&mut self, s: &S) -> std::io::Result<OpId>;
+    fn post_connect_kept<S: AsSource + ?Sized>(
+        &mut self,
+        s: &S,
+        addr: SocketAddr,
+    ) -> std::io::Result<OpId>;
+}
+
+// SAFETY (both methods): every test here keeps the sockets it posts on
+// open until after its last call on the runtime that posted, or
+// deregisters them before dropping them.
+impl PostSocketKept for Runtime {
+    fn post_accept_kept<S: AsSource + ?Sized>(&mut self, s: &S) -> std::io::Result<OpId> {
+        // SAFETY: see the impl.
+        unsafe { self.post_accept(s) }
+    }
+
+    fn post_connect_kept<S: AsSource + ?Sized>(
+        &mut self,
+        s: &S,
+        addr: SocketAddr,
+    ) -> std::io::Result<OpId> {
+        // SAFETY: see the impl.
+        unsafe { self.post_connect(s, addr) }
+    }
+}
+
+fn listener() -> TcpListener {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    l
+}
+
+fn client_socket() -> Socket {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.set_nonblocking(true).unwrap();
+    s
+}
+
+/// A server with no readiness interest anywhere — the listener and every
+/// connection registered with `Interest::NONE` — serves 8 clients through
+/// posted accepts, reads and writes alone: each gets its echo back, and
+/// not one `Event::Io` comes.
+pub(crate) fn server_on_completions_alone(b: Backend) {
+    const CLIENTS: usize = 8;
+    const LISTENER: Token = Token(0);
+    let mut rt = rt(b);
+    let listener = listener();
+    let addr = listener.local_addr().unwrap();
+    rt.register(&listener, LISTENER, Interest::NONE).unwrap();
+    let mut accept = rt.post_accept_kept(&listener).unwrap();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            thread::spawn(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(GUARD)).unwrap();
+                let msg = payload(i as u64, 1000 + i);
+                c.write_all(&msg).unwrap();
+                let mut back = vec![0; msg.len()];
+                c.read_exact(&mut back).unwrap();
+                assert_eq!(back, msg, "client {i}");
+            })
+        })
+        .collect();
+    let mut conns: HashMap<Token, TcpStream> = HashMap::new();
+    let (mut accepted, mut closed, mut next) = (0, 0, 1);
+    let mut events = Events::with_capacity(64);
+    let start = Instant::now();
+    while closed < CLIENTS {
+        assert!(start.elapsed() < GUARD, "served {closed} of {CLIENTS}");
+        rt.wait(&mut events, Some(GUARD)).unwrap();
+        for e in listed(&events) {
+            let Event::IoDone {
+                token, op, kind, ..
+            } = e
+            else {
+                panic!("a readiness-free server got {e:?}");
+            };
+            let f = rt.take_io(op).unwrap();
+            assert!(f.error.is_none(), "{kind:?} on {token:?}: {:?}", f.error);
+            match kind {
+                OpKind::Accept => {
+                    assert_eq!(op, accept);
+                    let (conn, peer) = f.accepted.expect("a connection");
+                    assert_eq!(conn.peer_addr().unwrap(), peer);
+                    let t = Token(next);
+                    next += 1;
+                    accepted += 1;
+                    rt.register(&conn, t, Interest::NONE).unwrap();
+                    rt.post_read_kept(&conn, Vec::with_capacity(4096)).unwrap();
+                    conns.insert(t, conn);
+                    if accepted < CLIENTS {
+                        accept = rt.post_accept_kept(&listener).unwrap();
+                    }
+                }
+                OpKind::Read if f.bytes == 0 => {
+                    let conn = conns.remove(&token).unwrap();
+                    rt.deregister(&conn).unwrap();
+                    closed += 1;
+                }
+                OpKind::Read => {
+                    rt.post_write_kept(&conns[&token], f.buf).unwrap();
+                }
+                OpKind::Write => {
+                    rt.post_read_kept(&conns[&token], Vec::with_capacity(4096))
+                        .unwrap();
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_eq!(accepted, CLIENTS);
+}
+
+/// A cancelled accept hands back a `Finished` with no connection, no
+/// event follows, and a connection arriving afterwards waits for the next
+/// accept.
+pub(crate) fn accept_cancelled(b: Backend) {
+    let mut rt = rt(b);
+    let listener = listener();
+    rt.register(&listener, Token(0), Interest::NONE).unwrap();
+    let op = rt.post_accept_kept(&listener).unwrap();
+    let f = rt.cancel_io(op).expect("pending");
+    assert_eq!(f.kind, OpKind::Accept);
+    assert!(f.accepted.is_none() && f.error.is_none());
+    assert!(rt.cancel_io(op).is_none());
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let mut events = Events::with_capacity(16);
+    assert_eq!(dones(&quiet_window(&mut rt, &mut events)), vec![]);
+    let op = rt.post_accept_kept(&listener).unwrap();
+    let (d, _) = wait_done(&mut rt, &mut events, op);
+    assert_eq!((d.token, d.kind, d.error), (Token(0), OpKind::Accept, None));
+    let (_, peer) = rt.take_io(op).unwrap().accepted.unwrap();
+    assert_eq!(peer, client.local_addr().unwrap());
+}
+
+/// A second accept while one is posted is refused with `AlreadyExists`;
+/// the first goes on.
+pub(crate) fn second_accept_while_one_is_posted(b: Backend) {
+    let mut rt = rt(b);
+    let listener = listener();
+    rt.register(&listener, Token(0), Interest::READABLE)
+        .unwrap();
+    let op = rt.post_accept_kept(&listener).unwrap();
+    let err = rt.post_accept_kept(&listener).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let mut events = Events::with_capacity(16);
+    let (d, seen) = wait_done(&mut rt, &mut events, op);
+    assert_eq!((d.kind, d.error), (OpKind::Accept, None));
+    assert_eq!(
+        io_for(&seen, Token(0)),
+        vec![],
+        "readability was the accept's"
+    );
+    assert!(rt.take_io(op).unwrap().accepted.is_some());
+}
+
+/// An accept or a connect on an unregistered source is refused with
+/// `NotFound`.
+pub(crate) fn accept_and_connect_on_an_unregistered_source(b: Backend) {
+    let mut rt = rt(b);
+    let listener = listener();
+    let err = rt.post_accept_kept(&listener).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let socket = client_socket();
+    let err = rt
+        .post_connect_kept(&socket, listener.local_addr().unwrap())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
+/// A connect to a listening port completes without error, and the socket
+/// then carries a posted write to the accepted side.
+pub(crate) fn connect_to_a_listening_port(b: Backend) {
+    let mut rt = rt(b);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let socket = client_socket();
+    rt.register(&socket, Token(3), Interest::NONE).unwrap();
+    let op = rt
+        .post_connect_kept(&socket, listener.local_addr().unwrap())
+        .unwrap();
+    let mut events = Events::with_capacity(16);
+    let (d, seen) = wait_done(&mut rt, &mut events, op);
+    assert_eq!(
+        (d.token, d.kind, d.error),
+        (Token(3), OpKind::Connect, None)
+    );
+    assert_eq!(io_for(&seen, Token(3)), vec![]);
+    let f = rt.take_io(op).unwrap();
+    assert!(f.error.is_none() && f.accepted.is_none());
+    let (mut conn, peer) = listener.accept().unwrap();
+    assert_eq!(peer, socket.local_addr().unwrap().as_socket().unwrap());
+    let w = rt.post_write_kept(&socket, b"connected".to_vec()).unwrap();
+    let (d, _) = wait_done(&mut rt, &mut events, w);
+    assert_eq!((d.bytes, d.error), (9, None));
+    let mut got = [0; 9];
+    conn.set_read_timeout(Some(GUARD)).unwrap();
+    conn.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"connected");
+}
+
+/// A connect to a closed port completes with `ConnectionRefused`.
+pub(crate) fn connect_to_a_closed_port_is_refused(b: Backend) {
+    let mut rt = rt(b);
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap(); // closed again
+    let socket = client_socket();
+    rt.register(&socket, Token(4), Interest::NONE).unwrap();
+    let op = rt.post_connect_kept(&socket, addr).unwrap();
+    let mut events = Events::with_capacity(16);
+    let (d, _) = wait_done(&mut rt, &mut events, op);
+    assert_eq!(
+        (d.token, d.kind, d.error),
+        (
+            Token(4),
+            OpKind::Connect,
+            Some(ErrorKind::ConnectionRefused)
+        )
+    );
+    let f = rt.take_io(op).unwrap();
+    assert_eq!(
+        f.error.map(|e| e.kind()),
+        Some(ErrorKind::ConnectionRefused)
+    );
+}
+
+/// A cancelled connect hands its outcome back at once (withdrawn if it
+/// was in progress, its result if it had finished) and no event follows;
+/// a second connect while one is posted is refused.
+pub(crate) fn connect_cancelled(b: Backend) {
+    let mut rt = rt(b);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let socket = client_socket();
+    rt.register(&socket, Token(5), Interest::WRITABLE).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let op = rt.post_connect_kept(&socket, addr).unwrap();
+    if let Err(err) = rt.post_connect_kept(&socket, addr) {
+        // In progress (else it finished at once, and a second connect is
+        // the OS's to answer, in its event).
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    }
+    let f = rt.cancel_io(op).expect("pending or finished");
+    assert_eq!(f.kind, OpKind::Connect);
+    assert!(rt.cancel_io(op).is_none());
+    let mut events = Events::with_capacity(16);
+    let seen = quiet_window(&mut rt, &mut events);
+    assert!(
+        dones(&seen).iter().all(|d| d.op != op),
+        "an event after cancel: {seen:?}"
+    );
+}
