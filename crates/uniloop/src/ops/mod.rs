@@ -95,10 +95,19 @@
 //! (`Ops::cancel`) waits for the kernel to let go of it first. Pipes and
 //! other non-sockets keep the readiness emulation. IOCP still emulates.
 //!
+//! # Accept and connect
+//!
+//! [`Runtime::post_accept`] waits in a listener's read slot and
+//! [`Runtime::post_connect`] in a slot of its own; both are the emulation
+//! on every backend (on io_uring too: readiness armed for the one source):
+//! an `accept` tried at once and on readability, the accepted connection
+//! kept beside the finished operation until `take_io`; a non-blocking
+//! `connect` whose outcome `SO_ERROR` gives on writability (or error).
+//!
 //! # Limits
 //!
-//! * One read in flight per source; a second is refused with
-//!   `AlreadyExists`.
+//! * One read in flight per source, and one accept, one connect; a second
+//!   is refused with `AlreadyExists`.
 //! * Writes queue in order, up to a per-source limit
 //!   ([`Builder::write_limit`](crate::Builder::write_limit), default 1 MiB,
 //!   [`Runtime::set_write_limit`] per source) on what they cost: each
