@@ -756,8 +756,7 @@ impl Runtime {
     /// alone: no [`Event::Io`] to handle. The accept is tried at once; if
     /// no connection is waiting it finishes inside a later `wait`, and
     /// while it is posted the listener's readability is its own (no
-    /// [`Event::Io`] reports it). On io_uring the accept waits for
-    /// readiness as on the other backends.
+    /// [`Event::Io`] reports it).
     ///
     /// A connection that died before it was accepted is skipped. Running
     /// out of descriptors or buffers (`EMFILE`, `ENFILE`, `ENOBUFS`,
@@ -765,6 +764,13 @@ impl Runtime {
     /// error: the listener stays registered and the connection waits in
     /// the backlog; post again once descriptors are free (after closing
     /// some, or from a timer) — nothing spins meanwhile.
+    ///
+    /// On io_uring the accept is a ring submission (`IORING_OP_ACCEPT`),
+    /// with no `accept(2)` from the loop. A connection it has taken is
+    /// never lost to a [`cancel_io`](Runtime::cancel_io) racing it: the
+    /// cancel hands it over in [`Finished::accepted`]. Deregistering the
+    /// listener drops it (closes it), as it drops every finished operation
+    /// not yet taken.
     ///
     /// # Safety
     ///

@@ -98,11 +98,16 @@
 //! # Accept and connect
 //!
 //! [`Runtime::post_accept`] waits in a listener's read slot and
-//! [`Runtime::post_connect`] in a slot of its own; both are the emulation
-//! on every backend (on io_uring too: readiness armed for the one source):
-//! an `accept` tried at once and on readability, the accepted connection
-//! kept beside the finished operation until `take_io`; a non-blocking
-//! `connect` whose outcome `SO_ERROR` gives on writability (or error).
+//! [`Runtime::post_connect`] in a slot of its own. On a readiness backend
+//! both are the emulation: an `accept` tried at once and on readability;
+//! a non-blocking `connect` whose outcome `SO_ERROR` gives on writability
+//! (or error). On io_uring the accept goes to the ring as an
+//! `IORING_OP_ACCEPT` (no `accept(2)` first; a ring that refuses it leaves
+//! it to the emulation), and the connect is the emulation, readiness
+//! armed for that one source. The accepted connection is kept beside the
+//! finished operation until `take_io`; a native accept's descriptor is
+//! owned (a `TcpStream`) from the moment its completion is seen, so one
+//! dropped anywhere is closed, never leaked.
 //!
 //! # Limits
 //!
@@ -517,7 +522,9 @@ impl Ops {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, msg));
         }
         io.read = Some(Op::new(seq, OpKind::Accept, Vec::new()));
-        if io.maybe_readable {
+        // On the ring the accept is the try (and a ring that refuses it
+        // leaves it to the emulation).
+        if !(io.native && self.submit_accept(sel, src, io)) && io.maybe_readable {
             self.try_accept(src, io);
         }
         self.after_post(sel, src, slot, io, caller, trigger);

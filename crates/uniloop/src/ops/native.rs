@@ -12,10 +12,11 @@
 //! first.
 
 use std::io;
+use std::net::{SocketAddr, TcpStream};
 
 use super::source::{Op, SourceOps, Stage};
-use super::{Finished, OpError, OpId, Ops};
-use crate::sys::{NativeIo, OpDone, Selector, Source};
+use super::{Finished, OpError, OpId, OpKind, Ops};
+use crate::sys::{self, AcceptError, NativeIo, OpDone, Selector, Source};
 
 impl Ops {
     /// Hands the posted read, if it did not finish at once, to the ring. A
@@ -42,6 +43,54 @@ impl Ops {
                 Err(OpError::from_parts(e, buf))
             }
         }
+    }
+
+    /// Hands the posted accept to the ring. False if the ring refused it
+    /// (it stays pending, for the emulation).
+    pub(super) fn submit_accept(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        io: &mut SourceOps,
+    ) -> bool {
+        let Some(op) = io.read.as_mut() else {
+            return false;
+        };
+        match sel.submit_accept(src, OpId::new(io.index, op.seq).bits()) {
+            Ok(k) => {
+                op.kernel = k;
+                op.stage = Stage::InKernel;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A native accept finished: keep the connection, or skip one that
+    /// died before it was accepted and submit the accept again.
+    fn on_native_accept(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        io: &mut SourceOps,
+        done: OpDone,
+    ) {
+        let Some(op) = io.read.as_mut() else { return };
+        op.stage = Stage::Pending;
+        match accepted(done) {
+            Ok(Some((stream, peer))) => io.accepted.push((op.seq, stream, peer)),
+            Ok(None) => {
+                // Skipped: the next connection, from the ring or, if it
+                // refuses, the emulation.
+                if !self.submit_accept(sel, src, io) {
+                    self.try_accept(src, io);
+                }
+                return;
+            }
+            Err(e) => op.error = Some(e),
+        }
+        let op = io.read.take().expect("the posted accept");
+        self.finish(io, op);
     }
 
     /// Hands the front write's unwritten rest to the ring, unless it is
@@ -84,6 +133,13 @@ impl Ops {
     ) {
         let seq = OpId::from_bits(done.op).seq();
         let in_kernel = |op: &Op| op.seq == seq && op.stage == Stage::InKernel;
+        if io
+            .read
+            .as_ref()
+            .is_some_and(|op| in_kernel(op) && op.kind == OpKind::Accept)
+        {
+            return self.on_native_accept(sel, src, io, done);
+        }
         if io.read.as_ref().is_some_and(in_kernel) {
             let mut op = io.read.take().expect("the posted read");
             op.buf = done.buf;
@@ -149,6 +205,22 @@ impl Ops {
             io.dequeue().expect("the front write")
         };
         op.stage = Stage::Pending;
+        if op.kind == OpKind::Accept {
+            // Withdrawn, or its real outcome: a connection is handed over.
+            let mut accepted_now = None;
+            match sel.cancel_op(op.kernel) {
+                Ok(Some(done)) if done.cancelled => {}
+                Ok(Some(done)) => match accepted(done) {
+                    Ok(conn) => accepted_now = conn,
+                    Err(e) => op.error = Some(e),
+                },
+                Ok(None) => {}
+                Err(e) => op.error = Some(e),
+            }
+            let mut f = op.into_finished();
+            f.accepted = accepted_now;
+            return Some(f);
+        }
         match sel.cancel_op(op.kernel) {
             Ok(Some(done)) => {
                 op.buf = done.buf;
@@ -170,4 +242,22 @@ impl Ops {
         }
         Some(op.into_finished())
     }
+}
+
+/// What a native accept's completion means: the connection and its peer,
+/// `None` for one that died before it was accepted (skipped, as the
+/// emulation skips it), or the error that ends the accept.
+fn accepted(done: OpDone) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+    let Some(stream) = done.stream else {
+        let e = io::Error::from_raw_os_error(-done.result);
+        return if e.kind() == io::ErrorKind::Interrupted
+            || e.kind() == io::ErrorKind::ConnectionAborted
+            || sys::accept_error(&e) == AcceptError::Aborted
+        {
+            Ok(None)
+        } else {
+            Err(e)
+        };
+    };
+    Ok(stream.peer_addr().ok().map(|peer| (stream, peer)))
 }

@@ -247,12 +247,13 @@ impl SourceOps {
     }
 
     /// Whether an operation in the read slot waits for readiness: any on a
-    /// readiness backend; on the ring, an accept (a receive is native).
+    /// readiness backend; on the ring, an accept the ring refused (a
+    /// receive is always the ring's).
     #[inline]
     pub(super) fn read_emulated(&self) -> bool {
-        self.read
-            .as_ref()
-            .is_some_and(|op| !self.native || op.kind != OpKind::Read)
+        self.read.as_ref().is_some_and(|op| {
+            !self.native || (op.kind == OpKind::Accept && op.stage != Stage::InKernel)
+        })
     }
 
     #[inline]

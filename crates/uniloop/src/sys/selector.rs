@@ -206,6 +206,14 @@ pub(crate) trait NativeIo {
         Err((no_native_io(), buf))
     }
 
+    /// Submits an accept on the listening socket `source` for the
+    /// runtime's operation `op`: the connection comes back non-blocking
+    /// and close-on-exec in [`OpDone::stream`](crate::sys::OpDone).
+    fn submit_accept(&mut self, source: Source<'_>, op: u64) -> io::Result<u64> {
+        let _ = (source, op);
+        Err(no_native_io())
+    }
+
     /// Withdraws submission `id` and waits until the kernel has let go of
     /// its buffer: its completion (cancelled, or finished after all), or
     /// `None` if it had already completed and waits in
@@ -394,6 +402,16 @@ macro_rules! selectors {
             ) -> Result<u64, (::std::io::Error, Vec<u8>)> {
                 match self {
                     $( $(#[cfg($cfg)])? Selector::$variant(s) => s.submit_send(source, op, buf, offset), )+
+                }
+            }
+
+            fn submit_accept(
+                &mut self,
+                source: $crate::sys::Source<'_>,
+                op: u64,
+            ) -> ::std::io::Result<u64> {
+                match self {
+                    $( $(#[cfg($cfg)])? Selector::$variant(s) => s.submit_accept(source, op), )+
                 }
             }
 

@@ -273,3 +273,70 @@ pub(crate) fn connect_cancelled(b: Backend) {
         "an event after cancel: {seen:?}"
     );
 }
+
+/// An accept cancelled while a connection waits loses no connection: the
+/// cancel hands it over (the accept had taken it), or the next accept
+/// gets it.
+pub(crate) fn cancelled_accept_loses_no_connection(b: Backend) {
+    let mut rt = rt(b);
+    let listener = listener();
+    rt.register(&listener, Token(0), Interest::NONE).unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let want = client.local_addr().unwrap();
+    let op = rt.post_accept_kept(&listener).unwrap();
+    let mut events = Events::with_capacity(16);
+    let f = rt.cancel_io(op).expect("pending or finished");
+    assert!(f.error.is_none(), "{:?}", f.error);
+    let peer = match f.accepted {
+        Some((_, peer)) => peer,
+        None => {
+            let op = rt.post_accept_kept(&listener).unwrap();
+            let (d, _) = wait_done(&mut rt, &mut events, op);
+            assert_eq!(d.error, None);
+            rt.take_io(op).unwrap().accepted.unwrap().1
+        }
+    };
+    assert_eq!(peer, want);
+    assert!(
+        dones(&quiet_window(&mut rt, &mut events))
+            .iter()
+            .all(|d| d.op != op),
+        "an event for the cancelled accept"
+    );
+}
+
+/// Deregistering a listener with an accept pending and a socket with a
+/// connect pending drops both operations: no event for either, and the
+/// listener, registered again, accepts on. (The connection made
+/// meanwhile is either still in the backlog or, on io_uring, was taken by
+/// the accept in the ring and closed with it.)
+pub(crate) fn deregister_with_accept_and_connect_pending(b: Backend) {
+    let mut rt = rt(b);
+    let listener = listener();
+    let addr = listener.local_addr().unwrap();
+    rt.register(&listener, Token(0), Interest::NONE).unwrap();
+    let accept = rt.post_accept_kept(&listener).unwrap();
+    let socket = client_socket();
+    rt.register(&socket, Token(1), Interest::NONE).unwrap();
+    let connect = rt.post_connect_kept(&socket, addr).unwrap();
+    rt.deregister(&listener).unwrap();
+    rt.deregister(&socket).unwrap();
+    let mut events = Events::with_capacity(16);
+    let seen = quiet_window(&mut rt, &mut events);
+    assert_eq!(dones(&seen), vec![], "{seen:?}");
+    assert!(rt.take_io(accept).is_none() && rt.cancel_io(connect).is_none());
+    rt.register(&listener, Token(2), Interest::NONE).unwrap();
+    let late = TcpStream::connect(addr).unwrap();
+    let want = late.local_addr().unwrap();
+    let first = socket.local_addr().unwrap().as_socket().unwrap();
+    loop {
+        let op = rt.post_accept_kept(&listener).unwrap();
+        let (d, _) = wait_done(&mut rt, &mut events, op);
+        assert_eq!((d.token, d.error), (Token(2), None));
+        let (_, peer) = rt.take_io(op).unwrap().accepted.unwrap();
+        if peer == want {
+            break;
+        }
+        assert_eq!(peer, first, "a connection nobody made");
+    }
+}

@@ -90,6 +90,8 @@ every_backend! {
     connect_to_a_listening_port: shared,
     connect_to_a_closed_port_is_refused: shared,
     connect_cancelled: shared,
+    cancelled_accept_loses_no_connection: shared,
+    deregister_with_accept_and_connect_pending: shared,
     #[cfg(unix)]
     post_on_a_closed_fd: exclusive,
 }

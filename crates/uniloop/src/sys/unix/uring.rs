@@ -123,7 +123,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
@@ -245,6 +245,8 @@ struct InFlight {
     op: u64,
     fd: RawFd,
     read: bool,
+    /// An `IORING_OP_ACCEPT`: its result is a new descriptor.
+    accept: bool,
     /// The bytes asked for.
     len: u32,
     buf: Vec<u8>,
@@ -563,7 +565,16 @@ impl Selector {
             // so it writes there no more.
             unsafe { op.buf.set_len(op.buf.len() + n) };
         }
-        if let Some(entry) = self.entry_mut(op.fd) {
+        let stream = (op.accept && cqe.result >= 0).then(|| {
+            // SAFETY: an accept's non-negative result is the descriptor
+            // the kernel just made for the connection; nothing else owns
+            // it.
+            std::net::TcpStream::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(cqe.result) })
+        });
+        if op.accept {
+            // A listener's poll and counters are not a receive's or a
+            // send's.
+        } else if let Some(entry) = self.entry_mut(op.fd) {
             if op.read {
                 entry.recv = false;
                 entry.recv_short =
@@ -585,6 +596,7 @@ impl Selector {
                 result: cqe.result,
                 cancelled: cqe.result == -libc::ECANCELED,
                 buf: op.buf,
+                stream,
             },
         ));
         true
@@ -662,6 +674,23 @@ impl NativeIo for Selector {
         Ok(id)
     }
 
+    /// A native accept on the listening socket `fd`: the connection comes
+    /// non-blocking and close-on-exec, the peer's address is asked for
+    /// afterwards.
+    fn submit_accept(&mut self, fd: Source<'_>, op: u64) -> io::Result<u64> {
+        let raw = fd.as_raw_fd();
+        let sqe = opcode::Accept::new(types::Fd(raw), std::ptr::null_mut(), std::ptr::null_mut())
+            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            .build();
+        let id = self
+            .submit_op(sqe, op, raw, false, 0, Vec::new())
+            .map_err(|(e, _)| e)?;
+        if let Some(Some(f)) = self.inflight.get_mut((id & !OP) as usize) {
+            f.accept = true;
+        }
+        Ok(id)
+    }
+
     /// The next finished native operation.
     fn pop_op_done(&mut self) -> Option<OpDone> {
         self.op_done.pop_front().map(|(_, d)| d)
@@ -701,6 +730,7 @@ impl Selector {
             op,
             fd,
             read,
+            accept: false,
             len,
             buf,
         });
