@@ -340,3 +340,75 @@ pub(crate) fn deregister_with_accept_and_connect_pending(b: Backend) {
         assert_eq!(peer, first, "a connection nobody made");
     }
 }
+
+/// Sets the soft open-file limit for its life, and puts the old one back.
+#[cfg(unix)]
+struct FdLimit(libc::rlimit);
+
+#[cfg(unix)]
+impl FdLimit {
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    fn set(soft: u64) -> FdLimit {
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `old` is a valid out-pointer for getrlimit.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) }, 0);
+        let new = libc::rlimit {
+            rlim_cur: (soft as libc::rlim_t).min(old.rlim_max),
+            rlim_max: old.rlim_max,
+        };
+        // SAFETY: `new` is a valid rlimit.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) }, 0);
+        FdLimit(old)
+    }
+}
+
+#[cfg(unix)]
+impl Drop for FdLimit {
+    fn drop(&mut self) {
+        // SAFETY: the limit read before, a valid rlimit.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.0) };
+    }
+}
+
+/// Out of descriptors, an accept ends with `EMFILE` and nothing else
+/// happens: the listener stays registered, the connection waits in the
+/// backlog, and an accept posted once a descriptor is free gets it.
+#[cfg(unix)]
+pub(crate) fn accept_out_of_descriptors_ends_with_the_error(b: Backend) {
+    use std::os::fd::AsFd;
+    let mut rt = rt(b);
+    let listener = listener();
+    rt.register(&listener, Token(0), Interest::NONE).unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let mut events = Events::with_capacity(16);
+    let limit = FdLimit::set(1024);
+    let mut fill = Vec::new();
+    while let Ok(fd) = listener.as_fd().try_clone_to_owned() {
+        fill.push(fd);
+        assert!(fill.len() <= 1024, "the limit did not hold");
+    }
+    assert!(fill.len() >= 2, "descriptors in use beyond the limit");
+    let op = rt.post_accept_kept(&listener).unwrap();
+    let (d, _) = wait_done(&mut rt, &mut events, op);
+    assert_eq!((d.token, d.kind), (Token(0), OpKind::Accept));
+    let f = rt.take_io(op).unwrap();
+    assert_eq!(
+        f.error.as_ref().and_then(std::io::Error::raw_os_error),
+        Some(libc::EMFILE),
+        "{:?}",
+        f.error
+    );
+    assert!(f.accepted.is_none());
+    assert_eq!(dones(&quiet_window(&mut rt, &mut events)), vec![]);
+    fill.truncate(fill.len() - 2);
+    let op = rt.post_accept_kept(&listener).unwrap();
+    let (d, _) = wait_done(&mut rt, &mut events, op);
+    assert_eq!(d.error, None);
+    let (_, peer) = rt.take_io(op).unwrap().accepted.unwrap();
+    assert_eq!(peer, client.local_addr().unwrap());
+    drop(fill);
+    drop(limit);
+}

@@ -32,11 +32,12 @@ use loads::*;
 use reads::*;
 use writes::*;
 
-/// Tests share this lock; two take it alone: one that closes a registered
-/// descriptor behind the runtime's back (so that no other test is handed the
-/// closed number while the runtime still uses it), and the one that opens
-/// 10,000 sockets (two of it at once, or it beside the others, could pass
-/// the descriptor limit).
+/// Tests share this lock; three take it alone: one that closes a
+/// registered descriptor behind the runtime's back (so that no other test
+/// is handed the closed number while the runtime still uses it), one that
+/// lowers the descriptor limit, and the one that opens 10,000 sockets (two
+/// of it at once, or it beside the others, could pass the descriptor
+/// limit).
 static FDS: RwLock<()> = RwLock::new(());
 
 fn shared() -> RwLockReadGuard<'static, ()> {
@@ -92,6 +93,8 @@ every_backend! {
     connect_cancelled: shared,
     cancelled_accept_loses_no_connection: shared,
     deregister_with_accept_and_connect_pending: shared,
+    #[cfg(unix)]
+    accept_out_of_descriptors_ends_with_the_error: exclusive,
     #[cfg(unix)]
     post_on_a_closed_fd: exclusive,
 }
