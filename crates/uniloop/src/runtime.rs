@@ -823,8 +823,10 @@ impl Runtime {
     ///
     /// The connect is started at once; one in progress waits for the
     /// socket to become writable, and then the socket's pending error
-    /// (`SO_ERROR`) decides. While it is posted the socket's writability is
-    /// its own (no [`Event::Io`] reports it). Post reads and writes on the
+    /// (`SO_ERROR`) decides; on io_uring it is a ring submission
+    /// (`IORING_OP_CONNECT`), with no `connect(2)` from the loop. While it
+    /// is posted the socket's writability, hang-up and error are its own
+    /// (no [`Event::Io`] reports them). Post reads and writes on the
     /// socket once its event has come.
     ///
     /// # Safety

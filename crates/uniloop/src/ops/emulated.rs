@@ -47,8 +47,16 @@ impl Ops {
             }
         }
         if io.connect.is_some() {
-            left = left.without(WRITE_SIDE);
-            if ready.intersects(WRITE_SIDE.union(Readiness::ERROR)) {
+            // A socket still connecting has no stream to close yet: its
+            // hang-up and error (and writability) are the connect's
+            // outcome, not the caller's. (On the ring, a poll armed in the
+            // enter that submits the connect may see the socket before it
+            // starts connecting: unconnected, which reads as hung up.)
+            left = left
+                .without(WRITE_SIDE)
+                .without(Readiness::READ_CLOSED)
+                .without(Readiness::ERROR);
+            if io.connect_emulated() && ready.intersects(WRITE_SIDE.union(Readiness::ERROR)) {
                 self.try_connect(src, io, ready.is_error());
                 consumed = true;
             }
@@ -105,7 +113,8 @@ impl Ops {
     /// Re-arming the source failed: the pending operations cannot make
     /// progress, so they end with that error.
     pub(super) fn fail_pending(&mut self, io: &mut SourceOps, e: &io::Error) {
-        if let Some(mut op) = io.connect.take() {
+        if io.connect_emulated() {
+            let mut op = io.connect.take().expect("the posted connect");
             op.error = Some(copy_error(e));
             self.finish(io, op);
         }

@@ -101,10 +101,12 @@
 //! [`Runtime::post_connect`] in a slot of its own. On a readiness backend
 //! both are the emulation: an `accept` tried at once and on readability;
 //! a non-blocking `connect` whose outcome `SO_ERROR` gives on writability
-//! (or error). On io_uring the accept goes to the ring as an
-//! `IORING_OP_ACCEPT` (no `accept(2)` first; a ring that refuses it leaves
-//! it to the emulation), and the connect is the emulation, readiness
-//! armed for that one source. The accepted connection is kept beside the
+//! (or error). On io_uring they go to the ring as an `IORING_OP_ACCEPT`
+//! (no `accept(2)` first) and an `IORING_OP_CONNECT` (the address in the
+//! operation's buffer until the completion); a ring that refuses either
+//! leaves it to the emulation. While a connect is posted, the socket's
+//! writability, hang-up and error are its own: a socket not yet connected
+//! reads as hung up. The accepted connection is kept beside the
 //! finished operation until `take_io`; a native accept's descriptor is
 //! owned (a `TcpStream`) from the moment its completion is seen, so one
 //! dropped anywhere is closed, never leaked.
@@ -138,7 +140,7 @@ use self::source::Op;
 pub(crate) use self::source::SourceOps;
 use crate::interest::Interest;
 use crate::readiness::Readiness;
-use crate::sys::{self, Poller, Selector, Source};
+use crate::sys::{self, NativeIo, Poller, Selector, Source};
 use crate::Trigger;
 
 #[cfg(doc)]
@@ -552,6 +554,16 @@ impl Ops {
             ));
         }
         let mut op = Op::new(seq, OpKind::Connect, Vec::new());
+        if io.native {
+            // The ring's connect waits itself; one it refuses is left to
+            // the emulation.
+            if let Ok(k) = sel.submit_connect(src, OpId::new(io.index, seq).bits(), addr) {
+                op.kernel = k;
+                op.stage = source::Stage::InKernel;
+                io.connect = Some(op);
+                return Ok(OpId::new(io.index, seq));
+            }
+        }
         match sys::connect(src, addr) {
             Ok(false) => {
                 io.connect = Some(op);

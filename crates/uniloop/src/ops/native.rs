@@ -140,6 +140,14 @@ impl Ops {
         {
             return self.on_native_accept(sel, src, io, done);
         }
+        if io.connect.as_ref().is_some_and(in_kernel) {
+            let mut op = io.connect.take().expect("the posted connect");
+            if done.result < 0 {
+                op.error = Some(io::Error::from_raw_os_error(-done.result));
+            }
+            self.finish(io, op);
+            return;
+        }
         if io.read.as_ref().is_some_and(in_kernel) {
             let mut op = io.read.take().expect("the posted read");
             op.buf = done.buf;
@@ -193,6 +201,18 @@ impl Ops {
         seq: u32,
     ) -> Option<Finished> {
         let in_kernel = |op: &Op| op.seq == seq && op.stage == Stage::InKernel;
+        if io.connect.as_ref().is_some_and(in_kernel) {
+            // Withdrawn, or its real outcome if it finished first.
+            let mut op = io.connect.take().expect("the posted connect");
+            op.stage = Stage::Pending;
+            match sel.cancel_op(op.kernel) {
+                Ok(Some(done)) if done.cancelled || done.result >= 0 => {}
+                Ok(Some(done)) => op.error = Some(io::Error::from_raw_os_error(-done.result)),
+                Ok(None) => {}
+                Err(e) => op.error = Some(e),
+            }
+            return Some(op.into_finished());
+        }
         let read = io.read.as_ref().is_some_and(in_kernel);
         let write = io.writes.front().is_some_and(in_kernel);
         if !read && !write {

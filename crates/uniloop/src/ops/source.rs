@@ -234,8 +234,8 @@ impl SourceOps {
     #[inline]
     pub(super) fn need(&self) -> Interest {
         let mut need = Interest::NONE;
-        if self.connect.is_some() {
-            need |= Interest::WRITABLE; // emulated everywhere
+        if self.connect_emulated() {
+            need |= Interest::WRITABLE;
         }
         if self.read_emulated() {
             need |= Interest::READABLE;
@@ -244,6 +244,15 @@ impl SourceOps {
             need |= Interest::WRITABLE;
         }
         need
+    }
+
+    /// Whether a posted connect waits for readiness (one in the ring does
+    /// not).
+    #[inline]
+    pub(super) fn connect_emulated(&self) -> bool {
+        self.connect
+            .as_ref()
+            .is_some_and(|op| op.stage != Stage::InKernel)
     }
 
     /// Whether an operation in the read slot waits for readiness: any on a
@@ -407,7 +416,11 @@ impl SourceOps {
     /// a queued write (found by its sequence number: the queue is in post
     /// order). `None` if `seq` is neither.
     pub(super) fn withdraw(&mut self, seq: u32) -> Option<Op> {
-        if self.connect.as_ref().is_some_and(|op| op.seq == seq) {
+        if self
+            .connect
+            .as_ref()
+            .is_some_and(|op| op.seq == seq && op.stage == Stage::Pending)
+        {
             return self.connect.take();
         }
         if self

@@ -214,6 +214,18 @@ pub(crate) trait NativeIo {
         Err(no_native_io())
     }
 
+    /// Submits a connect of the socket `source` to `addr` for the
+    /// runtime's operation `op`; its result is 0 or `-errno`.
+    fn submit_connect(
+        &mut self,
+        source: Source<'_>,
+        op: u64,
+        addr: std::net::SocketAddr,
+    ) -> io::Result<u64> {
+        let _ = (source, op, addr);
+        Err(no_native_io())
+    }
+
     /// Withdraws submission `id` and waits until the kernel has let go of
     /// its buffer: its completion (cancelled, or finished after all), or
     /// `None` if it had already completed and waits in
@@ -412,6 +424,17 @@ macro_rules! selectors {
             ) -> ::std::io::Result<u64> {
                 match self {
                     $( $(#[cfg($cfg)])? Selector::$variant(s) => s.submit_accept(source, op), )+
+                }
+            }
+
+            fn submit_connect(
+                &mut self,
+                source: $crate::sys::Source<'_>,
+                op: u64,
+                addr: ::std::net::SocketAddr,
+            ) -> ::std::io::Result<u64> {
+                match self {
+                    $( $(#[cfg($cfg)])? Selector::$variant(s) => s.submit_connect(source, op, addr), )+
                 }
             }
 

@@ -247,6 +247,8 @@ struct InFlight {
     read: bool,
     /// An `IORING_OP_ACCEPT`: its result is a new descriptor.
     accept: bool,
+    /// An `IORING_OP_CONNECT`.
+    connect: bool,
     /// The bytes asked for.
     len: u32,
     buf: Vec<u8>,
@@ -571,9 +573,9 @@ impl Selector {
             // it.
             std::net::TcpStream::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(cqe.result) })
         });
-        if op.accept {
-            // A listener's poll and counters are not a receive's or a
-            // send's.
+        if op.accept || op.connect {
+            // Not a receive's or a send's: the source's poll and counters
+            // stay as they are.
         } else if let Some(entry) = self.entry_mut(op.fd) {
             if op.read {
                 entry.recv = false;
@@ -600,6 +602,36 @@ impl Selector {
             },
         ));
         true
+    }
+}
+
+/// `addr` as the kernel's `sockaddr_in` / `sockaddr_in6`, in bytes.
+fn sockaddr_bytes(addr: std::net::SocketAddr) -> Vec<u8> {
+    fn bytes<T>(sa: &T) -> Vec<u8> {
+        // SAFETY: `sa` is a plain C struct of `size_of::<T>()` bytes, all
+        // initialised (built whole below, padding included by zeroed()).
+        unsafe { std::slice::from_raw_parts((sa as *const T).cast::<u8>(), size_of::<T>()) }
+            .to_vec()
+    }
+    match addr {
+        std::net::SocketAddr::V4(a) => {
+            // SAFETY: all-zero is a valid `sockaddr_in`.
+            let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = a.port().to_be();
+            sa.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            bytes(&sa)
+        }
+        std::net::SocketAddr::V6(a) => {
+            // SAFETY: all-zero is a valid `sockaddr_in6`.
+            let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_port = a.port().to_be();
+            sa.sin6_flowinfo = a.flowinfo();
+            sa.sin6_addr.s6_addr = a.ip().octets();
+            sa.sin6_scope_id = a.scope_id();
+            bytes(&sa)
+        }
     }
 }
 
@@ -691,6 +723,32 @@ impl NativeIo for Selector {
         Ok(id)
     }
 
+    /// A native connect of socket `fd` to `addr`. The address travels in
+    /// the operation's buffer, kept until the completion (the kernel copies
+    /// it when it takes the entry).
+    fn submit_connect(
+        &mut self,
+        fd: Source<'_>,
+        op: u64,
+        addr: std::net::SocketAddr,
+    ) -> io::Result<u64> {
+        let raw = fd.as_raw_fd();
+        let buf = sockaddr_bytes(addr);
+        let sqe = opcode::Connect::new(
+            types::Fd(raw),
+            buf.as_ptr().cast(),
+            buf.len() as libc::socklen_t,
+        )
+        .build();
+        let id = self
+            .submit_op(sqe, op, raw, false, 0, buf)
+            .map_err(|(e, _)| e)?;
+        if let Some(Some(f)) = self.inflight.get_mut((id & !OP) as usize) {
+            f.connect = true;
+        }
+        Ok(id)
+    }
+
     /// The next finished native operation.
     fn pop_op_done(&mut self) -> Option<OpDone> {
         self.op_done.pop_front().map(|(_, d)| d)
@@ -731,6 +789,7 @@ impl Selector {
             fd,
             read,
             accept: false,
+            connect: false,
             len,
             buf,
         });
