@@ -1653,10 +1653,11 @@ impl Runtime {
                 continue;
             };
             // SAFETY: the registration has posted operations (`reg.ops`),
-            // and their reads and writes are done through `src`: I/O, so
-            // this rests on the `post_read` / `post_write` callers' promise
-            // (the source stays open until they finish, are cancelled, or it
-            // is deregistered). Readiness under a live slot alone would not
+            // and their reads, writes, accepts and connect checks are done
+            // through `src`: I/O, so this rests on the promise of the
+            // `post_read` / `post_write` / `post_accept` / `post_connect`
+            // callers (the source stays open until they finish, are
+            // cancelled, or it is deregistered). Readiness under a live slot alone would not
             // prove the number still names its file: poll(2) watches
             // numbers, and an epoll entry or a ring `POLL_ADD` lives on with
             // the file while a duplicate of it is open. With no operations
@@ -1694,9 +1695,11 @@ impl Runtime {
                 continue;
             };
             // SAFETY: the rest of a partial `SEND` and the writes queued
-            // behind it are submitted and written through `src`: I/O, so
-            // this rests on the `post_write` callers' promise (the source
-            // stays open until its writes finish, are cancelled, or it is
+            // behind it are submitted and written through `src`, and an
+            // accept whose connection died in the backlog is submitted (or
+            // tried) again: I/O, so this rests on the `post_write` /
+            // `post_accept` callers' promise (the source stays open until
+            // its operations finish, are cancelled, or it is
             // deregistered). The completion's registration is live (the
             // index and its operation matched), so its writes are pending.
             // The borrow ends with this iteration.
