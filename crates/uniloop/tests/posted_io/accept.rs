@@ -412,3 +412,55 @@ pub(crate) fn accept_out_of_descriptors_ends_with_the_error(b: Backend) {
     drop(fill);
     drop(limit);
 }
+
+/// Accepts and connects work on every trigger the backend has: an accept
+/// posted before the connection comes, one posted after the caller has
+/// seen the listener readable, and a connect, three rounds each on a
+/// level, edge and oneshot registration.
+pub(crate) fn accepts_and_connects_on_every_trigger(b: Backend) {
+    use uniloop::Trigger;
+    for trigger in [Trigger::Level, Trigger::Edge, Trigger::Oneshot] {
+        if !b.supports(trigger) {
+            continue; // contract.rs checks the refusal on this backend.
+        }
+        let mut rt = rt(b);
+        let listener = listener();
+        let addr = listener.local_addr().unwrap();
+        rt.register_with(&listener, Token(0), Interest::READABLE, trigger)
+            .unwrap();
+        let mut events = Events::with_capacity(16);
+        for round in 0..3 {
+            let op = rt.post_accept_kept(&listener).unwrap();
+            let early = TcpStream::connect(addr).unwrap();
+            let (d, seen) = wait_done(&mut rt, &mut events, op);
+            assert_eq!(d.error, None, "{trigger:?} round {round}");
+            assert_eq!(io_for(&seen, Token(0)), vec![], "{trigger:?}");
+            let (_, peer) = rt.take_io(op).unwrap().accepted.unwrap();
+            assert_eq!(peer, early.local_addr().unwrap(), "{trigger:?}");
+
+            let socket = client_socket();
+            rt.register_with(&socket, Token(1), Interest::READABLE, trigger)
+                .unwrap();
+            let op = rt.post_connect_kept(&socket, addr).unwrap();
+            let (d, seen) = wait_done(&mut rt, &mut events, op);
+            assert_eq!(d.error, None, "{trigger:?} round {round}");
+            assert_eq!(io_for(&seen, Token(1)), vec![], "{trigger:?}");
+            rt.deregister(&socket).unwrap();
+            let want = socket.local_addr().unwrap().as_socket().unwrap();
+            // With no accept posted, the connection is the caller's
+            // readiness (a oneshot registration gives it once).
+            let readable = |e: &Event| matches!(e, Event::Io { token: Token(0), ready } if ready.is_readable());
+            let reported = seen.iter().any(readable);
+            if trigger == Trigger::Oneshot && round > 0 {
+                assert!(!reported, "a oneshot reported twice: {seen:?}");
+            } else if !reported {
+                wait_until(&mut rt, &mut events, readable);
+            }
+            let op = rt.post_accept_kept(&listener).unwrap();
+            let (d, _) = wait_done(&mut rt, &mut events, op);
+            assert_eq!(d.error, None, "{trigger:?} round {round}");
+            let (_, peer) = rt.take_io(op).unwrap().accepted.unwrap();
+            assert_eq!(peer, want, "{trigger:?} round {round}");
+        }
+    }
+}

@@ -93,6 +93,7 @@ every_backend! {
     connect_cancelled: shared,
     cancelled_accept_loses_no_connection: shared,
     deregister_with_accept_and_connect_pending: shared,
+    accepts_and_connects_on_every_trigger: shared,
     #[cfg(unix)]
     accept_out_of_descriptors_ends_with_the_error: exclusive,
     #[cfg(unix)]
