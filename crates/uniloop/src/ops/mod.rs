@@ -431,12 +431,13 @@ impl Ops {
         caller: Interest,
         trigger: Trigger,
     ) -> Result<OpId, OpError> {
-        if io.read.is_some() {
-            return Err(OpError::new(
-                io::ErrorKind::AlreadyExists,
-                "a read is already posted on this source",
-                buf,
-            ));
+        if let Some(op) = &io.read {
+            let msg = if op.kind == OpKind::Accept {
+                "an accept is posted on this source (a listener)"
+            } else {
+                "a read is already posted on this source"
+            };
+            return Err(OpError::new(io::ErrorKind::AlreadyExists, msg, buf));
         }
         if buf.len() == buf.capacity() {
             return Err(OpError::new(

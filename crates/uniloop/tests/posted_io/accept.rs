@@ -155,8 +155,8 @@ pub(crate) fn accept_cancelled(b: Backend) {
     assert_eq!(peer, client.local_addr().unwrap());
 }
 
-/// A second accept while one is posted is refused with `AlreadyExists`;
-/// the first goes on.
+/// A second accept (or a read) while one is posted is refused with
+/// `AlreadyExists`; the first goes on.
 pub(crate) fn second_accept_while_one_is_posted(b: Backend) {
     let mut rt = rt(b);
     let listener = listener();
@@ -165,6 +165,11 @@ pub(crate) fn second_accept_while_one_is_posted(b: Backend) {
     let op = rt.post_accept_kept(&listener).unwrap();
     let err = rt.post_accept_kept(&listener).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    let err = rt
+        .post_read_kept(&listener, Vec::with_capacity(8))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    assert_eq!(err.into_buf().capacity(), 8, "the buffer comes back");
     let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let mut events = Events::with_capacity(16);
     let (d, seen) = wait_done(&mut rt, &mut events, op);
