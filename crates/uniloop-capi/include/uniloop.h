@@ -808,8 +808,8 @@ int async_runtime_post_completion(async_runtime_t *rt, uintptr_t completion_key,
 // bytes) must stay valid until the event. One read at a time per fd:
 // until a wait has returned its event, a second post_read fails with
 // `UNILOOP_ERR_EXISTS`, even when the first finished at once. The fd's
-// `O_NONBLOCK` is checked at its first post after `async_runtime_add`
-// (`UNILOOP_ERR_INVALID` without it), not again. The runtime reads
+// `O_NONBLOCK` is checked at every post (`UNILOOP_ERR_INVALID` without
+// it). The runtime reads
 // through the fd number inside later calls: keep the fd open (its number
 // not reused) until the event has been returned by a wait or the fd
 // removed (`async_runtime_remove`), as `async_runtime_add` asks. 0, or

@@ -26,9 +26,6 @@ pub(super) struct Fd {
     mask: u32,
     /// A read is posted and its event not yet returned.
     reading: bool,
-    /// `O_NONBLOCK` was found set (by the first post on it): later posts
-    /// do not ask the OS again (an `fcntl` per post).
-    nonblocking: bool,
     /// Its posted I/O, made by the first post: an fd used for readiness
     /// only keeps a small entry. Once made, the Rust runtime decides what
     /// a modify to the same interest must do (its operations keep what
@@ -260,7 +257,6 @@ impl Loop {
                 context,
                 mask: events,
                 reading: false,
-                nonblocking: false,
                 io: None,
             },
         );
@@ -329,10 +325,10 @@ impl Loop {
                 "a read is already posted on this fd (its event not yet returned by a wait)",
             ));
         }
-        if !entry.nonblocking {
-            check_nonblocking(fd)?;
-            entry.nonblocking = true;
-        }
+        // Every post asks (one `fcntl`): a flag cached from an earlier
+        // post would let a read block the loop once the fd's flags change
+        // or its number goes to another file.
+        check_nonblocking(fd)?;
         let size = match (buf.is_null(), len) {
             (true, 0) => UNILOOP_DEFAULT_READ_SIZE,
             (_, n) => n,
@@ -392,10 +388,10 @@ impl Loop {
         let Some(entry) = self.fds.get_mut(&fd) else {
             return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
         };
-        if !entry.nonblocking {
-            check_nonblocking(fd)?;
-            entry.nonblocking = true;
-        }
+        // Every post asks (one `fcntl`): a flag cached from an earlier
+        // post would let a read block the loop once the fd's flags change
+        // or its number goes to another file.
+        check_nonblocking(fd)?;
         let data = if len == 0 {
             Vec::new()
         } else {
