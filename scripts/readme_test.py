@@ -321,6 +321,10 @@ class Telnet:
 
 
 PASSWORD_PROMPT = r"(?i)(password|again):"
+# Logged in: "Welcome, NAME! ..." or "Welcome back, NAME! ...". Not the new
+# name's "A new name: welcome, NAME!", which comes before the password
+# prompts (matching it raced them whenever the two lines arrived apart).
+LOGGED_IN = r"Welcome( back)?, [^!\r\n]+!"
 
 
 def login_and_say(conn, name, what):
@@ -330,7 +334,7 @@ def login_and_say(conn, name, what):
     t.expect(r"(?i)by what name")
     t.send(name)
     # A password prompt ("Choose a password:", "Type it again:") until in.
-    while t.expect(PASSWORD_PROMPT, r"(?i)welcome") == 0:
+    while t.expect(PASSWORD_PROMPT, LOGGED_IN) == 0:
         t.send("readme-test-password")
     t.send(f"say {what}")
     t.expect(re.escape(f"You say: {what}"))
@@ -432,7 +436,7 @@ def talker_telnet(block, _all):
             screen = Screen(fd)
             screen.expect(r"(?i)by what name")
             screen.send("Telnetuser")
-            while screen.expect(PASSWORD_PROMPT, r"(?i)welcome") == 0:
+            while screen.expect(PASSWORD_PROMPT, LOGGED_IN) == 0:
                 screen.send("readme-test-password")
             screen.send("say hello over telnet")
             screen.expect(r"You say: hello over telnet")
