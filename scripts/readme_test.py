@@ -20,8 +20,8 @@ first block of README.md is the front door (run=front-door).
 Before any runner, and with every invocation, two checks that need no
 build: every relative link in those files, CHANGELOG.md and docs/*.md
 names a file that exists (and a `#heading` of a Markdown file names one of
-its headings), and none of them says how the software was made (issue
-numbers as reasons, "helper", "this session").
+its headings), and none of them says how the software was made (see
+PROCESS_WORDS below).
 
     python3 scripts/readme_test.py [NAME...]   the checks, then the named
                                                runners (none named: all)
