@@ -318,7 +318,10 @@ impl Runtime {
     /// The source must be in non-blocking mode (`set_nonblocking(true)`;
     /// note that `TcpListener::accept` returns blocking sockets): the loop
     /// reads and writes until the OS says "would block", and a blocking
-    /// source would stall it there instead — posted I/O does the same. On
+    /// source would stall it there instead. Posted reads and writes on a
+    /// socket pass `MSG_DONTWAIT`, so a socket put back in blocking mode
+    /// after registering does not stall them; on other files they rely on
+    /// the mode too. On
     /// Unix a blocking source is refused (unless [`Builder::blocking_sources`]
     /// is set); Windows has no way to ask a
     /// socket its mode, so there it is the caller's to get right. Setting

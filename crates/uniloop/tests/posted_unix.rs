@@ -155,3 +155,42 @@ fn cancel_and_deregister_hand_buffers_back_and_report_nothing_more() {
         }
     }
 }
+
+/// `register` checks `O_NONBLOCK` once. A socket put back in blocking mode
+/// afterwards must still not block the loop: posted reads and writes on a
+/// socket go through `recv`/`send` with `MSG_DONTWAIT`. The loop runs on a
+/// thread of its own so that a blocked read fails the test, not hangs it.
+#[test]
+fn a_socket_made_blocking_after_register_does_not_block_the_loop() {
+    if cfg!(miri) {
+        return; // Miri's socketpair has no MSG_DONTWAIT.
+    }
+    for b in backends() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let mut rt = Runtime::builder().backend(b).build().unwrap();
+            let (mine, peer) = pair();
+            rt.register(&mine, Token(1), Interest::READABLE).unwrap();
+            mine.set_nonblocking(false).unwrap();
+            // SAFETY: `mine` lives to the end of this closure, past its last
+            // call on `rt`; no write is held.
+            let read = unsafe { rt.post_read(&mine, Vec::with_capacity(64)) }.unwrap();
+            // More than the socket buffers hold: the peer never reads.
+            let big = vec![7u8; 16 << 20];
+            // SAFETY: as above.
+            let write = unsafe { rt.post_write(&mine, big) }.unwrap();
+            let mut events = Events::with_capacity(8);
+            for _ in 0..3 {
+                rt.wait(&mut events, Some(Duration::ZERO)).unwrap();
+            }
+            assert!(rt.cancel_io(read).is_some(), "the read is still pending");
+            let w = rt.cancel_io(write).expect("the write is still pending");
+            assert!(w.bytes < 16 << 20, "only part of the write went out");
+            tx.send(()).unwrap();
+            drop(peer);
+        });
+        rx.recv_timeout(GUARD)
+            .unwrap_or_else(|_| panic!("{b:?}: a read or write blocked the loop"));
+        worker.join().unwrap();
+    }
+}

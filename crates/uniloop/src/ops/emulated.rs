@@ -141,7 +141,7 @@ impl Ops {
             return self.try_accept(src, io);
         }
         let room = op.buf.capacity() - op.buf.len();
-        match sys::read(src, &mut op.buf) {
+        match sys::read(src, &mut op.buf, io.socket) {
             Ok(n) => {
                 op.bytes = n;
                 // A short read emptied the socket's receive queue. On a

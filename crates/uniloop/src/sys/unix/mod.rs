@@ -114,16 +114,29 @@ pub(crate) fn is_socket(fd: Source<'_>) -> bool {
 
 /// One non-blocking read into `buf`'s spare capacity; `buf.len()` grows by
 /// the count. Retries `EINTR`; `WouldBlock` means nothing is there yet.
-pub(crate) fn read(fd: Source<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
+///
+/// A socket is read with `recv(MSG_DONTWAIT)`, which does not block even
+/// if the socket was put back in blocking mode after it was registered
+/// (`register` checks `O_NONBLOCK` once; checking it at every post would
+/// cost a system call). Other files rely on that check.
+pub(crate) fn read(fd: Source<'_>, buf: &mut Vec<u8>, socket: bool) -> io::Result<usize> {
     loop {
-        match rustix::io::read(fd, rustix::buffer::spare_capacity(buf)) {
+        let spare = rustix::buffer::spare_capacity(buf);
+        // Miri emulates read(2) on a socketpair, not recv(2).
+        let r = if socket && !cfg!(miri) {
+            rustix::net::recv(fd, spare, rustix::net::RecvFlags::DONTWAIT).map(|(n, _)| n)
+        } else {
+            rustix::io::read(fd, spare)
+        };
+        match r {
             Err(rustix::io::Errno::INTR) => continue,
             r => return Ok(r?),
         }
     }
 }
 
-/// One non-blocking write of (a prefix of) `data`. Retries `EINTR`.
+/// One non-blocking write of (a prefix of) `data`. Retries `EINTR`. A
+/// socket is written with `MSG_DONTWAIT`, as [`read`] says.
 pub(crate) fn write(fd: Source<'_>, data: &[u8], socket: bool) -> io::Result<usize> {
     loop {
         let r = if socket {
@@ -242,7 +255,7 @@ fn sendmsg_nosignal(fd: Source<'_>, data: &[io::IoSlice<'_>]) -> rustix::io::Res
         fd,
         data,
         &mut rustix::net::SendAncillaryBuffer::default(),
-        rustix::net::SendFlags::NOSIGNAL,
+        rustix::net::SendFlags::NOSIGNAL | rustix::net::SendFlags::DONTWAIT,
     )
 }
 
@@ -255,7 +268,12 @@ fn sendmsg_nosignal(fd: Source<'_>, data: &[io::IoSlice<'_>]) -> rustix::io::Res
     target_os = "visionos"
 ))]
 fn sendmsg_nosignal(fd: Source<'_>, data: &[io::IoSlice<'_>]) -> rustix::io::Result<usize> {
-    rustix::io::writev(fd, data)
+    rustix::net::sendmsg(
+        fd,
+        data,
+        &mut rustix::net::SendAncillaryBuffer::default(),
+        rustix::net::SendFlags::DONTWAIT,
+    )
 }
 
 #[cfg(not(any(
@@ -266,7 +284,14 @@ fn sendmsg_nosignal(fd: Source<'_>, data: &[io::IoSlice<'_>]) -> rustix::io::Res
     target_os = "visionos"
 )))]
 fn send_nosignal(fd: Source<'_>, data: &[u8]) -> rustix::io::Result<usize> {
-    rustix::net::send(fd, data, rustix::net::SendFlags::NOSIGNAL)
+    use rustix::net::SendFlags;
+    // Miri's send(2) on a socketpair takes MSG_NOSIGNAL only.
+    let dontwait = if cfg!(miri) {
+        SendFlags::empty()
+    } else {
+        SendFlags::DONTWAIT
+    };
+    rustix::net::send(fd, data, SendFlags::NOSIGNAL | dontwait)
 }
 
 /// Apple systems have no `MSG_NOSIGNAL` (only the `SO_NOSIGPIPE` socket
@@ -280,7 +305,7 @@ fn send_nosignal(fd: Source<'_>, data: &[u8]) -> rustix::io::Result<usize> {
     target_os = "visionos"
 ))]
 fn send_nosignal(fd: Source<'_>, data: &[u8]) -> rustix::io::Result<usize> {
-    rustix::io::write(fd, data)
+    rustix::net::send(fd, data, rustix::net::SendFlags::DONTWAIT)
 }
 
 /// Sorts an `accept(2)` failure for the `Acceptor`. The skipped group is

@@ -73,7 +73,7 @@ pub(crate) fn is_socket(_: Source<'_>) -> bool {
 
 /// One non-blocking `recv` into `buf`'s spare capacity; `buf.len()` grows
 /// by the count. `WSAEWOULDBLOCK` is `ErrorKind::WouldBlock`.
-pub(crate) fn read(socket: Source<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
+pub(crate) fn read(socket: Source<'_>, buf: &mut Vec<u8>, _is_socket: bool) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
     let len = i32::try_from(spare.len()).unwrap_or(i32::MAX);
     // SAFETY: `spare` is `len` writable bytes (recv writes at most `len`
