@@ -369,12 +369,20 @@ impl<T> EventBuf<T> {
     }
 
     /// Room for exactly `max` records (at least one).
+    #[inline(always)]
     pub(crate) fn space(&mut self, max: usize) -> &mut [MaybeUninit<T>] {
         let max = max.max(1);
         if self.0.len() < max {
-            self.0.resize_with(max, MaybeUninit::uninit);
+            self.grow(max);
         }
         &mut self.0[..max]
+    }
+
+    /// Out of line: a buffer grows a few times in a runtime's life.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, max: usize) {
+        self.0.resize_with(max, MaybeUninit::uninit);
     }
 }
 
