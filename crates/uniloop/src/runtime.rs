@@ -1271,9 +1271,42 @@ impl Runtime {
             && !self.has_pending()
         {
             self.turn = self.turn.wrapping_add(1);
+            if timeout == Some(Duration::ZERO) {
+                return self.look_now(events);
+            }
             return self.look(events, timeout);
         }
         self.wait_general(events, timeout, None)
+    }
+
+    /// [`look`](Runtime::look) with a zero timeout, the look of a loop
+    /// that polls: no clock, no sleep, the OS's answer and then what
+    /// arrived meanwhile.
+    #[inline(always)]
+    fn look_now(&mut self, events: &mut Events) -> io::Result<usize> {
+        match self.poll_io(events, Some(Duration::ZERO)) {
+            Ok(()) => self.looked = true,
+            Err(e) => self.look_failed(events, e)?,
+        }
+        self.collect(events, self.clock, events.capacity());
+        Ok(events.len())
+    }
+
+    /// A zero-timeout look that failed: an interrupted one is an empty
+    /// answer; otherwise the error is returned, or kept for the next call
+    /// when `events` holds what this one took already.
+    #[cold]
+    #[inline(never)]
+    fn look_failed(&mut self, events: &Events, e: io::Error) -> io::Result<()> {
+        self.looked = false;
+        if e.kind() == io::ErrorKind::Interrupted {
+            Ok(())
+        } else if events.is_empty() {
+            Err(e)
+        } else {
+            self.deferred = Some(e);
+            Ok(())
+        }
     }
 
     /// Whether a wake, finished posted I/O or a completion is pending (the
