@@ -220,7 +220,7 @@ impl<N: Notify> Shared<N> {
     ///
     /// One thread at a time: the runtime that owns this state (it reads the
     /// queue's consumer side).
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn prepare_sleep(&self) -> bool {
         if self
             .state

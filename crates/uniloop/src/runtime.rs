@@ -1647,18 +1647,7 @@ impl Runtime {
         let r = self
             .selector
             .select_each(&mut self.scratch, max, timeout, |slot, ready| {
-                let Some(reg) = registry.get_mut(slot) else {
-                    return;
-                };
-                if reg.ops.is_some() {
-                    with_ops.push((slot, ready));
-                    return;
-                }
-                reg.spent = reg.trigger == Trigger::Oneshot;
-                events.push(Event::Io {
-                    token: reg.token,
-                    ready,
-                });
+                on_report(registry, with_ops, events, slot, ready)
             });
         let woken = r?;
         if woken {
@@ -1760,6 +1749,31 @@ struct Resumed {
     start: Option<Instant>,
     /// Whether the blocking look at the OS succeeded.
     polled: bool,
+}
+
+/// One readiness report as it is read from the selector: the caller's
+/// event, or for a source with posted operations a note in `with_ops` (they
+/// need the selector, which is busy until the reports are all read).
+#[inline(always)]
+fn on_report(
+    registry: &mut Registry,
+    with_ops: &mut Vec<(u64, Readiness)>,
+    events: &mut Events,
+    slot: u64,
+    ready: Readiness,
+) {
+    let Some(reg) = registry.get_mut(slot) else {
+        return;
+    };
+    if reg.ops.is_some() {
+        with_ops.push((slot, ready));
+        return;
+    }
+    reg.spent = reg.trigger == Trigger::Oneshot;
+    events.push(Event::Io {
+        token: reg.token,
+        ready,
+    });
 }
 
 impl Drop for Runtime {

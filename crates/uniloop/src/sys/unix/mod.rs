@@ -470,7 +470,7 @@ impl Identity {
 /// read-closed, `HUP` or `ERR` → write-closed, `ERR` → error (the epoll
 /// backend's test checks it against the plain reading).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-#[inline]
+#[inline(always)]
 fn readiness_bits(f: u32) -> crate::Readiness {
     const _: () = assert!(
         libc::POLLIN as u32 == 0x1
