@@ -1281,8 +1281,9 @@ impl Runtime {
 
     /// [`look`](Runtime::look) with a zero timeout, the look of a loop
     /// that polls: no clock, no sleep, the OS's answer and then what
-    /// arrived meanwhile.
-    #[inline(always)]
+    /// arrived meanwhile. Out of line, as is `look`, so that `wait` itself
+    /// is a few checks and a jump.
+    #[inline(never)]
     fn look_now(&mut self, events: &mut Events) -> io::Result<usize> {
         match self.poll_io(events, Some(Duration::ZERO)) {
             Ok(()) => self.looked = true,
@@ -1324,7 +1325,7 @@ impl Runtime {
     /// look ends with nothing to return (an early wake-up, a signal, a
     /// doorbell with nothing behind it, a sleep refused because something
     /// arrived), the general path goes on with the time that is left.
-    #[inline(always)]
+    #[inline(never)]
     fn look(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         let zero = timeout.is_some_and(|t| t.is_zero());
         // The deadline needs the start; no timer is pending, so nothing
