@@ -220,6 +220,7 @@ impl<N: Notify> Shared<N> {
     ///
     /// One thread at a time: the runtime that owns this state (it reads the
     /// queue's consumer side).
+    #[inline(always)]
     pub(crate) unsafe fn prepare_sleep(&self) -> bool {
         if self
             .state
@@ -250,6 +251,7 @@ impl<N: Notify> Shared<N> {
     }
 
     /// Consumer: the OS wait returned.
+    #[inline]
     pub(crate) fn finish_sleep(&self) {
         self.state.swap(AWAKE, Ordering::AcqRel);
     }

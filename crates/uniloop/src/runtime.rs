@@ -1274,9 +1274,43 @@ impl Runtime {
             && !self.has_pending()
         {
             self.turn = self.turn.wrapping_add(1);
+            if timeout == Some(Duration::ZERO) {
+                return self.look_now(events);
+            }
             return self.look(events, timeout);
         }
         self.wait_general(events, timeout, None)
+    }
+
+    /// [`look`](Runtime::look) with a zero timeout, the look of a loop
+    /// that polls: no clock, no sleep, the OS's answer and then what
+    /// arrived meanwhile. Out of line, as is `look`, so that `wait` itself
+    /// is a few checks and a jump.
+    #[inline(never)]
+    fn look_now(&mut self, events: &mut Events) -> io::Result<usize> {
+        match self.poll_io(events, Some(Duration::ZERO)) {
+            Ok(()) => self.looked = true,
+            Err(e) => self.look_failed(events, e)?,
+        }
+        self.collect(events, self.clock, events.capacity());
+        Ok(events.len())
+    }
+
+    /// A zero-timeout look that failed: an interrupted one is an empty
+    /// answer; otherwise the error is returned, or kept for the next call
+    /// when `events` holds what this one took already.
+    #[cold]
+    #[inline(never)]
+    fn look_failed(&mut self, events: &Events, e: io::Error) -> io::Result<()> {
+        self.looked = false;
+        if e.kind() == io::ErrorKind::Interrupted {
+            Ok(())
+        } else if events.is_empty() {
+            Err(e)
+        } else {
+            self.deferred = Some(e);
+            Ok(())
+        }
     }
 
     /// Whether a wake, finished posted I/O or a completion is pending (the
@@ -1294,7 +1328,7 @@ impl Runtime {
     /// look ends with nothing to return (an early wake-up, a signal, a
     /// doorbell with nothing behind it, a sleep refused because something
     /// arrived), the general path goes on with the time that is left.
-    #[inline(always)]
+    #[inline(never)]
     fn look(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         let zero = timeout.is_some_and(|t| t.is_zero());
         // The deadline needs the start; no timer is pending, so nothing
@@ -1617,18 +1651,7 @@ impl Runtime {
         let r = self
             .selector
             .select_each(&mut self.scratch, max, timeout, |slot, ready| {
-                let Some(reg) = registry.get_mut(slot) else {
-                    return;
-                };
-                if reg.ops.is_some() {
-                    with_ops.push((slot, ready));
-                    return;
-                }
-                reg.spent = reg.trigger == Trigger::Oneshot;
-                events.push(Event::Io {
-                    token: reg.token,
-                    ready,
-                });
+                on_report(registry, with_ops, events, slot, ready)
             });
         let woken = r?;
         if woken {
@@ -1730,6 +1753,31 @@ struct Resumed {
     start: Option<Instant>,
     /// Whether the blocking look at the OS succeeded.
     polled: bool,
+}
+
+/// One readiness report as it is read from the selector: the caller's
+/// event, or for a source with posted operations a note in `with_ops` (they
+/// need the selector, which is busy until the reports are all read).
+#[inline(always)]
+fn on_report(
+    registry: &mut Registry,
+    with_ops: &mut Vec<(u64, Readiness)>,
+    events: &mut Events,
+    slot: u64,
+    ready: Readiness,
+) {
+    let Some(reg) = registry.get_mut(slot) else {
+        return;
+    };
+    if reg.ops.is_some() {
+        with_ops.push((slot, ready));
+        return;
+    }
+    reg.spent = reg.trigger == Trigger::Oneshot;
+    events.push(Event::Io {
+        token: reg.token,
+        ready,
+    });
 }
 
 impl Drop for Runtime {

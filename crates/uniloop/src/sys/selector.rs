@@ -264,7 +264,11 @@ macro_rules! selectors {
         use $crate::sys::selector::Open as _;
 
         /// One selector per runtime, of the backend it was built with.
+        /// A plain byte tag (no niche in a variant's fields): each call
+        /// dispatches on one compare, where a niche-packed tag took a
+        /// handful of instructions to decode on every `select`.
         #[derive(Debug)]
+        #[repr(u8)]
         pub(crate) enum Selector {
             $(
                 $(#[doc = $doc])*
@@ -350,6 +354,7 @@ macro_rules! selectors {
                 }
             }
 
+            #[inline]
             fn select(
                 &mut self,
                 out: &mut Vec<(u64, $crate::readiness::Readiness)>,
@@ -374,6 +379,7 @@ macro_rules! selectors {
                 }
             }
 
+            #[inline]
             fn os_handle(&self) -> Option<$crate::sys::RawOsHandle> {
                 match self {
                     $( $(#[cfg($cfg)])? Selector::$variant(s) => s.os_handle(), )+
@@ -388,6 +394,7 @@ macro_rules! selectors {
         }
 
         impl $crate::sys::selector::NativeIo for Selector {
+            #[inline]
             fn native_io(&self) -> bool {
                 match self {
                     $( $(#[cfg($cfg)])? Selector::$variant(s) => s.native_io(), )+
@@ -447,6 +454,7 @@ macro_rules! selectors {
                 }
             }
 
+            #[inline]
             fn pop_op_done(&mut self) -> Option<$crate::sys::OpDone> {
                 match self {
                     $( $(#[cfg($cfg)])? Selector::$variant(s) => s.pop_op_done(), )+

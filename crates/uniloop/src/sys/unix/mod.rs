@@ -394,12 +394,20 @@ impl<T> EventBuf<T> {
     }
 
     /// Room for exactly `max` records (at least one).
+    #[inline(always)]
     pub(crate) fn space(&mut self, max: usize) -> &mut [MaybeUninit<T>] {
         let max = max.max(1);
         if self.0.len() < max {
-            self.0.resize_with(max, MaybeUninit::uninit);
+            self.grow(max);
         }
         &mut self.0[..max]
+    }
+
+    /// Out of line: a buffer grows a few times in a runtime's life.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, max: usize) {
+        self.0.resize_with(max, MaybeUninit::uninit);
     }
 }
 
@@ -487,7 +495,7 @@ impl Identity {
 /// read-closed, `HUP` or `ERR` → write-closed, `ERR` → error (the epoll
 /// backend's test checks it against the plain reading).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-#[inline]
+#[inline(always)]
 fn readiness_bits(f: u32) -> crate::Readiness {
     const _: () = assert!(
         libc::POLLIN as u32 == 0x1
