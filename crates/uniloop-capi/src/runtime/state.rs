@@ -443,11 +443,10 @@ impl Loop {
         self.rt.wait(&mut self.events, timeout)?;
         let mut n = 0;
         let mut io = 0;
-        // By index, each event copied out of the buffer: the other kinds'
-        // translation needs all of `self`.
+        // By index: readiness is read in place; another kind is copied out
+        // of the buffer, as its translation needs all of `self`.
         for i in 0..self.events.len() {
-            let ev = self.events.iter().as_slice()[i];
-            let e = match ev {
+            let e = match self.events.iter().as_slice()[i] {
                 // Readiness, most of what a loop sees: written here.
                 rt::Event::Io { token, ready } => {
                     let fd = token.0 as socket_fd_t;
@@ -469,7 +468,7 @@ impl Loop {
                         ..io_event_t::zeroed()
                     }
                 }
-                _ => match self.translate(ev) {
+                other => match self.translate(other) {
                     Some(e) => e,
                     None => continue,
                 },
