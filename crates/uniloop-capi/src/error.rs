@@ -8,7 +8,7 @@
 //! `UNILOOP_ERR_PANIC` and returns the failure value.
 
 use std::cell::{Cell, RefCell};
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -51,6 +51,10 @@ use uniloop_error_t::*;
 #[derive(Debug)]
 pub(crate) enum Message {
     Static(&'static str),
+    /// Static text that is a C string already: recorded without touching
+    /// the message slot and handed out as it is (the expected outcomes:
+    /// an empty queue, a timeout).
+    Text(&'static CStr),
     Owned(String),
     Io(io::Error),
 }
@@ -58,6 +62,12 @@ pub(crate) enum Message {
 impl From<&'static str> for Message {
     fn from(s: &'static str) -> Self {
         Message::Static(s)
+    }
+}
+
+impl From<&'static CStr> for Message {
+    fn from(s: &'static CStr) -> Self {
+        Message::Text(s)
     }
 }
 
@@ -71,6 +81,7 @@ impl std::fmt::Display for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Message::Static(s) => f.write_str(s),
+            Message::Text(s) => f.write_str(&s.to_string_lossy()),
             Message::Owned(s) => f.write_str(s),
             Message::Io(e) => e.fmt(f),
         }
@@ -131,7 +142,12 @@ thread_local! {
     /// touches no slot with a destructor (a `const` thread-local without
     /// one is a plain load).
     static CODE: Cell<uniloop_error_t> = const { Cell::new(UNILOOP_OK) };
-    /// Its message; stale (never read) while `CODE` is `UNILOOP_OK`.
+    /// Its message when that is a static C string: a plain slot like
+    /// `CODE`, so recording an expected outcome is two stores. `None` when
+    /// the message is in `LAST`.
+    static TEXT: Cell<Option<&'static CStr>> = const { Cell::new(None) };
+    /// Its message otherwise; stale (never read) while `CODE` is
+    /// `UNILOOP_OK` or `TEXT` is set.
     static LAST: RefCell<Last> = const {
         RefCell::new(Last {
             message: Message::Static(""),
@@ -141,13 +157,31 @@ thread_local! {
 }
 
 /// Records `e` as this thread's last error.
+#[inline]
 pub(crate) fn set_last(e: Error) {
-    CODE.set(e.code);
+    match e.message {
+        Message::Text(text) => set_text(e.code, text),
+        message => set_message(e.code, message),
+    }
+}
+
+/// Records an error whose message is static text: two stores, nothing
+/// allocated, nothing dropped.
+#[inline]
+pub(crate) fn set_text(code: uniloop_error_t, text: &'static CStr) {
+    CODE.set(code);
+    TEXT.set(Some(text));
+}
+
+#[inline(never)]
+fn set_message(code: uniloop_error_t, message: Message) {
+    CODE.set(code);
+    TEXT.set(None);
     // `try_with`: during thread teardown the slot may be gone; then there
     // is nobody left to read it.
     let _ = LAST.try_with(|l| {
         let mut l = l.borrow_mut();
-        l.message = e.message;
+        l.message = message;
         l.text = None;
     });
 }
@@ -203,6 +237,9 @@ pub extern "C" fn uniloop_last_error_message() -> *const c_char {
     static EMPTY: &[u8] = b"\0";
     if CODE.get() == UNILOOP_OK {
         return EMPTY.as_ptr().cast();
+    }
+    if let Some(text) = TEXT.get() {
+        return text.as_ptr();
     }
     LAST.try_with(|l| {
         let mut l = l.borrow_mut();

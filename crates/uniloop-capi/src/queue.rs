@@ -56,7 +56,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::error::uniloop_error_t::*;
-use crate::error::{guard, Error, Result};
+use crate::error::{self, guard, Error, Result};
 use crate::runtime;
 use crate::timeout;
 use crate::types::UintPtr;
@@ -281,7 +281,7 @@ impl async_queue_s {
             }
             let Some(deadline) = wait else {
                 st.rejected += 1;
-                return Err(Error::new(UNILOOP_ERR_FULL, "the queue is full"));
+                return Err(Error::new(UNILOOP_ERR_FULL, c"the queue is full"));
             };
             // Checked under the lock that `wake_writers` takes: a stop set
             // before it is seen here, one set after wakes the wait below.
@@ -305,7 +305,7 @@ impl async_queue_s {
                     st.rejected += 1;
                     return Err(Error::new(
                         UNILOOP_ERR_TIMEOUT,
-                        "the queue stayed full until the timeout",
+                        c"the queue stayed full until the timeout",
                     ));
                 }
             };
@@ -527,6 +527,9 @@ unsafe fn bytes_mut<'a>(buf: *mut c_void, size: usize) -> Result<&'a mut [u8]> {
     Ok(unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), size) })
 }
 
+/// The message of a dequeue that found the queue empty.
+const EMPTY: &std::ffi::CStr = c"the queue is empty";
+
 /// Shared by both dequeues: copies the head into `buf` and sets
 /// `*out_size` to its size, or, when `buf` is too small, to the size
 /// needed (the message stays at the head).
@@ -565,14 +568,14 @@ unsafe fn dequeue_into(
                 ),
             ))
         }
-        Err(TakeError::Empty) => Err(Error::new(UNILOOP_ERR_EMPTY, "the queue is empty")),
+        Err(TakeError::Empty) => Err(Error::new(UNILOOP_ERR_EMPTY, EMPTY)),
         Err(TakeError::Closed) => Err(Error::new(
             UNILOOP_ERR_CLOSED,
             "the queue is closed and empty",
         )),
         Err(TakeError::Timeout) => Err(Error::new(
             UNILOOP_ERR_TIMEOUT,
-            "no message arrived before the timeout",
+            c"no message arrived before the timeout",
         )),
     }
 }
@@ -685,6 +688,33 @@ pub unsafe extern "C" fn uniloop_queue_enqueue_timeout(
 /// writable bytes; `out_size` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn async_queue_dequeue(
+    queue: *mut async_queue_t,
+    buffer: *mut c_void,
+    buffer_size: usize,
+    out_size: *mut usize,
+) -> bool {
+    // A loop drains its queue every turn and mostly finds it empty: that
+    // answer is one load and the error code (static text), nothing
+    // allocated, formatted or locked. A bad buffer still gets its error.
+    // SAFETY: the caller's contract: NULL or a live handle.
+    if let Some(q) = unsafe { queue.as_ref() } {
+        if !q.any.load(Ordering::Acquire) && (buffer_size == 0 || !buffer.is_null()) {
+            error::set_text(UNILOOP_ERR_EMPTY, EMPTY);
+            return false;
+        }
+    }
+    // SAFETY: the caller's contracts, passed on.
+    unsafe { dequeue_now(queue, buffer, buffer_size, out_size) }
+}
+
+/// `async_queue_dequeue` past its look at an empty queue; apart, so that
+/// the look saves and restores no registers.
+///
+/// # Safety
+///
+/// As `async_queue_dequeue`.
+#[inline(never)]
+unsafe fn dequeue_now(
     queue: *mut async_queue_t,
     buffer: *mut c_void,
     buffer_size: usize,

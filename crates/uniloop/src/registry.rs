@@ -149,6 +149,12 @@ fn gen_of(slot: u64) -> u32 {
     (slot >> 32) as u32
 }
 
+/// The error of a look-up that found nothing.
+#[cold]
+pub(crate) fn not_registered() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "source is not registered")
+}
+
 impl Registry {
     /// Takes a slot for a new registration of `raw`. It is not yet what
     /// `raw` looks up to: [`map`](Registry::map) does that.
@@ -228,8 +234,19 @@ impl Registry {
 
     #[inline]
     pub(crate) fn lookup(&self, raw: RawSource) -> io::Result<u64> {
-        self.find(raw)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "source is not registered"))
+        self.find(raw).ok_or_else(not_registered)
+    }
+
+    /// The slot `raw` is registered under and its registration, in one
+    /// look.
+    #[inline]
+    pub(crate) fn find_mut(&mut self, raw: RawSource) -> Option<(u64, &mut Reg)> {
+        let slot = self.by_source.get(raw)?;
+        let e = self.slots.get_mut(index_of(slot))?;
+        let reg = (e.gen == gen_of(slot))
+            .then_some(e.reg.as_mut())
+            .flatten()?;
+        Some((slot, reg))
     }
 
     #[inline]

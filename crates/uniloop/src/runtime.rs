@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::completion::{Poster, Shared};
 use crate::ops::{Finished, OpError, OpId, OpKind, Ops, DEFAULT_WRITE_LIMIT};
-use crate::registry::Registry;
+use crate::registry::{self, Reg, Registry};
 use crate::sync::Arc;
 use crate::sys::{self, AsSource, NativeIo, Poller, Selector, Waker};
 use crate::timer::{TimerId, Timers};
@@ -465,8 +465,11 @@ impl Runtime {
         interest: Interest,
     ) -> io::Result<()> {
         let src = source.as_source();
-        let slot = self.registry.lookup(sys::raw_source(src))?;
-        let reg = self.registry.get(slot).expect("a registered slot");
+        // One look in the registry: the entry found is the one changed.
+        let (slot, reg) = self
+            .registry
+            .find_mut(sys::raw_source(src))
+            .ok_or_else(registry::not_registered)?;
         // Nothing changes and no posted operations: the OS already watches
         // exactly this — a level registration, or a oneshot one still
         // armed — so there is nothing to do. (An edge registration goes to
@@ -481,7 +484,7 @@ impl Runtime {
         }
         let trigger = reg.trigger;
         // The trigger is the registration's own, so it needs no check.
-        self.rearm(src, slot, token, interest, trigger)
+        rearm(&mut self.selector, reg, src, slot, token, interest, trigger)
     }
 
     /// [`reregister`](Runtime::reregister) with an explicit [`Trigger`]: the
@@ -500,35 +503,11 @@ impl Runtime {
     ) -> io::Result<()> {
         self.check_trigger(trigger)?;
         let src = source.as_source();
-        let slot = self.registry.lookup(sys::raw_source(src))?;
-        self.rearm(src, slot, token, interest, trigger)
-    }
-
-    /// Gives the registration in `slot` (of `src`) this token, interest and
-    /// trigger, telling the OS.
-    fn rearm(
-        &mut self,
-        src: sys::Source<'_>,
-        slot: u64,
-        token: Token,
-        interest: Interest,
-        trigger: Trigger,
-    ) -> io::Result<()> {
-        let reg = self.registry.get_mut(slot).expect("a registered slot");
-        // Posted operations keep what they need from the OS.
-        let want = match &reg.ops {
-            Some(ops) => ops.with_needs(interest),
-            None => interest,
-        };
-        self.selector.reregister(src, slot, want, trigger)?;
-        reg.token = token;
-        reg.interest = interest;
-        reg.trigger = trigger;
-        reg.spent = false;
-        if let Some(ops) = reg.ops.as_deref_mut() {
-            ops.rearmed(want);
-        }
-        Ok(())
+        let (slot, reg) = self
+            .registry
+            .find_mut(sys::raw_source(src))
+            .ok_or_else(registry::not_registered)?;
+        rearm(&mut self.selector, reg, src, slot, token, interest, trigger)
     }
 
     /// Stops watching `source`. No event for it is returned after this
@@ -1744,6 +1723,36 @@ impl Runtime {
             )))
         }
     }
+}
+
+/// Gives `reg`, the registration in `slot` (of `src`), this token,
+/// interest and trigger, telling the OS: one system call on epoll and
+/// kqueue. A function of the two parts it uses, so that `reregister` hands
+/// over the entry it looked up instead of looking it up again.
+#[inline]
+fn rearm(
+    selector: &mut Selector,
+    reg: &mut Reg,
+    src: sys::Source<'_>,
+    slot: u64,
+    token: Token,
+    interest: Interest,
+    trigger: Trigger,
+) -> io::Result<()> {
+    // Posted operations keep what they need from the OS.
+    let want = match &reg.ops {
+        Some(ops) => ops.with_needs(interest),
+        None => interest,
+    };
+    selector.reregister(src, slot, want, trigger)?;
+    reg.token = token;
+    reg.interest = interest;
+    reg.trigger = trigger;
+    reg.spent = false;
+    if let Some(ops) = reg.ops.as_deref_mut() {
+        ops.rearmed(want);
+    }
+    Ok(())
 }
 
 /// How far [`Runtime::look`] got before handing over to the general path.

@@ -72,9 +72,9 @@ pub(super) struct Op {
 
 pub(super) struct Loop {
     pub(super) rt: rt::Runtime,
-    /// Out of its place only while a wait translates it (an `Option`, so
-    /// that taking it out allocates nothing).
-    events: Option<rt::Events>,
+    /// The Rust runtime's events of the current wait, kept from wait to
+    /// wait (made again only when `max_events` changes).
+    events: rt::Events,
     pub(super) fds: FdMap<Fd>,
     pub(super) ops: IntMap<rt::OpId, Op>,
     /// C timer id → (Rust id, periodic).
@@ -153,15 +153,14 @@ fn check_fd(fd: socket_fd_t) -> Result<()> {
 
 /// `EVENT_READ` / `EVENT_WRITE` as an interest; 0 is no interest (the fd
 /// stays registered for posted I/O, its readiness paused).
-fn interest(events: u32) -> Result<rt::Interest> {
-    Ok(
-        match (events & EVENT_READ != 0, events & EVENT_WRITE != 0) {
-            (true, true) => rt::Interest::READABLE | rt::Interest::WRITABLE,
-            (true, false) => rt::Interest::READABLE,
-            (false, true) => rt::Interest::WRITABLE,
-            (false, false) => rt::Interest::NONE,
-        },
-    )
+#[inline]
+fn interest(events: u32) -> rt::Interest {
+    match (events & EVENT_READ != 0, events & EVENT_WRITE != 0) {
+        (true, true) => rt::Interest::READABLE | rt::Interest::WRITABLE,
+        (true, false) => rt::Interest::READABLE,
+        (false, true) => rt::Interest::WRITABLE,
+        (false, false) => rt::Interest::NONE,
+    }
 }
 
 /// Readiness as `EVENT_*` flags, as the reference's epoll backend reported
@@ -209,7 +208,7 @@ impl Loop {
     pub(super) fn new(rt: rt::Runtime) -> Loop {
         Loop {
             rt,
-            events: Some(rt::Events::with_capacity(64)),
+            events: rt::Events::with_capacity(64),
             fds: FdMap::new(),
             ops: IntMap::default(),
             timers: IntMap::default(),
@@ -241,7 +240,7 @@ impl Loop {
 
     pub(super) fn add(&mut self, fd: socket_fd_t, events: u32, context: *mut c_void) -> Result<()> {
         check_fd(fd)?;
-        let interest = interest(events)?;
+        let interest = interest(events);
         self.rt
             .register(&source(fd), rt::Token(fd as u64), interest)?;
         // A number closed without remove and reused: the core replaced its
@@ -263,6 +262,8 @@ impl Loop {
         Ok(())
     }
 
+    /// Inlined into `async_runtime_modify`: one frame per call.
+    #[inline]
     pub(super) fn modify(
         &mut self,
         fd: socket_fd_t,
@@ -279,7 +280,7 @@ impl Loop {
         let same = (entry.mask ^ events) & (EVENT_READ | EVENT_WRITE) == 0;
         if !same || entry.io.is_some() {
             self.rt
-                .reregister(&source(fd), rt::Token(fd as u64), interest(events)?)?;
+                .reregister(&source(fd), rt::Token(fd as u64), interest(events))?;
         }
         entry.context = context;
         entry.mask = events;
@@ -426,6 +427,8 @@ impl Loop {
     }
 
     /// One wait, its events written to `out` (room for `max` events).
+    /// Inlined into `async_runtime_wait`: one frame per call.
+    #[inline]
     pub(super) fn wait(
         &mut self,
         out: *mut io_event_t,
@@ -433,46 +436,58 @@ impl Loop {
         timeout: Option<Duration>,
     ) -> Result<usize> {
         let cap = max.min(MAX_BATCH);
-        let mut events = match self.events.take() {
-            Some(e) if e.capacity() == cap => e,
-            _ => rt::Events::with_capacity(cap),
-        };
-        self.stats.waits += 1;
-        let r = self.rt.wait(&mut events, timeout);
-        let mut n = 0;
-        if r.is_ok() {
-            for ev in events.iter() {
-                if let Some(e) = self.translate(ev) {
-                    // SAFETY: `out` has room for `max` events (the caller's
-                    // promise) and `n < events.len() <= cap <= max`.
-                    unsafe { out.add(n).write(e) };
-                    n += 1;
-                }
-            }
+        if self.events.capacity() != cap {
+            self.events = rt::Events::with_capacity(cap);
         }
-        self.events = Some(events);
-        r?;
+        self.stats.waits += 1;
+        self.rt.wait(&mut self.events, timeout)?;
+        let mut n = 0;
+        let mut io = 0;
+        // By index: readiness is read in place; another kind is copied out
+        // of the buffer, as its translation needs all of `self`.
+        for i in 0..self.events.len() {
+            let e = match self.events.iter().as_slice()[i] {
+                // Readiness, most of what a loop sees: written here.
+                rt::Event::Io { token, ready } => {
+                    let fd = token.0 as socket_fd_t;
+                    let Some(entry) = self.fds.get(&fd) else {
+                        continue;
+                    };
+                    let mut t = event_type(ready, entry.mask);
+                    if t == 0 {
+                        continue;
+                    }
+                    if self.kinds {
+                        t |= UNILOOP_EVENT_READINESS;
+                    }
+                    io += 1;
+                    io_event_t {
+                        event_type: t,
+                        fd,
+                        context: entry.context,
+                        ..io_event_t::zeroed()
+                    }
+                }
+                other => match self.translate(other) {
+                    Some(e) => e,
+                    None => continue,
+                },
+            };
+            // SAFETY: `out` has room for `max` events (the caller's
+            // promise) and `n < events.len() <= cap <= max`.
+            unsafe { out.add(n).write(e) };
+            n += 1;
+        }
+        self.stats.io_events += io;
         self.stats.events += n as u64;
         Ok(n)
     }
 
-    fn translate(&mut self, ev: &rt::Event) -> Option<io_event_t> {
+    /// An event other than readiness as an `io_event_t`, if it is one.
+    #[inline(never)]
+    fn translate(&mut self, ev: rt::Event) -> Option<io_event_t> {
         let mut e = io_event_t::zeroed();
-        match *ev {
-            rt::Event::Io { token, ready } => {
-                let fd = token.0 as socket_fd_t;
-                let entry = self.fds.get(&fd)?;
-                e.event_type = event_type(ready, entry.mask);
-                if e.event_type == 0 {
-                    return None;
-                }
-                e.fd = fd;
-                e.context = entry.context;
-                if self.kinds {
-                    e.event_type |= UNILOOP_EVENT_READINESS;
-                }
-                self.stats.io_events += 1;
-            }
+        match ev {
             rt::Event::IoDone { op, .. } => {
                 let Op { fd, user, shutdown } = self.ops.remove(&op)?;
                 let fin = self.rt.take_io(op)?;

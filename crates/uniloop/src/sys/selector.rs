@@ -336,6 +336,7 @@ macro_rules! selectors {
                 }
             }
 
+            #[inline]
             fn reregister(
                 &mut self,
                 source: $crate::sys::Source<'_>,
