@@ -152,11 +152,12 @@ const CQ_ENTRIES: u32 = 4096;
 
 /// What this backend needs of the kernel, checked by [`probe`] (and so by
 /// `Backend::Uring.is_available()` and by building a runtime on it).
-const NEEDED_OPS: [(u8, &str); 5] = [
+const NEEDED_OPS: [(u8, &str); 6] = [
     (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
     (opcode::PollRemove::CODE, "IORING_OP_POLL_REMOVE"),
     (opcode::Recv::CODE, "IORING_OP_RECV"),
     (opcode::Send::CODE, "IORING_OP_SEND"),
+    (opcode::SendMsg::CODE, "IORING_OP_SENDMSG"),
     (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
 ];
 
@@ -252,6 +253,44 @@ struct InFlight {
     /// The bytes asked for.
     len: u32,
     buf: Vec<u8>,
+    /// A gathered send's header, iovecs and buffers (`buf` is empty).
+    gather: Option<Box<Gather>>,
+}
+
+/// What an `IORING_OP_SENDMSG` points at: its message header, the header's
+/// iovecs and the buffers they point into. Boxed, so the header stays put
+/// while the slab grows; once its completion is seen the buffers go back
+/// and the box is kept for the next gathered send.
+struct Gather {
+    msg: libc::msghdr,
+    iov: Vec<libc::iovec>,
+    bufs: Vec<Vec<u8>>,
+}
+
+// SAFETY: the raw pointers in `msg` and `iov` point only into this value's
+// own heap blocks (`iov`'s and the buffers'), which it owns: moving it to
+// another thread moves what they point at with it, and nothing else holds
+// them.
+unsafe impl Send for Gather {}
+
+impl Gather {
+    fn new() -> Box<Gather> {
+        Box::new(Gather {
+            // SAFETY: all-zero is a valid `msghdr` (no name, no iovecs, no
+            // control data).
+            msg: unsafe { std::mem::zeroed() },
+            iov: Vec::new(),
+            bufs: Vec::new(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Gather {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gather")
+            .field("bufs", &self.bufs.len())
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) struct Selector {
@@ -277,6 +316,8 @@ pub(crate) struct Selector {
     waker_armed: bool,
     /// The kernel takes `IORING_RECVSEND_POLL_FIRST` (Linux 5.19).
     poll_first: bool,
+    /// Gathered sends' boxes, kept for the next ones.
+    spare_gathers: Vec<Box<Gather>>,
 }
 
 impl std::fmt::Debug for Selector {
@@ -405,6 +446,7 @@ impl Selector {
             waker: waker.fd().as_raw_fd(),
             waker_armed: false,
             poll_first,
+            spare_gathers: Vec::new(),
         };
         selector.arm_waker()?;
         // Armed before `new` returns, so no ring can come before the poll.
@@ -591,6 +633,17 @@ impl Selector {
                 let _ = self.recheck_poll(op.fd);
             }
         }
+        let bufs = match op.gather.take() {
+            Some(mut g) => {
+                // The kernel is done with the header and the iovecs: the
+                // box is kept, its pointers are written afresh before reuse.
+                g.iov.clear();
+                let bufs = std::mem::take(&mut g.bufs);
+                self.spare_gathers.push(g);
+                bufs
+            }
+            None => Vec::new(),
+        };
         self.op_done.push_back((
             cqe.user_data,
             OpDone {
@@ -598,6 +651,7 @@ impl Selector {
                 result: cqe.result,
                 cancelled: cqe.result == -libc::ECANCELED,
                 buf: op.buf,
+                bufs,
                 stream,
             },
         ));
@@ -706,6 +760,60 @@ impl NativeIo for Selector {
         Ok(id)
     }
 
+    /// A native write on socket `fd` of several buffers in order — `bufs[0]`
+    /// from `offset`, the others whole — as one `IORING_OP_SENDMSG` with an
+    /// iovec per buffer; all of it (`MSG_WAITALL`), without `SIGPIPE`.
+    fn submit_send_gathered(
+        &mut self,
+        fd: Source<'_>,
+        op: u64,
+        bufs: Vec<Vec<u8>>,
+        offset: usize,
+    ) -> Result<u64, (io::Error, Vec<Vec<u8>>)> {
+        let mut g = self.spare_gathers.pop().unwrap_or_else(Gather::new);
+        let mut len = 0usize;
+        g.iov.clear();
+        for (i, b) in bufs.iter().enumerate() {
+            let rest = if i == 0 {
+                &b[offset.min(b.len())..]
+            } else {
+                &b[..]
+            };
+            len = len.saturating_add(rest.len());
+            g.iov.push(libc::iovec {
+                iov_base: rest.as_ptr().cast_mut().cast(),
+                iov_len: rest.len(),
+            });
+        }
+        // Moving the `Vec` of buffers moves none of their heap blocks,
+        // which the iovecs point into.
+        g.bufs = bufs;
+        // SAFETY: all-zero is a valid `msghdr`.
+        g.msg = unsafe { std::mem::zeroed() };
+        g.msg.msg_iov = g.iov.as_mut_ptr();
+        g.msg.msg_iovlen = g.iov.len() as _;
+        let raw = fd.as_raw_fd();
+        let sqe = opcode::SendMsg::new(types::Fd(raw), &g.msg)
+            .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
+            .build();
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        match self.submit_op_with(sqe, op, raw, false, len, Vec::new(), Some(g)) {
+            Ok(id) => {
+                if let Some(entry) = self.entry_mut(raw) {
+                    entry.sends += 1;
+                }
+                Ok(id)
+            }
+            Err((e, _, g)) => {
+                let mut g = g.expect("the gather just given");
+                let bufs = std::mem::take(&mut g.bufs);
+                g.iov.clear();
+                self.spare_gathers.push(g);
+                Err((e, bufs))
+            }
+        }
+    }
+
     /// A native accept on the listening socket `fd`: the connection comes
     /// non-blocking and close-on-exec, the peer's address is asked for
     /// afterwards.
@@ -774,6 +882,22 @@ impl Selector {
         len: u32,
         buf: Vec<u8>,
     ) -> Result<u64, (io::Error, Vec<u8>)> {
+        self.submit_op_with(sqe, op, fd, read, len, buf, None)
+            .map_err(|(e, buf, _)| (e, buf))
+    }
+
+    /// [`submit_op`](Selector::submit_op) with a gathered send's memory.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn submit_op_with(
+        &mut self,
+        sqe: squeue::Entry,
+        op: u64,
+        fd: RawFd,
+        read: bool,
+        len: u32,
+        buf: Vec<u8>,
+        gather: Option<Box<Gather>>,
+    ) -> Result<u64, (io::Error, Vec<u8>, Option<Box<Gather>>)> {
         let index = match self.free.pop() {
             Some(i) => i as usize,
             None => {
@@ -792,10 +916,13 @@ impl Selector {
             connect: false,
             len,
             buf,
+            gather,
         });
-        // SAFETY: the buffer the entry points at is in `inflight` until its
-        // completion is seen (`finish_op`), and is never reallocated there;
-        // `Drop` waits for every in-flight request (or leaks its buffer).
+        // SAFETY: the buffer the entry points at (or the gathered send's
+        // header, iovecs and buffers) is in `inflight` until its completion
+        // is seen (`finish_op`), and is never reallocated or moved there
+        // (the header is boxed); `Drop` waits for every in-flight request
+        // (or leaks its memory).
         match unsafe { self.push_unchecked(&sqe.user_data(id)) } {
             Ok(()) => Ok(id),
             Err(e) => {
@@ -803,7 +930,7 @@ impl Selector {
                 // the submit that makes room for it): the buffer is free.
                 let op = self.inflight[index].take().expect("just stored");
                 self.free.push(index as u32);
-                Err((e, op.buf))
+                Err((e, op.buf, op.gather))
             }
         }
     }
@@ -1237,7 +1364,7 @@ impl Drop for Selector {
             .collect();
         if self.cancel_ops(&ids).is_err() {
             for op in self.inflight.drain(..).flatten() {
-                std::mem::forget(op.buf);
+                std::mem::forget(op);
             }
         }
     }
