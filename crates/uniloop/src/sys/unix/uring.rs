@@ -168,6 +168,72 @@ const RECVSEND_POLL_FIRST: u16 = 1;
 /// The poll bits a native receive covers.
 const READ_BITS: u32 = (libc::POLLIN | libc::POLLRDHUP) as u32;
 
+/// `io_uring.h`'s `io_uring_enter` flags and register opcodes this file
+/// passes itself (the crate keeps its copies private).
+const ENTER_GETEVENTS: u32 = 1;
+const ENTER_EXT_ARG: u32 = 1 << 3;
+const ENTER_REGISTERED_RING: u32 = 1 << 4;
+const REGISTER_RING_FDS: u32 = 20;
+const UNREGISTER_RING_FDS: u32 = 21;
+
+/// `struct io_uring_rsrc_update`.
+#[repr(C)]
+struct RsrcUpdate {
+    offset: u32,
+    resv: u32,
+    data: u64,
+}
+
+/// `struct __kernel_timespec`.
+#[repr(C)]
+struct KernelTimespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+/// `struct io_uring_getevents_arg`.
+#[repr(C)]
+struct GeteventsArg {
+    sigmask: u64,
+    sigmask_sz: u32,
+    min_wait_usec: u32,
+    ts: u64,
+}
+
+/// How `io_uring_enter` names the ring.
+///
+/// A ring descriptor registered with `IORING_REGISTER_RING_FDS` (Linux
+/// 5.18) is named by its index in the registering thread's table, which
+/// saves the kernel a descriptor lookup (and its reference count) on every
+/// enter. The table is the thread's: a `Runtime` is `Send`, so the index is
+/// used only on the thread that registered it (elsewhere the descriptor
+/// is, as on a kernel without the call), and unregistered when the
+/// selector is dropped there. One dropped on another thread cannot
+/// unregister (the call acts on the caller's table): the registration
+/// keeps the ring's file until that thread exits, and with it the ring's
+/// kernel memory. So the registration is made by the first wait, on the
+/// thread that runs the loop, not by the one that built it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RingFd {
+    /// Not tried yet: the next wait tries.
+    Unasked,
+    /// Registered at `index` by the thread marked `thread`.
+    Registered { index: u32, thread: u64 },
+    /// Refused (an older kernel, a full table): the descriptor.
+    Raw,
+}
+
+/// A number for the calling thread, unique for the life of the process
+/// (a thread's id can be reused after it exits; this cannot).
+fn thread_mark() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static MARK: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    MARK.with(|m| *m)
+}
+
 #[derive(Debug)]
 struct Entry {
     slot: u64,
@@ -316,8 +382,13 @@ pub(crate) struct Selector {
     waker_armed: bool,
     /// The kernel takes `IORING_RECVSEND_POLL_FIRST` (Linux 5.19).
     poll_first: bool,
-    /// Gathered sends' boxes, kept for the next ones.
+    /// Gathered sends' boxes, kept for the next ones (boxed: the header
+    /// a submission points at must not move while a send is in flight, and
+    /// a box goes from here to `inflight` and back without a copy).
+    #[allow(clippy::vec_box)]
     spare_gathers: Vec<Box<Gather>>,
+    /// How `io_uring_enter` names the ring.
+    ring_fd: RingFd,
 }
 
 impl std::fmt::Debug for Selector {
@@ -447,6 +518,7 @@ impl Selector {
             waker_armed: false,
             poll_first,
             spare_gathers: Vec::new(),
+            ring_fd: RingFd::Unasked,
         };
         selector.arm_waker()?;
         // Armed before `new` returns, so no ring can come before the poll.
@@ -504,7 +576,7 @@ impl Selector {
     /// queue into the backlog.
     fn submit(&mut self) -> io::Result<()> {
         loop {
-            match self.ring.submit() {
+            match self.enter_ring(0, None) {
                 Ok(_) => return Ok(()),
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.drain_to_backlog(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -989,7 +1061,7 @@ impl Selector {
             if waiting == 0 {
                 break;
             }
-            match self.ring.submit_and_wait(1) {
+            match self.enter_ring(1, None) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
@@ -1229,16 +1301,16 @@ impl Selector {
                     return Ok(());
                 }
                 drop(sq);
-                self.ring.submit()
+                self.enter_ring(0, None)
             }
-            None => self.ring.submit_and_wait(1),
+            None => self.enter_ring(1, None),
             Some(_) => {
                 let ms = timeout_ms(timeout);
-                let ts = types::Timespec::new()
-                    .sec((ms / 1000) as u64)
-                    .nsec((ms % 1000) as u32 * 1_000_000);
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(1, &args)
+                let ts = KernelTimespec {
+                    tv_sec: i64::from(ms / 1000),
+                    tv_nsec: i64::from(ms % 1000) * 1_000_000,
+                };
+                self.enter_ring(1, Some(&ts))
             }
         };
         match r {
@@ -1252,6 +1324,93 @@ impl Selector {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// `io_uring_enter`: submits what is queued and, with `want` 1, waits
+    /// for a completion, at most `timeout`. As the crate's
+    /// `submit_and_wait` / `submit_with_args` (task work or an overflow
+    /// flagged also ask the kernel for events), but naming the ring by its
+    /// registered index where it has one (see [`RingFd`]).
+    fn enter_ring(&mut self, want: u32, timeout: Option<&KernelTimespec>) -> io::Result<usize> {
+        let sq = self.ring.submission();
+        let to_submit = sq.len() as u32;
+        let events = want > 0 || sq.taskrun() || sq.cq_overflow();
+        drop(sq);
+        let mut flags = if events { ENTER_GETEVENTS } else { 0 };
+        let arg = timeout.map(|ts| GeteventsArg {
+            sigmask: 0,
+            sigmask_sz: 0,
+            min_wait_usec: 0,
+            ts: ts as *const KernelTimespec as u64,
+        });
+        let (argp, argsz) = match &arg {
+            Some(a) => {
+                flags |= ENTER_EXT_ARG;
+                (a as *const GeteventsArg, size_of::<GeteventsArg>())
+            }
+            None => (std::ptr::null(), 0),
+        };
+        loop {
+            let (fd, registered) = self.ring_name(want > 0);
+            let flags = if registered {
+                flags | ENTER_REGISTERED_RING
+            } else {
+                flags
+            };
+            // SAFETY: `fd` names this ring (its descriptor, or its index
+            // in this thread's table of registered rings); `argp` is null
+            // or points at a `GeteventsArg` (and its timespec) that live
+            // until the call returns, `argsz` its size, as
+            // `IORING_ENTER_EXT_ARG` asks. The entries submitted are the
+            // caller's, each pushed under its own promise.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_io_uring_enter,
+                    fd as libc::c_long,
+                    to_submit as libc::c_long,
+                    want as libc::c_long,
+                    flags as libc::c_long,
+                    argp,
+                    argsz,
+                )
+            };
+            if r >= 0 {
+                return Ok(r as usize);
+            }
+            let e = io::Error::last_os_error();
+            if registered && e.raw_os_error() == Some(libc::EBADF) {
+                // The index is not in this thread's table (a forked
+                // child's copy of the loop): the descriptor from now on.
+                self.ring_fd = RingFd::Raw;
+                continue;
+            }
+            return Err(e);
+        }
+    }
+
+    /// How to name the ring to `io_uring_enter` from this thread: its
+    /// registered index (`true`), or its descriptor. `register`: a wait,
+    /// made on the thread that runs the loop, so the time to register if
+    /// that was not tried yet.
+    #[inline]
+    fn ring_name(&mut self, register: bool) -> (i32, bool) {
+        match self.ring_fd {
+            RingFd::Registered { index, thread } if thread == thread_mark() => {
+                return (index as i32, true);
+            }
+            RingFd::Unasked if register => {
+                self.ring_fd = match register_ring_fd(self.ring.as_raw_fd()) {
+                    Some(index) => RingFd::Registered {
+                        index,
+                        thread: thread_mark(),
+                    },
+                    None => RingFd::Raw,
+                };
+                return self.ring_name(false);
+            }
+            _ => {}
+        }
+        (self.ring.as_raw_fd(), false)
     }
 
     fn reap(&mut self, out: &mut Vec<(u64, Readiness)>, max: usize) {
@@ -1367,7 +1526,51 @@ impl Drop for Selector {
                 std::mem::forget(op);
             }
         }
+        if let RingFd::Registered { index, thread } = self.ring_fd {
+            if thread == thread_mark() {
+                let up = RsrcUpdate {
+                    offset: index,
+                    resv: 0,
+                    data: 0,
+                };
+                // SAFETY: `up` is one `io_uring_rsrc_update` naming this
+                // thread's registration of the ring, valid for the call.
+                // A failure leaves the registration to the thread's exit.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_io_uring_register,
+                        self.ring.as_raw_fd() as libc::c_long,
+                        UNREGISTER_RING_FDS as libc::c_long,
+                        &up as *const RsrcUpdate,
+                        1 as libc::c_long,
+                    )
+                };
+            }
+        }
     }
+}
+
+/// Registers the ring descriptor `ring` in the calling thread's table
+/// (`IORING_REGISTER_RING_FDS`, Linux 5.18) and returns its index; `None`
+/// if the kernel refuses (too old, or the table's 16 places taken).
+fn register_ring_fd(ring: RawFd) -> Option<u32> {
+    let mut up = RsrcUpdate {
+        offset: u32::MAX, // any free index
+        resv: 0,
+        data: ring as u64,
+    };
+    // SAFETY: `up` is one `io_uring_rsrc_update`, valid and writable for
+    // the call; the kernel writes the index it chose into `offset`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring as libc::c_long,
+            REGISTER_RING_FDS as libc::c_long,
+            &mut up as *mut RsrcUpdate,
+            1 as libc::c_long,
+        )
+    };
+    (r == 1).then_some(up.offset)
 }
 
 #[cfg(test)]
@@ -1423,6 +1626,68 @@ mod tests {
             .unwrap();
         assert_eq!(out.len(), 1, "{out:?}");
         assert!(out[0].0 == 7 && out[0].1.is_readable(), "{out:?}");
+    }
+
+    /// Waits on the ring through its registered index on the thread that
+    /// first waited (where the kernel has `IORING_REGISTER_RING_FDS`), and
+    /// through its descriptor on another: a selector moved to another
+    /// thread still waits, wakes and is dropped there.
+    #[test]
+    fn registered_ring_fd_stays_with_its_thread() {
+        let waker = Waker::new().unwrap();
+        let mut sel = Selector::new(&waker).unwrap();
+        assert_eq!(sel.ring_fd, RingFd::Unasked, "a wait registers, not new");
+        let mut out = Vec::new();
+        sel.select(&mut out, 16, Some(Duration::from_millis(1)))
+            .unwrap();
+        let here = thread_mark();
+        let registered = register_ring_fd(sel.ring.as_raw_fd()).map(|index| {
+            // Only asking whether this kernel has the call: undone at once.
+            let up = RsrcUpdate {
+                offset: index,
+                resv: 0,
+                data: 0,
+            };
+            // SAFETY: `up` names the registration just made, on this thread.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_io_uring_register,
+                    sel.ring.as_raw_fd() as libc::c_long,
+                    UNREGISTER_RING_FDS as libc::c_long,
+                    &up as *const RsrcUpdate,
+                    1 as libc::c_long,
+                )
+            };
+        });
+        match sel.ring_fd {
+            RingFd::Registered { thread, .. } => assert_eq!(thread, here),
+            RingFd::Raw => assert!(registered.is_none(), "the kernel has the call"),
+            RingFd::Unasked => panic!("a wait did not try to register"),
+        }
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        sel.register(a.as_fd(), 7, Interest::READABLE, Trigger::Level)
+            .unwrap();
+        std::thread::spawn(move || {
+            assert_ne!(thread_mark(), here);
+            let (fd, registered) = sel.ring_name(true);
+            assert!(!registered && fd == sel.ring.as_raw_fd());
+            (&b).write_all(b"x").unwrap();
+            let mut out = Vec::new();
+            for _ in 0..100 {
+                sel.select(&mut out, 16, Some(Duration::from_secs(5)))
+                    .unwrap();
+                if !out.is_empty() {
+                    break;
+                }
+            }
+            assert!(out.len() == 1 && out[0].0 == 7, "{out:?}");
+            drop(sel);
+            drop(a);
+        })
+        .join()
+        .unwrap();
+        drop(waker);
     }
 
     /// 64 ready sources on an 8-entry completion queue (and a 4-entry
