@@ -54,6 +54,11 @@
 //!   timespec, rounded up to whole milliseconds like epoll's), so a timed
 //!   wait is one `io_uring_enter`; `ETIME` is the timeout, `EINTR` is
 //!   returned as `Interrupted` for the runtime to resume.
+//! * **The ring's descriptor is registered** (`IORING_REGISTER_RING_FDS`,
+//!   Linux 5.18) by the first wait, in the waiting thread's table, and the
+//!   enters made on that thread name the ring by its index (no descriptor
+//!   lookup per enter); elsewhere, or on a kernel without the call, by its
+//!   descriptor (see `RingFd`).
 //! * **Completion-mode I/O** (`post_read` / `post_write`) on a socket is
 //!   native. A posted read is an `IORING_OP_RECV` into the buffer's spare
 //!   capacity at once (no `read(2)` first: the receive tries when the next
@@ -62,8 +67,9 @@
 //!   trying). A posted write goes out with `send(2)` in the post, as on
 //!   every backend, unless writes are held
 //!   ([`Builder::hold_writes`](crate::Builder::hold_writes)): then it
-//!   becomes an `IORING_OP_SEND` submitted with the next wait. What a
-//!   `send(2)` leaves is an `IORING_OP_SEND` of the unwritten rest
+//!   becomes an `IORING_OP_SEND` submitted with the next wait, or, with
+//!   other writes queued behind it, one `IORING_OP_SENDMSG` with an iovec
+//!   per write. What a `send(2)` leaves goes to the ring the same way
 //!   (`MSG_WAITALL`, so the kernel sends all of it; `MSG_NOSIGNAL`). No
 //!   readiness interest is added for them. The buffer moves into the
 //!   selector (`inflight`, a slab whose index is the request's
