@@ -273,7 +273,7 @@ impl Ops {
     /// is all out (and the empty writes reached). False if the front write
     /// has bytes left and none of them went out.
     #[inline]
-    fn count_out(&mut self, io: &mut SourceOps, mut n: usize) -> bool {
+    pub(super) fn count_out(&mut self, io: &mut SourceOps, mut n: usize) -> bool {
         let mut progress = false;
         while let Some(op) = io.writes.front_mut() {
             let left = op.buf.len() - op.bytes;

@@ -83,13 +83,14 @@
 //! first: the receive is the try, made in the `io_uring_enter` of the
 //! next `wait`. A posted write is tried at once with `send(2)` as on the
 //! other backends, unless writes are held: then, at the next `wait`, the
-//! front write goes to the ring as an `IORING_OP_SEND` and rides in the
-//! enter that waits. What a write leaves goes to the ring the same way
-//! (writes behind the front one wait their turn here, so they go out in
-//! order). When that send completes, the writes queued behind it go out
-//! gathered in one non-blocking `sendmsg` as far as the socket takes them,
-//! and the ring gets the rest of the front one: not a vectored submission,
-//! but one syscall for up to 1,024 queued writes all the same. While the
+//! queued writes go to the ring and ride in the enter that waits: a lone
+//! one as an `IORING_OP_SEND`, several (up to 1,024) as one
+//! `IORING_OP_SENDMSG` with an iovec per write. What a send leaves goes to
+//! the ring the same way, with the writes queued meanwhile (one send per
+//! source is in the ring at a time, so they go out in order). Each write
+//! keeps its own completion: what a send took is counted off its writes
+//! in order, as on the emulated path — each one all out finishes with its
+//! count, one cut short resumes from where it stopped. While the
 //! kernel has a buffer it belongs to the selector, not to the operation;
 //! its completion brings it back through `Ops::on_native`, and a cancel
 //! (`Ops::cancel`) waits for the kernel to let go of it first. Pipes and
@@ -318,6 +319,9 @@ pub(crate) struct Ops {
     held: Vec<u64>,
     /// Whether writes are held at all ([`Builder::hold_writes`](crate::Builder::hold_writes)).
     hold: bool,
+    /// The list a gathered native send hands its buffers over in, kept
+    /// between sends (emptied).
+    gather: Vec<Vec<u8>>,
 }
 
 impl fmt::Debug for Ops {
@@ -335,6 +339,7 @@ impl Ops {
             default_limit,
             held: Vec::new(),
             hold,
+            gather: Vec::new(),
         }
     }
 

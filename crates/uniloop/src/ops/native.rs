@@ -1,12 +1,12 @@
 //! The native path: on io_uring a posted read on a socket is submitted to
-//! the ring at once, and a write that does not finish at once (or is held
+//! the ring at once, and writes that do not finish at once (or are held
 //! for the next `wait`) after it — the read's buffer as an
-//! `IORING_OP_RECV`, the front write's unwritten rest as an
-//! `IORING_OP_SEND` (the writes behind it wait their turn here, so they go
-//! out in order; when it completes, those queued behind it go out gathered
-//! in one non-blocking `sendmsg`, as on the emulated path, and the ring
-//! gets what the socket did not take). While the kernel has a buffer it belongs to the
-//! selector, not to the operation (whose stage is `InKernel` and `kernel`
+//! `IORING_OP_RECV`; the front write's unwritten rest as an
+//! `IORING_OP_SEND`, or with the writes queued behind it as one
+//! `IORING_OP_SENDMSG`, an iovec each (one send per source is in the ring
+//! at a time, so they go out in order; what it took is counted off them
+//! in order when it completes, and the rest goes back to the ring). While
+//! the kernel has a buffer it belongs to the selector, not to the operation (whose stage is `InKernel` and `kernel`
 //! names the submission); its completion brings it back through
 //! [`Ops::on_native`], and a cancel waits for the kernel to let go of it
 //! first.
@@ -15,8 +15,8 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 
 use super::source::{Op, SourceOps, Stage};
-use super::{Finished, OpError, OpId, OpKind, Ops};
-use crate::sys::{self, AcceptError, NativeIo, OpDone, Selector, Source};
+use super::{copy_error, Finished, OpError, OpId, OpKind, Ops};
+use crate::sys::{self, AcceptError, NativeIo, OpDone, Selector, Source, MAX_GATHER};
 
 impl Ops {
     /// Hands the posted read, if it did not finish at once, to the ring. A
@@ -93,31 +93,100 @@ impl Ops {
         self.finish(io, op);
     }
 
-    /// Hands the front write's unwritten rest to the ring, unless it is
-    /// there already. A refused submission ends the write with its error.
+    /// Hands the queued writes to the ring, unless they are there already:
+    /// a lone write's unwritten rest as an `IORING_OP_SEND`; several (up to
+    /// [`MAX_GATHER`]) as one `IORING_OP_SENDMSG`, the front one's rest and
+    /// the others whole, an iovec each. Each write keeps its own
+    /// completion: [`on_native`](Ops::on_native) counts what went out off
+    /// them in order. A refused submission ends the front write with its
+    /// error, and the next ones get their own try.
     pub(super) fn send_front(&mut self, sel: &mut Selector, src: Source<'_>, io: &mut SourceOps) {
         loop {
-            let Some(op) = io.writes.front_mut() else {
+            let Some(front) = io.writes.front() else {
                 return;
             };
-            if op.stage == Stage::InKernel {
+            if front.stage == Stage::InKernel {
                 return;
             }
-            let id = OpId::new(io.index, op.seq);
-            let buf = std::mem::take(&mut op.buf);
-            match sel.submit_send(src, id.bits(), buf, op.bytes) {
+            let id = OpId::new(io.index, front.seq).bits();
+            let offset = front.bytes;
+            let take = io.writes.len().min(MAX_GATHER);
+            let r = if take == 1 {
+                let op = io.writes.front_mut().expect("the front write");
+                let buf = std::mem::take(&mut op.buf);
+                sel.submit_send(src, id, buf, offset).map_err(|(e, buf)| {
+                    op.buf = buf;
+                    e
+                })
+            } else {
+                let mut bufs = std::mem::take(&mut self.gather);
+                bufs.extend(
+                    io.writes
+                        .iter_mut()
+                        .take(take)
+                        .map(|op| std::mem::take(&mut op.buf)),
+                );
+                sel.submit_send_gathered(src, id, bufs, offset)
+                    .map_err(|(e, bufs)| {
+                        self.give_back(io, bufs);
+                        e
+                    })
+            };
+            match r {
                 Ok(k) => {
-                    op.kernel = k;
-                    op.stage = Stage::InKernel;
+                    for op in io.writes.iter_mut().take(take) {
+                        op.kernel = k;
+                        op.stage = Stage::InKernel;
+                    }
                     return;
                 }
-                Err((e, buf)) => {
-                    op.buf = buf;
+                Err(e) => {
+                    let mut op = io.dequeue().expect("the front write");
                     op.error = Some(e);
-                    let op = io.dequeue().expect("the front write");
                     self.finish(io, op);
-                    // The next one gets its own try.
                 }
+            }
+        }
+    }
+
+    /// The buffers of a gathered send back to their writes, the front ones
+    /// in order; the emptied list is kept for the next.
+    fn give_back(&mut self, io: &mut SourceOps, mut bufs: Vec<Vec<u8>>) {
+        for (op, buf) in io.writes.iter_mut().zip(bufs.drain(..)) {
+            op.buf = buf;
+            op.stage = Stage::Pending;
+        }
+        self.gather = bufs;
+    }
+
+    /// A native send's completion (or its cancellation's) for the writes
+    /// it covered, at the front of the queue: their buffers go back, what
+    /// went out is counted off them in order — each one all out finishes
+    /// with its count, one cut short keeps its place and its offset — and
+    /// an error ends the front one.
+    fn sent(&mut self, io: &mut SourceOps, done: OpDone) {
+        if done.bufs.is_empty() {
+            if let Some(op) = io.writes.front_mut() {
+                op.buf = done.buf;
+                op.stage = Stage::Pending;
+            }
+        } else {
+            self.give_back(io, done.bufs);
+        }
+        match usize::try_from(done.result) {
+            Ok(n) => {
+                if !self.count_out(io, n) {
+                    // Nothing went out of a non-empty rest.
+                    let mut op = io.dequeue().expect("the front write");
+                    op.error = Some(io::Error::from(io::ErrorKind::WriteZero));
+                    self.finish(io, op);
+                }
+            }
+            Err(_) if done.cancelled => {}
+            Err(_) => {
+                let mut op = io.dequeue().expect("the front write");
+                op.error = Some(io::Error::from_raw_os_error(-done.result));
+                self.finish(io, op);
             }
         }
     }
@@ -158,34 +227,12 @@ impl Ops {
             self.finish(io, op);
             return;
         }
-        let Some(op) = io.writes.front_mut().filter(|op| in_kernel(op)) else {
-            return; // withdrawn meanwhile: its buffer goes
-        };
-        op.stage = Stage::Pending;
-        op.buf = done.buf;
-        let left = op.buf.len() - op.bytes;
-        let finished = match usize::try_from(done.result) {
-            Ok(0) if left > 0 => {
-                op.error = Some(io::Error::from(io::ErrorKind::WriteZero));
-                true
-            }
-            Ok(n) => {
-                op.bytes += n.min(left);
-                op.bytes == op.buf.len()
-            }
-            Err(_) => {
-                op.error = Some(io::Error::from_raw_os_error(-done.result));
-                true
-            }
-        };
-        if finished {
-            let op = io.dequeue().expect("the front write");
-            self.finish(io, op);
+        if !io.writes.front().is_some_and(in_kernel) {
+            return; // withdrawn meanwhile: its buffers go
         }
-        // The writes queued meanwhile go out gathered, as far as the
-        // socket takes them at once (one sendmsg for up to 1,024 of them);
-        // the ring gets the rest of the front one.
-        self.flush(src, io);
+        self.sent(io, done);
+        // What is left, and the writes queued meanwhile, go back to the
+        // ring together.
         self.send_front(sel, src, io);
     }
 
@@ -214,16 +261,15 @@ impl Ops {
             return Some(op.into_finished());
         }
         let read = io.read.as_ref().is_some_and(in_kernel);
-        let write = io.writes.front().is_some_and(in_kernel);
-        if !read && !write {
-            return None;
+        if !read {
+            let write = io
+                .writes
+                .iter()
+                .take_while(|op| op.stage == Stage::InKernel)
+                .any(|op| op.seq == seq);
+            return write.then(|| self.cancel_send(sel, src, io, seq));
         }
-        let mut op = if read {
-            io.read.take().expect("the posted read")
-        } else {
-            // Sent or withdrawn, none of it is queued any more.
-            io.dequeue().expect("the front write")
-        };
+        let mut op = io.read.take().expect("the posted read");
         op.stage = Stage::Pending;
         if op.kind == OpKind::Accept {
             // Withdrawn, or its real outcome: a connection is handed over.
@@ -257,10 +303,60 @@ impl Ops {
             Ok(None) => {}
             Err(e) => op.error = Some(e),
         }
-        if write {
-            self.send_front(sel, src, io);
-        }
         Some(op.into_finished())
+    }
+
+    /// Cancels write `seq`, one of those a send in the ring covers: the
+    /// send is withdrawn and waited for, what it sent is counted off its
+    /// writes in order (those all out finish as usual), and `seq` is handed
+    /// back — withdrawn with what of it went out, or taken if it was all
+    /// out. The others go back to the ring.
+    fn cancel_send(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        io: &mut SourceOps,
+        seq: u32,
+    ) -> Finished {
+        let kernel = io.writes.front().expect("a write in the ring").kernel;
+        match sel.cancel_op(kernel) {
+            Ok(Some(done)) => self.sent(io, done),
+            // Not found (cannot be: it was in flight), or the wait failed:
+            // the buffers stay with the selector, which drops them when
+            // the completion comes (or leaks them rather than free them
+            // under the kernel). The writes they belonged to end here.
+            r => {
+                let e = match r {
+                    Err(e) => e,
+                    _ => io::Error::other("the ring lost a send's completion"),
+                };
+                let mut mine = None;
+                while io
+                    .writes
+                    .front()
+                    .is_some_and(|op| op.stage == Stage::InKernel)
+                {
+                    let mut op = io.dequeue().expect("the front write");
+                    op.stage = Stage::Pending;
+                    op.error = Some(copy_error(&e));
+                    if op.seq == seq {
+                        mine = Some(op.into_finished());
+                    } else {
+                        self.finish(io, op);
+                    }
+                }
+                self.send_front(sel, src, io);
+                return mine.expect("the cancelled write was in the ring");
+            }
+        }
+        let f = match io.withdraw(seq) {
+            Some(op) => op.into_finished(),
+            None => io
+                .take(OpId::new(io.index, seq))
+                .expect("a write counted out is finished"),
+        };
+        self.send_front(sel, src, io);
+        f
     }
 }
 

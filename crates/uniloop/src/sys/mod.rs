@@ -106,6 +106,10 @@ pub(crate) struct OpDone {
     /// `result` is `-ECANCELED`: the operation was withdrawn, nothing done.
     pub(crate) cancelled: bool,
     pub(crate) buf: Vec<u8>,
+    /// A gathered send's buffers
+    /// ([`submit_send_gathered`](NativeIo::submit_send_gathered)), in the
+    /// order given; empty for every other submission.
+    pub(crate) bufs: Vec<Vec<u8>>,
     /// A native accept's connection (its result, the new descriptor, owned
     /// from the moment the completion is seen: dropped unclaimed, it is
     /// closed).

@@ -206,6 +206,22 @@ pub(crate) trait NativeIo {
         Err((no_native_io(), buf))
     }
 
+    /// Submits one write on socket `source` of several buffers in order —
+    /// `bufs[0][offset..]`, then each of the others whole — for the
+    /// runtime's operation `op`; as [`submit_send`](NativeIo::submit_send)
+    /// otherwise. The completion's result counts the bytes of all of them,
+    /// and [`OpDone::bufs`](crate::sys::OpDone) brings them back in order.
+    fn submit_send_gathered(
+        &mut self,
+        source: Source<'_>,
+        op: u64,
+        bufs: Vec<Vec<u8>>,
+        offset: usize,
+    ) -> Result<u64, (io::Error, Vec<Vec<u8>>)> {
+        let _ = (source, op, offset);
+        Err((no_native_io(), bufs))
+    }
+
     /// Submits an accept on the listening socket `source` for the
     /// runtime's operation `op`: the connection comes back non-blocking
     /// and close-on-exec in [`OpDone::stream`](crate::sys::OpDone).
@@ -422,6 +438,18 @@ macro_rules! selectors {
             ) -> Result<u64, (::std::io::Error, Vec<u8>)> {
                 match self {
                     $( $(#[cfg($cfg)])? Selector::$variant(s) => s.submit_send(source, op, buf, offset), )+
+                }
+            }
+
+            fn submit_send_gathered(
+                &mut self,
+                source: $crate::sys::Source<'_>,
+                op: u64,
+                bufs: Vec<Vec<u8>>,
+                offset: usize,
+            ) -> Result<u64, (::std::io::Error, Vec<Vec<u8>>)> {
+                match self {
+                    $( $(#[cfg($cfg)])? Selector::$variant(s) => s.submit_send_gathered(source, op, bufs, offset), )+
                 }
             }
 

@@ -348,3 +348,112 @@ pub(crate) fn held_writes_go_out_on_deregister_and_drop(b: Backend) {
     }
     assert_eq!(available(&server2), b"dropped");
 }
+
+/// Held writes, a few dozen small ones per turn on one socket, to a peer
+/// that reads a few bytes at a time: each turn's writes go out together
+/// (on io_uring as one gathered submission), cut short anywhere by the
+/// full socket buffer, and resume. Every write completes once, in the
+/// order posted, with its own count; one cancelled now and then (while
+/// the ones around it are out or going out) hands back what of it was
+/// sent; the peer gets exactly the bytes sent, in order.
+pub(crate) fn held_small_writes_gathered_to_a_slow_reader(b: Backend) {
+    const TURNS: usize = 300;
+    let mut rt = Runtime::builder()
+        .backend(b)
+        .hold_writes(true)
+        .write_limit(usize::MAX)
+        .build()
+        .unwrap();
+    let (client, server) = small_buffer_pair();
+    rt.register(&server, Token(1), Interest::READABLE).unwrap();
+    // More than the socket buffers hold.
+    let big = in_flight_bound(&server, &client);
+    let mut peer = blocking(client);
+    let peer = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 997];
+        loop {
+            match peer.read(&mut buf) {
+                Ok(0) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("read failed after {} bytes: {e}", got.len()),
+            }
+        }
+    });
+    // Each write's bytes, and how many of them went out.
+    let mut data: Vec<Vec<u8>> = Vec::new();
+    let mut sent: Vec<usize> = Vec::new();
+    let mut pending: std::collections::VecDeque<(OpId, usize)> = Default::default();
+    let mut events = Events::with_capacity(1024);
+    let mut cancelled = 0;
+    let start = Instant::now();
+    for turn in 0..TURNS {
+        // A turn with a cancel starts with a write the socket cannot take
+        // at once, so the small ones behind it are still going out when
+        // one of them is cancelled.
+        let cancel_turn = turn % 30 == 3;
+        let writes = if cancel_turn { 12 } else { 1 + turn % 40 };
+        for i in 0..writes {
+            let w = data.len();
+            let len = if cancel_turn && i == 0 {
+                big
+            } else {
+                [1, 64, 3, 4000, 0, 17, 16_000][w % 7]
+            };
+            let bytes = payload(w as u64, len);
+            let op = rt.post_write_kept(&server, bytes.clone()).unwrap();
+            data.push(bytes);
+            sent.push(0);
+            pending.push_back((op, w));
+        }
+        // On a turn with a cancel the writes are let go without waiting
+        // for any of them: on io_uring they are then in the ring.
+        let mut cancel = cancel_turn;
+        let timeout = if cancel { Duration::ZERO } else { GUARD };
+        rt.wait(&mut events, Some(timeout)).unwrap();
+        loop {
+            for d in dones(&listed(&events)) {
+                let (op, w) = pending.pop_front().expect("a posted write");
+                assert_eq!(d.op, op, "out of order");
+                assert_eq!((d.bytes, d.error), (data[w].len(), None));
+                let f = rt.take_io(op).expect("a delivered write");
+                assert_eq!((f.bytes, f.buf.len()), (data[w].len(), data[w].len()));
+                sent[w] = f.bytes;
+            }
+            if std::mem::take(&mut cancel) && pending.len() > 2 {
+                // One in the middle: on io_uring it is in the ring with
+                // the ones around it (or finished, not yet delivered).
+                let (op, w) = pending.remove(pending.len() / 2).unwrap();
+                let f = rt.cancel_io(op).expect("a pending or finished write");
+                assert!(f.bytes <= data[w].len(), "{f:?}");
+                assert_eq!(f.buf, data[w], "the buffer comes back as it was");
+                sent[w] = f.bytes;
+                cancelled += 1;
+            }
+            // Every few turns the writes posted so far are let out before
+            // more come; otherwise the next turn posts behind them.
+            if pending.is_empty() || turn % 5 != 0 && turn + 1 < TURNS {
+                break;
+            }
+            assert!(
+                start.elapsed() < GUARD * 3,
+                "{} writes unfinished",
+                pending.len()
+            );
+            rt.wait(&mut events, Some(GUARD)).unwrap();
+        }
+    }
+    assert!(pending.is_empty());
+    assert!(cancelled > 0, "none cancelled while going out");
+    rt.deregister(&server).unwrap();
+    drop(server);
+    let got = peer.join().unwrap();
+    let want: Vec<u8> = data
+        .iter()
+        .zip(&sent)
+        .flat_map(|(d, &n)| d[..n].iter().copied())
+        .collect();
+    assert_eq!(got.len(), want.len(), "bytes the peer got");
+    assert!(got == want, "the bytes arrived changed");
+}

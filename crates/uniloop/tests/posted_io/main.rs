@@ -81,6 +81,7 @@ every_backend! {
     a_flood_of_finished_writes_holds_nothing_back: shared,
     many_small_writes_per_socket_in_order: shared,
     cut_short_gathered_writes_resume: shared,
+    held_small_writes_gathered_to_a_slow_reader: shared,
     write_limit_counts_the_per_write_overhead: shared,
     held_writes_go_out_at_the_next_wait: shared,
     held_writes_go_out_on_deregister_and_drop: shared,

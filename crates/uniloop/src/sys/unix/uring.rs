@@ -54,6 +54,11 @@
 //!   timespec, rounded up to whole milliseconds like epoll's), so a timed
 //!   wait is one `io_uring_enter`; `ETIME` is the timeout, `EINTR` is
 //!   returned as `Interrupted` for the runtime to resume.
+//! * **The ring's descriptor is registered** (`IORING_REGISTER_RING_FDS`,
+//!   Linux 5.18) by the first wait, in the waiting thread's table, and the
+//!   enters made on that thread name the ring by its index (no descriptor
+//!   lookup per enter); elsewhere, or on a kernel without the call, by its
+//!   descriptor (see `RingFd`).
 //! * **Completion-mode I/O** (`post_read` / `post_write`) on a socket is
 //!   native. A posted read is an `IORING_OP_RECV` into the buffer's spare
 //!   capacity at once (no `read(2)` first: the receive tries when the next
@@ -62,8 +67,9 @@
 //!   trying). A posted write goes out with `send(2)` in the post, as on
 //!   every backend, unless writes are held
 //!   ([`Builder::hold_writes`](crate::Builder::hold_writes)): then it
-//!   becomes an `IORING_OP_SEND` submitted with the next wait. What a
-//!   `send(2)` leaves is an `IORING_OP_SEND` of the unwritten rest
+//!   becomes an `IORING_OP_SEND` submitted with the next wait, or, with
+//!   other writes queued behind it, one `IORING_OP_SENDMSG` with an iovec
+//!   per write. What a `send(2)` leaves goes to the ring the same way
 //!   (`MSG_WAITALL`, so the kernel sends all of it; `MSG_NOSIGNAL`). No
 //!   readiness interest is added for them. The buffer moves into the
 //!   selector (`inflight`, a slab whose index is the request's
@@ -152,11 +158,12 @@ const CQ_ENTRIES: u32 = 4096;
 
 /// What this backend needs of the kernel, checked by [`probe`] (and so by
 /// `Backend::Uring.is_available()` and by building a runtime on it).
-const NEEDED_OPS: [(u8, &str); 5] = [
+const NEEDED_OPS: [(u8, &str); 6] = [
     (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
     (opcode::PollRemove::CODE, "IORING_OP_POLL_REMOVE"),
     (opcode::Recv::CODE, "IORING_OP_RECV"),
     (opcode::Send::CODE, "IORING_OP_SEND"),
+    (opcode::SendMsg::CODE, "IORING_OP_SENDMSG"),
     (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
 ];
 
@@ -166,6 +173,72 @@ const RECVSEND_POLL_FIRST: u16 = 1;
 
 /// The poll bits a native receive covers.
 const READ_BITS: u32 = (libc::POLLIN | libc::POLLRDHUP) as u32;
+
+/// `io_uring.h`'s `io_uring_enter` flags and register opcodes this file
+/// passes itself (the crate keeps its copies private).
+const ENTER_GETEVENTS: u32 = 1;
+const ENTER_EXT_ARG: u32 = 1 << 3;
+const ENTER_REGISTERED_RING: u32 = 1 << 4;
+const REGISTER_RING_FDS: u32 = 20;
+const UNREGISTER_RING_FDS: u32 = 21;
+
+/// `struct io_uring_rsrc_update`.
+#[repr(C)]
+struct RsrcUpdate {
+    offset: u32,
+    resv: u32,
+    data: u64,
+}
+
+/// `struct __kernel_timespec`.
+#[repr(C)]
+struct KernelTimespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+/// `struct io_uring_getevents_arg`.
+#[repr(C)]
+struct GeteventsArg {
+    sigmask: u64,
+    sigmask_sz: u32,
+    min_wait_usec: u32,
+    ts: u64,
+}
+
+/// How `io_uring_enter` names the ring.
+///
+/// A ring descriptor registered with `IORING_REGISTER_RING_FDS` (Linux
+/// 5.18) is named by its index in the registering thread's table, which
+/// saves the kernel a descriptor lookup (and its reference count) on every
+/// enter. The table is the thread's: a `Runtime` is `Send`, so the index is
+/// used only on the thread that registered it (elsewhere the descriptor
+/// is, as on a kernel without the call), and unregistered when the
+/// selector is dropped there. One dropped on another thread cannot
+/// unregister (the call acts on the caller's table): the registration
+/// keeps the ring's file until that thread exits, and with it the ring's
+/// kernel memory. So the registration is made by the first wait, on the
+/// thread that runs the loop, not by the one that built it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RingFd {
+    /// Not tried yet: the next wait tries.
+    Unasked,
+    /// Registered at `index` by the thread marked `thread`.
+    Registered { index: u32, thread: u64 },
+    /// Refused (an older kernel, a full table): the descriptor.
+    Raw,
+}
+
+/// A number for the calling thread, unique for the life of the process
+/// (a thread's id can be reused after it exits; this cannot).
+fn thread_mark() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static MARK: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    MARK.with(|m| *m)
+}
 
 #[derive(Debug)]
 struct Entry {
@@ -252,6 +325,44 @@ struct InFlight {
     /// The bytes asked for.
     len: u32,
     buf: Vec<u8>,
+    /// A gathered send's header, iovecs and buffers (`buf` is empty).
+    gather: Option<Box<Gather>>,
+}
+
+/// What an `IORING_OP_SENDMSG` points at: its message header, the header's
+/// iovecs and the buffers they point into. Boxed, so the header stays put
+/// while the slab grows; once its completion is seen the buffers go back
+/// and the box is kept for the next gathered send.
+struct Gather {
+    msg: libc::msghdr,
+    iov: Vec<libc::iovec>,
+    bufs: Vec<Vec<u8>>,
+}
+
+// SAFETY: the raw pointers in `msg` and `iov` point only into this value's
+// own heap blocks (`iov`'s and the buffers'), which it owns: moving it to
+// another thread moves what they point at with it, and nothing else holds
+// them.
+unsafe impl Send for Gather {}
+
+impl Gather {
+    fn new() -> Box<Gather> {
+        Box::new(Gather {
+            // SAFETY: all-zero is a valid `msghdr` (no name, no iovecs, no
+            // control data).
+            msg: unsafe { std::mem::zeroed() },
+            iov: Vec::new(),
+            bufs: Vec::new(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Gather {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gather")
+            .field("bufs", &self.bufs.len())
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) struct Selector {
@@ -277,6 +388,13 @@ pub(crate) struct Selector {
     waker_armed: bool,
     /// The kernel takes `IORING_RECVSEND_POLL_FIRST` (Linux 5.19).
     poll_first: bool,
+    /// Gathered sends' boxes, kept for the next ones (boxed: the header
+    /// a submission points at must not move while a send is in flight, and
+    /// a box goes from here to `inflight` and back without a copy).
+    #[allow(clippy::vec_box)]
+    spare_gathers: Vec<Box<Gather>>,
+    /// How `io_uring_enter` names the ring.
+    ring_fd: RingFd,
 }
 
 impl std::fmt::Debug for Selector {
@@ -405,6 +523,8 @@ impl Selector {
             waker: waker.fd().as_raw_fd(),
             waker_armed: false,
             poll_first,
+            spare_gathers: Vec::new(),
+            ring_fd: RingFd::Unasked,
         };
         selector.arm_waker()?;
         // Armed before `new` returns, so no ring can come before the poll.
@@ -462,7 +582,7 @@ impl Selector {
     /// queue into the backlog.
     fn submit(&mut self) -> io::Result<()> {
         loop {
-            match self.ring.submit() {
+            match self.enter_ring(0, None) {
                 Ok(_) => return Ok(()),
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.drain_to_backlog(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -591,6 +711,17 @@ impl Selector {
                 let _ = self.recheck_poll(op.fd);
             }
         }
+        let bufs = match op.gather.take() {
+            Some(mut g) => {
+                // The kernel is done with the header and the iovecs: the
+                // box is kept, its pointers are written afresh before reuse.
+                g.iov.clear();
+                let bufs = std::mem::take(&mut g.bufs);
+                self.spare_gathers.push(g);
+                bufs
+            }
+            None => Vec::new(),
+        };
         self.op_done.push_back((
             cqe.user_data,
             OpDone {
@@ -598,6 +729,7 @@ impl Selector {
                 result: cqe.result,
                 cancelled: cqe.result == -libc::ECANCELED,
                 buf: op.buf,
+                bufs,
                 stream,
             },
         ));
@@ -706,6 +838,60 @@ impl NativeIo for Selector {
         Ok(id)
     }
 
+    /// A native write on socket `fd` of several buffers in order — `bufs[0]`
+    /// from `offset`, the others whole — as one `IORING_OP_SENDMSG` with an
+    /// iovec per buffer; all of it (`MSG_WAITALL`), without `SIGPIPE`.
+    fn submit_send_gathered(
+        &mut self,
+        fd: Source<'_>,
+        op: u64,
+        bufs: Vec<Vec<u8>>,
+        offset: usize,
+    ) -> Result<u64, (io::Error, Vec<Vec<u8>>)> {
+        let mut g = self.spare_gathers.pop().unwrap_or_else(Gather::new);
+        let mut len = 0usize;
+        g.iov.clear();
+        for (i, b) in bufs.iter().enumerate() {
+            let rest = if i == 0 {
+                &b[offset.min(b.len())..]
+            } else {
+                &b[..]
+            };
+            len = len.saturating_add(rest.len());
+            g.iov.push(libc::iovec {
+                iov_base: rest.as_ptr().cast_mut().cast(),
+                iov_len: rest.len(),
+            });
+        }
+        // Moving the `Vec` of buffers moves none of their heap blocks,
+        // which the iovecs point into.
+        g.bufs = bufs;
+        // SAFETY: all-zero is a valid `msghdr`.
+        g.msg = unsafe { std::mem::zeroed() };
+        g.msg.msg_iov = g.iov.as_mut_ptr();
+        g.msg.msg_iovlen = g.iov.len() as _;
+        let raw = fd.as_raw_fd();
+        let sqe = opcode::SendMsg::new(types::Fd(raw), &g.msg)
+            .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
+            .build();
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        match self.submit_op_with(sqe, op, raw, false, len, Vec::new(), Some(g)) {
+            Ok(id) => {
+                if let Some(entry) = self.entry_mut(raw) {
+                    entry.sends += 1;
+                }
+                Ok(id)
+            }
+            Err((e, _, g)) => {
+                let mut g = g.expect("the gather just given");
+                let bufs = std::mem::take(&mut g.bufs);
+                g.iov.clear();
+                self.spare_gathers.push(g);
+                Err((e, bufs))
+            }
+        }
+    }
+
     /// A native accept on the listening socket `fd`: the connection comes
     /// non-blocking and close-on-exec, the peer's address is asked for
     /// afterwards.
@@ -774,6 +960,22 @@ impl Selector {
         len: u32,
         buf: Vec<u8>,
     ) -> Result<u64, (io::Error, Vec<u8>)> {
+        self.submit_op_with(sqe, op, fd, read, len, buf, None)
+            .map_err(|(e, buf, _)| (e, buf))
+    }
+
+    /// [`submit_op`](Selector::submit_op) with a gathered send's memory.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn submit_op_with(
+        &mut self,
+        sqe: squeue::Entry,
+        op: u64,
+        fd: RawFd,
+        read: bool,
+        len: u32,
+        buf: Vec<u8>,
+        gather: Option<Box<Gather>>,
+    ) -> Result<u64, (io::Error, Vec<u8>, Option<Box<Gather>>)> {
         let index = match self.free.pop() {
             Some(i) => i as usize,
             None => {
@@ -792,10 +994,13 @@ impl Selector {
             connect: false,
             len,
             buf,
+            gather,
         });
-        // SAFETY: the buffer the entry points at is in `inflight` until its
-        // completion is seen (`finish_op`), and is never reallocated there;
-        // `Drop` waits for every in-flight request (or leaks its buffer).
+        // SAFETY: the buffer the entry points at (or the gathered send's
+        // header, iovecs and buffers) is in `inflight` until its completion
+        // is seen (`finish_op`), and is never reallocated or moved there
+        // (the header is boxed); `Drop` waits for every in-flight request
+        // (or leaks its memory).
         match unsafe { self.push_unchecked(&sqe.user_data(id)) } {
             Ok(()) => Ok(id),
             Err(e) => {
@@ -803,7 +1008,7 @@ impl Selector {
                 // the submit that makes room for it): the buffer is free.
                 let op = self.inflight[index].take().expect("just stored");
                 self.free.push(index as u32);
-                Err((e, op.buf))
+                Err((e, op.buf, op.gather))
             }
         }
     }
@@ -862,7 +1067,7 @@ impl Selector {
             if waiting == 0 {
                 break;
             }
-            match self.ring.submit_and_wait(1) {
+            match self.enter_ring(1, None) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
@@ -1102,16 +1307,16 @@ impl Selector {
                     return Ok(());
                 }
                 drop(sq);
-                self.ring.submit()
+                self.enter_ring(0, None)
             }
-            None => self.ring.submit_and_wait(1),
+            None => self.enter_ring(1, None),
             Some(_) => {
                 let ms = timeout_ms(timeout);
-                let ts = types::Timespec::new()
-                    .sec((ms / 1000) as u64)
-                    .nsec((ms % 1000) as u32 * 1_000_000);
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(1, &args)
+                let ts = KernelTimespec {
+                    tv_sec: i64::from(ms / 1000),
+                    tv_nsec: i64::from(ms % 1000) * 1_000_000,
+                };
+                self.enter_ring(1, Some(&ts))
             }
         };
         match r {
@@ -1125,6 +1330,93 @@ impl Selector {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// `io_uring_enter`: submits what is queued and, with `want` 1, waits
+    /// for a completion, at most `timeout`. As the crate's
+    /// `submit_and_wait` / `submit_with_args` (task work or an overflow
+    /// flagged also ask the kernel for events), but naming the ring by its
+    /// registered index where it has one (see [`RingFd`]).
+    fn enter_ring(&mut self, want: u32, timeout: Option<&KernelTimespec>) -> io::Result<usize> {
+        let sq = self.ring.submission();
+        let to_submit = sq.len() as u32;
+        let events = want > 0 || sq.taskrun() || sq.cq_overflow();
+        drop(sq);
+        let mut flags = if events { ENTER_GETEVENTS } else { 0 };
+        let arg = timeout.map(|ts| GeteventsArg {
+            sigmask: 0,
+            sigmask_sz: 0,
+            min_wait_usec: 0,
+            ts: ts as *const KernelTimespec as u64,
+        });
+        let (argp, argsz) = match &arg {
+            Some(a) => {
+                flags |= ENTER_EXT_ARG;
+                (a as *const GeteventsArg, size_of::<GeteventsArg>())
+            }
+            None => (std::ptr::null(), 0),
+        };
+        loop {
+            let (fd, registered) = self.ring_name(want > 0);
+            let flags = if registered {
+                flags | ENTER_REGISTERED_RING
+            } else {
+                flags
+            };
+            // SAFETY: `fd` names this ring (its descriptor, or its index
+            // in this thread's table of registered rings); `argp` is null
+            // or points at a `GeteventsArg` (and its timespec) that live
+            // until the call returns, `argsz` its size, as
+            // `IORING_ENTER_EXT_ARG` asks. The entries submitted are the
+            // caller's, each pushed under its own promise.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_io_uring_enter,
+                    fd as libc::c_long,
+                    to_submit as libc::c_long,
+                    want as libc::c_long,
+                    flags as libc::c_long,
+                    argp,
+                    argsz,
+                )
+            };
+            if r >= 0 {
+                return Ok(r as usize);
+            }
+            let e = io::Error::last_os_error();
+            if registered && e.raw_os_error() == Some(libc::EBADF) {
+                // The index is not in this thread's table (a forked
+                // child's copy of the loop): the descriptor from now on.
+                self.ring_fd = RingFd::Raw;
+                continue;
+            }
+            return Err(e);
+        }
+    }
+
+    /// How to name the ring to `io_uring_enter` from this thread: its
+    /// registered index (`true`), or its descriptor. `register`: a wait,
+    /// made on the thread that runs the loop, so the time to register if
+    /// that was not tried yet.
+    #[inline]
+    fn ring_name(&mut self, register: bool) -> (i32, bool) {
+        match self.ring_fd {
+            RingFd::Registered { index, thread } if thread == thread_mark() => {
+                return (index as i32, true);
+            }
+            RingFd::Unasked if register => {
+                self.ring_fd = match register_ring_fd(self.ring.as_raw_fd()) {
+                    Some(index) => RingFd::Registered {
+                        index,
+                        thread: thread_mark(),
+                    },
+                    None => RingFd::Raw,
+                };
+                return self.ring_name(false);
+            }
+            _ => {}
+        }
+        (self.ring.as_raw_fd(), false)
     }
 
     fn reap(&mut self, out: &mut Vec<(u64, Readiness)>, max: usize) {
@@ -1237,10 +1529,54 @@ impl Drop for Selector {
             .collect();
         if self.cancel_ops(&ids).is_err() {
             for op in self.inflight.drain(..).flatten() {
-                std::mem::forget(op.buf);
+                std::mem::forget(op);
+            }
+        }
+        if let RingFd::Registered { index, thread } = self.ring_fd {
+            if thread == thread_mark() {
+                let up = RsrcUpdate {
+                    offset: index,
+                    resv: 0,
+                    data: 0,
+                };
+                // SAFETY: `up` is one `io_uring_rsrc_update` naming this
+                // thread's registration of the ring, valid for the call.
+                // A failure leaves the registration to the thread's exit.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_io_uring_register,
+                        self.ring.as_raw_fd() as libc::c_long,
+                        UNREGISTER_RING_FDS as libc::c_long,
+                        &up as *const RsrcUpdate,
+                        1 as libc::c_long,
+                    )
+                };
             }
         }
     }
+}
+
+/// Registers the ring descriptor `ring` in the calling thread's table
+/// (`IORING_REGISTER_RING_FDS`, Linux 5.18) and returns its index; `None`
+/// if the kernel refuses (too old, or the table's 16 places taken).
+fn register_ring_fd(ring: RawFd) -> Option<u32> {
+    let mut up = RsrcUpdate {
+        offset: u32::MAX, // any free index
+        resv: 0,
+        data: ring as u64,
+    };
+    // SAFETY: `up` is one `io_uring_rsrc_update`, valid and writable for
+    // the call; the kernel writes the index it chose into `offset`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring as libc::c_long,
+            REGISTER_RING_FDS as libc::c_long,
+            &mut up as *mut RsrcUpdate,
+            1 as libc::c_long,
+        )
+    };
+    (r == 1).then_some(up.offset)
 }
 
 #[cfg(test)]
@@ -1296,6 +1632,68 @@ mod tests {
             .unwrap();
         assert_eq!(out.len(), 1, "{out:?}");
         assert!(out[0].0 == 7 && out[0].1.is_readable(), "{out:?}");
+    }
+
+    /// Waits on the ring through its registered index on the thread that
+    /// first waited (where the kernel has `IORING_REGISTER_RING_FDS`), and
+    /// through its descriptor on another: a selector moved to another
+    /// thread still waits, wakes and is dropped there.
+    #[test]
+    fn registered_ring_fd_stays_with_its_thread() {
+        let waker = Waker::new().unwrap();
+        let mut sel = Selector::new(&waker).unwrap();
+        assert_eq!(sel.ring_fd, RingFd::Unasked, "a wait registers, not new");
+        let mut out = Vec::new();
+        sel.select(&mut out, 16, Some(Duration::from_millis(1)))
+            .unwrap();
+        let here = thread_mark();
+        let registered = register_ring_fd(sel.ring.as_raw_fd()).map(|index| {
+            // Only asking whether this kernel has the call: undone at once.
+            let up = RsrcUpdate {
+                offset: index,
+                resv: 0,
+                data: 0,
+            };
+            // SAFETY: `up` names the registration just made, on this thread.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_io_uring_register,
+                    sel.ring.as_raw_fd() as libc::c_long,
+                    UNREGISTER_RING_FDS as libc::c_long,
+                    &up as *const RsrcUpdate,
+                    1 as libc::c_long,
+                )
+            };
+        });
+        match sel.ring_fd {
+            RingFd::Registered { thread, .. } => assert_eq!(thread, here),
+            RingFd::Raw => assert!(registered.is_none(), "the kernel has the call"),
+            RingFd::Unasked => panic!("a wait did not try to register"),
+        }
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        sel.register(a.as_fd(), 7, Interest::READABLE, Trigger::Level)
+            .unwrap();
+        std::thread::spawn(move || {
+            assert_ne!(thread_mark(), here);
+            let (fd, registered) = sel.ring_name(true);
+            assert!(!registered && fd == sel.ring.as_raw_fd());
+            (&b).write_all(b"x").unwrap();
+            let mut out = Vec::new();
+            for _ in 0..100 {
+                sel.select(&mut out, 16, Some(Duration::from_secs(5)))
+                    .unwrap();
+                if !out.is_empty() {
+                    break;
+                }
+            }
+            assert!(out.len() == 1 && out[0].0 == 7, "{out:?}");
+            drop(sel);
+            drop(a);
+        })
+        .join()
+        .unwrap();
+        drop(waker);
     }
 
     /// 64 ready sources on an 8-entry completion queue (and a 4-entry
