@@ -1258,6 +1258,18 @@ impl Runtime {
             }
             return self.look(events, timeout);
         }
+        self.wait_pending(events, timeout)
+    }
+
+    /// `wait` with something of its own pending: the general path from the
+    /// start. A function of its own so that `wait`, which only jumps, needs
+    /// no stack frame for the general path's arguments.
+    #[inline(never)]
+    fn wait_pending(
+        &mut self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
         self.wait_general(events, timeout, None)
     }
 
@@ -1271,8 +1283,18 @@ impl Runtime {
             Ok(()) => self.looked = true,
             Err(e) => self.look_failed(events, e)?,
         }
-        self.collect(events, self.clock, events.capacity());
+        if self.anything_pending() {
+            self.collect_all(events);
+        }
         Ok(events.len())
+    }
+
+    /// [`collect`](Runtime::collect) with the whole of `events` and the
+    /// last clock reading, out of line: the zero-timeout look that found
+    /// nothing pending loads neither.
+    #[inline(never)]
+    fn collect_all(&mut self, events: &mut Events) {
+        self.collect_pending(events, self.clock, events.capacity());
     }
 
     /// A zero-timeout look that failed: an interrupted one is an empty
@@ -1481,16 +1503,22 @@ impl Runtime {
     #[inline(always)]
     fn collect(&mut self, events: &mut Events, now: Instant, limit: usize) -> bool {
         // The usual case of a loop that polls: nothing of these is pending.
-        // SAFETY: the runtime is the completion queue's one consumer (as in
-        // `wait`).
-        if !unsafe { self.shared.has_ready() }
-            && self.timers.len() == 0
-            && !self.ops.has_done()
-            && !self.shared.wake_pending()
-        {
+        if !self.anything_pending() {
             return false;
         }
         self.collect_pending(events, now, limit)
+    }
+
+    /// Whether `collect` has anything to take: a completion, a timer
+    /// (due or not), finished posted I/O or a wake.
+    #[inline(always)]
+    fn anything_pending(&self) -> bool {
+        // SAFETY: the runtime is the completion queue's one consumer (as in
+        // `wait`).
+        (unsafe { self.shared.has_ready() })
+            || self.timers.len() > 0
+            || self.ops.has_done()
+            || self.shared.wake_pending()
     }
 
     /// [`collect`](Runtime::collect) with something pending: the room is

@@ -189,6 +189,10 @@ impl Poller for Selector {
         let Ok(n) = usize::try_from(n) else {
             return Err(io::Error::last_os_error());
         };
+        if n == 0 {
+            // The usual answer of a zero-timeout look: nothing, and no loop.
+            return Ok(false);
+        }
         for ev in &space[..n.min(space.len())] {
             // SAFETY: the kernel wrote the first `n` records.
             let ev = unsafe { ev.assume_init_ref() };

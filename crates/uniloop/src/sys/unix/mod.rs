@@ -400,7 +400,11 @@ impl<T> EventBuf<T> {
         if self.0.len() < max {
             self.grow(max);
         }
-        &mut self.0[..max]
+        debug_assert!(self.0.len() >= max);
+        // SAFETY: `grow` made the buffer at least `max` long if it was
+        // shorter (the bounds check the compiler cannot drop on its own:
+        // `grow` is out of line).
+        unsafe { self.0.get_unchecked_mut(..max) }
     }
 
     /// Out of line: a buffer grows a few times in a runtime's life.
