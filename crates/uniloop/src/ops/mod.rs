@@ -105,7 +105,12 @@
 //! (or error). On io_uring they go to the ring as an `IORING_OP_ACCEPT`
 //! (no `accept(2)` first) and an `IORING_OP_CONNECT` (the address in the
 //! operation's buffer until the completion); a ring that refuses either
-//! leaves it to the emulation. While a connect is posted, the socket's
+//! leaves it to the emulation. The accept is the listener's multishot
+//! (`IORING_ACCEPT_MULTISHOT`), armed by a post and kept armed across
+//! posts: a connection that arrives while no accept is posted waits on the
+//! source (`source::ACCEPT_QUEUE` of them at most, then the multishot is
+//! cancelled) and the next post finishes with it at once, in arrival
+//! order; see `ops/native.rs` and the io_uring backend's module doc. While a connect is posted, the socket's
 //! writability, hang-up and error are its own: a socket not yet connected
 //! reads as hung up. The accepted connection is kept beside the
 //! finished operation until `take_io`; a native accept's descriptor is
@@ -530,9 +535,11 @@ impl Ops {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, msg));
         }
         io.read = Some(Op::new(seq, OpKind::Accept, Vec::new()));
-        // On the ring the accept is the try (and a ring that refuses it
-        // leaves it to the emulation).
-        if !(io.native && self.submit_accept(sel, src, io)) && io.maybe_readable {
+        // On the ring a connection the multishot accept took meanwhile
+        // finishes it at once; otherwise the ring's accept is the try (and
+        // a ring that refuses it leaves it to the emulation).
+        if io.native && self.accept_arrived(io) {
+        } else if !(io.native && self.submit_accept(sel, src, io)) && io.maybe_readable {
             self.try_accept(src, io);
         }
         self.after_post(sel, src, slot, io, caller, trigger);

@@ -14,7 +14,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 
-use super::source::{Op, SourceOps, Stage};
+use super::source::{Op, SourceOps, Stage, ACCEPT_QUEUE};
 use super::{copy_error, Finished, OpError, OpId, OpKind, Ops};
 use crate::sys::{self, AcceptError, NativeIo, OpDone, Selector, Source, MAX_GATHER};
 
@@ -45,8 +45,10 @@ impl Ops {
         }
     }
 
-    /// Hands the posted accept to the ring. False if the ring refused it
-    /// (it stays pending, for the emulation).
+    /// Hands the posted accept to the ring: it waits for the listener's
+    /// multishot accept, armed now if it is not (a single-shot accept where
+    /// the kernel has no multishot or refused it on this listener). False
+    /// if the ring refused it (it stays pending, for the emulation).
     pub(super) fn submit_accept(
         &mut self,
         sel: &mut Selector,
@@ -56,7 +58,23 @@ impl Ops {
         let Some(op) = io.read.as_mut() else {
             return false;
         };
-        match sel.submit_accept(src, OpId::new(io.index, op.seq).bits()) {
+        let id = OpId::new(io.index, op.seq).bits();
+        let kernel = match io.multishot {
+            // Armed, or its cancellation under way: its last completion
+            // arms it again for this accept.
+            Some(k) => Ok(k),
+            None if io.single_accept => sel.submit_accept(src, id),
+            None => match sel.submit_accept_multi(src, id) {
+                Ok(Some(k)) => {
+                    io.multishot = Some(k);
+                    io.multishot_stopping = false;
+                    io.multishot_fresh = true;
+                    Ok(k)
+                }
+                Ok(None) | Err(_) => sel.submit_accept(src, id),
+            },
+        };
+        match kernel {
             Ok(k) => {
                 op.kernel = k;
                 op.stage = Stage::InKernel;
@@ -64,6 +82,151 @@ impl Ops {
             }
             Err(_) => false,
         }
+    }
+
+    /// A posted accept finds a connection the multishot accepted before
+    /// it: it finishes with it at once (its event comes with the next
+    /// wait, as for every finished operation). False if none waits.
+    pub(super) fn accept_arrived(&mut self, io: &mut SourceOps) -> bool {
+        if !io.read.as_ref().is_some_and(|op| op.kind == OpKind::Accept) {
+            return false;
+        }
+        let Some((stream, peer)) = io.arrived.pop_front() else {
+            return false;
+        };
+        let op = io.read.take().expect("the posted accept");
+        io.accepted.push((op.seq, stream, peer));
+        self.finish(io, op);
+        true
+    }
+
+    /// A completion of the listener's multishot accept: its connection
+    /// goes to the posted accept, or waits on the source for the next post
+    /// (when [`ACCEPT_QUEUE`] wait, the multishot is cancelled: the
+    /// kernel's backlog holds the rest). A connection that died before it
+    /// was accepted is skipped; another error ends the posted accept (with
+    /// none posted, the next post arms the multishot again and meets it).
+    /// Its last completion (no `more`: cancelled, or ended by the kernel)
+    /// arms it again for a posted accept still waiting.
+    fn on_multishot_accept(
+        &mut self,
+        sel: &mut Selector,
+        src: Source<'_>,
+        io: &mut SourceOps,
+        done: OpDone,
+    ) {
+        let last = !done.more;
+        let fresh = io.multishot_fresh;
+        let stopping = io.multishot_stopping;
+        let kernel = io.multishot;
+        if last {
+            io.multishot = None;
+            io.multishot_stopping = false;
+        }
+        let waiting = |io: &SourceOps| {
+            io.read.as_ref().is_some_and(|op| {
+                op.kind == OpKind::Accept
+                    && op.stage == Stage::InKernel
+                    && Some(op.kernel) == kernel
+            })
+        };
+        if !done.cancelled {
+            match accepted(done) {
+                Ok(Some(conn)) => {
+                    io.multishot_fresh = false;
+                    self.hand_over(io, conn, kernel);
+                }
+                Ok(None) => {}
+                // The kernel refused the multishot itself: single-shot
+                // accepts on this listener from now on.
+                Err(e) if last && fresh && e.kind() == io::ErrorKind::InvalidInput => {
+                    io.single_accept = true;
+                }
+                Err(e) => {
+                    if waiting(io) {
+                        let mut op = io.read.take().expect("the posted accept");
+                        op.stage = Stage::Pending;
+                        op.error = Some(e);
+                        self.finish(io, op);
+                    }
+                }
+            }
+        }
+        if last {
+            if waiting(io) {
+                if let Some(op) = io.read.as_mut() {
+                    op.stage = Stage::Pending;
+                }
+                // Armed again: from the ring or, if it refuses, the
+                // emulation.
+                if !self.submit_accept(sel, src, io) {
+                    self.try_accept(src, io);
+                }
+            }
+        } else if io.arrived.len() >= ACCEPT_QUEUE && !stopping {
+            if let Some(k) = kernel {
+                // Should the cancellation not go in, the multishot stays
+                // armed and the queue grows: nothing is lost.
+                if sel.stop_op(k).is_ok() {
+                    io.multishot_stopping = true;
+                }
+            }
+        }
+    }
+
+    /// A connection from the multishot `kernel`: to the accept posted and
+    /// waiting for it, or onto the source's queue.
+    fn hand_over(
+        &mut self,
+        io: &mut SourceOps,
+        conn: (TcpStream, SocketAddr),
+        kernel: Option<u64>,
+    ) {
+        let waiting = io.read.as_ref().is_some_and(|op| {
+            op.kind == OpKind::Accept && op.stage == Stage::InKernel && Some(op.kernel) == kernel
+        });
+        if !waiting {
+            io.arrived.push_back(conn);
+            return;
+        }
+        let mut op = io.read.take().expect("the posted accept");
+        op.stage = Stage::Pending;
+        io.accepted.push((op.seq, conn.0, conn.1));
+        self.finish(io, op);
+    }
+
+    /// Withdraws the posted accept `op`, waiting for the listener's
+    /// multishot: the multishot is cancelled and waited for (after
+    /// `cancel_io` nothing more is taken from the kernel's backlog), and its
+    /// completions not seen yet are handled — the first connection among
+    /// them is the accept's real outcome, the others wait on the source
+    /// for the next posts.
+    fn cancel_multishot(&mut self, sel: &mut Selector, io: &mut SourceOps, mut op: Op) -> Finished {
+        let mut conn = None;
+        match sel.cancel_multi(op.kernel) {
+            Ok(dones) => {
+                io.multishot = None;
+                io.multishot_stopping = false;
+                for done in dones {
+                    if done.cancelled {
+                        continue;
+                    }
+                    match accepted(done) {
+                        Ok(Some(c)) if conn.is_none() && op.error.is_none() => conn = Some(c),
+                        Ok(Some(c)) => io.arrived.push_back(c),
+                        Ok(None) => {}
+                        Err(e) if conn.is_none() && op.error.is_none() => op.error = Some(e),
+                        Err(_) => {}
+                    }
+                }
+            }
+            // The wait failed: its completions come as usual, to the
+            // source's queue.
+            Err(e) => op.error = Some(e),
+        }
+        let mut f = op.into_finished();
+        f.accepted = conn;
+        f
     }
 
     /// A native accept finished: keep the connection, or skip one that
@@ -200,6 +363,9 @@ impl Ops {
         io: &mut SourceOps,
         done: OpDone,
     ) {
+        if done.multi {
+            return self.on_multishot_accept(sel, src, io, done);
+        }
         let seq = OpId::from_bits(done.op).seq();
         let in_kernel = |op: &Op| op.seq == seq && op.stage == Stage::InKernel;
         if io
@@ -271,6 +437,9 @@ impl Ops {
         }
         let mut op = io.read.take().expect("the posted read");
         op.stage = Stage::Pending;
+        if op.kind == OpKind::Accept && io.multishot == Some(op.kernel) {
+            return Some(self.cancel_multishot(sel, io, op));
+        }
         if op.kind == OpKind::Accept {
             // Withdrawn, or its real outcome: a connection is handed over.
             let mut accepted_now = None;

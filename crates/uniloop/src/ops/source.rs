@@ -13,6 +13,16 @@ use crate::interest::Interest;
 #[cfg(doc)]
 use crate::sys;
 
+/// How many connections a listener's multishot accept (io_uring) keeps
+/// while no accept is posted. When that many wait, the multishot is
+/// cancelled and the kernel's listen backlog holds the rest; a post that
+/// finds none waiting arms it again. The kernel accepts what its backlog
+/// holds in one go when the multishot is armed, and the cancellation goes
+/// in with the next wait, so the queue can pass the bound by what was
+/// accepted before then — at most one listen backlog. Those are kept, not
+/// dropped: nothing accepted is lost.
+pub(crate) const ACCEPT_QUEUE: usize = 64;
+
 /// Where an operation is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Stage {
@@ -134,6 +144,21 @@ pub(crate) struct SourceOps {
     /// The connections of finished accepts not yet taken, by sequence
     /// number (a few at most: one accept is pending at a time).
     pub(super) accepted: Vec<(u32, TcpStream, SocketAddr)>,
+    /// io_uring: the listener's multishot accept, while the kernel has it
+    /// (its submission's id).
+    pub(super) multishot: Option<u64>,
+    /// Its cancellation is asked for; its last completion has not come.
+    pub(super) multishot_stopping: bool,
+    /// It has given no connection yet (an `EINVAL` then means the kernel
+    /// refused the multishot itself).
+    pub(super) multishot_fresh: bool,
+    /// The kernel refused a multishot accept on this listener: single-shot
+    /// accepts from then on.
+    pub(super) single_accept: bool,
+    /// Connections the multishot accepted while no accept was posted, in
+    /// arrival order, for the next posts; about [`ACCEPT_QUEUE`] at most
+    /// (see there).
+    pub(super) arrived: VecDeque<(TcpStream, SocketAddr)>,
     /// Posted writes in order; the front one is going out.
     pub(super) writes: VecDeque<Op>,
     /// What the queued writes are charged: capacity plus [`OP_OVERHEAD`]
@@ -192,6 +217,11 @@ impl SourceOps {
             read: None,
             connect: None,
             accepted: Vec::new(),
+            multishot: None,
+            multishot_stopping: false,
+            multishot_fresh: false,
+            single_accept: false,
+            arrived: VecDeque::new(),
             writes: VecDeque::new(),
             queued: 0,
             limit,

@@ -114,6 +114,12 @@ pub(crate) struct OpDone {
     /// from the moment the completion is seen: dropped unclaimed, it is
     /// closed).
     pub(crate) stream: Option<std::net::TcpStream>,
+    /// A multishot submission's completion
+    /// ([`submit_accept_multi`](NativeIo::submit_accept_multi)).
+    pub(crate) multi: bool,
+    /// A multishot submission's completion with more to come: it stays
+    /// armed (`IORING_CQE_F_MORE`). False on its last.
+    pub(crate) more: bool,
 }
 
 /// How an `accept` failure is handled; see `accept_error`.

@@ -230,6 +230,31 @@ pub(crate) trait NativeIo {
         Err(no_native_io())
     }
 
+    /// Submits a multishot accept on the listening socket `source` for the
+    /// runtime's operation `op`: one submission gives a completion per
+    /// connection ([`OpDone::more`](crate::sys::OpDone) while it stays
+    /// armed; [`OpDone::multi`](crate::sys::OpDone) on every one of them).
+    /// `Ok(None)` if the kernel has no multishot accept.
+    fn submit_accept_multi(&mut self, source: Source<'_>, op: u64) -> io::Result<Option<u64>> {
+        let _ = (source, op);
+        Ok(None)
+    }
+
+    /// Asks the kernel to cancel submission `id` without waiting: its last
+    /// completion comes through [`pop_op_done`](NativeIo::pop_op_done).
+    fn stop_op(&mut self, id: u64) -> io::Result<()> {
+        let _ = id;
+        Err(no_native_io())
+    }
+
+    /// [`cancel_op`](NativeIo::cancel_op) for a multishot submission: every
+    /// completion it gave that is not taken yet, in order, up to its last
+    /// (the cancellation's, or its own end).
+    fn cancel_multi(&mut self, id: u64) -> io::Result<Vec<OpDone>> {
+        let _ = id;
+        Err(no_native_io())
+    }
+
     /// Submits a connect of the socket `source` to `addr` for the
     /// runtime's operation `op`; its result is 0 or `-errno`.
     fn submit_connect(
@@ -460,6 +485,28 @@ macro_rules! selectors {
             ) -> ::std::io::Result<u64> {
                 match self {
                     $( $(#[cfg($cfg)])? Selector::$variant(s) => s.submit_accept(source, op), )+
+                }
+            }
+
+            fn submit_accept_multi(
+                &mut self,
+                source: $crate::sys::Source<'_>,
+                op: u64,
+            ) -> ::std::io::Result<Option<u64>> {
+                match self {
+                    $( $(#[cfg($cfg)])? Selector::$variant(s) => s.submit_accept_multi(source, op), )+
+                }
+            }
+
+            fn stop_op(&mut self, id: u64) -> ::std::io::Result<()> {
+                match self {
+                    $( $(#[cfg($cfg)])? Selector::$variant(s) => s.stop_op(id), )+
+                }
+            }
+
+            fn cancel_multi(&mut self, id: u64) -> ::std::io::Result<Vec<$crate::sys::OpDone>> {
+                match self {
+                    $( $(#[cfg($cfg)])? Selector::$variant(s) => s.cancel_multi(id), )+
                 }
             }
 

@@ -469,3 +469,162 @@ pub(crate) fn accepts_and_connects_on_every_trigger(b: Backend) {
         }
     }
 }
+
+/// More connections than a listener keeps waiting for posts (64 on
+/// io_uring, whose multishot accept takes them from the kernel's backlog
+/// ahead of the posts).
+const BURST: u32 = 100;
+
+/// `n` clients connected to `addr` one after another, each having sent
+/// its number (from `first` on) as 4 bytes.
+fn clients(addr: SocketAddr, first: u32, n: u32) -> Vec<TcpStream> {
+    (first..first + n)
+        .map(|id| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(&id.to_le_bytes()).unwrap();
+            c
+        })
+        .collect()
+}
+
+/// Posts an accept, waits for it and returns the number its client sent.
+#[track_caller]
+fn accept_id(rt: &mut Runtime, events: &mut Events, listener: &TcpListener) -> u32 {
+    let op = rt.post_accept_kept(listener).unwrap();
+    let (d, _) = wait_done(rt, events, op);
+    assert_eq!((d.kind, d.error), (OpKind::Accept, None));
+    let (mut conn, peer) = rt.take_io(op).unwrap().accepted.unwrap();
+    assert_eq!(conn.peer_addr().unwrap(), peer);
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(GUARD)).unwrap();
+    let mut id = [0; 4];
+    conn.read_exact(&mut id).unwrap();
+    u32::from_le_bytes(id)
+}
+
+/// A burst of connections, more than a listener keeps waiting, is accepted
+/// by as many posts one at a time: each exactly once, in the order they
+/// connected; then no accept finishes without a connection.
+pub(crate) fn burst_accepted_one_post_at_a_time(b: Backend) {
+    let mut rt = rt(b);
+    let listener = listener();
+    let addr = listener.local_addr().unwrap();
+    rt.register(&listener, Token(0), Interest::NONE).unwrap();
+    let mut events = Events::with_capacity(64);
+    let _clients = clients(addr, 0, BURST);
+    let mut late = Vec::new();
+    for want in 0..BURST + 3 {
+        assert_eq!(accept_id(&mut rt, &mut events, &listener), want);
+        if want == BURST / 2 {
+            // On io_uring the multishot is cancelled by now (the queue
+            // was full): these wait in the kernel's backlog until a post
+            // finds the queue empty and arms it again.
+            late = clients(addr, BURST, 3);
+        }
+    }
+    drop(late);
+    let op = rt.post_accept_kept(&listener).unwrap();
+    let seen = quiet_window(&mut rt, &mut events);
+    assert_eq!(dones(&seen), vec![], "{seen:?}");
+    let f = rt.cancel_io(op).expect("pending");
+    assert!(f.accepted.is_none() && f.error.is_none());
+    // Connections arriving after the cancel wait for the next posts.
+    let _after = clients(addr, BURST + 3, 3);
+    for want in BURST + 3..BURST + 6 {
+        assert_eq!(accept_id(&mut rt, &mut events, &listener), want);
+    }
+}
+
+/// Connections that arrive before any accept is posted, and between posts
+/// once accepts have run, finish the next posts at once, in arrival
+/// order.
+pub(crate) fn connections_before_the_post_are_accepted_in_order(b: Backend) {
+    let mut rt = rt(b);
+    let listener = listener();
+    let addr = listener.local_addr().unwrap();
+    rt.register(&listener, Token(0), Interest::NONE).unwrap();
+    let mut events = Events::with_capacity(64);
+    let _early = clients(addr, 0, 2);
+    assert_eq!(dones(&quiet_window(&mut rt, &mut events)), vec![]);
+    assert_eq!(accept_id(&mut rt, &mut events, &listener), 0);
+    assert_eq!(accept_id(&mut rt, &mut events, &listener), 1);
+    // None posted now: on io_uring the multishot accept takes these.
+    let _between = clients(addr, 2, 5);
+    assert_eq!(dones(&quiet_window(&mut rt, &mut events)), vec![]);
+    for want in 2..7 {
+        assert_eq!(accept_id(&mut rt, &mut events, &listener), want);
+    }
+}
+
+/// The descriptors this process has open, on Linux (`/proc/self/fd`);
+/// `None` elsewhere. (A Windows build under Wine can read the directory
+/// too, but it lists Wine's own descriptors, not the test's handles.)
+fn open_fds() -> Option<usize> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    std::fs::read_dir("/proc/self/fd").ok().map(Iterator::count)
+}
+
+/// Each of `peers` sees its connection closed (end of file or a reset)
+/// within the failure guard.
+#[track_caller]
+fn all_closed(peers: Vec<TcpStream>) {
+    for mut peer in peers {
+        peer.set_read_timeout(Some(GUARD)).unwrap();
+        let mut buf = [0; 16];
+        match peer.read(&mut buf) {
+            Ok(0) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                ) => {}
+            r => panic!("the connection is still open: {r:?}"),
+        }
+    }
+}
+
+/// A listener with connections waiting (on io_uring, taken by the
+/// multishot accept and queued) whose connections the runtime lets go —
+/// `deregister` if `drop_runtime` is false, else dropping the runtime —
+/// and which is then closed: every peer sees its connection closed, and
+/// no descriptor is left open.
+fn queued_connections_let_go(b: Backend, drop_runtime: bool) {
+    let before = open_fds();
+    let mut rt = rt(b);
+    let listener = listener();
+    let addr = listener.local_addr().unwrap();
+    rt.register(&listener, Token(0), Interest::NONE).unwrap();
+    let mut events = Events::with_capacity(64);
+    let first = clients(addr, 0, 1);
+    assert_eq!(accept_id(&mut rt, &mut events, &listener), 0);
+    let waiting = clients(addr, 1, 8);
+    assert_eq!(dones(&quiet_window(&mut rt, &mut events)), vec![]);
+    // The runtime stays through the check after a deregister.
+    let kept = if drop_runtime {
+        drop(rt);
+        drop(listener);
+        None
+    } else {
+        rt.deregister(&listener).unwrap();
+        drop(listener);
+        assert_eq!(dones(&quiet_window(&mut rt, &mut events)), vec![]);
+        Some(rt)
+    };
+    all_closed(waiting);
+    drop((first, kept));
+    assert_eq!(open_fds(), before, "a descriptor left open");
+}
+
+/// Deregistering a listener with connections waiting closes those the
+/// runtime took: their peers see them closed, nothing leaks.
+pub(crate) fn deregister_with_queued_connections(b: Backend) {
+    queued_connections_let_go(b, false);
+}
+
+/// Dropping the runtime with connections waiting on a listener closes
+/// those it took: their peers see them closed, nothing leaks.
+pub(crate) fn drop_with_queued_connections(b: Backend) {
+    queued_connections_let_go(b, true);
+}

@@ -95,6 +95,10 @@ every_backend! {
     cancelled_accept_loses_no_connection: shared,
     deregister_with_accept_and_connect_pending: shared,
     accepts_and_connects_on_every_trigger: shared,
+    burst_accepted_one_post_at_a_time: shared,
+    connections_before_the_post_are_accepted_in_order: shared,
+    deregister_with_queued_connections: exclusive,
+    drop_with_queued_connections: exclusive,
     #[cfg(unix)]
     accept_out_of_descriptors_ends_with_the_error: exclusive,
     #[cfg(unix)]

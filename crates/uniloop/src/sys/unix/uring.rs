@@ -82,6 +82,29 @@
 //!   outcome is the one handed back. Posted I/O on other fds (pipes, ttys)
 //!   still runs through the readiness emulation (`read(2)`/`write(2)` driven
 //!   by the polls above).
+//! * **Posted accepts** share one multishot accept per listener
+//!   (`IORING_OP_ACCEPT` with `IORING_ACCEPT_MULTISHOT`, Linux 5.19: the
+//!   kernel must have `IORING_OP_SOCKET`, which came with it, checked at
+//!   setup as the other opcodes are; the probe cannot name a flag). One
+//!   submission gives a completion per connection, with
+//!   `IORING_CQE_F_MORE` while it stays armed; its `InFlight` stays in the
+//!   slab until the completion without the flag. Each connection is a
+//!   descriptor owned from the moment its completion is seen. The first
+//!   finishes the posted accept; those that arrive while none is posted
+//!   wait on the source, in arrival order, and the next posts finish with
+//!   them at once (see `ops::source::ACCEPT_QUEUE` for the bound: when it
+//!   is reached the multishot is cancelled, the kernel's listen backlog
+//!   holds the rest, and a post that finds the queue empty arms it again).
+//!   A connection that died before it was accepted is skipped; a
+//!   completion without the flag (cancelled, or ended by the kernel on an
+//!   error or an overflowing completion queue) arms a new one for a post
+//!   still waiting. A multishot the kernel refuses (`EINVAL` before any
+//!   connection) leaves the listener to single-shot `IORING_OP_ACCEPT`s,
+//!   one per post, as on kernels without it. `cancel_io` of the posted
+//!   accept cancels the multishot and waits for its last completion (a
+//!   connection in between is the accept's outcome, others queue);
+//!   `deregister` and dropping the runtime cancel it and wait, and the
+//!   queued connections are closed with the source's state.
 //!
 //! # Capacity and overflow
 //!
@@ -96,9 +119,9 @@
 //!
 //! # Limits
 //!
-//! A poll request holds a reference to its file. A source closed without
-//! `deregister` therefore stays open in the kernel (its peer sees no close)
-//! while a poll is armed on it: until it is deregistered, its number is
+//! A poll request (and a listener's multishot accept) holds a reference to
+//! its file. A source closed without `deregister` therefore stays open in
+//! the kernel (its peer sees no close) while one is armed on it: until it is deregistered, its number is
 //! registered again (the stale entry is replaced, see `replace`), or the
 //! runtime is dropped. A level or oneshot entry whose fd is closed is found
 //! out when its poll is next armed (`EBADF`) and reports nothing from then
@@ -320,6 +343,9 @@ struct InFlight {
     read: bool,
     /// An `IORING_OP_ACCEPT`: its result is a new descriptor.
     accept: bool,
+    /// A multishot accept (`IORING_ACCEPT_MULTISHOT`): it stays here
+    /// while its completions carry `IORING_CQE_F_MORE`.
+    multi: bool,
     /// An `IORING_OP_CONNECT`.
     connect: bool,
     /// The bytes asked for.
@@ -388,6 +414,8 @@ pub(crate) struct Selector {
     waker_armed: bool,
     /// The kernel takes `IORING_RECVSEND_POLL_FIRST` (Linux 5.19).
     poll_first: bool,
+    /// The kernel takes `IORING_ACCEPT_MULTISHOT` (Linux 5.19).
+    accept_multi: bool,
     /// Gathered sends' boxes, kept for the next ones (boxed: the header
     /// a submission points at must not move while a send is in flight, and
     /// a box goes from here to `inflight` and back without a copy).
@@ -469,7 +497,9 @@ fn new_ring(sq: u32, cq: u32) -> io::Result<(IoUring, bool)> {
             ));
         }
     }
-    // `IORING_OP_SOCKET` came with `IORING_RECVSEND_POLL_FIRST`, in 5.19.
+    // `IORING_OP_SOCKET` came with `IORING_RECVSEND_POLL_FIRST` and
+    // `IORING_ACCEPT_MULTISHOT`, in 5.19 (flags, which the probe cannot
+    // name).
     let poll_first = probe.is_supported(opcode::Socket::CODE);
     Ok((ring, poll_first))
 }
@@ -523,6 +553,7 @@ impl Selector {
             waker: waker.fd().as_raw_fd(),
             waker_armed: false,
             poll_first,
+            accept_multi: poll_first,
             spare_gathers: Vec::new(),
             ring_fd: RingFd::Unasked,
         };
@@ -674,6 +705,25 @@ impl Selector {
             return false;
         }
         let index = (cqe.user_data & !OP) as usize;
+        let more = cqueue::more(cqe.flags);
+        if let Some(Some(op)) = self.inflight.get(index) {
+            if op.multi && more {
+                // Still armed: it stays in the slab, and its connection
+                // goes up.
+                let done = OpDone {
+                    op: op.op,
+                    result: cqe.result,
+                    cancelled: false,
+                    buf: Vec::new(),
+                    bufs: Vec::new(),
+                    stream: accepted_stream(cqe.result),
+                    multi: true,
+                    more: true,
+                };
+                self.op_done.push_back((cqe.user_data, done));
+                return true;
+            }
+        }
         let Some(mut op) = self.inflight.get_mut(index).and_then(Option::take) else {
             return false;
         };
@@ -687,12 +737,11 @@ impl Selector {
             // so it writes there no more.
             unsafe { op.buf.set_len(op.buf.len() + n) };
         }
-        let stream = (op.accept && cqe.result >= 0).then(|| {
-            // SAFETY: an accept's non-negative result is the descriptor
-            // the kernel just made for the connection; nothing else owns
-            // it.
-            std::net::TcpStream::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(cqe.result) })
-        });
+        let stream = if op.accept {
+            accepted_stream(cqe.result)
+        } else {
+            None
+        };
         if op.accept || op.connect {
             // Not a receive's or a send's: the source's poll and counters
             // stay as they are.
@@ -731,10 +780,23 @@ impl Selector {
                 buf: op.buf,
                 bufs,
                 stream,
+                multi: op.multi,
+                more: false,
             },
         ));
         true
     }
+}
+
+/// An accept completion's connection: its non-negative result is the
+/// descriptor the kernel just made for it.
+fn accepted_stream(result: i32) -> Option<std::net::TcpStream> {
+    (result >= 0).then(|| {
+        // SAFETY: an accept's non-negative result is the descriptor the
+        // kernel just made for the connection; nothing else owns it (each
+        // completion is seen once).
+        std::net::TcpStream::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(result) })
+    })
 }
 
 /// `addr` as the kernel's `sockaddr_in` / `sockaddr_in6`, in bytes.
@@ -909,6 +971,44 @@ impl NativeIo for Selector {
         Ok(id)
     }
 
+    /// A multishot accept on the listening socket `fd`
+    /// (`IORING_ACCEPT_MULTISHOT`, Linux 5.19): a completion per
+    /// connection, each non-blocking and close-on-exec, while it stays
+    /// armed. `None` on a kernel without it.
+    fn submit_accept_multi(&mut self, fd: Source<'_>, op: u64) -> io::Result<Option<u64>> {
+        if !self.accept_multi {
+            return Ok(None);
+        }
+        let raw = fd.as_raw_fd();
+        let sqe = opcode::AcceptMulti::new(types::Fd(raw))
+            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            .build();
+        let id = self
+            .submit_op(sqe, op, raw, false, 0, Vec::new())
+            .map_err(|(e, _)| e)?;
+        if let Some(Some(f)) = self.inflight.get_mut((id & !OP) as usize) {
+            f.accept = true;
+            f.multi = true;
+        }
+        Ok(Some(id))
+    }
+
+    /// Asks for submission `id`'s cancellation (`IORING_OP_ASYNC_CANCEL`,
+    /// submitted with the next enter); its completions come as usual.
+    fn stop_op(&mut self, id: u64) -> io::Result<()> {
+        if self.in_flight(id) {
+            self.push(&opcode::AsyncCancel::new(id).build().user_data(IGNORED))?;
+        }
+        Ok(())
+    }
+
+    /// Cancels the multishot submission `id` and waits for its last
+    /// completion; every completion of it not taken yet comes back, in
+    /// order.
+    fn cancel_multi(&mut self, id: u64) -> io::Result<Vec<OpDone>> {
+        self.cancel_ops(&[id])
+    }
+
     /// A native connect of socket `fd` to `addr`. The address travels in
     /// the operation's buffer, kept until the completion (the kernel copies
     /// it when it takes the entry).
@@ -991,6 +1091,7 @@ impl Selector {
             fd,
             read,
             accept: false,
+            multi: false,
             connect: false,
             len,
             buf,
@@ -1043,10 +1144,12 @@ impl Selector {
         // The backlog is looked through once: what joins it below is no
         // op's.
         let mut backlog = VecDeque::with_capacity(self.backlog.len());
+        // A multishot's completions with more to come leave it in flight:
+        // only its last one counts.
         for cqe in std::mem::take(&mut self.backlog) {
             if !self.finish_op(cqe) {
                 backlog.push_back(cqe);
-            } else if wanted.contains(&cqe.user_data) {
+            } else if wanted.contains(&cqe.user_data) && !self.in_flight(cqe.user_data) {
                 waiting -= 1;
             }
         }
@@ -1057,7 +1160,7 @@ impl Selector {
                 };
                 let cqe = Cqe::from(e);
                 if self.finish_op(cqe) {
-                    if wanted.contains(&cqe.user_data) {
+                    if wanted.contains(&cqe.user_data) && !self.in_flight(cqe.user_data) {
                         waiting -= 1;
                     }
                 } else if cqe.user_data != IGNORED {
