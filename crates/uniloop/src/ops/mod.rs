@@ -108,11 +108,14 @@
 //! leaves it to the emulation. The accept is the listener's multishot
 //! (`IORING_ACCEPT_MULTISHOT`), armed by a post and kept armed across
 //! posts: a connection that arrives while no accept is posted waits on the
-//! source (`source::ACCEPT_QUEUE` of them at most, then the multishot is
-//! cancelled) and the next post finishes with it at once, in arrival
-//! order; see `ops/native.rs` and the io_uring backend's module doc. While a connect is posted, the socket's
-//! writability, hang-up and error are its own: a socket not yet connected
-//! reads as hung up. The accepted connection is kept beside the
+//! source (`source::ACCEPT_QUEUE` of them, then the multishot is
+//! cancelled; what the kernel took before the cancel reached it is kept
+//! too, at most one listen backlog more) and the next post finishes with
+//! it at once, in arrival order; see `ops/native.rs` and the io_uring
+//! backend's module doc.
+//!
+//! While a connect is posted, the socket's writability, hang-up and error
+//! are its own: a socket not yet connected reads as hung up. The accepted connection is kept beside the
 //! finished operation until `take_io`; a native accept's descriptor is
 //! owned (a `TcpStream`) from the moment its completion is seen, so one
 //! dropped anywhere is closed, never leaked.
