@@ -469,7 +469,8 @@ typedef struct uniloop_runtime_stats_t {
   size_t registered;
   // Pending timers.
   size_t timers;
-  // Posted reads and writes not yet returned by a wait.
+  // Posted operations (reads, writes, accepts, connects) not yet
+  // returned by a wait.
   size_t pending_ops;
   // Calls to `async_runtime_wait`.
   uint64_t waits;
@@ -477,7 +478,7 @@ typedef struct uniloop_runtime_stats_t {
   uint64_t events;
   // Readiness events returned.
   uint64_t io_events;
-  // Finished posted reads and writes returned.
+  // Finished posted operations returned.
   uint64_t io_done;
   // Completions returned.
   uint64_t completions;

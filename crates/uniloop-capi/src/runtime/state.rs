@@ -1,4 +1,4 @@
-//! The loop part of a runtime: the fd table, posted reads and writes, and
+//! The loop part of a runtime: the fd table, posted operations, and
 //! turning the Rust runtime's events into `io_event_t`s.
 
 use std::collections::HashSet;
