@@ -22,7 +22,8 @@
 //!   library's to detect; likewise `uniloop_queue_set_signal` and
 //!   `uniloop_pool_create` get only a live runtime or NULL, as documented;
 //! * fds: both ends of socketpairs (non-blocking, and blocking ones, which
-//!   posted I/O must refuse), `/dev/null`, fds the sequence has closed
+//!   posted I/O must refuse), TCP listeners on 127.0.0.1 (posted accepts
+//!   and connects; the connections accepted join the fds), `/dev/null`, fds the sequence has closed
 //!   (whose numbers a later socketpair may reuse), numbers never open, -1
 //!   and other negative numbers; timer ids from any runtime, and unknown.
 //!
@@ -36,8 +37,12 @@
 //! cancel); an fd event names an fd registered with that runtime, open,
 //! with its current context; a posted write completes in order with its
 //! length and pointer, a posted read with at most its length, in the
-//! caller's buffer; queue messages come out as the model says (FIFO, the
-//! capacity, `DROP_OLDEST`, sizes, close), its stats agree; a worker's
+//! caller's buffer; a posted accept or connect gives one event for an
+//! accept or connect posted on that fd (an accepted fd open and
+//! non-blocking, a failure with its errno), and only a registered,
+//! non-blocking, listening socket takes an accept; queue messages come
+//! out as the model says (FIFO, the capacity, `DROP_OLDEST`, sizes,
+//! close), its stats agree; a worker's
 //! state follows stop and join, and its result is what its body returned.
 //!
 //! Not covered: `console_worker_init` (it reads the process's stdin, which
@@ -146,6 +151,13 @@ extern "C" {
     fn async_runtime_post_completion(rt: *mut Rt, key: usize, data: usize) -> c_int;
     fn async_runtime_post_read(rt: *mut Rt, fd: c_int, buf: *mut c_void, len: usize) -> c_int;
     fn async_runtime_post_write(rt: *mut Rt, fd: c_int, buf: *mut c_void, len: usize) -> c_int;
+    fn uniloop_runtime_post_accept(rt: *mut Rt, fd: c_int) -> c_int;
+    fn uniloop_runtime_post_connect(
+        rt: *mut Rt,
+        fd: c_int,
+        addr: *const libc::sockaddr,
+        addrlen: usize,
+    ) -> c_int;
     fn async_runtime_add_console(rt: *mut Rt, ctx: *mut c_void) -> c_int;
     fn async_runtime_get_console_type(rt: *mut Rt) -> c_int;
     fn async_runtime_get_event_loop_handle(rt: *mut Rt) -> c_int;
@@ -203,6 +215,8 @@ const EVENT_WRITE: u32 = 2;
 const EVENT_ERROR: u32 = 4;
 const EVENT_CLOSE: u32 = 8;
 const EVENT_TIMER: u32 = 256;
+const EVENT_ACCEPT: u32 = 0x4000;
+const EVENT_CONNECT: u32 = 0x8000;
 const ERR_PANIC: c_int = 11;
 const DROP_OLDEST: u32 = 1;
 const BLOCK_WRITER: u32 = 2;
@@ -263,6 +277,15 @@ enum Op {
         null: bool,
         len: u16,
     },
+    PostAccept {
+        rt: u8,
+        fd: u8,
+    },
+    PostConnect {
+        rt: u8,
+        fd: u8,
+        addr: u8,
+    },
     Wait {
         rt: u8,
         max: i8,
@@ -289,6 +312,10 @@ enum Op {
     },
     Socketpair {
         blocking: bool,
+    },
+    Tcp {
+        blocking: bool,
+        listen: bool,
     },
     Close {
         fd: u8,
@@ -389,6 +416,10 @@ struct RtModel {
     /// fd → the posted read (pointer or 0, length) whose event has not
     /// been returned yet.
     reads: HashMap<c_int, (usize, usize)>,
+    /// fd → posted accepts, and posted connects, whose events have not
+    /// been returned yet.
+    accepts: HashMap<c_int, usize>,
+    connects: HashMap<c_int, usize>,
     /// Queues signalling here (their key).
     signal_keys: HashSet<usize>,
     /// Pool key → job ids not yet seen.
@@ -399,6 +430,8 @@ struct Slot {
     fd: c_int,
     open: bool,
     nonblocking: bool,
+    /// A listening TCP socket on 127.0.0.1: its address.
+    listening: Option<libc::sockaddr_in>,
 }
 
 struct QModel {
@@ -612,6 +645,23 @@ impl Harness {
         }
     }
 
+    /// A socket the sequence made or was handed (an accepted one).
+    fn new_slot(&mut self, fd: c_int, nonblocking: bool, listening: Option<libc::sockaddr_in>) {
+        // The number is the new socket's now: no runtime's entry under it
+        // is that socket's.
+        self.slots.push(Slot {
+            fd,
+            open: true,
+            nonblocking,
+            listening,
+        });
+        for r in &mut self.rts {
+            if r.closed_at.get(&fd) == Some(&r.waits) {
+                r.stale.insert(fd);
+            }
+        }
+    }
+
     fn buffer(&mut self, len: usize) -> *mut c_void {
         let mut b = vec![0u8; len.max(1)].into_boxed_slice();
         let p = b.as_mut_ptr().cast();
@@ -663,6 +713,8 @@ impl Harness {
                             timer_ids: Vec::new(),
                             writes: HashMap::new(),
                             reads: HashMap::new(),
+                            accepts: HashMap::new(),
+                            connects: HashMap::new(),
                             signal_keys: HashSet::new(),
                             pool_jobs: HashMap::new(),
                         });
@@ -711,14 +763,16 @@ impl Harness {
                         return;
                     };
                     // Events 0: registered with no readiness interest.
-                    // A modify to the mask already set asks nothing of the
-                    // OS (its cost is the reference's), so on a number
-                    // closed behind the runtime's back it may succeed.
+                    // A modify to the readiness interest already set
+                    // (`EVENT_READ`/`EVENT_WRITE`; the other bits ask
+                    // nothing of the OS) makes no system call (its cost is
+                    // the reference's), so on a number closed behind the
+                    // runtime's back it may succeed.
                     let unchanged = !add
                         && self.rts[k]
                             .regs
                             .get(&fd)
-                            .is_some_and(|&(_, _, mask)| mask == events);
+                            .is_some_and(|&(_, _, mask)| (mask ^ events) & 3 == 0);
                     if holder.is_none() && fd != self.devnull && !unchanged {
                         assert!(!ok, "add/modify of fd {fd} with events {events:#x}");
                     }
@@ -730,6 +784,8 @@ impl Harness {
                             // operations went with it.
                             m.writes.remove(&fd);
                             m.reads.remove(&fd);
+                            m.accepts.remove(&fd);
+                            m.connects.remove(&fd);
                         } else {
                             assert!(m.regs.contains_key(&fd), "modify of an fd never added");
                         }
@@ -753,6 +809,8 @@ impl Harness {
                         m.stale.remove(&fd);
                         m.writes.remove(&fd);
                         m.reads.remove(&fd);
+                        m.accepts.remove(&fd);
+                        m.connects.remove(&fd);
                         if !was {
                             assert!(!ok, "remove of an unregistered fd succeeded");
                         }
@@ -837,6 +895,88 @@ impl Harness {
                             .entry(fd)
                             .or_default()
                             .push_back((buf as usize, len));
+                    }
+                }
+                Op::PostAccept { rt, fd } => {
+                    let p = self.rt_ptr(rt);
+                    let Some((fd, holder)) = self.fd(fd) else {
+                        return;
+                    };
+                    let ok = rc(uniloop_runtime_post_accept(p, fd));
+                    let Some(k) = self.live_rt(p) else {
+                        assert!(!ok);
+                        return;
+                    };
+                    let registered = self.rts[k].regs.contains_key(&fd);
+                    // Only a registered, non-blocking, listening socket.
+                    let fit = holder.is_some_and(|h| {
+                        self.slots[h].nonblocking && self.slots[h].listening.is_some()
+                    });
+                    if !registered || !fit {
+                        assert!(!ok, "post_accept accepted on fd {fd}");
+                    }
+                    if ok {
+                        *self.rts[k].accepts.entry(fd).or_default() += 1;
+                    }
+                }
+                Op::PostConnect { rt, fd, addr } => {
+                    let p = self.rt_ptr(rt);
+                    let Some((fd, holder)) = self.fd(fd) else {
+                        return;
+                    };
+                    // A listener's address (or, with none, port 1: most
+                    // likely refused), then bad ones.
+                    let mut sin = self
+                        .slots
+                        .iter()
+                        .filter_map(|s| s.listening)
+                        .nth(usize::from(addr / 8))
+                        .unwrap_or_else(|| loopback(1));
+                    let mut len = std::mem::size_of::<libc::sockaddr_in>();
+                    let mut null = false;
+                    let valid = match addr % 8 {
+                        0..=3 => true,
+                        4 => {
+                            null = true;
+                            false
+                        }
+                        5 => {
+                            len = 8;
+                            false
+                        }
+                        6 => {
+                            sin.sin_family = libc::AF_UNSPEC as libc::sa_family_t;
+                            false
+                        }
+                        _ => {
+                            len = 4096;
+                            false
+                        }
+                    };
+                    let ap = if null {
+                        ptr::null()
+                    } else {
+                        // An address buffer of `len` bytes.
+                        let b = self.buffer(len);
+                        ptr::copy_nonoverlapping(
+                            (&sin as *const libc::sockaddr_in).cast::<u8>(),
+                            b.cast::<u8>(),
+                            len.min(std::mem::size_of::<libc::sockaddr_in>()),
+                        );
+                        b.cast_const().cast()
+                    };
+                    let ok = rc(uniloop_runtime_post_connect(p, fd, ap, len));
+                    let Some(k) = self.live_rt(p) else {
+                        assert!(!ok);
+                        return;
+                    };
+                    let registered = self.rts[k].regs.contains_key(&fd);
+                    let blocking = holder.is_some_and(|h| !self.slots[h].nonblocking);
+                    if !registered || blocking || !valid {
+                        assert!(!ok, "post_connect accepted on fd {fd} (address {addr})");
+                    }
+                    if ok {
+                        *self.rts[k].connects.entry(fd).or_default() += 1;
                     }
                 }
                 Op::Wait {
@@ -1008,19 +1148,30 @@ impl Harness {
                         | if blocking { 0 } else { libc::SOCK_NONBLOCK };
                     assert_eq!(libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()), 0);
                     for fd in fds {
-                        // The number is the new socket's now: no runtime's
-                        // entry under it is that socket's.
-                        self.slots.push(Slot {
-                            fd,
-                            open: true,
-                            nonblocking: !blocking,
-                        });
-                        for r in &mut self.rts {
-                            if r.closed_at.get(&fd) == Some(&r.waits) {
-                                r.stale.insert(fd);
-                            }
-                        }
+                        self.new_slot(fd, !blocking, None);
                     }
+                }
+                Op::Tcp { blocking, listen } => {
+                    if self.slots.iter().filter(|s| s.open).count() >= 12 {
+                        return;
+                    }
+                    let ty = libc::SOCK_STREAM
+                        | libc::SOCK_CLOEXEC
+                        | if blocking { 0 } else { libc::SOCK_NONBLOCK };
+                    let fd = libc::socket(libc::AF_INET, ty, 0);
+                    assert!(fd >= 0);
+                    if !listen {
+                        // A client socket, for posted connects.
+                        self.new_slot(fd, !blocking, None);
+                        return;
+                    }
+                    let mut sin = loopback(0);
+                    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                    let sa = (&mut sin as *mut libc::sockaddr_in).cast::<libc::sockaddr>();
+                    assert_eq!(libc::bind(fd, sa, len), 0);
+                    assert_eq!(libc::getsockname(fd, sa, &mut len), 0);
+                    assert_eq!(libc::listen(fd, 8), 0);
+                    self.new_slot(fd, !blocking, Some(sin));
                 }
                 Op::Close { fd } => {
                     let n = self.slots.len();
@@ -1618,6 +1769,10 @@ impl Harness {
             .get(&e.fd)
             .unwrap_or_else(|| panic!("an event for an fd not registered: {e:?}"));
         assert_eq!(e.context as usize, context, "{e:?}");
+        if e.event_type & (EVENT_ACCEPT | EVENT_CONNECT) != 0 {
+            self.accept_or_connect(k, e);
+            return;
+        }
         let slot_ok = slot != usize::MAX && self.slots[slot].open && self.slots[slot].fd == e.fd;
         let is_devnull = slot == usize::MAX && e.fd == self.devnull;
         let done = !e.buffer.is_null() || e.bytes_transferred != 0;
@@ -1676,6 +1831,51 @@ impl Harness {
         }
     }
 
+    /// The event of a posted accept or connect on runtime `k`.
+    fn accept_or_connect(&mut self, k: usize, e: &IoEvent) {
+        let accept = e.event_type & EVENT_ACCEPT != 0;
+        let pending = if accept {
+            &mut self.rts[k].accepts
+        } else {
+            &mut self.rts[k].connects
+        };
+        let n = pending
+            .get_mut(&e.fd)
+            .filter(|n| **n > 0)
+            .unwrap_or_else(|| panic!("an accept or connect nobody posted: {e:?}"));
+        *n -= 1;
+        assert!(e.buffer.is_null(), "{e:?}");
+        let error = e.event_type & EVENT_ERROR != 0;
+        match (accept, error) {
+            (true, false) => {
+                assert_eq!(e.event_type, EVENT_READ | EVENT_ACCEPT, "{e:?}");
+                assert_eq!(e.completion_key, 0, "{e:?}");
+                let fd = e.bytes_transferred as c_int;
+                // SAFETY: F_GETFL only reads the new fd's flags.
+                let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+                assert!(
+                    fl != -1 && fl & libc::O_NONBLOCK != 0,
+                    "accepted fd {fd}: {e:?}"
+                );
+                self.new_slot(fd, true, None);
+            }
+            (true, true) => {
+                assert_eq!(e.event_type, EVENT_ERROR | EVENT_ACCEPT, "{e:?}");
+                assert_eq!(e.bytes_transferred as c_int, -1, "{e:?}");
+                assert_ne!(e.completion_key, 0, "{e:?}");
+            }
+            (false, false) => {
+                assert_eq!(e.event_type, EVENT_WRITE | EVENT_CONNECT, "{e:?}");
+                assert_eq!((e.completion_key, e.bytes_transferred), (0, 0), "{e:?}");
+            }
+            (false, true) => {
+                assert_eq!(e.event_type, EVENT_ERROR | EVENT_CONNECT, "{e:?}");
+                assert_eq!(e.bytes_transferred, 0, "{e:?}");
+                assert_ne!(e.completion_key, 0, "{e:?}");
+            }
+        }
+    }
+
     /// Ends everything the input made, checking what ending promises.
     fn finish(mut self) {
         // SAFETY: every handle below is live and destroyed once.
@@ -1710,6 +1910,18 @@ impl Harness {
             }
             libc::close(self.devnull);
         }
+    }
+}
+
+/// 127.0.0.1 on `port`.
+fn loopback(port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
     }
 }
 

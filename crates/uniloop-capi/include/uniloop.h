@@ -84,6 +84,9 @@ typedef int socket_fd_t;
 #endif
 #endif
 
+/* uniloop_runtime_post_connect's address; defined by <sys/socket.h>. */
+struct sockaddr;
+
 
 // The largest console message, NUL included.
 #define CONSOLE_MAX_LINE 4096
@@ -138,6 +141,20 @@ typedef int socket_fd_t;
 // uniloop: set on the event of `uniloop_runtime_shutdown_fd` (with
 // `EVENT_WRITE`, or `EVENT_ERROR` if the fd's output failed).
 #define UNILOOP_EVENT_SHUTDOWN 8192
+
+// uniloop: set on the event of `uniloop_runtime_post_accept`: with
+// `EVENT_READ` when a connection was accepted, `bytes_transferred` its
+// new fd (`(socket_fd_t)ev.bytes_transferred`; non-blocking, not
+// registered, yours to close); with `EVENT_ERROR` when the accept failed,
+// `completion_key` the OS error and `bytes_transferred`
+// `INVALID_SOCKET_FD`. `fd` and `context` are the listener's.
+#define UNILOOP_EVENT_ACCEPT 16384
+
+// uniloop: set on the event of `uniloop_runtime_post_connect`: with
+// `EVENT_WRITE` when the connection is made, with `EVENT_ERROR` when it
+// failed, `completion_key` the OS error (`ECONNREFUSED` for a closed
+// port; a winsock code on Windows). `bytes_transferred` is 0.
+#define UNILOOP_EVENT_CONNECT 32768
 
 // All the kind flags: `event_type & UNILOOP_EVENT_KIND_MASK` is exactly
 // one of them once `uniloop_runtime_set_event_kinds(rt, true)` is on
@@ -452,7 +469,8 @@ typedef struct uniloop_runtime_stats_t {
   size_t registered;
   // Pending timers.
   size_t timers;
-  // Posted reads and writes not yet returned by a wait.
+  // Posted operations (reads, writes, accepts, connects) not yet
+  // returned by a wait.
   size_t pending_ops;
   // Calls to `async_runtime_wait`.
   uint64_t waits;
@@ -460,7 +478,7 @@ typedef struct uniloop_runtime_stats_t {
   uint64_t events;
   // Readiness events returned.
   uint64_t io_events;
-  // Finished posted reads and writes returned.
+  // Finished posted operations returned.
   uint64_t io_done;
   // Completions returned.
   uint64_t completions;
@@ -767,10 +785,12 @@ int async_runtime_add(async_runtime_t *rt, socket_fd_t fd, uint32_t events, void
 // (`UNILOOP_ERR_NOT_FOUND` if not registered).
 int async_runtime_modify(async_runtime_t *rt, socket_fd_t fd, uint32_t events, void *context);
 
-// Unregisters `fd` and cancels its posted reads and writes: no event for
-// it comes from a wait after this returns, and the runtime's read buffer
-// for it is freed. 0, or -1 (`UNILOOP_ERR_NOT_FOUND`; or the OS error for
-// an fd closed before its removal — it is forgotten all the same).
+// Unregisters `fd` and cancels its posted operations (reads, writes,
+// accepts, connects): no event for it comes from a wait after this
+// returns, the runtime's read buffer for it is freed, and a connection
+// an accept had taken but no wait returned yet is closed. 0, or -1
+// (`UNILOOP_ERR_NOT_FOUND`; or the OS error for an fd closed before its
+// removal — it is forgotten all the same).
 int async_runtime_remove(async_runtime_t *rt, socket_fd_t fd);
 
 // Makes a blocked (or the next) `async_runtime_wait` return. Produces no
@@ -831,6 +851,46 @@ int async_runtime_post_read(async_runtime_t *rt, socket_fd_t fd, void *buffer, s
 // (`async_runtime_remove`); closed earlier, the bytes can reach whatever
 // file gets the number.
 int async_runtime_post_write(async_runtime_t *rt, socket_fd_t fd, const void *buffer, size_t len);
+
+// uniloop: posts an accept on a registered, listening, non-blocking
+// socket: a server can then run on completions alone (register the
+// listener with `events` 0). One event follows: `EVENT_READ |
+// UNILOOP_EVENT_ACCEPT` with the new connection's fd in
+// `bytes_transferred` (`(socket_fd_t)ev.bytes_transferred`: non-blocking,
+// not registered, yours to add or close; `getpeername` gives its peer),
+// or `EVENT_ERROR | UNILOOP_EVENT_ACCEPT` with the OS error in
+// `completion_key` (`EMFILE` when out of descriptors: the connection
+// waits in the backlog, post again once some are free). `fd` and
+// `context` are the listener's. Post the next accept from the event; a
+// connection that died before it was accepted is skipped. One accept at
+// a time per listener (`UNILOOP_ERR_EXISTS`; a read there counts too);
+// while it is posted no readiness `EVENT_READ` is reported for the
+// listener. `async_runtime_remove` cancels it (no event then; a
+// connection it had already taken is closed), and must come before the
+// listener is closed. 0, or -1: `UNILOOP_ERR_NOT_FOUND` if not
+// registered, `UNILOOP_ERR_INVALID` for a socket without `O_NONBLOCK`
+// (checked at every post) or one that is not listening (no `listen`),
+// the OS error for a bad fd or a non-socket.
+int uniloop_runtime_post_accept(async_runtime_t *rt, socket_fd_t fd);
+
+// uniloop: posts a connect of a registered, non-blocking TCP socket to
+// `addr` (a `struct sockaddr_in` or `sockaddr_in6` of `addrlen` bytes,
+// read before this returns). One event follows: `EVENT_WRITE |
+// UNILOOP_EVENT_CONNECT` once connected (post reads and writes on it
+// from then on), or `EVENT_ERROR | UNILOOP_EVENT_CONNECT` with the OS
+// error in `completion_key` (`ECONNREFUSED` for a closed port;
+// `WSAECONNREFUSED` on Windows). While it is posted the socket's
+// writability, hang-up and error are its own (no readiness event reports
+// them). `async_runtime_remove` cancels it (no event then). 0, or -1:
+// `UNILOOP_ERR_INVALID` for a NULL `addr`, a family other than `AF_INET`
+// / `AF_INET6`, an `addrlen` too short for it, or a socket without
+// `O_NONBLOCK`; `UNILOOP_ERR_NOT_FOUND` if not registered;
+// `UNILOOP_ERR_EXISTS` if a connect is already posted on it.
+//
+// # Safety
+//
+// `addr` is NULL or points to `addrlen` readable bytes.
+int uniloop_runtime_post_connect(async_runtime_t *rt, socket_fd_t fd, const struct sockaddr *addr, size_t addrlen);
 
 // The console type `async_runtime_add_console` detected
 // (`CONSOLE_TYPE_NONE` before it, and for a bad handle).

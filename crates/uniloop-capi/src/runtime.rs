@@ -311,10 +311,12 @@ pub extern "C" fn async_runtime_modify(
     })
 }
 
-/// Unregisters `fd` and cancels its posted reads and writes: no event for
-/// it comes from a wait after this returns, and the runtime's read buffer
-/// for it is freed. 0, or -1 (`UNILOOP_ERR_NOT_FOUND`; or the OS error for
-/// an fd closed before its removal — it is forgotten all the same).
+/// Unregisters `fd` and cancels its posted operations (reads, writes,
+/// accepts, connects): no event for it comes from a wait after this
+/// returns, the runtime's read buffer for it is freed, and a connection
+/// an accept had taken but no wait returned yet is closed. 0, or -1
+/// (`UNILOOP_ERR_NOT_FOUND`; or the OS error for an fd closed before its
+/// removal — it is forgotten all the same).
 #[no_mangle]
 pub extern "C" fn async_runtime_remove(rt: *mut async_runtime_t, fd: socket_fd_t) -> c_int {
     guard(-1, || with_loop(rt, |l| l.remove(fd)).map(|()| 0))
@@ -468,6 +470,109 @@ pub extern "C" fn async_runtime_post_write(
         })
         .map(|_| 0)
     })
+}
+
+/// `struct sockaddr`: declared by uniloop.h, defined by the system's
+/// socket header (`<sys/socket.h>`, `<winsock2.h>`). Read as bytes only.
+#[repr(C)]
+pub struct sockaddr {
+    _bytes: [u8; 0],
+}
+
+/// uniloop: posts an accept on a registered, listening, non-blocking
+/// socket: a server can then run on completions alone (register the
+/// listener with `events` 0). One event follows: `EVENT_READ |
+/// UNILOOP_EVENT_ACCEPT` with the new connection's fd in
+/// `bytes_transferred` (`(socket_fd_t)ev.bytes_transferred`: non-blocking,
+/// not registered, yours to add or close; `getpeername` gives its peer),
+/// or `EVENT_ERROR | UNILOOP_EVENT_ACCEPT` with the OS error in
+/// `completion_key` (`EMFILE` when out of descriptors: the connection
+/// waits in the backlog, post again once some are free). `fd` and
+/// `context` are the listener's. Post the next accept from the event; a
+/// connection that died before it was accepted is skipped. One accept at
+/// a time per listener (`UNILOOP_ERR_EXISTS`; a read there counts too);
+/// while it is posted no readiness `EVENT_READ` is reported for the
+/// listener. `async_runtime_remove` cancels it (no event then; a
+/// connection it had already taken is closed), and must come before the
+/// listener is closed. 0, or -1: `UNILOOP_ERR_NOT_FOUND` if not
+/// registered, `UNILOOP_ERR_INVALID` for a socket without `O_NONBLOCK`
+/// (checked at every post) or one that is not listening (no `listen`),
+/// the OS error for a bad fd or a non-socket.
+#[no_mangle]
+pub extern "C" fn uniloop_runtime_post_accept(rt: *mut async_runtime_t, fd: socket_fd_t) -> c_int {
+    guard(-1, || {
+        with_loop(rt, |l| l.post_accept(fd).and_then(|()| l.rearm())).map(|_| 0)
+    })
+}
+
+/// uniloop: posts a connect of a registered, non-blocking TCP socket to
+/// `addr` (a `struct sockaddr_in` or `sockaddr_in6` of `addrlen` bytes,
+/// read before this returns). One event follows: `EVENT_WRITE |
+/// UNILOOP_EVENT_CONNECT` once connected (post reads and writes on it
+/// from then on), or `EVENT_ERROR | UNILOOP_EVENT_CONNECT` with the OS
+/// error in `completion_key` (`ECONNREFUSED` for a closed port;
+/// `WSAECONNREFUSED` on Windows). While it is posted the socket's
+/// writability, hang-up and error are its own (no readiness event reports
+/// them). `async_runtime_remove` cancels it (no event then). 0, or -1:
+/// `UNILOOP_ERR_INVALID` for a NULL `addr`, a family other than `AF_INET`
+/// / `AF_INET6`, an `addrlen` too short for it, or a socket without
+/// `O_NONBLOCK`; `UNILOOP_ERR_NOT_FOUND` if not registered;
+/// `UNILOOP_ERR_EXISTS` if a connect is already posted on it.
+///
+/// # Safety
+///
+/// `addr` is NULL or points to `addrlen` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn uniloop_runtime_post_connect(
+    rt: *mut async_runtime_t,
+    fd: socket_fd_t,
+    addr: *const sockaddr,
+    addrlen: usize,
+) -> c_int {
+    guard(-1, || {
+        // SAFETY: the caller's promise, passed on.
+        let addr = unsafe { socket_addr(addr, addrlen) }?;
+        with_loop(rt, |l| l.post_connect(fd, addr).and_then(|()| l.rearm())).map(|_| 0)
+    })
+}
+
+/// The caller's `struct sockaddr` as an IPv4 or IPv6 address.
+///
+/// # Safety
+///
+/// `addr` is NULL or points to `len` readable bytes.
+unsafe fn socket_addr(addr: *const sockaddr, len: usize) -> Result<std::net::SocketAddr> {
+    if addr.is_null() {
+        return Err(Error::invalid("addr is NULL"));
+    }
+    let bad_len = || {
+        Error::invalid(format!(
+            "addrlen {len} is too short for the address's family (sizeof(struct sockaddr_in) or sockaddr_in6)"
+        ))
+    };
+    let storage = socket2::SockAddrStorage::zeroed();
+    if len < 2 || len > storage.size_of() as usize {
+        return Err(bad_len());
+    }
+    // SAFETY: `init` copies `len` bytes, at most the storage's size
+    // (checked above), from the caller's `len` readable bytes.
+    let ((), sa) = unsafe {
+        socket2::SockAddr::try_init(|st, sl| {
+            ptr::copy_nonoverlapping(addr.cast::<u8>(), st.cast::<u8>(), len);
+            *sl = len as socket2::socklen_t;
+            Ok(())
+        })
+    }?;
+    let Some(socket) = sa.as_socket() else {
+        return Err(Error::invalid(
+            "addr is not an AF_INET or AF_INET6 address (sa_family)",
+        ));
+    };
+    // The family's full size: a shorter `addrlen` left part of it unread.
+    if len < socket2::SockAddr::from(socket).len() as usize {
+        return Err(bad_len());
+    }
+    Ok(socket)
 }
 
 /// `async_runtime_add_console`'s part: remembers `kind` for

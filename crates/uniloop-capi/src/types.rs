@@ -63,6 +63,18 @@ pub const UNILOOP_EVENT_COMPLETION: u32 = 0x1000;
 /// uniloop: set on the event of `uniloop_runtime_shutdown_fd` (with
 /// `EVENT_WRITE`, or `EVENT_ERROR` if the fd's output failed).
 pub const UNILOOP_EVENT_SHUTDOWN: u32 = 0x2000;
+/// uniloop: set on the event of `uniloop_runtime_post_accept`: with
+/// `EVENT_READ` when a connection was accepted, `bytes_transferred` its
+/// new fd (`(socket_fd_t)ev.bytes_transferred`; non-blocking, not
+/// registered, yours to close); with `EVENT_ERROR` when the accept failed,
+/// `completion_key` the OS error and `bytes_transferred`
+/// `INVALID_SOCKET_FD`. `fd` and `context` are the listener's.
+pub const UNILOOP_EVENT_ACCEPT: u32 = 0x4000;
+/// uniloop: set on the event of `uniloop_runtime_post_connect`: with
+/// `EVENT_WRITE` when the connection is made, with `EVENT_ERROR` when it
+/// failed, `completion_key` the OS error (`ECONNREFUSED` for a closed
+/// port; a winsock code on Windows). `bytes_transferred` is 0.
+pub const UNILOOP_EVENT_CONNECT: u32 = 0x8000;
 /// All the kind flags: `event_type & UNILOOP_EVENT_KIND_MASK` is exactly
 /// one of them once `uniloop_runtime_set_event_kinds(rt, true)` is on
 /// (timer and signal events carry theirs always).

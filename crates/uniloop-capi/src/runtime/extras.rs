@@ -21,7 +21,8 @@ pub struct uniloop_runtime_stats_t {
     pub registered: usize,
     /// Pending timers.
     pub timers: usize,
-    /// Posted reads and writes not yet returned by a wait.
+    /// Posted operations (reads, writes, accepts, connects) not yet
+    /// returned by a wait.
     pub pending_ops: usize,
     /// Calls to `async_runtime_wait`.
     pub waits: u64,
@@ -29,7 +30,7 @@ pub struct uniloop_runtime_stats_t {
     pub events: u64,
     /// Readiness events returned.
     pub io_events: u64,
-    /// Finished posted reads and writes returned.
+    /// Finished posted operations returned.
     pub io_done: u64,
     /// Completions returned.
     pub completions: u64,

@@ -1,4 +1,4 @@
-//! The loop part of a runtime: the fd table, posted reads and writes, and
+//! The loop part of a runtime: the fd table, posted operations, and
 //! turning the Rust runtime's events into `io_event_t`s.
 
 use std::collections::HashSet;
@@ -202,6 +202,88 @@ fn check_nonblocking(fd: socket_fd_t) -> Result<()> {
 #[cfg(windows)]
 fn check_nonblocking(_fd: socket_fd_t) -> Result<()> {
     Ok(())
+}
+
+/// An accept needs a listening socket: `listen` not called, every accept
+/// on it would fail, so the post is refused (`SO_ACCEPTCONN`).
+#[cfg(unix)]
+fn check_listening(fd: socket_fd_t) -> Result<()> {
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes to `on`; a bad fd or
+    // a non-socket gives -1 (EBADF, ENOTSOCK).
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut on as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    listening(on != 0)
+}
+
+/// An accept needs a listening socket (`SO_ACCEPTCONN`).
+#[cfg(windows)]
+fn check_listening(fd: socket_fd_t) -> Result<()> {
+    use windows_sys::Win32::Networking::WinSock::{
+        getsockopt, WSAGetLastError, SOCKET_ERROR, SOL_SOCKET, SO_ACCEPTCONN,
+    };
+    let mut on: i32 = 0;
+    let mut len = std::mem::size_of::<i32>() as i32;
+    // SAFETY: getsockopt writes at most `len` bytes to `on`; a bad socket
+    // gives SOCKET_ERROR.
+    let rc = unsafe {
+        getsockopt(
+            fd,
+            SOL_SOCKET,
+            SO_ACCEPTCONN,
+            (&mut on as *mut i32).cast(),
+            &mut len,
+        )
+    };
+    if rc == SOCKET_ERROR {
+        // SAFETY: reads the calling thread's last winsock error.
+        let code = unsafe { WSAGetLastError() };
+        return Err(std::io::Error::from_raw_os_error(code).into());
+    }
+    listening(on != 0)
+}
+
+fn listening(on: bool) -> Result<()> {
+    if on {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "not a listening socket: call listen() before posting an accept",
+        ))
+    }
+}
+
+/// An fd in a `size_t` field (`INVALID_SOCKET_FD` as `(size_t)-1` on
+/// POSIX), read back with `(socket_fd_t)`.
+#[allow(clippy::unnecessary_cast)] // socket_fd_t is usize on Windows
+fn fd_bits(fd: socket_fd_t) -> usize {
+    fd as usize
+}
+
+/// An accepted connection's descriptor, handed to the caller (who closes
+/// it).
+#[cfg(unix)]
+fn into_fd(conn: std::net::TcpStream) -> socket_fd_t {
+    use std::os::fd::IntoRawFd;
+    conn.into_raw_fd()
+}
+
+/// An accepted connection's socket, handed to the caller (who closes it).
+#[cfg(windows)]
+fn into_fd(conn: std::net::TcpStream) -> socket_fd_t {
+    use std::os::windows::io::IntoRawSocket;
+    conn.into_raw_socket() as socket_fd_t
 }
 
 impl Loop {
@@ -426,6 +508,57 @@ impl Loop {
         Ok(())
     }
 
+    /// A posted accept on a registered listening socket.
+    pub(super) fn post_accept(&mut self, fd: socket_fd_t) -> Result<()> {
+        check_fd(fd)?;
+        let Some(entry) = self.fds.get_mut(&fd) else {
+            return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
+        };
+        // Asked at every post, as for reads: an accept on a blocking
+        // listener would block the loop.
+        check_nonblocking(fd)?;
+        check_listening(fd)?;
+        // SAFETY: as in `post_read`: registered, and kept open by the
+        // caller until `async_runtime_remove` deregisters it.
+        let op = unsafe { self.rt.post_accept(&source(fd)) }?;
+        entry.io().ops.insert(op);
+        self.ops.insert(
+            op,
+            Op {
+                fd,
+                user: ptr::null_mut(),
+                shutdown: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// A posted connect of a registered socket to `addr`.
+    pub(super) fn post_connect(
+        &mut self,
+        fd: socket_fd_t,
+        addr: std::net::SocketAddr,
+    ) -> Result<()> {
+        check_fd(fd)?;
+        let Some(entry) = self.fds.get_mut(&fd) else {
+            return Err(Error::new(UNILOOP_ERR_NOT_FOUND, "fd is not registered"));
+        };
+        check_nonblocking(fd)?;
+        // SAFETY: as in `post_read`: registered, and kept open by the
+        // caller until `async_runtime_remove` deregisters it.
+        let op = unsafe { self.rt.post_connect(&source(fd), addr) }?;
+        entry.io().ops.insert(op);
+        self.ops.insert(
+            op,
+            Op {
+                fd,
+                user: ptr::null_mut(),
+                shutdown: false,
+            },
+        );
+        Ok(())
+    }
+
     /// One wait, its events written to `out` (room for `max` events).
     /// Inlined into `async_runtime_wait`: one frame per call.
     #[inline]
@@ -504,14 +637,25 @@ impl Loop {
                     // Everything queued before the marker is out.
                     error = shut_write(fd).err();
                 }
+                if fin.kind == rt::OpKind::Accept {
+                    // The connection, now the caller's: its fd in place of
+                    // a byte count (`INVALID_SOCKET_FD` when none came).
+                    e.bytes_transferred = match fin.accepted {
+                        Some((conn, _)) if error.is_none() => fd_bits(into_fd(conn)),
+                        _ => fd_bits(INVALID_FD),
+                    };
+                }
                 e.event_type = match (fin.kind, error.is_some(), fin.bytes) {
                     (_, true, _) => EVENT_ERROR,
                     (rt::OpKind::Read, false, 0) => EVENT_CLOSE,
-                    (rt::OpKind::Read, false, _) => EVENT_READ,
-                    (_, false, _) => EVENT_WRITE, // the C layer posts reads and writes only
+                    (rt::OpKind::Read | rt::OpKind::Accept, false, _) => EVENT_READ,
+                    (_, false, _) => EVENT_WRITE, // a write or a connect
                 };
-                if shutdown {
-                    e.event_type |= UNILOOP_EVENT_SHUTDOWN;
+                match fin.kind {
+                    rt::OpKind::Accept => e.event_type |= UNILOOP_EVENT_ACCEPT,
+                    rt::OpKind::Connect => e.event_type |= UNILOOP_EVENT_CONNECT,
+                    _ if shutdown => e.event_type |= UNILOOP_EVENT_SHUTDOWN,
+                    _ => {}
                 }
                 // The OS error code of a failed operation (errno; a
                 // winsock code on Windows): fd events have no key.
