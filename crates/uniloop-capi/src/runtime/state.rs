@@ -70,6 +70,13 @@ pub(super) struct Op {
     shutdown: bool,
 }
 
+/// Records posted operation `id` of `entry` (its fd `op.fd`): in the
+/// fd's set, for `async_runtime_remove`, and in `ops`, for its event.
+fn track(entry: &mut Fd, ops: &mut IntMap<rt::OpId, Op>, id: rt::OpId, op: Op) {
+    entry.io().ops.insert(id);
+    ops.insert(id, op);
+}
+
 pub(super) struct Loop {
     pub(super) rt: rt::Runtime,
     /// The Rust runtime's events of the current wait, kept from wait to
@@ -434,9 +441,10 @@ impl Loop {
         // operations) — so it is open while this read is pending.
         match unsafe { self.rt.post_read(&source(fd), vec) } {
             Ok(op) => {
-                entry.io().ops.insert(op);
                 entry.reading = true;
-                self.ops.insert(
+                track(
+                    entry,
+                    &mut self.ops,
                     op,
                     Op {
                         fd,
@@ -496,8 +504,9 @@ impl Loop {
                 Error::from(e)
             }
         })?;
-        entry.io().ops.insert(op);
-        self.ops.insert(
+        track(
+            entry,
+            &mut self.ops,
             op,
             Op {
                 fd,
@@ -521,8 +530,9 @@ impl Loop {
         // SAFETY: as in `post_read`: registered, and kept open by the
         // caller until `async_runtime_remove` deregisters it.
         let op = unsafe { self.rt.post_accept(&source(fd)) }?;
-        entry.io().ops.insert(op);
-        self.ops.insert(
+        track(
+            entry,
+            &mut self.ops,
             op,
             Op {
                 fd,
@@ -547,8 +557,9 @@ impl Loop {
         // SAFETY: as in `post_read`: registered, and kept open by the
         // caller until `async_runtime_remove` deregisters it.
         let op = unsafe { self.rt.post_connect(&source(fd), addr) }?;
-        entry.io().ops.insert(op);
-        self.ops.insert(
+        track(
+            entry,
+            &mut self.ops,
             op,
             Op {
                 fd,

@@ -1637,23 +1637,8 @@ impl Drop for Selector {
         }
         if let RingFd::Registered { index, thread } = self.ring_fd {
             if thread == thread_mark() {
-                let up = RsrcUpdate {
-                    offset: index,
-                    resv: 0,
-                    data: 0,
-                };
-                // SAFETY: `up` is one `io_uring_rsrc_update` naming this
-                // thread's registration of the ring, valid for the call.
                 // A failure leaves the registration to the thread's exit.
-                unsafe {
-                    libc::syscall(
-                        libc::SYS_io_uring_register,
-                        self.ring.as_raw_fd() as libc::c_long,
-                        UNREGISTER_RING_FDS as libc::c_long,
-                        &up as *const RsrcUpdate,
-                        1 as libc::c_long,
-                    )
-                };
+                unregister_ring_fd(self.ring.as_raw_fd(), index);
             }
         }
     }
@@ -1680,6 +1665,29 @@ fn register_ring_fd(ring: RawFd) -> Option<u32> {
         )
     };
     (r == 1).then_some(up.offset)
+}
+
+/// Undoes [`register_ring_fd`]: frees `index` in the calling thread's
+/// table, which must be the thread that registered it. False if the
+/// kernel refused.
+fn unregister_ring_fd(ring: RawFd, index: u32) -> bool {
+    let up = RsrcUpdate {
+        offset: index,
+        resv: 0,
+        data: 0,
+    };
+    // SAFETY: `up` is one `io_uring_rsrc_update` naming a registration in
+    // this thread's table, valid for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring as libc::c_long,
+            UNREGISTER_RING_FDS as libc::c_long,
+            &up as *const RsrcUpdate,
+            1 as libc::c_long,
+        )
+    };
+    r == 1
 }
 
 #[cfg(test)]
@@ -1752,21 +1760,7 @@ mod tests {
         let here = thread_mark();
         let registered = register_ring_fd(sel.ring.as_raw_fd()).map(|index| {
             // Only asking whether this kernel has the call: undone at once.
-            let up = RsrcUpdate {
-                offset: index,
-                resv: 0,
-                data: 0,
-            };
-            // SAFETY: `up` names the registration just made, on this thread.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_io_uring_register,
-                    sel.ring.as_raw_fd() as libc::c_long,
-                    UNREGISTER_RING_FDS as libc::c_long,
-                    &up as *const RsrcUpdate,
-                    1 as libc::c_long,
-                )
-            };
+            unregister_ring_fd(sel.ring.as_raw_fd(), index);
         });
         match sel.ring_fd {
             RingFd::Registered { thread, .. } => assert_eq!(thread, here),
