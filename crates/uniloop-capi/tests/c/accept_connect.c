@@ -8,27 +8,12 @@
 #include <errno.h>
 #include <string.h>
 
+#include "sock_compat.h"
+
 #ifdef _WIN32
-#include <winsock2.h>
-#include <ws2tcpip.h>
-#include <windows.h>
-typedef SOCKET sock_t;
-#define closesock closesocket
 #define REFUSED WSAECONNREFUSED
-static void set_nonblocking(sock_t s) {
-    u_long one = 1;
-    CHECK(ioctlsocket(s, FIONBIO, &one) == 0);
-}
 #else
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-typedef int sock_t;
-#define closesock close
 #define REFUSED ECONNREFUSED
-static void set_nonblocking(sock_t s) { CHECK(fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK) == 0); }
 #endif
 
 #define CLIENTS 4

@@ -9,17 +9,10 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "sock_compat.h"
+
 #ifdef _WIN32
-#include <winsock2.h>
-#include <ws2tcpip.h>
-#include <windows.h>
-typedef SOCKET sock_t;
 typedef HANDLE thread_t;
-#define closesock closesocket
-static void set_nonblocking(sock_t s) {
-    u_long one = 1;
-    CHECK(ioctlsocket(s, FIONBIO, &one) == 0);
-}
 static void set_blocking(sock_t s) {
     u_long zero = 0;
     CHECK(ioctlsocket(s, FIONBIO, &zero) == 0);
@@ -44,16 +37,8 @@ static void thread_join(thread_t t) {
     CloseHandle(t);
 }
 #else
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <sys/socket.h>
-#include <unistd.h>
-typedef int sock_t;
 typedef pthread_t thread_t;
-#define closesock close
-static void set_nonblocking(sock_t s) { CHECK(fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK) == 0); }
 static void set_blocking(sock_t s) { CHECK(fcntl(s, F_SETFL, fcntl(s, F_GETFL) & ~O_NONBLOCK) == 0); }
 static thread_t thread_start(void *(*fn)(void *), void *arg) {
     pthread_t t;
