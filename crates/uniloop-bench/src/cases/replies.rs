@@ -10,13 +10,15 @@
 //! epoll one `writev`); uniloop in readiness mode and mio write each reply
 //! (one `write` per message); the raw epoll loop writes all of them with
 //! one `writev`; the hand-written io_uring loop sends them as one
-//! `SENDMSG` with an iovec each.
+//! `SENDMSG` with an iovec each. The posted rows run twice: with the
+//! connections registered with [`Interest::NONE`] (posted I/O only) and
+//! readable, which cost differently on each backend.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use uniloop::Backend;
+use uniloop::{Backend, Interest};
 
 use super::echo::{self, gone, Answer, Step, CPU};
 use super::Until;
@@ -28,8 +30,10 @@ const K: usize = 8;
 /// Bytes of a request and of each reply.
 const MSG: usize = 64;
 
-const URING_POSTED: &str = "uniloop posted, hold_writes (io_uring: SENDMSG)";
-const EPOLL_POSTED: &str = "uniloop posted, hold_writes (epoll: writev)";
+const URING_POSTED: &str = "uniloop posted, Interest::NONE (io_uring: SENDMSG)";
+const URING_POSTED_READABLE: &str = "uniloop posted, READABLE (io_uring: SENDMSG)";
+const EPOLL_POSTED: &str = "uniloop posted, Interest::NONE (epoll: writev)";
+const EPOLL_POSTED_READABLE: &str = "uniloop posted, READABLE (epoll: writev)";
 const READINESS: &str = "uniloop readiness (epoll, a write per reply)";
 const MIO: &str = "mio (a write per reply)";
 const RAW_EPOLL: &str = "raw epoll loop (writev)";
@@ -54,7 +58,7 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
                 "{conns} loopback connections; each {MSG}-byte request is answered with {K} replies of {MSG} bytes \
                  and the client reads all {} bytes before its next request; round trips counted for {secs} s after \
                  a warm-up; the load generator (raw epoll, the same for every system, the echo case's) runs in its own \
-                 process; uniloop's posted rows (connections registered with Interest::NONE) post the {K} replies as {K} \
+                 process; uniloop's posted rows (connections registered with Interest::NONE, and once READABLE) post the {K} replies as {K} \
                  writes with hold_writes, which go out together at the next wait (io_uring: one SENDMSG; epoll: one \
                  writev), and post the next read when the last is done; the readiness rows (uniloop on epoll, mio) write each reply with its own write; the raw \
                  epoll loop writes the {K} with one writev, the hand-written io_uring loop with one SENDMSG (an iovec \
@@ -69,7 +73,12 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
             .system(
                 EPOLL_POSTED,
                 Role::Uniloop,
-                run(|l, n| serve_posted(l, n, Backend::Epoll)),
+                run(|l, n| serve_posted(l, n, Backend::Epoll, Interest::NONE)),
+            )
+            .system(
+                EPOLL_POSTED_READABLE,
+                Role::Uniloop,
+                run(|l, n| serve_posted(l, n, Backend::Epoll, Interest::READABLE)),
             )
             .system(
                 MIO,
@@ -88,7 +97,12 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
                     .system(
                         URING_POSTED,
                         Role::Uniloop,
-                        run(|l, n| serve_posted(l, n, Backend::Uring)),
+                        run(|l, n| serve_posted(l, n, Backend::Uring, Interest::NONE)),
+                    )
+                    .system(
+                        URING_POSTED_READABLE,
+                        Role::Uniloop,
+                        run(|l, n| serve_posted(l, n, Backend::Uring, Interest::READABLE)),
                     )
                     .system(
                         RAW_URING,
@@ -176,11 +190,17 @@ impl Answer for Replies {
 /// together at the next `wait`; the read is posted again once the last of
 /// them is done (as the hand-written loops do: the next request cannot
 /// come before the replies have gone). Connections are registered with
-/// [`Interest::NONE`], for posted I/O only. The reply buffers come back
+/// `interest`: [`Interest::NONE`] (for posted I/O only) or readable. The
+/// reply buffers come back
 /// with their writes' events and are reused: nothing is allocated per
 /// round trip once the pool has grown.
-fn serve_posted(listener: std::net::TcpListener, conns: usize, backend: Backend) -> io::Result<()> {
-    use uniloop::{Event, Events, Interest, OpKind, Runtime, Token};
+fn serve_posted(
+    listener: std::net::TcpListener,
+    conns: usize,
+    backend: Backend,
+    interest: Interest,
+) -> io::Result<()> {
+    use uniloop::{Event, Events, OpKind, Runtime, Token};
     const LISTENER: Token = Token(u64::MAX);
     let mut rt = Runtime::builder()
         .backend(backend)
@@ -212,7 +232,7 @@ fn serve_posted(listener: std::net::TcpListener, conns: usize, backend: Backend)
                         Ok((s, _)) => {
                             s.set_nonblocking(true)?;
                             s.set_nodelay(true)?;
-                            rt.register(&s, Token(streams.len() as u64), Interest::NONE)?;
+                            rt.register(&s, Token(streams.len() as u64), interest)?;
                             // SAFETY: the stream stays in `streams` until after its
                             // `deregister`.
                             unsafe { rt.post_read(&s, Vec::with_capacity(4096)) }?;
@@ -304,14 +324,24 @@ mod tests {
             (READINESS, |l, n| {
                 echo::serve_uniloop_with(l, n, Backend::Epoll, Replies::new(false))
             }),
-            (EPOLL_POSTED, |l, n| serve_posted(l, n, Backend::Epoll)),
+            (EPOLL_POSTED, |l, n| {
+                serve_posted(l, n, Backend::Epoll, Interest::NONE)
+            }),
+            (EPOLL_POSTED_READABLE, |l, n| {
+                serve_posted(l, n, Backend::Epoll, Interest::READABLE)
+            }),
             (MIO, |l, n| echo::serve_mio_with(l, n, Replies::new(false))),
             (RAW_EPOLL, |l, n| {
                 echo::serve_raw_with(l, n, Replies::new(true))
             }),
         ];
         if Backend::Uring.is_available() {
-            servers.push((URING_POSTED, |l, n| serve_posted(l, n, Backend::Uring)));
+            servers.push((URING_POSTED, |l, n| {
+                serve_posted(l, n, Backend::Uring, Interest::NONE)
+            }));
+            servers.push((URING_POSTED_READABLE, |l, n| {
+                serve_posted(l, n, Backend::Uring, Interest::READABLE)
+            }));
             servers.push((RAW_URING, |l, n| {
                 echo::serve_uring_raw_with(l, n, false, Some(K))
             }));
