@@ -55,7 +55,7 @@ impl Config {
     }
 }
 
-const CASES: [&str; 11] = [
+const CASES: [&str; 13] = [
     "completion",
     "latency",
     "echo",
@@ -67,6 +67,8 @@ const CASES: [&str; 11] = [
     "pileup",
     "fairness",
     "chat",
+    "accept",
+    "replies",
 ];
 
 fn usage() -> String {
@@ -95,8 +97,13 @@ fn main() -> ExitCode {
             }
         };
     }
-    if argv.first().map(String::as_str) == Some("--echo-generator") {
-        return match cases::echo::generator_main(&argv[1..]) {
+    let generator = match argv.first().map(String::as_str) {
+        Some("--echo-generator") => Some(cases::echo::generator_main as fn(&[String]) -> _),
+        Some("--accept-generator") => Some(cases::accept::generator_main as fn(&[String]) -> _),
+        _ => None,
+    };
+    if let Some(generator_main) = generator {
+        return match generator_main(&argv[1..]) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

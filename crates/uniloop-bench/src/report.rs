@@ -704,15 +704,20 @@ fn to_json(machine: &Machine, cfg: &Config, results: &[CaseResult]) -> String {
         let _ = writeln!(s, "      \"systems\": [");
         for (si, r) in c.systems.iter().enumerate() {
             let samples: Vec<String> = r.samples.iter().map(|v| json_num(*v)).collect();
+            // Each extra with its median and its value per repetition
+            // (for ratios between rows of the same repetition).
             let extras: Vec<String> = r
                 .extras
                 .iter()
-                .map(|(n, v, u)| {
+                .zip(&r.extra_samples)
+                .map(|((n, v, u), per_rep)| {
+                    let per_rep: Vec<String> = per_rep.iter().map(|v| json_num(*v)).collect();
                     format!(
-                        "{{\"name\": {}, \"value\": {}, \"unit\": {}}}",
+                        "{{\"name\": {}, \"value\": {}, \"unit\": {}, \"samples\": [{}]}}",
                         json_str(n),
                         json_num(*v),
-                        json_str(u)
+                        json_str(u),
+                        per_rep.join(", ")
                     )
                 })
                 .collect();

@@ -16,14 +16,14 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::{Domain, SockRef, Socket, Type};
 use uniloop::Backend;
 
-use super::{join, tokio_rt, Until};
-use crate::measure::measured;
+use super::{
+    cost_sample, generate_in_child, join, spawn_server, tokio_rt, CostNames, Until, Window,
+};
 use crate::report::{Case, Role, Sample};
 use crate::sys::{epoll_events, Epoll};
 use crate::Config;
@@ -120,118 +120,112 @@ pub(crate) const MIO: Serve = serve_mio;
 /// this process; with `Until::Iterations(n)` it runs on the calling thread
 /// and stops after `n` round trips (no warm-up), for counting instructions
 /// per round trip on the server thread, which runs all of `serve` inside
-/// [`measured`].
+/// [`measured`](crate::measure::measured).
 ///
 /// The server thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`) and its
 /// user-space part (`getrusage(RUSAGE_THREAD)`), over its whole life, are
 /// divided by all the round trips (warm-up included), as its system calls
 /// are.
 pub(crate) fn run(conns: usize, until: Until, serve: Serve) -> io::Result<Sample> {
-    use crate::sys::{SyscallCount, ThreadCpu};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
-    socket.listen(4096)?;
-    socket.set_nonblocking(true)?;
-    let listener: TcpListener = socket.into();
+    run_replies(conns, MSG, until, serve)
+}
+
+/// [`run`] with replies of `reply` bytes to each 64-byte request: the
+/// generator reads all of them before it sends the next request.
+pub(crate) fn run_replies(
+    conns: usize,
+    reply: usize,
+    until: Until,
+    serve: Serve,
+) -> io::Result<Sample> {
+    let listener = listen()?;
     let addr = listener.local_addr()?;
-    let server = thread::spawn(move || {
-        // The whole life of the server thread, accepts and closes included
-        // (a few per connection, against thousands of round trips each).
-        let count = SyscallCount::start();
-        let cpu = ThreadCpu::now()?;
-        measured(|| serve(listener, conns))?;
-        let used = ThreadCpu::now()?.since(cpu);
-        Ok((count.and_then(|c| c.read()), used))
-    });
+    // The whole life of the server thread, accepts and closes included
+    // (a few per connection, against thousands of round trips each).
+    let server = spawn_server(move || serve(listener, conns));
     let r = match until {
-        Until::Elapsed(d) => generate_in_child(addr, conns, d),
-        Until::Iterations(_) => generate(addr, conns, until),
+        Until::Elapsed(d) => generate_in_child(
+            "--echo-generator",
+            addr,
+            &[
+                conns.to_string(),
+                d.as_secs_f64().to_string(),
+                reply.to_string(),
+            ],
+        ),
+        Until::Iterations(_) => generate(addr, conns, reply, until),
     };
     // The generator closed every connection: the server sees EOF on each
     // and returns.
     let s = join(server);
     let (rate, round_trips) = r?;
-    let (calls, cpu) = s?;
-    let mut sample = Sample::new(rate);
-    if round_trips > 0 {
-        let per = |d: Duration, scale: f64| d.as_secs_f64() * scale / round_trips as f64;
-        sample = sample
-            .with(CPU, per(cpu.total, 1e6), "µs")
-            .with(USER, per(cpu.user, 1e9), "ns");
-        if let Some(calls) = calls {
-            sample = sample.with(
-                "syscalls/round trip",
-                calls as f64 / round_trips as f64,
-                "syscalls",
-            );
-        }
-    }
-    Ok(sample)
+    Ok(cost_sample(rate, round_trips, &s?, &ROUND_TRIP))
 }
+
+/// The listening socket every TCP case serves on: loopback, an ephemeral
+/// port, a backlog of [`BACKLOG`], non-blocking.
+pub(crate) fn listen() -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// The listen backlog of every server (the kernel caps it at
+/// `net.core.somaxconn`).
+pub(crate) const BACKLOG: i32 = 4096;
 
 /// The server thread's CPU time per round trip, and its user-space part.
 pub(crate) const CPU: &str = "server CPU/round trip";
 pub(crate) const USER: &str = "of which user";
+const ROUND_TRIP: CostNames = CostNames {
+    cpu: CPU,
+    user: USER,
+    syscalls: "syscalls/round trip",
+};
 
-/// Runs the load generator as a child process (this binary with
-/// `--echo-generator ADDR CONNS SECONDS`) and reads its result.
-fn generate_in_child(addr: SocketAddr, conns: usize, d: Duration) -> io::Result<(f64, u64)> {
-    let out = std::process::Command::new(std::env::current_exe()?)
-        .arg("--echo-generator")
-        .arg(addr.to_string())
-        .arg(conns.to_string())
-        .arg(d.as_secs_f64().to_string())
-        .stderr(std::process::Stdio::inherit())
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(io::Error::other(format!(
-            "echo generator: {} ({})",
-            out.status,
-            text.trim()
-        )));
-    }
-    let mut words = text.split_whitespace();
-    match (
-        words.next().and_then(|w| w.parse::<f64>().ok()),
-        words.next().and_then(|w| w.parse::<u64>().ok()),
-    ) {
-        (Some(rate), Some(total)) => Ok((rate, total)),
-        _ => Err(io::Error::other(format!(
-            "echo generator: unreadable result {text:?}"
-        ))),
-    }
-}
-
-/// The child side of [`generate_in_child`]: `ADDR CONNS SECONDS`; prints
-/// the round trips per second and the round trips made.
+/// The child side of [`run`]'s generator: `ADDR CONNS SECONDS [REPLY]`;
+/// prints the round trips per second and the round trips made.
 pub(crate) fn generator_main(args: &[String]) -> io::Result<()> {
     let bad = || {
         io::Error::new(
             io::ErrorKind::InvalidInput,
-            "usage: --echo-generator ADDR CONNS SECONDS",
+            "usage: --echo-generator ADDR CONNS SECONDS [REPLY_BYTES]",
         )
     };
-    let [addr, conns, secs] = args else {
-        return Err(bad());
+    let (addr, conns, secs, reply) = match args {
+        [a, c, s] => (a, c, s, None),
+        [a, c, s, r] => (a, c, s, Some(r)),
+        _ => return Err(bad()),
     };
     let addr: SocketAddr = addr.parse().map_err(|_| bad())?;
     let conns: usize = conns.parse().map_err(|_| bad())?;
     let secs: f64 = secs.parse().map_err(|_| bad())?;
-    if !(secs.is_finite() && secs > 0.0) {
+    let reply: usize = match reply {
+        Some(r) => r.parse().map_err(|_| bad())?,
+        None => MSG,
+    };
+    if !(secs.is_finite() && secs > 0.0) || reply == 0 {
         return Err(bad());
     }
     crate::sys::raise_fd_limit(conns as u64 + 256)?;
-    let (rate, total) = generate(addr, conns, Until::Elapsed(Duration::from_secs_f64(secs)))?;
+    let (rate, total) = generate(
+        addr,
+        conns,
+        reply,
+        Until::Elapsed(Duration::from_secs_f64(secs)),
+    )?;
     println!("{rate} {total}");
     Ok(())
 }
 
-/// Connects `conns` clients and keeps one request in flight on each.
+/// Connects `conns` clients and keeps one request in flight on each: a
+/// round trip is a 64-byte request and all `reply` bytes of its answer.
 /// Returns the round trips per second while measuring, and all the round
 /// trips made (warm-up included).
-fn generate(addr: SocketAddr, conns: usize, until: Until) -> io::Result<(f64, u64)> {
+fn generate(addr: SocketAddr, conns: usize, reply: usize, until: Until) -> io::Result<(f64, u64)> {
     let mut streams = Vec::with_capacity(conns);
     for _ in 0..conns {
         let s = TcpStream::connect(addr)?;
@@ -249,31 +243,9 @@ fn generate(addr: SocketAddr, conns: usize, until: Until) -> io::Result<(f64, u6
         s.write_all(&request)?;
     }
     let mut events = epoll_events(1024);
-    let mut buf = [0u8; MSG];
-    let start = Instant::now();
-    let mut counted: u64 = 0;
-    let mut total: u64 = 0;
-    let mut measuring = None;
-    loop {
-        match until {
-            Until::Elapsed(duration) => {
-                let now = Instant::now();
-                match measuring {
-                    None if now - start >= duration / 5 => {
-                        measuring = Some(now);
-                        counted = 0;
-                    }
-                    Some(t) if now - t >= duration => break,
-                    _ => {}
-                }
-            }
-            Until::Iterations(n) => {
-                measuring.get_or_insert(start);
-                if counted >= n {
-                    break;
-                }
-            }
-        }
+    let mut buf = vec![0u8; reply];
+    let mut window = Window::new(until);
+    while window.more() {
         let n = ep.wait(&mut events, 5000)?;
         if n == 0 {
             return Err(io::Error::new(
@@ -284,14 +256,13 @@ fn generate(addr: SocketAddr, conns: usize, until: Until) -> io::Result<(f64, u6
         for ev in &events[..n] {
             let i = ev.u64 as usize;
             let s = &mut streams[i];
-            match s.read(&mut buf[..MSG - got[i]]) {
+            match s.read(&mut buf[..reply - got[i]]) {
                 Ok(0) => return Err(io::Error::other("echo: server closed a connection")),
                 Ok(k) => {
                     got[i] += k;
-                    if got[i] == MSG {
+                    if got[i] == reply {
                         got[i] = 0;
-                        counted += 1;
-                        total += 1;
+                        window.count();
                         if s.write(&request)? != MSG {
                             return Err(io::Error::other("echo: short write"));
                         }
@@ -302,27 +273,91 @@ fn generate(addr: SocketAddr, conns: usize, until: Until) -> io::Result<(f64, u6
             }
         }
     }
-    let elapsed = measuring.map_or(Duration::ZERO, |t| t.elapsed());
-    Ok((counted as f64 / elapsed.as_secs_f64(), total))
+    Ok(window.result())
 }
 
-/// Echoes whatever `s` has; `Ok(false)` when the peer is gone.
-fn echo_once(mut s: &TcpStream, buf: &mut [u8]) -> io::Result<bool> {
-    match s.read(buf) {
-        Ok(0) => Ok(false),
-        Ok(n) => match s.write_all(&buf[..n]) {
-            Ok(()) => Ok(true),
-            Err(e) if gone(&e) => Ok(false),
+/// What a readiness server does with a readable connection: the echo,
+/// or the replies of the `replies` case.
+pub(crate) trait Answer {
+    /// Reads what connection `i` has and answers it.
+    fn answer<S: Read + Write>(&mut self, i: usize, s: S) -> io::Result<Step>;
+
+    /// The same for a std stream (the uniloop and raw epoll servers).
+    fn answer_std(&mut self, i: usize, s: &TcpStream) -> io::Result<Step> {
+        self.answer(i, s)
+    }
+}
+
+/// What [`Answer::answer`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The connection has nothing more to read (a short read, or none).
+    Drained,
+    /// It filled the buffer: there may be more (an edge-triggered loop
+    /// reads again).
+    More,
+    /// The peer is gone.
+    Closed,
+}
+
+/// Echoes whatever a connection has.
+pub(crate) struct Echo([u8; 4096]);
+
+impl Echo {
+    pub(crate) fn new() -> Echo {
+        Echo([0; 4096])
+    }
+}
+
+impl Answer for Echo {
+    /// Not through the generic [`Answer::answer`], and with `write_all`
+    /// written out: the loop stays inline here (the generic `write_all`,
+    /// shared with the other servers, is not inlined), as it was when
+    /// these servers echoed in a function of their own, so the
+    /// `--callgrind` echo probes count what they counted then.
+    fn answer_std(&mut self, _: usize, mut s: &TcpStream) -> io::Result<Step> {
+        let n = match s.read(&mut self.0) {
+            Ok(0) => return Ok(Step::Closed),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Drained),
+            Err(e) if gone(&e) => return Ok(Step::Closed),
+            Err(e) => return Err(e),
+        };
+        let mut out = &self.0[..n];
+        while !out.is_empty() {
+            match s.write(out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => out = &out[k..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if gone(&e) => return Ok(Step::Closed),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(if n < self.0.len() {
+            Step::Drained
+        } else {
+            Step::More
+        })
+    }
+
+    fn answer<S: Read + Write>(&mut self, _: usize, mut s: S) -> io::Result<Step> {
+        match s.read(&mut self.0) {
+            Ok(0) => Ok(Step::Closed),
+            Ok(n) => match s.write_all(&self.0[..n]) {
+                Ok(()) if n < self.0.len() => Ok(Step::Drained),
+                Ok(()) => Ok(Step::More),
+                Err(e) if gone(&e) => Ok(Step::Closed),
+                Err(e) => Err(e),
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::Drained),
+            Err(e) if gone(&e) => Ok(Step::Closed),
             Err(e) => Err(e),
-        },
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
-        Err(e) if gone(&e) => Ok(false),
-        Err(e) => Err(e),
+        }
     }
 }
 
 /// The generator resets its connections when it stops.
-fn gone(e: &io::Error) -> bool {
+pub(crate) fn gone(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
@@ -330,6 +365,17 @@ fn gone(e: &io::Error) -> bool {
 }
 
 fn serve_uniloop(listener: TcpListener, conns: usize, backend: Backend) -> io::Result<()> {
+    serve_uniloop_with(listener, conns, backend, Echo::new())
+}
+
+/// uniloop in readiness mode: told a connection is readable, `answer`
+/// reads and writes it itself.
+pub(crate) fn serve_uniloop_with<A: Answer>(
+    listener: TcpListener,
+    conns: usize,
+    backend: Backend,
+    mut answer: A,
+) -> io::Result<()> {
     use uniloop::{Event, Events, Interest, Runtime, Token};
     const LISTENER: Token = Token(u64::MAX);
     let mut rt = Runtime::builder().backend(backend).build()?;
@@ -337,7 +383,6 @@ fn serve_uniloop(listener: TcpListener, conns: usize, backend: Backend) -> io::R
     let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
     let mut open = 0;
     let mut events = Events::with_capacity(1024);
-    let mut buf = [0u8; 4096];
     while streams.len() < conns || open > 0 {
         if rt.wait(&mut events, Some(Duration::from_secs(30)))? == 0 {
             return Err(io::Error::new(
@@ -364,7 +409,7 @@ fn serve_uniloop(listener: TcpListener, conns: usize, backend: Backend) -> io::R
                     }
                 }
             } else if let Some(s) = streams[token.0 as usize].as_ref() {
-                if !echo_once(s, &mut buf)? {
+                if answer.answer_std(token.0 as usize, s)? == Step::Closed {
                     rt.deregister(s)?;
                     streams[token.0 as usize] = None;
                     open -= 1;
@@ -471,6 +516,16 @@ fn serve_uniloop_completion(
 }
 
 fn serve_mio(listener: TcpListener, conns: usize) -> io::Result<()> {
+    serve_mio_with(listener, conns, Echo::new())
+}
+
+/// mio, edge-triggered as its docs show: `answer` until the connection is
+/// drained.
+pub(crate) fn serve_mio_with<A: Answer>(
+    listener: TcpListener,
+    conns: usize,
+    mut answer: A,
+) -> io::Result<()> {
     use mio::net::{TcpListener as MioListener, TcpStream as MioStream};
     use mio::{Events, Interest, Poll, Token};
     const LISTENER: Token = Token(usize::MAX);
@@ -482,7 +537,6 @@ fn serve_mio(listener: TcpListener, conns: usize) -> io::Result<()> {
     let mut accepted = 0;
     let mut open = 0;
     let mut events = Events::with_capacity(1024);
-    let mut buf = [0u8; 4096];
     while accepted < conns || open > 0 {
         poll.poll(&mut events, Some(Duration::from_secs(30)))?;
         if events.is_empty() {
@@ -514,30 +568,13 @@ fn serve_mio(listener: TcpListener, conns: usize) -> io::Result<()> {
             };
             // Edge-triggered: read until WouldBlock (a short read means the
             // socket is drained, as tokio assumes too).
-            let mut alive = true;
-            loop {
-                match s.read(&mut buf) {
-                    Ok(0) => {
-                        alive = false;
-                        break;
-                    }
-                    Ok(n) => match s.write_all(&buf[..n]) {
-                        Ok(()) if n < buf.len() => break,
-                        Ok(()) => {}
-                        Err(e) if gone(&e) => {
-                            alive = false;
-                            break;
-                        }
-                        Err(e) => return Err(e),
-                    },
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if gone(&e) => {
-                        alive = false;
-                        break;
-                    }
-                    Err(e) => return Err(e),
+            let alive = loop {
+                match answer.answer(i, &*s)? {
+                    Step::More => {}
+                    Step::Drained => break true,
+                    Step::Closed => break false,
                 }
-            }
+            };
             if !alive {
                 poll.registry().deregister(s)?;
                 streams[i] = None;
@@ -579,13 +616,22 @@ fn serve_tokio(listener: TcpListener, conns: usize) -> io::Result<()> {
 }
 
 fn serve_raw(listener: TcpListener, conns: usize) -> io::Result<()> {
+    serve_raw_with(listener, conns, Echo::new())
+}
+
+/// The raw epoll loop: level-triggered, `answer` once per readable
+/// connection.
+pub(crate) fn serve_raw_with<A: Answer>(
+    listener: TcpListener,
+    conns: usize,
+    mut answer: A,
+) -> io::Result<()> {
     const LISTENER: u64 = u64::MAX;
     let ep = Epoll::new()?;
     ep.add(listener.as_raw_fd(), LISTENER, libc::EPOLLIN as u32)?;
     let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
     let mut open = 0;
     let mut events = epoll_events(1024);
-    let mut buf = [0u8; 4096];
     while streams.len() < conns || open > 0 {
         let n = ep.wait(&mut events, 30_000)?;
         if n == 0 {
@@ -610,7 +656,7 @@ fn serve_raw(listener: TcpListener, conns: usize) -> io::Result<()> {
             }
             let i = ev.u64 as usize;
             if let Some(s) = streams[i].as_ref() {
-                if !echo_once(s, &mut buf)? {
+                if answer.answer_std(i, s)? == Step::Closed {
                     ep.delete(s.as_raw_fd())?;
                     streams[i] = None;
                     open -= 1;
@@ -621,15 +667,26 @@ fn serve_raw(listener: TcpListener, conns: usize) -> io::Result<()> {
     Ok(())
 }
 
+fn serve_uring_raw(listener: TcpListener, conns: usize, defer: bool) -> io::Result<()> {
+    serve_uring_raw_with(listener, conns, defer, None)
+}
+
 /// The limit for posted I/O on io_uring, written the way a C program
-/// using the ring directly would: one `RECV` or `SEND` per connection in
+/// using the ring directly would: one `RECV` or send per connection in
 /// the ring at any time, `user_data` = connection index × 2 (+ 1 for a
 /// send), one `submit_and_wait` per turn, `COOP_TASKRUN | TASKRUN_FLAG`
 /// where the kernel has them (with `defer`: `DEFER_TASKRUN |
 /// SINGLE_ISSUER` instead, task work run only inside the enter that
-/// waits). The connections are all accepted first (the generator connects
-/// them all before it sends).
-fn serve_uring_raw(listener: TcpListener, conns: usize, defer: bool) -> io::Result<()> {
+/// waits). The send is a `SEND` of what came (the echo) or, with
+/// `replies: Some(k)`, one `SENDMSG` of k 64-byte replies, an iovec each,
+/// to each 64-byte request. The connections are all accepted first (the
+/// generator connects them all before it sends).
+pub(crate) fn serve_uring_raw_with(
+    listener: TcpListener,
+    conns: usize,
+    defer: bool,
+    replies: Option<usize>,
+) -> io::Result<()> {
     use io_uring::{opcode, types, IoUring};
     const SIZE: usize = 4096;
     let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
@@ -659,6 +716,28 @@ fn serve_uring_raw(listener: TcpListener, conns: usize, defer: bool) -> io::Resu
     // Declared before the ring, so dropped after it (and every request has
     // completed by then anyway).
     let mut bufs: Vec<[u8; SIZE]> = vec![[0; SIZE]; conns];
+    // The replies: one 64-byte message, k iovecs naming it, and one
+    // msghdr per connection naming those (the kernel reads them while
+    // the connection's SENDMSG is in the ring).
+    let k = replies.unwrap_or(0);
+    let reply = [0xa5u8; MSG];
+    let iovs: Vec<libc::iovec> = (0..k)
+        .map(|_| libc::iovec {
+            iov_base: reply.as_ptr() as *mut libc::c_void,
+            iov_len: MSG,
+        })
+        .collect();
+    let msgs: Vec<libc::msghdr> = (0..if k > 0 { conns } else { 0 })
+        .map(|_| {
+            // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
+            let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+            m.msg_iov = iovs.as_ptr() as *mut libc::iovec;
+            m.msg_iovlen = k as _;
+            m
+        })
+        .collect();
+    // Bytes of a request not yet whole, per connection.
+    let mut partial = vec![0usize; conns];
     let entries = (conns as u32).next_power_of_two().max(64);
     let mut ring: IoUring = if defer {
         IoUring::builder()
@@ -679,9 +758,10 @@ fn serve_uring_raw(listener: TcpListener, conns: usize, defer: bool) -> io::Resu
     };
     let push = |ring: &mut IoUring, sqe: io_uring::squeue::Entry| -> io::Result<()> {
         loop {
-            // SAFETY: every buffer a request points at is in `bufs`, which
-            // outlives the ring and is not touched while its request is in
-            // the ring (one request per connection at a time).
+            // SAFETY: every buffer a request points at is in `bufs`,
+            // `msgs`, `iovs` or `reply`, which outlive the ring and are not
+            // touched while its request is in the ring (one request per
+            // connection at a time).
             if unsafe { ring.submission().push(&sqe) }.is_ok() {
                 return Ok(());
             }
@@ -716,14 +796,37 @@ fn serve_uring_raw(listener: TcpListener, conns: usize, defer: bool) -> io::Resu
                 continue;
             };
             let next = if data & 1 == 0 {
-                // A receive: echo what came; end of stream or an error
+                // A receive: answer what came; end of stream or an error
                 // closes (nothing of this connection is in the ring then).
-                (res > 0).then(|| {
-                    opcode::Send::new(types::Fd(fd), bufs[i].as_ptr(), res as u32)
-                        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
-                        .build()
-                        .user_data((i as u64) << 1 | 1)
-                })
+                if res <= 0 {
+                    None
+                } else if k == 0 {
+                    Some(
+                        opcode::Send::new(types::Fd(fd), bufs[i].as_ptr(), res as u32)
+                            .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                            .build()
+                            .user_data((i as u64) << 1 | 1),
+                    )
+                } else {
+                    partial[i] += res as usize;
+                    match partial[i] / MSG {
+                        0 => Some(recv(i, fd, &mut bufs[i])),
+                        1 => {
+                            partial[i] -= MSG;
+                            Some(
+                                opcode::SendMsg::new(types::Fd(fd), &msgs[i])
+                                    .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
+                                    .build()
+                                    .user_data((i as u64) << 1 | 1),
+                            )
+                        }
+                        _ => {
+                            return Err(io::Error::other(
+                                "raw io_uring: more than one request in flight",
+                            ))
+                        }
+                    }
+                }
             } else {
                 (res >= 0).then(|| recv(i, fd, &mut bufs[i]))
             };
