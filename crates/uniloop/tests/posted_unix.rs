@@ -194,3 +194,60 @@ fn a_socket_made_blocking_after_register_does_not_block_the_loop() {
         worker.join().unwrap();
     }
 }
+
+/// The events epoll `epfd` watches `fd` for, from `/proc/self/fdinfo`.
+#[cfg(all(target_os = "linux", not(miri)))]
+fn epoll_mask(epfd: i32, fd: i32) -> Option<u32> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{epfd}")).unwrap();
+    info.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next()? == "tfd:" && words.next()?.parse::<i32>().ok()? == fd).then_some(())?;
+        (words.next()? == "events:").then_some(())?;
+        u32::from_str_radix(words.next()?, 16).ok()
+    })
+}
+
+/// The usual loop on a source registered for posted I/O only (read, answer,
+/// post the next read) changes nothing with the OS between reads: the
+/// readable interest a read needed stays armed once it has finished, and is
+/// dropped only when readiness comes with no read posted.
+#[cfg(all(target_os = "linux", not(miri)))]
+#[test]
+fn a_finished_read_leaves_readable_armed_until_readiness_finds_no_read() {
+    use std::os::fd::AsRawFd;
+    const EPOLLIN: u32 = 0x1;
+    let mut rt = Runtime::builder().backend(Backend::Epoll).build().unwrap();
+    let epfd = rt.os_handle().expect("epoll has one fd");
+    let (mine, mut peer) = pair();
+    let fd = mine.as_raw_fd();
+    rt.register(&mine, Token(1), Interest::NONE).unwrap();
+    assert_eq!(epoll_mask(epfd, fd).map(|m| m & EPOLLIN), Some(0));
+    let mut events = Events::with_capacity(8);
+    for round in 0..3 {
+        // SAFETY: `mine` lives to the end of the test, past its last call
+        // on `rt`.
+        let op = unsafe { rt.post_read(&mine, Vec::with_capacity(16)) }.unwrap();
+        peer.write_all(b"ping").unwrap();
+        let f = done(&mut rt, &mut events, op);
+        assert_eq!(&f.buf[..], b"ping", "round {round}");
+        assert_eq!(
+            epoll_mask(epfd, fd).map(|m| m & EPOLLIN),
+            Some(EPOLLIN),
+            "round {round}: readable dropped after the read finished"
+        );
+    }
+    // Data with no read posted: the readiness nobody wants drops the
+    // interest (and is not the caller's event: it asked for none).
+    peer.write_all(b"unasked").unwrap();
+    let start = std::time::Instant::now();
+    while epoll_mask(epfd, fd).map(|m| m & EPOLLIN) != Some(0) {
+        assert!(start.elapsed() < GUARD, "readable never dropped");
+        rt.wait(&mut events, Some(Duration::from_millis(10)))
+            .unwrap();
+        assert!(events.is_empty(), "{:?}", events.iter().collect::<Vec<_>>());
+    }
+    // The data waits for the next read.
+    // SAFETY: as above.
+    let op = unsafe { rt.post_read(&mine, Vec::with_capacity(16)) }.unwrap();
+    assert_eq!(&done(&mut rt, &mut events, op).buf[..], b"unasked");
+}

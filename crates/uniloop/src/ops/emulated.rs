@@ -39,7 +39,12 @@ impl Ops {
         if ready.intersects(READ_SIDE.union(Readiness::ERROR)) {
             io.maybe_readable = true;
         }
+        // Readability a posted read was waiting for was wanted, even if
+        // the read has finished with it: the next read is usually posted
+        // before the next data, so the interest stays (see `unwanted`).
+        let mut unasked = ready;
         if io.read.is_some() {
+            unasked = unasked.without(Readiness::READABLE);
             left = left.without(READ_SIDE);
             if io.read_emulated() && ready.intersects(READ_SIDE.union(Readiness::ERROR)) {
                 self.try_read(src, io, trigger);
@@ -97,7 +102,7 @@ impl Ops {
             (!want.is_none()).then_some(want)
         } else if io.need().exceeds(io.armed) {
             Some(io.armed | want)
-        } else if io.armed.exceeds(want) && unwanted(ready, io.armed, want) {
+        } else if io.armed.exceeds(want) && unwanted(unasked, io.armed, want) {
             // Readiness nobody wants (writable with the writes out, readable
             // with no read posted): stop asking for it.
             Some(want)
