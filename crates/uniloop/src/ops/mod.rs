@@ -138,6 +138,7 @@
 mod emulated;
 mod native;
 mod source;
+mod stream;
 
 use std::collections::VecDeque;
 use std::error;
@@ -147,6 +148,8 @@ use std::net::{SocketAddr, TcpStream};
 
 use self::source::Op;
 pub(crate) use self::source::SourceOps;
+pub(crate) use self::stream::RecvPool;
+pub use self::stream::{RecvBuf, MAX_RECV_BUFFERS};
 use crate::interest::Interest;
 use crate::readiness::Readiness;
 use crate::sys::{self, NativeIo, Poller, Selector, Source};
@@ -221,6 +224,10 @@ pub enum OpKind {
     Accept,
     /// [`Runtime::post_connect`].
     Connect,
+    /// A chunk of a [`Runtime::post_recv_stream`]: take it with
+    /// [`Runtime::take_recv`]; its last event (`bytes` 0: end of stream,
+    /// or an error) is taken with [`Runtime::take_io`].
+    RecvStream,
 }
 
 /// What a finished or cancelled operation hands back: the caller's buffer
@@ -330,6 +337,9 @@ pub(crate) struct Ops {
     /// The list a gathered native send hands its buffers over in, kept
     /// between sends (emptied).
     gather: Vec<Vec<u8>>,
+    /// The receive buffers, if set up
+    /// ([`Builder::recv_buffers`](crate::Builder::recv_buffers)).
+    pool: Option<RecvPool>,
 }
 
 impl fmt::Debug for Ops {
@@ -348,6 +358,7 @@ impl Ops {
             held: Vec::new(),
             hold,
             gather: Vec::new(),
+            pool: None,
         }
     }
 
@@ -452,6 +463,13 @@ impl Ops {
             };
             return Err(OpError::new(io::ErrorKind::AlreadyExists, msg, buf));
         }
+        if io.stream.is_some() {
+            return Err(OpError::new(
+                io::ErrorKind::AlreadyExists,
+                "a receive stream is posted on this source",
+                buf,
+            ));
+        }
         if buf.len() == buf.capacity() {
             return Err(OpError::new(
                 io::ErrorKind::InvalidInput,
@@ -536,6 +554,12 @@ impl Ops {
                 "a read is already posted on this source"
             };
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, msg));
+        }
+        if io.stream.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a receive stream is posted on this source",
+            ));
         }
         io.read = Some(Op::new(seq, OpKind::Accept, Vec::new()));
         // On the ring a connection the multishot accept took meanwhile
@@ -649,6 +673,9 @@ impl Ops {
         io: &mut SourceOps,
         id: OpId,
     ) -> Option<Finished> {
+        if let Some(f) = self.cancel_stream(sel, io, id) {
+            return Some(f);
+        }
         let seq = id.seq();
         if let Some(f) = self.cancel_in_kernel(sel, src, io, seq) {
             return Some(f);

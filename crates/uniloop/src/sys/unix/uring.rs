@@ -157,6 +157,7 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
+use super::bufring::{BufRing, BGID};
 use super::{timeout_ms, Identity, Source, Waker};
 use crate::sys::{NativeIo, OpDone, Open, Poller};
 use crate::{Interest, Readiness, Trigger};
@@ -348,6 +349,9 @@ struct InFlight {
     multi: bool,
     /// An `IORING_OP_CONNECT`.
     connect: bool,
+    /// A receive stream's `IORING_OP_RECV` selecting buffers from the
+    /// ring (multishot where the kernel has it).
+    stream: bool,
     /// The bytes asked for.
     len: u32,
     buf: Vec<u8>,
@@ -416,6 +420,11 @@ pub(crate) struct Selector {
     poll_first: bool,
     /// The kernel takes `IORING_ACCEPT_MULTISHOT` (Linux 5.19).
     accept_multi: bool,
+    /// The kernel takes `IORING_RECV_MULTISHOT` (Linux 6.0).
+    recv_multi: bool,
+    /// The runtime's receive buffers the kernel may pick from, if they
+    /// are set up ([`NativeIo::setup_recv_pool`]).
+    pbuf: Option<BufRing>,
     /// Gathered sends' boxes, kept for the next ones (boxed: the header
     /// a submission points at must not move while a send is in flight, and
     /// a box goes from here to `inflight` and back without a copy).
@@ -443,8 +452,9 @@ pub(crate) fn probe() -> io::Result<()> {
     new_ring(1, 2).map(drop)
 }
 
-/// The ring and whether it takes `IORING_RECVSEND_POLL_FIRST`.
-fn new_ring(sq: u32, cq: u32) -> io::Result<(IoUring, bool)> {
+/// The ring, whether it takes `IORING_RECVSEND_POLL_FIRST` and whether it
+/// takes `IORING_RECV_MULTISHOT`.
+fn new_ring(sq: u32, cq: u32) -> io::Result<(IoUring, bool, bool)> {
     if cfg!(miri) {
         // Miri stops the whole run at a syscall it does not emulate.
         return Err(io::Error::new(
@@ -501,7 +511,9 @@ fn new_ring(sq: u32, cq: u32) -> io::Result<(IoUring, bool)> {
     // `IORING_ACCEPT_MULTISHOT`, in 5.19 (flags, which the probe cannot
     // name).
     let poll_first = probe.is_supported(opcode::Socket::CODE);
-    Ok((ring, poll_first))
+    // `IORING_OP_SEND_ZC` came with `IORING_RECV_MULTISHOT`, in 6.0.
+    let recv_multi = probe.is_supported(opcode::SendZc::CODE);
+    Ok((ring, poll_first, recv_multi))
 }
 
 /// `io_uring_setup` failed: say why, with the kind a caller can act on.
@@ -539,7 +551,7 @@ impl Selector {
 
     /// With explicit queue sizes, so the tests can fill them.
     pub(crate) fn with_sizes(waker: &Waker, sq: u32, cq: u32) -> io::Result<Selector> {
-        let (ring, poll_first) = new_ring(sq, cq)?;
+        let (ring, poll_first, recv_multi) = new_ring(sq, cq)?;
         let mut selector = Selector {
             ring,
             inflight: Vec::new(),
@@ -554,6 +566,8 @@ impl Selector {
             waker_armed: false,
             poll_first,
             accept_multi: poll_first,
+            recv_multi,
+            pbuf: None,
             spare_gathers: Vec::new(),
             ring_fd: RingFd::Unasked,
         };
@@ -707,6 +721,10 @@ impl Selector {
         let index = (cqe.user_data & !OP) as usize;
         let more = cqueue::more(cqe.flags);
         if let Some(Some(op)) = self.inflight.get(index) {
+            if op.stream {
+                self.stream_done(index, cqe);
+                return true;
+            }
             if op.multi && more {
                 // Still armed: it stays in the slab, and its connection
                 // goes up.
@@ -719,6 +737,9 @@ impl Selector {
                     stream: accepted_stream(cqe.result),
                     multi: true,
                     more: true,
+                    pooled: false,
+                    no_buffers: false,
+                    recv_stream: false,
                 };
                 self.op_done.push_back((cqe.user_data, done));
                 return true;
@@ -782,6 +803,9 @@ impl Selector {
                 stream,
                 multi: op.multi,
                 more: false,
+                pooled: false,
+                no_buffers: false,
+                recv_stream: false,
             },
         ));
         true
@@ -1035,6 +1059,69 @@ impl NativeIo for Selector {
         Ok(id)
     }
 
+    /// Maps and registers a ring of `count` buffers of `size` bytes
+    /// (`IORING_REGISTER_PBUF_RING`, Linux 5.19) and fills it. False if
+    /// the kernel has no buffer rings: the runtime keeps the buffers and
+    /// runs receive streams on readiness.
+    fn setup_recv_pool(&mut self, count: usize, size: usize) -> bool {
+        if self.pbuf.is_some() {
+            return true;
+        }
+        match BufRing::new(&self.ring, count, size) {
+            Ok(mut pbuf) => {
+                for _ in 0..count {
+                    pbuf.provide(Vec::with_capacity(size));
+                }
+                self.pbuf = Some(pbuf);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn provide_buf(&mut self, buf: Vec<u8>) {
+        if let Some(pbuf) = self.pbuf.as_mut() {
+            pbuf.provide(buf);
+        }
+    }
+
+    /// A receive stream on socket `fd`: an `IORING_OP_RECV` that picks its
+    /// buffers from the ring, multishot (`IORING_RECV_MULTISHOT`, Linux
+    /// 6.0) where the kernel has it, else single-shot (the runtime submits
+    /// it again after each completion). The poll leaves readability to it
+    /// while it is in the ring.
+    fn submit_recv_stream(&mut self, fd: Source<'_>, op: u64) -> io::Result<u64> {
+        let Some(pbuf) = self.pbuf.as_ref() else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no buffer ring: receive streams run on readiness",
+            ));
+        };
+        let raw = fd.as_raw_fd();
+        let sqe = if self.recv_multi {
+            opcode::RecvMulti::new(types::Fd(raw), BGID).build()
+        } else {
+            opcode::Recv::new(types::Fd(raw), std::ptr::null_mut(), pbuf.size())
+                .buf_group(BGID)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT)
+        };
+        let id = self
+            .submit_op(sqe, op, raw, false, 0, Vec::new())
+            .map_err(|(e, _)| e)?;
+        if let Some(Some(f)) = self.inflight.get_mut((id & !OP) as usize) {
+            f.stream = true;
+            f.multi = true;
+        }
+        if let Some(entry) = self.entry_mut(raw) {
+            entry.recv = true;
+        }
+        // As for a receive: should the removal not go in, the poll stays
+        // as it was (one more report, nothing lost).
+        let _ = self.recheck_poll(raw);
+        Ok(id)
+    }
+
     /// The next finished native operation.
     fn pop_op_done(&mut self) -> Option<OpDone> {
         self.op_done.pop_front().map(|(_, d)| d)
@@ -1093,6 +1180,7 @@ impl Selector {
             accept: false,
             multi: false,
             connect: false,
+            stream: false,
             len,
             buf,
             gather,
@@ -1188,6 +1276,58 @@ impl Selector {
         Ok(mine.into_iter().map(|(_, d)| d).collect())
     }
 
+    /// A completion of the receive stream in slab `index`: its buffer (the
+    /// ring's `bid`, with the data) goes up with it; on its last (no
+    /// `IORING_CQE_F_MORE`: ended by EOF, an error, `ENOBUFS`, a cancel,
+    /// or a single-shot receive's one completion) the slab entry is freed
+    /// and the source's poll gets readability back.
+    fn stream_done(&mut self, index: usize, cqe: Cqe) {
+        let more = cqueue::more(cqe.flags);
+        let (op, fd) = match &self.inflight[index] {
+            Some(f) => (f.op, f.fd),
+            None => return,
+        };
+        if !more {
+            self.inflight[index] = None;
+            self.free.push(index as u32);
+            if let Some(entry) = self.entry_mut(fd) {
+                entry.recv = false;
+            }
+            // Should the removal not go in, the next `select` fails the
+            // same way.
+            let _ = self.recheck_poll(fd);
+        }
+        let n = usize::try_from(cqe.result).unwrap_or(0);
+        let mut buf = Vec::new();
+        if let (Some(bid), Some(pbuf)) = (cqueue::buffer_select(cqe.flags), self.pbuf.as_mut()) {
+            if let Some(b) = pbuf.take(bid, n) {
+                if n > 0 {
+                    buf = b;
+                } else {
+                    // No data in it: straight back to the kernel.
+                    pbuf.provide(b);
+                }
+            }
+        }
+        let pooled = buf.capacity() > 0;
+        self.op_done.push_back((
+            cqe.user_data,
+            OpDone {
+                op,
+                result: cqe.result,
+                cancelled: cqe.result == -libc::ECANCELED,
+                buf,
+                bufs: Vec::new(),
+                stream: None,
+                multi: true,
+                more,
+                pooled,
+                no_buffers: cqe.result == -libc::ENOBUFS,
+                recv_stream: true,
+            },
+        ));
+    }
+
     /// Cancels every native operation on `fd` and waits for them; their
     /// buffers are dropped (deregistration drops what was posted). Those
     /// that had finished already stay in `op_done`, where the runtime finds
@@ -1200,7 +1340,11 @@ impl Selector {
             .filter(|(_, op)| op.as_ref().is_some_and(|op| op.fd == fd))
             .map(|(i, _)| OP | i as u64)
             .collect();
-        self.cancel_ops(&ids)?;
+        for done in self.cancel_ops(&ids)? {
+            if done.pooled {
+                self.provide_buf(done.buf);
+            }
+        }
         Ok(())
     }
 }
@@ -1634,6 +1778,10 @@ impl Drop for Selector {
             for op in self.inflight.drain(..).flatten() {
                 std::mem::forget(op);
             }
+        } else if let Some(pbuf) = self.pbuf.as_mut() {
+            // No receive is in flight: the kernel lets go of the ring (a
+            // refusal leaks its memory, see `BufRing`'s drop).
+            pbuf.unregister(&self.ring);
         }
         if let RingFd::Registered { index, thread } = self.ring_fd {
             if thread == thread_mark() {
