@@ -105,6 +105,21 @@
 //!   connection in between is the accept's outcome, others queue);
 //!   `deregister` and dropping the runtime cancel it and wait, and the
 //!   queued connections are closed with the source's state.
+//! * **Receive streams** (`post_recv_stream`) pick buffers from a
+//!   provided-buffer ring (`bufring.rs`, `IORING_REGISTER_PBUF_RING`,
+//!   Linux 5.19) registered when the runtime is built with
+//!   `Builder::recv_buffers`: one `IORING_OP_RECV` with
+//!   `IORING_RECV_MULTISHOT` per stream (Linux 6.0, told by
+//!   `IORING_OP_SEND_ZC`, which came with it; on 5.19 a single-shot
+//!   `BUFFER_SELECT` receive that the runtime submits again after each
+//!   completion). Its `InFlight` stays in the slab until the completion
+//!   without `IORING_CQE_F_MORE`; each completion's buffer (named by its
+//!   `bid`) leaves the ring with it and goes up as `OpDone::pooled`. While
+//!   the receive is armed the source's poll leaves readability out, as for
+//!   a receive. Cancelled receives' buffers go straight back to the ring;
+//!   the ring is unregistered on drop once no receive is in flight. A
+//!   kernel that refuses the ring leaves the buffers, and the streams, to
+//!   the readiness emulation.
 //!
 //! # Capacity and overflow
 //!
