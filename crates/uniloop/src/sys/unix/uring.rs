@@ -177,6 +177,21 @@ use super::{timeout_ms, Identity, Source, Waker};
 use crate::sys::{NativeIo, OpDone, Open, Poller};
 use crate::{Interest, Readiness, Trigger};
 
+/// Tests: selectors made on this thread act as on an older kernel.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Older {
+    /// Linux 5.19: buffer rings, no multishot receive.
+    NoRecvMulti,
+    /// Before 5.19: no buffer rings either.
+    NoBufRing,
+}
+
+#[cfg(test)]
+thread_local! {
+    static OLDER_KERNEL: std::cell::Cell<Option<Older>> = const { std::cell::Cell::new(None) };
+}
+
 /// `user_data` of the doorbell's poll.
 const WAKER: u64 = u64::MAX;
 /// `user_data` of requests whose completion carries nothing for us
@@ -567,6 +582,8 @@ impl Selector {
     /// With explicit queue sizes, so the tests can fill them.
     pub(crate) fn with_sizes(waker: &Waker, sq: u32, cq: u32) -> io::Result<Selector> {
         let (ring, poll_first, recv_multi) = new_ring(sq, cq)?;
+        #[cfg(test)]
+        let recv_multi = recv_multi && OLDER_KERNEL.with(|k| k.get()).is_none();
         let mut selector = Selector {
             ring,
             inflight: Vec::new(),
@@ -1081,6 +1098,10 @@ impl NativeIo for Selector {
     fn setup_recv_pool(&mut self, count: usize, size: usize) -> bool {
         if self.pbuf.is_some() {
             return true;
+        }
+        #[cfg(test)]
+        if OLDER_KERNEL.with(|k| k.get()) == Some(Older::NoBufRing) {
+            return false;
         }
         match BufRing::new(&self.ring, count, size) {
             Ok(mut pbuf) => {
@@ -1906,6 +1927,104 @@ mod tests {
             .unwrap();
         assert_eq!(out.len(), 1, "{out:?}");
         assert!(out[0].0 == 7 && out[0].1.is_readable(), "{out:?}");
+    }
+
+    /// Receive streams on older kernels: with buffer rings but single-shot
+    /// receives (5.19), each completion's receive is submitted again; with
+    /// no buffer rings, streams run on readiness. Either way two streams
+    /// on a pool of four buffers that the loop holds until all are out
+    /// get every byte, in order, and their ends; a cancel mid-stream ends
+    /// it cleanly.
+    #[test]
+    fn receive_streams_on_older_kernels() {
+        use std::net::Shutdown;
+
+        use crate::{Backend, Event, Events, OpKind, Runtime, Token};
+
+        for older in [Older::NoRecvMulti, Older::NoBufRing] {
+            OLDER_KERNEL.with(|k| k.set(Some(older)));
+            let mut rt = Runtime::builder()
+                .backend(Backend::Uring)
+                .recv_buffers(4, 512)
+                .build()
+                .unwrap();
+            OLDER_KERNEL.with(|k| k.set(None));
+            let pair = || {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+                let s = l.accept().unwrap().0;
+                s.set_nonblocking(true).unwrap();
+                (c, s)
+            };
+            let conns: Vec<_> = (0..3).map(|_| pair()).collect();
+            let mut ops = Vec::new();
+            for (i, (_, s)) in conns.iter().enumerate() {
+                rt.register(s, Token(i as u64), Interest::READABLE).unwrap();
+                // SAFETY: `conns` outlives the runtime's last call.
+                ops.push(unsafe { rt.post_recv_stream(s) }.unwrap());
+            }
+            let data = |i: usize| -> Vec<u8> { (0..16_384).map(|j| (j * 7 + i) as u8).collect() };
+            let writers: Vec<_> = conns
+                .iter()
+                .enumerate()
+                .map(|(i, (c, _))| {
+                    let mut c = c.try_clone().unwrap();
+                    std::thread::spawn(move || {
+                        c.write_all(&data(i)).unwrap();
+                        c.shutdown(Shutdown::Write).unwrap();
+                    })
+                })
+                .collect();
+            let mut got = vec![Vec::new(); 3];
+            let mut ended = [false, false, true];
+            let mut held = Vec::new();
+            let mut events = Events::with_capacity(64);
+            let start = std::time::Instant::now();
+            let mut turns = 0;
+            while !(ended[0] && ended[1]) {
+                assert!(start.elapsed() < Duration::from_secs(20), "{older:?}");
+                if turns == 1 {
+                    // The third, cancelled while data arrives.
+                    let f = rt.cancel_io(ops[2]).unwrap();
+                    assert_eq!(f.kind, OpKind::RecvStream);
+                }
+                rt.wait(&mut events, Some(Duration::from_secs(20))).unwrap();
+                turns += 1;
+                for e in events.iter() {
+                    let &Event::IoDone {
+                        op, bytes, error, ..
+                    } = e
+                    else {
+                        continue;
+                    };
+                    let i = ops.iter().position(|&o| o == op).unwrap();
+                    assert!(i < 2 || turns == 1, "{older:?}: an event after the cancel");
+                    if i == 2 {
+                        continue; // dropped with the stream
+                    }
+                    if bytes == 0 {
+                        assert_eq!(error, None, "{older:?}");
+                        rt.take_io(op).unwrap();
+                        ended[i] = true;
+                    } else {
+                        let chunk = rt.take_recv(op).unwrap();
+                        got[i].extend_from_slice(&chunk);
+                        held.push(chunk);
+                    }
+                }
+                if held.len() >= 4 {
+                    for chunk in held.drain(..) {
+                        rt.give_back(chunk);
+                    }
+                }
+            }
+            for w in writers {
+                w.join().unwrap();
+            }
+            for (i, g) in got.iter().take(2).enumerate() {
+                assert!(*g == data(i), "{older:?}: stream {i}'s bytes differ");
+            }
+        }
     }
 
     /// Waits on the ring through its registered index on the thread that
