@@ -41,7 +41,11 @@ pub const MAX_RECV_BUFFERS: usize = 1 << 15;
 /// One chunk of a receive stream: a buffer of the runtime's, holding the
 /// bytes that arrived (`&buf[..]`, never empty). Give it back with
 /// [`Runtime::give_back`] when done with it, so the stream can use it
-/// again; dropping it gives it back too, at the loop's next `wait`.
+/// again; dropping it gives it back too, at the loop's next `wait` (a
+/// `RecvBuf` is `Send`: one dropped on another thread while the loop is
+/// blocked is seen when the loop next wakes — call
+/// [`Poster::wake`](crate::Poster::wake) if streams may be waiting for
+/// it). It outlives its runtime safely.
 ///
 /// # Examples
 ///
