@@ -1253,9 +1253,18 @@ impl Selector {
     /// particular order), leaving out unknown ids.
     fn cancel_ops(&mut self, ids: &[u64]) -> io::Result<Vec<OpDone>> {
         let wanted: std::collections::HashSet<u64> = ids.iter().copied().collect();
+        // The runtime's operation behind each id in flight now. A slab
+        // index is reused once its operation's last completion is seen, and
+        // that completion may still wait in `op_done` (an earlier
+        // cancellation met it on the way): it is claimed here only if it is
+        // the same operation's, never another's that had the index before.
+        let mut owner = std::collections::HashMap::new();
         let mut waiting = 0;
         for &id in &wanted {
             if self.in_flight(id) {
+                if let Some(Some(f)) = self.inflight.get((id & !OP) as usize) {
+                    owner.insert(id, f.op);
+                }
                 self.push(&opcode::AsyncCancel::new(id).build().user_data(IGNORED))?;
                 waiting += 1;
             }
@@ -1307,7 +1316,7 @@ impl Selector {
         self.backlog = backlog;
         let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.op_done)
             .into_iter()
-            .partition(|(u, _)| wanted.contains(u));
+            .partition(|(u, d)| wanted.contains(u) && owner.get(u).map_or(true, |&op| op == d.op));
         self.op_done = rest;
         Ok(mine.into_iter().map(|(_, d)| d).collect())
     }
