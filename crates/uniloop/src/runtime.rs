@@ -1047,7 +1047,8 @@ impl Runtime {
     /// Buffers came back: the streams that ran out of them resume, as far
     /// as the buffers go.
     fn resume_streams(&mut self) {
-        while let Some(slot) = self.ops.next_starved(&mut self.selector) {
+        self.ops.begin_resume(&mut self.selector);
+        while let Some(slot) = self.ops.next_starved() {
             // Gone (deregistered, its number reused) unless still there.
             let Some(reg) = self.registry.get_mut(slot) else {
                 continue;

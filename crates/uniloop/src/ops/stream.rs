@@ -11,9 +11,13 @@
 //!   stream reads into one on readability.
 //! * Out of buffers, a stream stops (on the ring `ENOBUFS` ends its
 //!   multishot) and waits on the pool's `starved` list; the data stays in
-//!   the socket. Each buffer that comes back resumes the stream that has
-//!   waited longest (on a readiness backend, as many as the free buffers
-//!   let read), so a give-back costs O(1) whatever waits.
+//!   the socket. When buffers are free again, the streams that have waited
+//!   longest resume, as many as there are free buffers (on a readiness
+//!   backend, as many as the free buffers let read): a pass costs O(1)
+//!   per free buffer, whatever waits. On the ring the count of free
+//!   buffers is the pool's size less the buffers the runtime has seen
+//!   come up and not yet go back; a stream resumed on a buffer another
+//!   takes first meets `ENOBUFS` again and waits again.
 //! * A dropped [`RecvBuf`] goes home through a small shared list the loop
 //!   empties at its next `wait`: nothing is leaked, and a buffer dropped
 //!   on another thread is safe.
@@ -150,8 +154,13 @@ pub(crate) struct RecvPool {
     /// first. An entry whose stream is gone (or no longer starved) is
     /// skipped.
     starved: VecDeque<u64>,
-    /// Buffers come back since the starved streams were last resumed.
-    fresh: usize,
+    /// The pool's size.
+    count: usize,
+    /// On the ring: buffers that came up from the kernel and have not gone
+    /// back (the ring has about `count - out`).
+    out: usize,
+    /// How many more starved streams the current resume pass may resume.
+    budget: usize,
     /// Scratch for collecting dropped buffers.
     collected: Vec<Vec<u8>>,
 }
@@ -172,7 +181,9 @@ impl RecvPool {
             native,
             home: Arc::new(Home::default()),
             starved: VecDeque::new(),
-            fresh: 0,
+            count,
+            out: 0,
+            budget: 0,
             collected: Vec::new(),
         }
     }
@@ -182,12 +193,21 @@ impl RecvPool {
         if buf.capacity() < self.size {
             return; // not one of ours
         }
-        self.fresh += 1;
         if self.native {
+            self.out = self.out.saturating_sub(1);
             sel.provide_buf(buf);
         } else {
             buf.clear();
             self.free.push(buf);
+        }
+    }
+
+    /// How many buffers are free (on the ring, about: see `out`).
+    fn available(&self) -> usize {
+        if self.native {
+            self.count.saturating_sub(self.out)
+        } else {
+            self.free.len()
         }
     }
 }
@@ -481,6 +501,9 @@ impl Ops {
             io.stream.as_mut().expect("the stream").kernel = None;
         }
         if done.result > 0 && done.pooled {
+            if let Some(pool) = self.pool.as_mut() {
+                pool.out += 1;
+            }
             self.push_chunk(io, done.buf);
         } else if done.result == 0 {
             self.end_stream(io, None);
@@ -499,6 +522,7 @@ impl Ops {
     pub(crate) fn recycle(&mut self, sel: &mut Selector, done: OpDone) {
         if done.pooled {
             if let Some(pool) = self.pool.as_mut() {
+                pool.out += 1; // up from the kernel, and straight back
                 pool.put(sel, done.buf);
             }
         }
@@ -581,31 +605,36 @@ impl Ops {
     #[inline]
     pub(crate) fn recv_pending(&self) -> bool {
         self.pool.as_ref().is_some_and(|p| {
-            p.home.any.load(Ordering::Relaxed) || (p.fresh > 0 && !p.starved.is_empty())
+            p.home.any.load(Ordering::Relaxed) || (!p.starved.is_empty() && p.available() > 0)
         })
     }
 
-    /// Collects the dropped buffers; then the registration of the next
-    /// starved stream to resume, while buffers that came back are left
-    /// to resume it with (on a readiness backend, while free buffers are
-    /// left). `None` when done.
-    pub(crate) fn next_starved(&mut self, sel: &mut Selector) -> Option<u64> {
-        let pool = self.pool.as_mut()?;
+    /// Starts a resume pass: collects the dropped buffers, and allows as
+    /// many resumptions as buffers are free.
+    pub(crate) fn begin_resume(&mut self, sel: &mut Selector) {
+        let Some(pool) = self.pool.as_mut() else {
+            return;
+        };
         let mut got = std::mem::take(&mut pool.collected);
         pool.home.take_all(&mut got);
         for v in got.drain(..) {
             pool.put(sel, v);
         }
         pool.collected = got;
+        pool.budget = pool.available();
+    }
+
+    /// The registration of the next starved stream to resume in this pass
+    /// (on a readiness backend, while free buffers are left). `None` when
+    /// the pass is done.
+    pub(crate) fn next_starved(&mut self) -> Option<u64> {
+        let pool = self.pool.as_mut()?;
         let more = if pool.native {
-            pool.fresh > 0
+            pool.budget > 0
         } else {
             !pool.free.is_empty()
         };
-        if !more || pool.starved.is_empty() {
-            if pool.starved.is_empty() {
-                pool.fresh = 0;
-            }
+        if !more {
             return None;
         }
         pool.starved.pop_front()
@@ -629,7 +658,7 @@ impl Ops {
         }
         st.starved = false;
         if let Some(pool) = self.pool.as_mut() {
-            pool.fresh = pool.fresh.saturating_sub(1);
+            pool.budget = pool.budget.saturating_sub(1);
         }
         if st.native {
             self.arm_stream(sel, src, io);
