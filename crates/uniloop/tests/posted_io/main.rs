@@ -106,6 +106,7 @@ every_backend! {
     recv_stream_ends_at_eof_and_reset: shared,
     cancel_deregister_drop_with_data_in_flight: exclusive,
     recv_stream_bad_inputs: shared,
+    streams_ending_while_out_of_buffers: shared,
     #[cfg(unix)]
     accept_out_of_descriptors_ends_with_the_error: exclusive,
     #[cfg(unix)]
