@@ -925,8 +925,8 @@ impl Runtime {
     /// when data arrives. When every buffer is out (handed out and not
     /// given back, or holding chunks not yet taken) the streams that get
     /// data stop receiving — the data waits in the socket, nothing is
-    /// lost — and each buffer given back resumes the one that has waited
-    /// longest. A server that keeps every chunk it was handed until more
+    /// lost — and when buffers come back, the streams that have waited
+    /// longest resume, as many as there are free buffers. A server that keeps every chunk it was handed until more
     /// data comes can so stall its own streams: give buffers back (copy
     /// what must be kept).
     ///

@@ -108,8 +108,9 @@
 //! kernel filled; it becomes a chunk ([`RecvBuf`]), and [`Runtime::give_back`]
 //! (or dropping it) puts it back in the ring. An empty ring ends the
 //! multishot with `ENOBUFS`: the data waits in the socket, the stream
-//! waits on the pool's list, and each buffer that comes back arms the
-//! receive of the stream that has waited longest. A last completion that
+//! waits on the pool's list; when buffers come back, the streams that
+//! have waited longest are armed again, as many as there are free
+//! buffers (at the next `wait`, or in `give_back`). A last completion that
 //! does not end the stream (the kernel ending a multishot; every
 //! completion of the single-shot receive used on 5.19) arms it again.
 //! `cancel_io` cancels the receive and waits for its last completion;
