@@ -40,19 +40,27 @@ pub enum Event {
     Wake,
     /// A read or write posted with
     /// [`Runtime::post_read`](crate::Runtime::post_read) /
-    /// [`post_write`](crate::Runtime::post_write) finished. Take its buffer
-    /// (and the full error, if any) with
+    /// [`post_write`](crate::Runtime::post_write) (or an accept, a
+    /// connect) finished. Take its buffer (and the full error, if any) with
     /// [`Runtime::take_io`](crate::Runtime::take_io).
+    ///
+    /// A receive stream
+    /// ([`Runtime::post_recv_stream`](crate::Runtime::post_recv_stream),
+    /// [`OpKind::RecvStream`]) gives one per chunk, all with the same `op`:
+    /// take each chunk with
+    /// [`Runtime::take_recv`](crate::Runtime::take_recv); its last event
+    /// (`bytes` 0) is its end, taken with `take_io`.
     IoDone {
         /// The source's token (as it is now, if it was re-registered).
         token: Token,
         /// The id the post returned.
         op: OpId,
-        /// Read or write.
+        /// Read, write, accept, connect, or a receive stream's chunk.
         kind: OpKind,
         /// Bytes transferred. A read: how many arrived, `0` (with no error)
         /// at end of stream — the peer closed its side. A write: the whole
-        /// buffer on success; on error, how much of it went out.
+        /// buffer on success; on error, how much of it went out. A receive
+        /// stream's chunk: its length; its end: `0`.
         bytes: usize,
         /// Why it failed, if it did; the full [`std::io::Error`] comes with
         /// `take_io`.

@@ -210,7 +210,7 @@ pub use crate::console_kind::ConsoleKind;
 pub use crate::event::{Event, Events};
 pub use crate::interest::Interest;
 pub use crate::lines::{Line, LineSplitter, LineStats, LongLines};
-pub use crate::ops::{Finished, OpError, OpId, OpKind};
+pub use crate::ops::{Finished, OpError, OpId, OpKind, RecvBuf};
 pub use crate::pool::{JobId, JobPanicked, ShutdownReport, SubmitError, WorkerPool};
 pub use crate::queue::{Overflow, PopError, PushError, Queue, QueueStats};
 pub use crate::readiness::Readiness;

@@ -263,6 +263,15 @@ impl Registry {
         self.slots.get_mut(index as usize)?.reg.as_mut()
     }
 
+    /// [`at_index_mut`](Registry::at_index_mut) with the registration's
+    /// slot number.
+    #[inline]
+    pub(crate) fn at_index_slot_mut(&mut self, index: u32) -> Option<(u64, &mut Reg)> {
+        let e = self.slots.get_mut(index as usize)?;
+        let slot = slot_of(index, e.gen);
+        Some((slot, e.reg.as_mut()?))
+    }
+
     /// The registration in `slot` and a fresh operation sequence number.
     #[inline]
     pub(crate) fn for_post(&mut self, slot: u64) -> Option<(&mut Reg, u32)> {

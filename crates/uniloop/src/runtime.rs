@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::completion::{Poster, Shared};
-use crate::ops::{Finished, OpError, OpId, OpKind, Ops, DEFAULT_WRITE_LIMIT};
+use crate::ops::{Finished, OpError, OpId, OpKind, Ops, RecvBuf, RecvPool, DEFAULT_WRITE_LIMIT};
 use crate::registry::{self, Reg, Registry};
 use crate::sync::Arc;
 use crate::sys::{self, AsSource, NativeIo, Poller, Selector, Waker};
@@ -54,6 +54,7 @@ pub struct Builder {
     blocking_sources: bool,
     return_on_signal: bool,
     hold_writes: bool,
+    recv_buffers: Option<(usize, usize)>,
 }
 
 impl Builder {
@@ -163,6 +164,35 @@ impl Builder {
         self
     }
 
+    /// Gives the runtime `count` receive buffers of `size` bytes each, for
+    /// [`Runtime::post_recv_stream`] (none by default: a stream is then
+    /// refused). All the runtime's receive streams share them: a chunk of
+    /// data arrives in one, is handed out as a
+    /// [`RecvBuf`](crate::ops::RecvBuf), and comes back with
+    /// [`Runtime::give_back`] (or when dropped). On io_uring they are
+    /// registered with the kernel as a provided-buffer ring, which the
+    /// streams' multishot receives pick from as data arrives.
+    ///
+    /// `count * size` bytes are allocated when the runtime is built.
+    ///
+    /// # Errors
+    ///
+    /// [`build`](Builder::build) fails with [`io::ErrorKind::InvalidInput`]
+    /// if `count` is 0 or above
+    /// [`MAX_RECV_BUFFERS`](crate::ops::MAX_RECV_BUFFERS) (32,768), or
+    /// `size` is 0 or at least 2 GiB.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = uniloop::Runtime::builder().recv_buffers(256, 16 * 1024).build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn recv_buffers(mut self, count: usize, size: usize) -> Builder {
+        self.recv_buffers = Some((count, size));
+        self
+    }
+
     /// Creates the runtime.
     ///
     /// # Errors
@@ -174,8 +204,27 @@ impl Builder {
     /// selector or doorbell (out of file descriptors, say).
     pub fn build(self) -> io::Result<Runtime> {
         let backend = self.backend.unwrap_or_else(Backend::native);
+        if let Some((count, size)) = self.recv_buffers {
+            if count == 0
+                || count > crate::ops::MAX_RECV_BUFFERS
+                || size == 0
+                || size > i32::MAX as usize
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "recv_buffers: 1 to 32,768 buffers of 1 byte to 2 GiB",
+                ));
+            }
+        }
         sys::availability(backend)?;
-        let (selector, waker) = Selector::new(backend)?;
+        let (mut selector, waker) = Selector::new(backend)?;
+        let mut ops = Ops::new(
+            self.write_limit.unwrap_or(DEFAULT_WRITE_LIMIT),
+            self.hold_writes,
+        );
+        if let Some((count, size)) = self.recv_buffers {
+            ops.set_pool(RecvPool::new(&mut selector, count, size));
+        }
         Ok(Runtime {
             backend,
             selector,
@@ -184,10 +233,7 @@ impl Builder {
                 self.max_pending_completions.unwrap_or(usize::MAX),
             )),
             registry: Registry::default(),
-            ops: Ops::new(
-                self.write_limit.unwrap_or(DEFAULT_WRITE_LIMIT),
-                self.hold_writes,
-            ),
+            ops,
             timers: Timers::new(),
             scratch: Vec::new(),
             with_ops: Vec::new(),
@@ -860,6 +906,170 @@ impl Runtime {
         self.post_socket(socket.as_source(), Some(addr))
     }
 
+    /// Posts a receive stream on a registered socket: it keeps receiving
+    /// into the runtime's buffers ([`Builder::recv_buffers`]) until the
+    /// peer closes, an error, or [`cancel_io`](Runtime::cancel_io) /
+    /// [`deregister`](Runtime::deregister) ends it. Each chunk that
+    /// arrives is one [`Event::IoDone`] with
+    /// [`OpKind::RecvStream`](crate::OpKind::RecvStream), the returned id
+    /// and `bytes` its length; take it with
+    /// [`take_recv`](Runtime::take_recv) — a [`RecvBuf`] of the runtime's,
+    /// which derefs to `[u8]` — and hand it back with
+    /// [`give_back`](Runtime::give_back) when done (dropping it gives it
+    /// back too, at the next `wait`). Chunks come in the order the bytes
+    /// arrived. The stream's last event has `bytes` 0: end of stream (no
+    /// error), or the error that ended it; [`take_io`](Runtime::take_io)
+    /// then takes the stream's end and frees its id.
+    ///
+    /// No buffer is tied to an idle connection: a buffer is taken only
+    /// when data arrives. When every buffer is out (handed out and not
+    /// given back, or holding chunks not yet taken) the streams that get
+    /// data stop receiving — the data waits in the socket, nothing is
+    /// lost — and when buffers come back, the streams that have waited
+    /// longest resume, as many as there are free buffers. A server that keeps every chunk it was handed until more
+    /// data comes can so stall its own streams: give buffers back (copy
+    /// what must be kept).
+    ///
+    /// While the stream is posted the socket's readability (and
+    /// read-closed) is its own: no [`Event::Io`] reports it.
+    ///
+    /// On io_uring (a kernel with buffer rings, Linux 5.19) the stream is
+    /// one `IORING_OP_RECV` with `IORING_RECV_MULTISHOT` (Linux 6.0; one
+    /// single-shot receive after another before) picking buffers from the
+    /// runtime's provided-buffer ring: one submission for as long as the
+    /// stream lasts, no readiness poll. Elsewhere — epoll, poll, kqueue,
+    /// IOCP, or a kernel without buffer rings — readability reads into a
+    /// free buffer, as many as the socket has and the pool gives.
+    ///
+    /// # Safety
+    ///
+    /// As [`post_read`](Runtime::post_read): `socket` must stay open
+    /// until the stream has ended (its last event returned by `wait`),
+    /// been cancelled ([`cancel_io`](Runtime::cancel_io)), or `socket` has
+    /// been [`deregister`](Runtime::deregister)ed. The runtime receives
+    /// through its number inside later calls.
+    ///
+    /// # Errors
+    ///
+    /// * [`io::ErrorKind::NotFound`]: `socket` is not registered.
+    /// * [`io::ErrorKind::AlreadyExists`]: a stream, a read or an accept
+    ///   is already posted on it.
+    /// * [`io::ErrorKind::InvalidInput`]: the runtime has no receive
+    ///   buffers ([`Builder::recv_buffers`]), or `socket` is not a socket.
+    ///
+    /// Errors the stream meets come in its last event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::net::{TcpListener, TcpStream};
+    /// use uniloop::{Event, Events, Interest, OpKind, Runtime, Token};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (conn, _) = listener.accept()?;
+    /// conn.set_nonblocking(true)?;
+    ///
+    /// let mut rt = Runtime::builder().recv_buffers(64, 4096).build()?;
+    /// rt.register(&conn, Token(7), Interest::READABLE)?;
+    /// // SAFETY: `conn` stays open until the stream has ended.
+    /// let op = unsafe { rt.post_recv_stream(&conn) }?;
+    /// client.write_all(b"hello, ")?;
+    /// client.write_all(b"world")?;
+    /// drop(client);
+    ///
+    /// let mut got = Vec::new();
+    /// let mut events = Events::with_capacity(16);
+    /// 'run: loop {
+    ///     rt.wait(&mut events, None)?;
+    ///     for event in &events {
+    ///         if let &Event::IoDone { kind: OpKind::RecvStream, bytes, error, .. } = event {
+    ///             if bytes == 0 {
+    ///                 assert_eq!(error, None); // the peer closed
+    ///                 assert!(rt.take_io(op).is_some());
+    ///                 break 'run;
+    ///             }
+    ///             let chunk = rt.take_recv(op).unwrap();
+    ///             got.extend_from_slice(&chunk);
+    ///             rt.give_back(chunk);
+    ///         }
+    ///     }
+    /// }
+    /// assert_eq!(got, b"hello, world");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub unsafe fn post_recv_stream<S: AsSource + ?Sized>(
+        &mut self,
+        socket: &S,
+    ) -> io::Result<OpId> {
+        let src = socket.as_source();
+        let slot = self.registry.lookup(sys::raw_source(src))?;
+        let (reg, seq) = self.registry.for_post(slot).expect("a registered slot");
+        let (interest, trigger) = (reg.interest, reg.trigger);
+        let native = self.selector.native_io();
+        let io = reg.ops_mut(src, slot, self.ops.default_limit, native);
+        self.ops
+            .post_recv_stream(&mut self.selector, src, slot, io, seq, interest, trigger)
+    }
+
+    /// Takes the next chunk of the receive stream `op` whose event `wait`
+    /// has returned: the oldest such chunk not taken yet. Hand it back
+    /// with [`give_back`](Runtime::give_back) when done with it.
+    ///
+    /// Returns `None` if no delivered chunk of `op` waits (its next event
+    /// is the stream's end, taken with [`take_io`](Runtime::take_io)), or
+    /// `op` is not a receive stream of this runtime.
+    ///
+    /// # Examples
+    ///
+    /// See [`post_recv_stream`](Runtime::post_recv_stream).
+    #[inline]
+    pub fn take_recv(&mut self, op: OpId) -> Option<RecvBuf> {
+        let reg = self.registry.at_index_mut(op.index())?;
+        reg.ops.as_deref_mut()?.take_chunk(op)
+    }
+
+    /// Gives a chunk's buffer back to the runtime's pool, for the receive
+    /// streams to use again; a stream that ran out of buffers resumes.
+    /// (Dropping a [`RecvBuf`] gives it back too, at the next `wait`.) A
+    /// buffer of another runtime goes back to that one.
+    ///
+    /// # Examples
+    ///
+    /// See [`post_recv_stream`](Runtime::post_recv_stream).
+    pub fn give_back(&mut self, buf: RecvBuf) {
+        if self.ops.give_back_recv(&mut self.selector, buf) && self.ops.recv_pending() {
+            self.resume_streams();
+        }
+    }
+
+    /// Buffers came back: the streams that ran out of them resume, as far
+    /// as the buffers go.
+    fn resume_streams(&mut self) {
+        self.ops.begin_resume(&mut self.selector);
+        while let Some(slot) = self.ops.next_starved() {
+            // Gone (deregistered, its number reused) unless still there.
+            let Some(reg) = self.registry.get_mut(slot) else {
+                continue;
+            };
+            let (interest, trigger) = (reg.interest, reg.trigger);
+            let Some(io) = reg.ops.as_deref_mut() else {
+                continue;
+            };
+            // SAFETY: the stream receives through `src` (a ring `RECV`,
+            // or `recv(2)` at once): I/O, so this rests on the promise of
+            // the `post_recv_stream` caller — the socket stays open until
+            // the stream ends, is cancelled, or it is deregistered. The
+            // stream is live (it is starved, not ended) and the registry
+            // entry is live, so its number still names that socket. The
+            // borrow ends with this iteration.
+            let src = unsafe { sys::borrow_raw(reg.raw) };
+            self.ops
+                .resume_stream(&mut self.selector, src, slot, io, interest, trigger);
+        }
+    }
+
     /// Takes back what a finished operation holds: the buffer, the byte
     /// count and the full error. Call it when its [`Event::IoDone`] arrives;
     /// until then the runtime keeps the buffer (deregistering the source
@@ -870,7 +1080,30 @@ impl Runtime {
     #[inline]
     pub fn take_io(&mut self, op: OpId) -> Option<Finished> {
         let reg = self.registry.at_index_mut(op.index())?;
-        reg.ops.as_deref_mut()?.take(op)
+        let f = reg.ops.as_deref_mut()?.take(op)?;
+        if f.kind == OpKind::RecvStream {
+            self.stream_gone(op);
+        }
+        Some(f)
+    }
+
+    /// The stream `op` is over: the caller's interest is asked of the OS
+    /// again.
+    #[cold]
+    fn stream_gone(&mut self, op: OpId) {
+        let Some((slot, reg)) = self.registry.at_index_slot_mut(op.index()) else {
+            return;
+        };
+        let (interest, trigger) = (reg.interest, reg.trigger);
+        let Some(io) = reg.ops.as_deref_mut() else {
+            return;
+        };
+        // SAFETY: only a re-registration goes through `src` (selector
+        // control, no file's data), harmless even if the socket was
+        // closed since. The borrow ends with this call.
+        let src = unsafe { sys::borrow_raw(reg.raw) };
+        self.ops
+            .stream_gone(&mut self.selector, src, slot, io, interest, trigger);
     }
 
     /// Cancels a posted operation and hands its buffer back. After this no
@@ -917,7 +1150,11 @@ impl Runtime {
         // caller that queued it holds: the source is open). The borrow ends
         // with this call.
         let src = unsafe { sys::borrow_raw(reg.raw) };
-        self.ops.cancel(&mut self.selector, src, io, op)
+        let f = self.ops.cancel(&mut self.selector, src, io, op)?;
+        if f.kind == OpKind::RecvStream {
+            self.stream_gone(op);
+        }
+        Some(f)
     }
 
     /// Sets how much the posted writes queued on `source` may cost before
@@ -986,9 +1223,9 @@ impl Runtime {
             OpKind::Write => self
                 .ops
                 .post_write(sel, src, slot, io, seq, buf, interest, trigger),
-            OpKind::Accept | OpKind::Connect => Err(OpError::new(
+            OpKind::Accept | OpKind::Connect | OpKind::RecvStream => Err(OpError::new(
                 io::ErrorKind::InvalidInput,
-                "an accept or a connect takes no buffer",
+                "an accept, a connect or a receive stream takes no buffer",
                 buf,
             )),
         }
@@ -1249,6 +1486,7 @@ impl Runtime {
         // case covered.
         if self.deferred.is_none()
             && !self.ops.has_held()
+            && !self.ops.recv_pending()
             && self.timers.len() == 0
             && !self.has_pending()
         {
@@ -1392,6 +1630,9 @@ impl Runtime {
             }
             if self.ops.has_held() {
                 self.release_held();
+            }
+            if self.ops.recv_pending() {
+                self.resume_streams();
             }
             self.turn = self.turn.wrapping_add(1);
         }
@@ -1720,11 +1961,14 @@ impl Runtime {
     fn take_native(&mut self) {
         while let Some(done) = self.selector.pop_op_done() {
             let index = OpId::from_bits(done.op).index();
-            // Gone (deregistered, replaced): its buffer goes with `done`.
-            let Some(reg) = self.registry.at_index_mut(index) else {
+            // Gone (deregistered, replaced): its buffer goes with `done`,
+            // or back to the pool.
+            let Some((slot, reg)) = self.registry.at_index_slot_mut(index) else {
+                self.ops.recycle(&mut self.selector, done);
                 continue;
             };
             let Some(io) = reg.ops.as_deref_mut() else {
+                self.ops.recycle(&mut self.selector, done);
                 continue;
             };
             // SAFETY: the rest of a partial `SEND` and the writes queued
@@ -1737,7 +1981,7 @@ impl Runtime {
             // index and its operation matched), so its writes are pending.
             // The borrow ends with this iteration.
             let src = unsafe { sys::borrow_raw(reg.raw) };
-            self.ops.on_native(&mut self.selector, src, io, done);
+            self.ops.on_native(&mut self.selector, src, slot, io, done);
         }
     }
 

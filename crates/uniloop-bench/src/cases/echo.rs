@@ -10,6 +10,12 @@
 //! and, where io_uring is permitted, on `Backend::Uring` (where posted
 //! reads that find nothing wait in the ring as `IORING_OP_RECV`).
 //!
+//! The receive-stream rows post one `post_recv_stream` per connection
+//! (a multishot `IORING_OP_RECV` over a provided-buffer ring on io_uring)
+//! and answer each chunk with a posted write of a copy; the chunk goes
+//! straight back to the runtime's pool, which is shared by all
+//! connections.
+//!
 //! Every row also reports the server thread's system calls per round trip
 //! (counted with a perf tracepoint, where the kernel allows it).
 
@@ -33,6 +39,11 @@ const READINESS: &str = "uniloop readiness mode (epoll)";
 const COMPLETION: &str = "uniloop completion mode (epoll)";
 const URING_READINESS: &str = "uniloop readiness mode (io_uring)";
 const URING_COMPLETION: &str = "uniloop completion mode (io_uring)";
+const STREAM: &str = "uniloop receive stream (epoll)";
+const URING_STREAM: &str = "uniloop receive stream (io_uring)";
+/// The receive streams' shared pool: far fewer buffers than connections
+/// (the posted-read rows hold one 4 KiB buffer per connection).
+const STREAM_BUFS: usize = 256;
 const RAW_EPOLL: &str = "raw epoll loop";
 const RAW_URING: &str = "raw io_uring loop";
 const RAW_URING_DEFER: &str = "raw io_uring loop (DEFER_TASKRUN)";
@@ -54,7 +65,10 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
                  after a warm-up; \
                  uniloop on epoll, once with readiness events and once with posted reads and writes \
                  (completion mode, one reused buffer per connection, writes held for the next wait), and the same two on \
-                 io_uring where it is permitted, beside a hand-written io_uring loop (one RECV or SEND per connection, \
+                 io_uring where it is permitted; once more with a receive stream per connection \
+                 (post_recv_stream over a pool of {STREAM_BUFS} 4 KiB buffers shared by all connections, \
+                 each chunk answered by a posted write of a copy from a per-connection buffer and given back at once); \
+                 beside a hand-written io_uring loop (one RECV or SEND per connection, \
                  user_data = index, one submit_and_wait per turn, COOP_TASKRUN, and once with DEFER_TASKRUN | SINGLE_ISSUER instead); the load generator (raw epoll, the same \
                  for every system) runs in its own process; server CPU/round trip: the server thread's CPU time \
                  (CLOCK_THREAD_CPUTIME_ID) over its whole life ÷ all round trips, of which user: its user-space part \
@@ -66,6 +80,11 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
             .system(COMPLETION, Role::Uniloop, move || {
                 run(conns, Until::Elapsed(d), |l, n| {
                     serve_uniloop_completion(l, n, Backend::Epoll, true)
+                })
+            })
+            .system(STREAM, Role::Uniloop, move || {
+                run(conns, Until::Elapsed(d), |l, n| {
+                    serve_uniloop_stream(l, n, Backend::Epoll)
                 })
             })
             .system("mio", Role::Peer, move || run(conns, Until::Elapsed(d), serve_mio))
@@ -88,6 +107,11 @@ pub(crate) fn cases(cfg: &Config) -> Vec<Case> {
                     .system(URING_COMPLETION, Role::Uniloop, move || {
                         run(conns, Until::Elapsed(d), |l, n| {
                             serve_uniloop_completion(l, n, Backend::Uring, true)
+                        })
+                    })
+                    .system(URING_STREAM, Role::Uniloop, move || {
+                        run(conns, Until::Elapsed(d), |l, n| {
+                            serve_uniloop_stream(l, n, Backend::Uring)
                         })
                     })
                     .system(RAW_URING, Role::Limit, move || {
@@ -113,6 +137,104 @@ pub(crate) const UNILOOP_READINESS: Serve = |l, n| serve_uniloop(l, n, Backend::
 pub(crate) const UNILOOP_COMPLETION: Serve =
     |l, n| serve_uniloop_completion(l, n, Backend::Epoll, false);
 pub(crate) const MIO: Serve = serve_mio;
+
+/// uniloop with a receive stream per connection: each chunk that arrives
+/// is copied into the connection's write buffer, given back to the pool,
+/// and the copy posted as the write (held for the next `wait`); the write's
+/// buffer comes back for the next chunk. Nothing is allocated per round
+/// trip.
+fn serve_uniloop_stream(listener: TcpListener, conns: usize, backend: Backend) -> io::Result<()> {
+    use uniloop::{Event, Events, Interest, OpKind, Runtime, Token};
+    const LISTENER: Token = Token(u64::MAX);
+    let mut rt = Runtime::builder()
+        .backend(backend)
+        .hold_writes(true)
+        .recv_buffers(STREAM_BUFS, 4096)
+        .build()?;
+    rt.register(&listener, LISTENER, Interest::READABLE)?;
+    let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(conns);
+    let mut wbufs: Vec<Vec<u8>> = Vec::with_capacity(conns);
+    let mut open = 0;
+    let mut events = Events::with_capacity(1024);
+    while streams.len() < conns || open > 0 {
+        if rt.wait(&mut events, Some(Duration::from_secs(30)))? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "uniloop stream: idle 30 s",
+            ));
+        }
+        for ev in &events {
+            match *ev {
+                Event::Io {
+                    token: LISTENER, ..
+                } => loop {
+                    match listener.accept() {
+                        Ok((s, _)) => {
+                            s.set_nonblocking(true)?;
+                            s.set_nodelay(true)?;
+                            rt.register(&s, Token(streams.len() as u64), Interest::READABLE)?;
+                            // SAFETY: the stream stays in `streams` until after its
+                            // `deregister`.
+                            unsafe { rt.post_recv_stream(&s) }?;
+                            streams.push(Some(s));
+                            wbufs.push(Vec::with_capacity(4096));
+                            open += 1;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                },
+                Event::IoDone {
+                    token,
+                    op,
+                    kind,
+                    bytes,
+                    error,
+                } => {
+                    let i = token.0 as usize;
+                    let Some(s) = streams[i].as_ref() else {
+                        continue;
+                    };
+                    let alive = match (kind, error) {
+                        (OpKind::RecvStream, None) if bytes > 0 => {
+                            let chunk = rt.take_recv(op).ok_or_else(|| {
+                                io::Error::other("uniloop stream: IoDone without a chunk")
+                            })?;
+                            let mut out = std::mem::take(&mut wbufs[i]);
+                            out.extend_from_slice(&chunk);
+                            rt.give_back(chunk);
+                            // SAFETY: the stream stays in `streams` until after its
+                            // `deregister`.
+                            unsafe { rt.post_write(s, out) }?;
+                            true
+                        }
+                        (OpKind::Write, None) => {
+                            let mut buf = rt.take_io(op).map(|f| f.buf).unwrap_or_default();
+                            buf.clear();
+                            wbufs[i] = buf;
+                            true
+                        }
+                        (_, Some(_)) => {
+                            let e = rt.take_io(op).and_then(|f| f.error);
+                            match e {
+                                Some(e) if !gone(&e) => return Err(e),
+                                _ => false,
+                            }
+                        }
+                        _ => false, // end of stream
+                    };
+                    if !alive {
+                        rt.deregister(s)?;
+                        streams[i] = None;
+                        open -= 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Round trips per second, and what the server thread spent on them.
 /// With `Until::Elapsed` the load generator runs in its own process (this

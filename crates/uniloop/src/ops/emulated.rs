@@ -51,6 +51,13 @@ impl Ops {
                 consumed = true;
             }
         }
+        if let Some(st) = &io.stream {
+            left = left.without(READ_SIDE);
+            if st.wants_readable() && ready.intersects(READ_SIDE.union(Readiness::ERROR)) {
+                self.try_stream(src, slot, io, trigger);
+                consumed = true;
+            }
+        }
         if io.connect.is_some() {
             // A socket still connecting has no stream to close yet: its
             // hang-up and error (and writability) are the connect's
@@ -127,6 +134,9 @@ impl Ops {
             let mut op = io.read.take().expect("the posted read");
             op.error = Some(copy_error(e));
             self.finish(io, op);
+        }
+        if io.stream.as_ref().is_some_and(|st| !st.native) {
+            self.end_stream(io, Some(copy_error(e)));
         }
         if io.native {
             // Its reads and writes wait in the ring, not on the

@@ -31,6 +31,8 @@
 //! * `emulated`: what an operation is on a readiness backend — a syscall
 //!   tried at once and again on readiness.
 //! * `native`: what it is on io_uring — a ring submission.
+//! * `stream`: receive streams ([`Runtime::post_recv_stream`]) and the
+//!   runtime's receive buffers they share ([`RecvBuf`], the pool).
 //!
 //! # How it runs on a readiness backend
 //!
@@ -96,6 +98,30 @@
 //! (`Ops::cancel`) waits for the kernel to let go of it first. Pipes and
 //! other non-sockets keep the readiness emulation. IOCP still emulates.
 //!
+//! A receive stream ([`Runtime::post_recv_stream`]) is one
+//! `IORING_OP_RECV` with `IORING_RECV_MULTISHOT` (Linux 6.0) that picks
+//! its buffers from the runtime's provided-buffer ring
+//! (`IORING_REGISTER_PBUF_RING`, Linux 5.19), set up by
+//! [`Builder::recv_buffers`](crate::Builder::recv_buffers) when the runtime
+//! is built: one submission for as long as the stream lasts, and a buffer
+//! is taken only when data arrives. Each completion names the buffer the
+//! kernel filled; it becomes a chunk ([`RecvBuf`]), and [`Runtime::give_back`]
+//! (or dropping it) puts it back in the ring. An empty ring ends the
+//! multishot with `ENOBUFS`: the data waits in the socket, the stream
+//! waits on the pool's list; when buffers come back, the streams that
+//! have waited longest are armed again, as many as there are free
+//! buffers (at the next `wait`, or in `give_back`). A last completion that
+//! does not end the stream (the kernel ending a multishot; every
+//! completion of the single-shot receive used on 5.19) arms it again.
+//! `cancel_io` cancels the receive and waits for its last completion;
+//! `deregister` and dropping the runtime cancel and wait as for the
+//! accept's multishot; buffers in completions whose stream is gone go
+//! back to the ring. A kernel without buffer rings leaves the pool to the
+//! runtime and the stream to the readiness emulation: on readability it
+//! reads into free buffers, one chunk each, until the socket would block
+//! (or, after a short read on a level registration, at once), the stream
+//! ends, or the pool is empty.
+//!
 //! # Accept and connect
 //!
 //! [`Runtime::post_accept`] waits in a listener's read slot and
@@ -122,8 +148,16 @@
 //!
 //! # Limits
 //!
-//! * One read in flight per source, and one accept, one connect; a second
-//!   is refused with `AlreadyExists`.
+//! * One read in flight per source, and one accept, one connect, one
+//!   receive stream; a second is refused with `AlreadyExists`, and so is a
+//!   read or an accept beside a stream (or a stream beside either).
+//! * Receive streams share the runtime's buffers
+//!   ([`Builder::recv_buffers`](crate::Builder::recv_buffers): at most
+//!   [`MAX_RECV_BUFFERS`], 32,768, each under 2 GiB), allocated when the
+//!   runtime is built; a chunk is at most one buffer. A buffer is out from
+//!   the chunk's arrival until it is given back (or dropped, seen at the
+//!   next `wait`), so a caller that holds every chunk stalls its own
+//!   streams. Streams run on sockets only (`InvalidInput` otherwise).
 //! * Writes queue in order, up to a per-source limit
 //!   ([`Builder::write_limit`](crate::Builder::write_limit), default 1 MiB,
 //!   [`Runtime::set_write_limit`] per source) on what they cost: each
@@ -138,6 +172,7 @@
 mod emulated;
 mod native;
 mod source;
+mod stream;
 
 use std::collections::VecDeque;
 use std::error;
@@ -147,6 +182,8 @@ use std::net::{SocketAddr, TcpStream};
 
 use self::source::Op;
 pub(crate) use self::source::SourceOps;
+pub(crate) use self::stream::RecvPool;
+pub use self::stream::{RecvBuf, MAX_RECV_BUFFERS};
 use crate::interest::Interest;
 use crate::readiness::Readiness;
 use crate::sys::{self, NativeIo, Poller, Selector, Source};
@@ -221,6 +258,10 @@ pub enum OpKind {
     Accept,
     /// [`Runtime::post_connect`].
     Connect,
+    /// A chunk of a [`Runtime::post_recv_stream`]: take it with
+    /// [`Runtime::take_recv`]; its last event (`bytes` 0: end of stream,
+    /// or an error) is taken with [`Runtime::take_io`].
+    RecvStream,
 }
 
 /// What a finished or cancelled operation hands back: the caller's buffer
@@ -330,6 +371,9 @@ pub(crate) struct Ops {
     /// The list a gathered native send hands its buffers over in, kept
     /// between sends (emptied).
     gather: Vec<Vec<u8>>,
+    /// The receive buffers, if set up
+    /// ([`Builder::recv_buffers`](crate::Builder::recv_buffers)).
+    pool: Option<RecvPool>,
 }
 
 impl fmt::Debug for Ops {
@@ -348,6 +392,7 @@ impl Ops {
             held: Vec::new(),
             hold,
             gather: Vec::new(),
+            pool: None,
         }
     }
 
@@ -452,6 +497,13 @@ impl Ops {
             };
             return Err(OpError::new(io::ErrorKind::AlreadyExists, msg, buf));
         }
+        if io.stream.is_some() {
+            return Err(OpError::new(
+                io::ErrorKind::AlreadyExists,
+                "a receive stream is posted on this source",
+                buf,
+            ));
+        }
         if buf.len() == buf.capacity() {
             return Err(OpError::new(
                 io::ErrorKind::InvalidInput,
@@ -536,6 +588,12 @@ impl Ops {
                 "a read is already posted on this source"
             };
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, msg));
+        }
+        if io.stream.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a receive stream is posted on this source",
+            ));
         }
         io.read = Some(Op::new(seq, OpKind::Accept, Vec::new()));
         // On the ring a connection the multishot accept took meanwhile
@@ -649,6 +707,9 @@ impl Ops {
         io: &mut SourceOps,
         id: OpId,
     ) -> Option<Finished> {
+        if let Some(f) = self.cancel_stream(sel, io, id) {
+            return Some(f);
+        }
         let seq = id.seq();
         if let Some(f) = self.cancel_in_kernel(sel, src, io, seq) {
             return Some(f);

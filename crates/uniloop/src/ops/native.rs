@@ -360,9 +360,13 @@ impl Ops {
         &mut self,
         sel: &mut Selector,
         src: Source<'_>,
+        slot: u64,
         io: &mut SourceOps,
         done: OpDone,
     ) {
+        if done.recv_stream {
+            return self.on_native_stream(sel, src, slot, io, done);
+        }
         if done.multi {
             return self.on_multishot_accept(sel, src, io, done);
         }

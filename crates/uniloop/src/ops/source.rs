@@ -8,6 +8,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 
+use super::stream::Stream;
 use super::{Finished, OpId, OpKind, OP_OVERHEAD};
 use crate::interest::Interest;
 #[cfg(doc)]
@@ -141,6 +142,8 @@ pub(crate) struct SourceOps {
     pub(super) read: Option<Op>,
     /// The posted connect, if any.
     pub(super) connect: Option<Op>,
+    /// The receive stream, if one is posted ([`stream`](super::stream)).
+    pub(super) stream: Option<Stream>,
     /// The connections of finished accepts not yet taken, by sequence
     /// number (a few at most: one accept is pending at a time).
     pub(super) accepted: Vec<(u32, TcpStream, SocketAddr)>,
@@ -216,6 +219,7 @@ impl SourceOps {
             index,
             read: None,
             connect: None,
+            stream: None,
             accepted: Vec::new(),
             multishot: None,
             multishot_stopping: false,
@@ -273,6 +277,9 @@ impl SourceOps {
         if !self.native && !self.writes.is_empty() {
             need |= Interest::WRITABLE;
         }
+        if self.stream.as_ref().is_some_and(Stream::wants_readable) {
+            need |= Interest::READABLE;
+        }
         need
     }
 
@@ -297,7 +304,10 @@ impl SourceOps {
 
     #[inline]
     pub(super) fn busy(&self) -> bool {
-        self.read.is_some() || !self.writes.is_empty() || self.connect.is_some()
+        self.read.is_some()
+            || !self.writes.is_empty()
+            || self.connect.is_some()
+            || self.stream.is_some()
     }
 
     /// The caller re-registered: the OS now has `armed`, everything armed.
@@ -316,10 +326,16 @@ impl SourceOps {
     /// What to ask of the OS for `caller` interest with this state.
     #[inline]
     pub(super) fn wanted(&self, caller: Interest) -> Interest {
-        let caller = if self.caller_armed {
-            caller
-        } else {
+        let caller = if !self.caller_armed {
             Interest::NONE
+        } else if self.stream.as_ref().is_some_and(Stream::holds_readable) {
+            // A receive stream that cannot read now (out of buffers, or
+            // ended and not taken) holds the source's readability: a
+            // level registration reporting it would wake the loop for
+            // nothing.
+            caller.without(Interest::READABLE)
+        } else {
+            caller
         };
         caller | self.need()
     }
@@ -329,7 +345,7 @@ impl SourceOps {
     pub(super) fn keep(&mut self, mut op: Op) {
         op.stage = Stage::Queued;
         let slot = match op.kind {
-            OpKind::Read | OpKind::Accept => &mut self.read_done,
+            OpKind::Read | OpKind::Accept | OpKind::RecvStream => &mut self.read_done,
             OpKind::Write | OpKind::Connect => &mut self.write_done,
         };
         if let Some(older) = slot.replace(op) {
@@ -413,6 +429,9 @@ impl SourceOps {
     /// its event not yet delivered, and says what its event carries.
     #[inline]
     pub(crate) fn deliver(&mut self, id: OpId) -> Option<(OpKind, usize, Option<io::ErrorKind>)> {
+        if let Some(chunk) = self.deliver_chunk(id) {
+            return chunk;
+        }
         let op = self.finished_mut(id.seq())?;
         if op.stage != Stage::Queued {
             return None;
@@ -424,6 +443,9 @@ impl SourceOps {
     /// Takes a finished operation. `None` if `id` is unknown or pending.
     #[inline]
     pub(crate) fn take(&mut self, id: OpId) -> Option<Finished> {
+        if let Some(end) = self.take_stream_end(id) {
+            return end;
+        }
         let seq = id.seq();
         let op = if self.write_done.as_ref().is_some_and(|op| op.seq == seq) {
             self.write_done.take()

@@ -120,6 +120,16 @@ pub(crate) struct OpDone {
     /// A multishot submission's completion with more to come: it stays
     /// armed (`IORING_CQE_F_MORE`). False on its last.
     pub(crate) more: bool,
+    /// `buf` is one of the runtime's receive buffers
+    /// ([`NativeIo::setup_recv_pool`]), holding a receive stream's data:
+    /// it must go back to the pool, not be dropped.
+    pub(crate) pooled: bool,
+    /// A receive stream's completion that ended it because the pool had
+    /// no buffer (`ENOBUFS`): the data waits in the socket.
+    pub(crate) no_buffers: bool,
+    /// A receive stream's completion
+    /// ([`submit_recv_stream`](NativeIo::submit_recv_stream)).
+    pub(crate) recv_stream: bool,
 }
 
 /// How an `accept` failure is handled; see `accept_error`.

@@ -281,6 +281,34 @@ pub(crate) trait NativeIo {
     fn pop_op_done(&mut self) -> Option<OpDone> {
         None
     }
+
+    /// Takes `count` receive buffers of `size` bytes for the kernel to
+    /// pick from (io_uring's provided-buffer ring): true if it did, and
+    /// from then on the runtime's pool lives here — the buffers come up
+    /// with a receive stream's completions ([`OpDone::pooled`]) and go
+    /// back with [`provide_buf`](NativeIo::provide_buf). False (the
+    /// default) leaves the pool, and receive streams, to the readiness
+    /// emulation.
+    fn setup_recv_pool(&mut self, count: usize, size: usize) -> bool {
+        let _ = (count, size);
+        false
+    }
+
+    /// Gives a pool buffer back for the kernel to pick.
+    fn provide_buf(&mut self, buf: Vec<u8>) {
+        drop(buf);
+    }
+
+    /// Submits a receive stream on socket `source` for the runtime's
+    /// operation `op`: completions ([`OpDone::multi`]) each with a pool
+    /// buffer holding the data, `more` while it stays armed; its last ends
+    /// it (end of stream, an error, `ENOBUFS` when the pool is empty, a
+    /// cancel — or, on a kernel without multishot receives, every
+    /// completion: the runtime submits it again).
+    fn submit_recv_stream(&mut self, source: Source<'_>, op: u64) -> io::Result<u64> {
+        let _ = (source, op);
+        Err(no_native_io())
+    }
 }
 
 fn no_native_io() -> io::Error {
@@ -534,6 +562,28 @@ macro_rules! selectors {
             fn pop_op_done(&mut self) -> Option<$crate::sys::OpDone> {
                 match self {
                     $( $(#[cfg($cfg)])? Selector::$variant(s) => s.pop_op_done(), )+
+                }
+            }
+
+            fn setup_recv_pool(&mut self, count: usize, size: usize) -> bool {
+                match self {
+                    $( $(#[cfg($cfg)])? Selector::$variant(s) => s.setup_recv_pool(count, size), )+
+                }
+            }
+
+            fn provide_buf(&mut self, buf: Vec<u8>) {
+                match self {
+                    $( $(#[cfg($cfg)])? Selector::$variant(s) => s.provide_buf(buf), )+
+                }
+            }
+
+            fn submit_recv_stream(
+                &mut self,
+                source: $crate::sys::Source<'_>,
+                op: u64,
+            ) -> ::std::io::Result<u64> {
+                match self {
+                    $( $(#[cfg($cfg)])? Selector::$variant(s) => s.submit_recv_stream(source, op), )+
                 }
             }
         }

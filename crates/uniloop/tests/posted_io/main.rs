@@ -9,7 +9,7 @@
 //!
 //! The tests are split by concept: `writes`, `reads`, `lifecycle`
 //! (results, cancel, deregister, capacity), `accept` (posted accepts and
-//! connects) and `bad_input`; `support` has
+//! connects), `streams` (receive streams) and `bad_input`; `support` has
 //! the helpers.
 
 #[path = "../util/mod.rs"]
@@ -20,6 +20,7 @@ mod bad_input;
 mod lifecycle;
 mod loads;
 mod reads;
+mod streams;
 mod support;
 mod writes;
 
@@ -30,6 +31,7 @@ use bad_input::*;
 use lifecycle::*;
 use loads::*;
 use reads::*;
+use streams::*;
 use writes::*;
 
 /// Tests share this lock; three take it alone: one that closes a
@@ -99,6 +101,12 @@ every_backend! {
     connections_before_the_post_are_accepted_in_order: shared,
     deregister_with_queued_connections: exclusive,
     drop_with_queued_connections: exclusive,
+    recv_streams_from_many_connections: shared,
+    running_out_of_buffers_loses_nothing: shared,
+    recv_stream_ends_at_eof_and_reset: shared,
+    cancel_deregister_drop_with_data_in_flight: exclusive,
+    recv_stream_bad_inputs: shared,
+    streams_ending_while_out_of_buffers: shared,
     #[cfg(unix)]
     accept_out_of_descriptors_ends_with_the_error: exclusive,
     #[cfg(unix)]

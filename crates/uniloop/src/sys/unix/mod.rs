@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::Backend;
 
+#[cfg(target_os = "linux")]
+mod bufring;
 pub(crate) mod console;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;

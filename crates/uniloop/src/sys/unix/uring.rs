@@ -105,6 +105,21 @@
 //!   connection in between is the accept's outcome, others queue);
 //!   `deregister` and dropping the runtime cancel it and wait, and the
 //!   queued connections are closed with the source's state.
+//! * **Receive streams** (`post_recv_stream`) pick buffers from a
+//!   provided-buffer ring (`bufring.rs`, `IORING_REGISTER_PBUF_RING`,
+//!   Linux 5.19) registered when the runtime is built with
+//!   `Builder::recv_buffers`: one `IORING_OP_RECV` with
+//!   `IORING_RECV_MULTISHOT` per stream (Linux 6.0, told by
+//!   `IORING_OP_SEND_ZC`, which came with it; on 5.19 a single-shot
+//!   `BUFFER_SELECT` receive that the runtime submits again after each
+//!   completion). Its `InFlight` stays in the slab until the completion
+//!   without `IORING_CQE_F_MORE`; each completion's buffer (named by its
+//!   `bid`) leaves the ring with it and goes up as `OpDone::pooled`. While
+//!   the receive is armed the source's poll leaves readability out, as for
+//!   a receive. Cancelled receives' buffers go straight back to the ring;
+//!   the ring is unregistered on drop once no receive is in flight. A
+//!   kernel that refuses the ring leaves the buffers, and the streams, to
+//!   the readiness emulation.
 //!
 //! # Capacity and overflow
 //!
@@ -157,9 +172,25 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
+use super::bufring::{BufRing, BGID};
 use super::{timeout_ms, Identity, Source, Waker};
 use crate::sys::{NativeIo, OpDone, Open, Poller};
 use crate::{Interest, Readiness, Trigger};
+
+/// Tests: selectors made on this thread act as on an older kernel.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Older {
+    /// Linux 5.19: buffer rings, no multishot receive.
+    NoRecvMulti,
+    /// Before 5.19: no buffer rings either.
+    NoBufRing,
+}
+
+#[cfg(test)]
+thread_local! {
+    static OLDER_KERNEL: std::cell::Cell<Option<Older>> = const { std::cell::Cell::new(None) };
+}
 
 /// `user_data` of the doorbell's poll.
 const WAKER: u64 = u64::MAX;
@@ -348,6 +379,9 @@ struct InFlight {
     multi: bool,
     /// An `IORING_OP_CONNECT`.
     connect: bool,
+    /// A receive stream's `IORING_OP_RECV` selecting buffers from the
+    /// ring (multishot where the kernel has it).
+    stream: bool,
     /// The bytes asked for.
     len: u32,
     buf: Vec<u8>,
@@ -416,6 +450,11 @@ pub(crate) struct Selector {
     poll_first: bool,
     /// The kernel takes `IORING_ACCEPT_MULTISHOT` (Linux 5.19).
     accept_multi: bool,
+    /// The kernel takes `IORING_RECV_MULTISHOT` (Linux 6.0).
+    recv_multi: bool,
+    /// The runtime's receive buffers the kernel may pick from, if they
+    /// are set up ([`NativeIo::setup_recv_pool`]).
+    pbuf: Option<BufRing>,
     /// Gathered sends' boxes, kept for the next ones (boxed: the header
     /// a submission points at must not move while a send is in flight, and
     /// a box goes from here to `inflight` and back without a copy).
@@ -443,8 +482,9 @@ pub(crate) fn probe() -> io::Result<()> {
     new_ring(1, 2).map(drop)
 }
 
-/// The ring and whether it takes `IORING_RECVSEND_POLL_FIRST`.
-fn new_ring(sq: u32, cq: u32) -> io::Result<(IoUring, bool)> {
+/// The ring, whether it takes `IORING_RECVSEND_POLL_FIRST` and whether it
+/// takes `IORING_RECV_MULTISHOT`.
+fn new_ring(sq: u32, cq: u32) -> io::Result<(IoUring, bool, bool)> {
     if cfg!(miri) {
         // Miri stops the whole run at a syscall it does not emulate.
         return Err(io::Error::new(
@@ -501,7 +541,9 @@ fn new_ring(sq: u32, cq: u32) -> io::Result<(IoUring, bool)> {
     // `IORING_ACCEPT_MULTISHOT`, in 5.19 (flags, which the probe cannot
     // name).
     let poll_first = probe.is_supported(opcode::Socket::CODE);
-    Ok((ring, poll_first))
+    // `IORING_OP_SEND_ZC` came with `IORING_RECV_MULTISHOT`, in 6.0.
+    let recv_multi = probe.is_supported(opcode::SendZc::CODE);
+    Ok((ring, poll_first, recv_multi))
 }
 
 /// `io_uring_setup` failed: say why, with the kind a caller can act on.
@@ -539,7 +581,9 @@ impl Selector {
 
     /// With explicit queue sizes, so the tests can fill them.
     pub(crate) fn with_sizes(waker: &Waker, sq: u32, cq: u32) -> io::Result<Selector> {
-        let (ring, poll_first) = new_ring(sq, cq)?;
+        let (ring, poll_first, recv_multi) = new_ring(sq, cq)?;
+        #[cfg(test)]
+        let recv_multi = recv_multi && OLDER_KERNEL.with(|k| k.get()).is_none();
         let mut selector = Selector {
             ring,
             inflight: Vec::new(),
@@ -554,6 +598,8 @@ impl Selector {
             waker_armed: false,
             poll_first,
             accept_multi: poll_first,
+            recv_multi,
+            pbuf: None,
             spare_gathers: Vec::new(),
             ring_fd: RingFd::Unasked,
         };
@@ -707,6 +753,10 @@ impl Selector {
         let index = (cqe.user_data & !OP) as usize;
         let more = cqueue::more(cqe.flags);
         if let Some(Some(op)) = self.inflight.get(index) {
+            if op.stream {
+                self.stream_done(index, cqe);
+                return true;
+            }
             if op.multi && more {
                 // Still armed: it stays in the slab, and its connection
                 // goes up.
@@ -719,6 +769,9 @@ impl Selector {
                     stream: accepted_stream(cqe.result),
                     multi: true,
                     more: true,
+                    pooled: false,
+                    no_buffers: false,
+                    recv_stream: false,
                 };
                 self.op_done.push_back((cqe.user_data, done));
                 return true;
@@ -782,6 +835,9 @@ impl Selector {
                 stream,
                 multi: op.multi,
                 more: false,
+                pooled: false,
+                no_buffers: false,
+                recv_stream: false,
             },
         ));
         true
@@ -1035,6 +1091,73 @@ impl NativeIo for Selector {
         Ok(id)
     }
 
+    /// Maps and registers a ring of `count` buffers of `size` bytes
+    /// (`IORING_REGISTER_PBUF_RING`, Linux 5.19) and fills it. False if
+    /// the kernel has no buffer rings: the runtime keeps the buffers and
+    /// runs receive streams on readiness.
+    fn setup_recv_pool(&mut self, count: usize, size: usize) -> bool {
+        if self.pbuf.is_some() {
+            return true;
+        }
+        #[cfg(test)]
+        if OLDER_KERNEL.with(|k| k.get()) == Some(Older::NoBufRing) {
+            return false;
+        }
+        match BufRing::new(&self.ring, count, size) {
+            Ok(mut pbuf) => {
+                for _ in 0..count {
+                    pbuf.provide(Vec::with_capacity(size));
+                }
+                self.pbuf = Some(pbuf);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn provide_buf(&mut self, buf: Vec<u8>) {
+        if let Some(pbuf) = self.pbuf.as_mut() {
+            pbuf.provide(buf);
+        }
+    }
+
+    /// A receive stream on socket `fd`: an `IORING_OP_RECV` that picks its
+    /// buffers from the ring, multishot (`IORING_RECV_MULTISHOT`, Linux
+    /// 6.0) where the kernel has it, else single-shot (the runtime submits
+    /// it again after each completion). The poll leaves readability to it
+    /// while it is in the ring.
+    fn submit_recv_stream(&mut self, fd: Source<'_>, op: u64) -> io::Result<u64> {
+        let Some(pbuf) = self.pbuf.as_ref() else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no buffer ring: receive streams run on readiness",
+            ));
+        };
+        let raw = fd.as_raw_fd();
+        let sqe = if self.recv_multi {
+            opcode::RecvMulti::new(types::Fd(raw), BGID).build()
+        } else {
+            opcode::Recv::new(types::Fd(raw), std::ptr::null_mut(), pbuf.size())
+                .buf_group(BGID)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT)
+        };
+        let id = self
+            .submit_op(sqe, op, raw, false, 0, Vec::new())
+            .map_err(|(e, _)| e)?;
+        if let Some(Some(f)) = self.inflight.get_mut((id & !OP) as usize) {
+            f.stream = true;
+            f.multi = true;
+        }
+        if let Some(entry) = self.entry_mut(raw) {
+            entry.recv = true;
+        }
+        // As for a receive: should the removal not go in, the poll stays
+        // as it was (one more report, nothing lost).
+        let _ = self.recheck_poll(raw);
+        Ok(id)
+    }
+
     /// The next finished native operation.
     fn pop_op_done(&mut self) -> Option<OpDone> {
         self.op_done.pop_front().map(|(_, d)| d)
@@ -1093,6 +1216,7 @@ impl Selector {
             accept: false,
             multi: false,
             connect: false,
+            stream: false,
             len,
             buf,
             gather,
@@ -1129,9 +1253,18 @@ impl Selector {
     /// particular order), leaving out unknown ids.
     fn cancel_ops(&mut self, ids: &[u64]) -> io::Result<Vec<OpDone>> {
         let wanted: std::collections::HashSet<u64> = ids.iter().copied().collect();
+        // The runtime's operation behind each id in flight now. A slab
+        // index is reused once its operation's last completion is seen, and
+        // that completion may still wait in `op_done` (an earlier
+        // cancellation met it on the way): it is claimed here only if it is
+        // the same operation's, never another's that had the index before.
+        let mut owner = std::collections::HashMap::new();
         let mut waiting = 0;
         for &id in &wanted {
             if self.in_flight(id) {
+                if let Some(Some(f)) = self.inflight.get((id & !OP) as usize) {
+                    owner.insert(id, f.op);
+                }
                 self.push(&opcode::AsyncCancel::new(id).build().user_data(IGNORED))?;
                 waiting += 1;
             }
@@ -1183,9 +1316,61 @@ impl Selector {
         self.backlog = backlog;
         let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.op_done)
             .into_iter()
-            .partition(|(u, _)| wanted.contains(u));
+            .partition(|(u, d)| wanted.contains(u) && owner.get(u).map_or(true, |&op| op == d.op));
         self.op_done = rest;
         Ok(mine.into_iter().map(|(_, d)| d).collect())
+    }
+
+    /// A completion of the receive stream in slab `index`: its buffer (the
+    /// ring's `bid`, with the data) goes up with it; on its last (no
+    /// `IORING_CQE_F_MORE`: ended by EOF, an error, `ENOBUFS`, a cancel,
+    /// or a single-shot receive's one completion) the slab entry is freed
+    /// and the source's poll gets readability back.
+    fn stream_done(&mut self, index: usize, cqe: Cqe) {
+        let more = cqueue::more(cqe.flags);
+        let (op, fd) = match &self.inflight[index] {
+            Some(f) => (f.op, f.fd),
+            None => return,
+        };
+        if !more {
+            self.inflight[index] = None;
+            self.free.push(index as u32);
+            if let Some(entry) = self.entry_mut(fd) {
+                entry.recv = false;
+            }
+            // Should the removal not go in, the next `select` fails the
+            // same way.
+            let _ = self.recheck_poll(fd);
+        }
+        let n = usize::try_from(cqe.result).unwrap_or(0);
+        let mut buf = Vec::new();
+        if let (Some(bid), Some(pbuf)) = (cqueue::buffer_select(cqe.flags), self.pbuf.as_mut()) {
+            if let Some(b) = pbuf.take(bid, n) {
+                if n > 0 {
+                    buf = b;
+                } else {
+                    // No data in it: straight back to the kernel.
+                    pbuf.provide(b);
+                }
+            }
+        }
+        let pooled = buf.capacity() > 0;
+        self.op_done.push_back((
+            cqe.user_data,
+            OpDone {
+                op,
+                result: cqe.result,
+                cancelled: cqe.result == -libc::ECANCELED,
+                buf,
+                bufs: Vec::new(),
+                stream: None,
+                multi: true,
+                more,
+                pooled,
+                no_buffers: cqe.result == -libc::ENOBUFS,
+                recv_stream: true,
+            },
+        ));
     }
 
     /// Cancels every native operation on `fd` and waits for them; their
@@ -1200,7 +1385,11 @@ impl Selector {
             .filter(|(_, op)| op.as_ref().is_some_and(|op| op.fd == fd))
             .map(|(i, _)| OP | i as u64)
             .collect();
-        self.cancel_ops(&ids)?;
+        for done in self.cancel_ops(&ids)? {
+            if done.pooled {
+                self.provide_buf(done.buf);
+            }
+        }
         Ok(())
     }
 }
@@ -1634,6 +1823,10 @@ impl Drop for Selector {
             for op in self.inflight.drain(..).flatten() {
                 std::mem::forget(op);
             }
+        } else if let Some(pbuf) = self.pbuf.as_mut() {
+            // No receive is in flight: the kernel lets go of the ring (a
+            // refusal leaks its memory, see `BufRing`'s drop).
+            pbuf.unregister(&self.ring);
         }
         if let RingFd::Registered { index, thread } = self.ring_fd {
             if thread == thread_mark() {
@@ -1743,6 +1936,104 @@ mod tests {
             .unwrap();
         assert_eq!(out.len(), 1, "{out:?}");
         assert!(out[0].0 == 7 && out[0].1.is_readable(), "{out:?}");
+    }
+
+    /// Receive streams on older kernels: with buffer rings but single-shot
+    /// receives (5.19), each completion's receive is submitted again; with
+    /// no buffer rings, streams run on readiness. Either way two streams
+    /// on a pool of four buffers that the loop holds until all are out
+    /// get every byte, in order, and their ends; a cancel mid-stream ends
+    /// it cleanly.
+    #[test]
+    fn receive_streams_on_older_kernels() {
+        use std::net::Shutdown;
+
+        use crate::{Backend, Event, Events, OpKind, Runtime, Token};
+
+        for older in [Older::NoRecvMulti, Older::NoBufRing] {
+            OLDER_KERNEL.with(|k| k.set(Some(older)));
+            let mut rt = Runtime::builder()
+                .backend(Backend::Uring)
+                .recv_buffers(4, 512)
+                .build()
+                .unwrap();
+            OLDER_KERNEL.with(|k| k.set(None));
+            let pair = || {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+                let s = l.accept().unwrap().0;
+                s.set_nonblocking(true).unwrap();
+                (c, s)
+            };
+            let conns: Vec<_> = (0..3).map(|_| pair()).collect();
+            let mut ops = Vec::new();
+            for (i, (_, s)) in conns.iter().enumerate() {
+                rt.register(s, Token(i as u64), Interest::READABLE).unwrap();
+                // SAFETY: `conns` outlives the runtime's last call.
+                ops.push(unsafe { rt.post_recv_stream(s) }.unwrap());
+            }
+            let data = |i: usize| -> Vec<u8> { (0..16_384).map(|j| (j * 7 + i) as u8).collect() };
+            let writers: Vec<_> = conns
+                .iter()
+                .enumerate()
+                .map(|(i, (c, _))| {
+                    let mut c = c.try_clone().unwrap();
+                    std::thread::spawn(move || {
+                        c.write_all(&data(i)).unwrap();
+                        c.shutdown(Shutdown::Write).unwrap();
+                    })
+                })
+                .collect();
+            let mut got = vec![Vec::new(); 3];
+            let mut ended = [false, false, true];
+            let mut held = Vec::new();
+            let mut events = Events::with_capacity(64);
+            let start = std::time::Instant::now();
+            let mut turns = 0;
+            while !(ended[0] && ended[1]) {
+                assert!(start.elapsed() < Duration::from_secs(20), "{older:?}");
+                if turns == 1 {
+                    // The third, cancelled while data arrives.
+                    let f = rt.cancel_io(ops[2]).unwrap();
+                    assert_eq!(f.kind, OpKind::RecvStream);
+                }
+                rt.wait(&mut events, Some(Duration::from_secs(20))).unwrap();
+                turns += 1;
+                for e in events.iter() {
+                    let &Event::IoDone {
+                        op, bytes, error, ..
+                    } = e
+                    else {
+                        continue;
+                    };
+                    let i = ops.iter().position(|&o| o == op).unwrap();
+                    assert!(i < 2 || turns == 1, "{older:?}: an event after the cancel");
+                    if i == 2 {
+                        continue; // dropped with the stream
+                    }
+                    if bytes == 0 {
+                        assert_eq!(error, None, "{older:?}");
+                        rt.take_io(op).unwrap();
+                        ended[i] = true;
+                    } else {
+                        let chunk = rt.take_recv(op).unwrap();
+                        got[i].extend_from_slice(&chunk);
+                        held.push(chunk);
+                    }
+                }
+                if held.len() >= 4 {
+                    for chunk in held.drain(..) {
+                        rt.give_back(chunk);
+                    }
+                }
+            }
+            for w in writers {
+                w.join().unwrap();
+            }
+            for (i, g) in got.iter().take(2).enumerate() {
+                assert!(*g == data(i), "{older:?}: stream {i}'s bytes differ");
+            }
+        }
     }
 
     /// Waits on the ring through its registered index on the thread that
