@@ -26,12 +26,12 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::PoisonError;
 
 use super::source::SourceOps;
 use super::{Finished, OpId, OpKind, Ops};
 use crate::interest::Interest;
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
 use crate::sys::{self, NativeIo, OpDone, Selector, Source};
 use crate::Trigger;
 
@@ -116,8 +116,8 @@ impl Drop for RecvBuf {
 /// Where dropped [`RecvBuf`]s go, for the loop to collect.
 ///
 /// Ordering: a drop pushes under the mutex and then sets `any` (release);
-/// the loop swaps `any` to false (acquire) and then empties the list under
-/// the mutex. A push after the swap sets `any` again, so it is collected
+/// the loop turns `any` from true to false (acquire) and then empties the
+/// list under the mutex. A push after that sets `any` again, so it is collected
 /// next time; at worst a collection finds the list empty.
 #[derive(Default)]
 pub(crate) struct Home {
@@ -135,7 +135,14 @@ impl Home {
     }
 
     fn take_all(&self, into: &mut Vec<Vec<u8>>) {
-        if self.any.swap(false, Ordering::Acquire) {
+        // A compare-exchange, not a swap: the same for a flag, and loom
+        // 0.7 mis-models a swap racing a store (tokio-rs/loom#254), which
+        // would hide this protocol from its model check.
+        if self
+            .any
+            .compare_exchange(true, false, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
             into.append(&mut self.returned.lock().unwrap_or_else(PoisonError::into_inner));
         }
     }
@@ -666,5 +673,35 @@ impl Ops {
             self.try_stream(src, slot, io, trigger);
             self.after_post(sel, src, slot, io, caller, trigger);
         }
+    }
+}
+
+/// Model checks of [`Home`]: a buffer dropped on another thread is
+/// collected by the loop exactly once, whichever way the drop and the
+/// collection interleave.
+#[cfg(all(test, uniloop_loom))]
+mod loom_tests {
+    use super::Home;
+    use crate::sync::Arc;
+
+    #[test]
+    fn loom_home_two_drops_collected_once_each() {
+        loom::model(|| {
+            let home = Arc::new(Home::default());
+            let droppers: Vec<_> = (0..2u8)
+                .map(|i| {
+                    let h = Arc::clone(&home);
+                    loom::thread::spawn(move || h.put(vec![i]))
+                })
+                .collect();
+            let mut got = Vec::new();
+            home.take_all(&mut got);
+            for t in droppers {
+                t.join().unwrap();
+            }
+            home.take_all(&mut got);
+            got.sort();
+            assert_eq!(got, vec![vec![0u8], vec![1u8]]);
+        });
     }
 }
