@@ -32,7 +32,10 @@
 //!   tried at once and again on readiness.
 //! * `native`: what it is on io_uring — a ring submission.
 //! * `stream`: receive streams ([`Runtime::post_recv_stream`]) and the
-//!   runtime's receive buffers they share ([`RecvBuf`], the pool).
+//!   pool of receive buffers they share.
+//! * `recv_buf`: their data types — the chunk handed out ([`RecvBuf`]),
+//!   where dropped ones go back, and the per-source stream state that
+//!   `source` holds (so `source` needs nothing of `stream`).
 //!
 //! # How it runs on a readiness backend
 //!
@@ -171,6 +174,7 @@
 
 mod emulated;
 mod native;
+mod recv_buf;
 mod source;
 mod stream;
 
@@ -180,10 +184,11 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 
+pub use self::recv_buf::RecvBuf;
 use self::source::Op;
 pub(crate) use self::source::SourceOps;
 pub(crate) use self::stream::RecvPool;
-pub use self::stream::{RecvBuf, MAX_RECV_BUFFERS};
+pub use self::stream::MAX_RECV_BUFFERS;
 use crate::interest::Interest;
 use crate::readiness::Readiness;
 use crate::sys::{self, NativeIo, Poller, Selector, Source};

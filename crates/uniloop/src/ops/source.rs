@@ -8,7 +8,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 
-use super::stream::Stream;
+use super::recv_buf::Stream;
 use super::{Finished, OpId, OpKind, OP_OVERHEAD};
 use crate::interest::Interest;
 #[cfg(doc)]
