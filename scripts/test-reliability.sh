@@ -70,6 +70,8 @@ trap 'rm -rf "$LOGS"' EXIT
 #    (tests/queue.rs's 1000-through-32, multiple_producers and
 #    signal_with_a_producer_thread run at smaller sizes under cfg(miri).)
 #  * sys::unix::poll::tests: they make sockets; Miri has no socket(2).
+#    The runtime's own tests that go over every backend skip poll under
+#    Miri (it has no poll(2)).
 #  * sys::unix::uring::tests: io_uring; Miri has no io_uring_setup(2) (the
 #    probe says Unsupported under Miri, so nothing else tries one).
 #  * tests/worker.rs a_failed_spawn_returns_the_error_and_leaks_nothing:
