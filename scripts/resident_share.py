@@ -32,6 +32,8 @@ import struct
 import subprocess
 import sys
 
+from perf_share import library_symbols
+
 SYMBOLISER = ("gimli", "addr2line", "miniz_oxide", "rustc_demangle", "backtrace_rs",
               "symbolize")
 
@@ -52,17 +54,6 @@ def symbols(path, defined_only=True):
     return rows
 
 
-def library_names(archive):
-    out = subprocess.run(["nm", "-C", "--defined-only", archive],
-                         capture_output=True, text=True, check=True).stdout
-    names = set()
-    for line in out.splitlines():
-        parts = line.split(None, 2)
-        if len(parts) == 3 and parts[1] in "tTwW":
-            names.add(parts[2].strip())
-    return names
-
-
 def owner(name, lib):
     if name in lib:
         return "library: symboliser" if any(s in name for s in SYMBOLISER) else "library"
@@ -76,7 +67,7 @@ def main():
     ap.add_argument("archive", help="the library's static archive (.a)")
     args = ap.parse_args()
 
-    lib = library_names(args.archive)
+    lib = library_symbols(args.archive)
     syms = sorted((a, s, n) for a, s, t, n in symbols(args.exe) if s > 0 and t in "tTwWrRdDvV")
     starts = [a for a, _, _ in syms]
     widest = max((s for _, s, _ in syms), default=0)
